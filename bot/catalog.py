@@ -1,0 +1,396 @@
+"""The catalog: teams, services, environments, golden-path templates, prices, budgets, schedules.
+
+It is YAML written by the platform team, validated with pydantic, and every error is reported
+with the file and line it comes from so that `forgebot config check` can point at it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.durations import Duration
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+SLACK_USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or DNS_LABEL.fullmatch(value) is None:
+        raise ValueError(
+            f"{what} “{value}” must be a DNS-1123 label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def _ids(values: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
+    for value in values:
+        if pattern.fullmatch(value) is None:
+            raise ValueError(f"“{value}” is not a Slack {what} ID (IDs, never names, authorize)")
+    return values
+
+
+class KubernetesIdentity(_Strict):
+    """Whom the bot impersonates for a team's actions, so it acts with that team's rights."""
+
+    user: str
+    groups: list[str] = []
+
+
+class Team(_Strict):
+    name: str
+    channel: str
+    members: list[str] = []
+    usergroup: str | None = None
+    oncall: list[str] = []
+    oncall_usergroup: str | None = None
+    cost_tag: str | None = None
+    kubernetes: KubernetesIdentity | None = None
+    kubernetes_group: str | None = Field(
+        default=None,
+        description="Kubernetes group granted edit rights in this team's environments",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "team name")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        if SLACK_CHANNEL_ID.fullmatch(v) is None:
+            raise ValueError(f"channel “{v}” must be a channel ID like C0123ABCD, not a name")
+        return v
+
+    @field_validator("members", "oncall")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        return _ids(v, SLACK_USER_ID, "user")
+
+    @field_validator("usergroup", "oncall_usergroup")
+    @classmethod
+    def _group(cls, v: str | None) -> str | None:
+        if v is not None:
+            _ids([v], SLACK_USERGROUP_ID, "user group")
+        return v
+
+    @model_validator(mode="after")
+    def _someone(self) -> Team:
+        if not self.members and self.usergroup is None:
+            raise ValueError(f"team {self.name} needs members (user IDs) or a usergroup")
+        return self
+
+
+class Workload(_Strict):
+    """Where a service runs in one environment."""
+
+    cluster: str
+    namespace: str
+    deployment: str
+    container: str
+
+    @field_validator("namespace", "deployment", "container")
+    @classmethod
+    def _labels(cls, v: str) -> str:
+        return _dns_label(v, "Kubernetes name")
+
+
+class Service(_Strict):
+    name: str
+    team: str
+    image: str = Field(description="image repository, e.g. registry.example.com/payments/checkout")
+    bot_managed: bool = Field(
+        default=False, description="deploy even when a GitOps controller tracks the workload"
+    )
+    workloads: dict[str, Workload] = Field(
+        default_factory=dict, description="environment name -> where the service runs there"
+    )
+    slos: list[dict[str, Any]] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "service name")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if ":" in v.rsplit("/", 1)[-1] or "@" in v:
+            raise ValueError("image is a repository without tag or digest; the version is chosen at deploy")
+        return v
+
+
+class Tier(StrEnum):
+    DEV = "dev"
+    PREVIEW = "preview"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class FreezeWindow(_Strict):
+    """A recurring or one-off period in which deploys are refused (a freeze always wins)."""
+
+    name: str
+    timezone: str
+    start: str = Field(description="ISO date-time in the window's zone, or a weekday time `Fri 16:00`")
+    end: str
+    reason: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _zone(v)
+
+
+class EnvironmentPolicy(_Strict):
+    require_digest: bool = False
+    allow_latest: bool = True
+    confirm: bool = False
+    two_person_rule: bool = False
+    offhours: bool = True
+
+
+class Environment(_Strict):
+    name: str
+    tier: Tier
+    cluster: str
+    policy: EnvironmentPolicy = EnvironmentPolicy()
+    freeze_windows: list[FreezeWindow] = []
+    allowed_channels: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "environment name")
+
+    @model_validator(mode="after")
+    def _prod_defaults(self) -> Environment:
+        if self.tier is Tier.PROD and self.policy.allow_latest:
+            object.__setattr__(
+                self, "policy", self.policy.model_copy(update={"allow_latest": False})
+            )
+        return self
+
+
+class QuotaSize(_Strict):
+    cpu: Annotated[Decimal, Field(gt=0, description="vCPU")]
+    memory_gib: Annotated[Decimal, Field(gt=0)]
+    pods: int = 50
+
+
+class Template(_Strict):
+    name: str
+    description: str
+    cluster: str
+    approval: Literal["auto", "platform"] = "platform"
+    sizes: dict[Literal["S", "M", "L"], QuotaSize]
+    default_ttl: Duration
+    max_ttl: Duration
+    offhours: str | None = Field(default=None, description="uptime schedule, e.g. Mon-Fri 08:00-19:00 Europe/Berlin")
+    name_prefix: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "template name")
+
+    @model_validator(mode="after")
+    def _ttls(self) -> Template:
+        if self.default_ttl > self.max_ttl:
+            raise ValueError("default_ttl is longer than max_ttl")
+        if not self.sizes:
+            raise ValueError("a template needs at least one size (S, M or L)")
+        return self
+
+
+class Pricing(_Strict):
+    currency: str = "USD"
+    vcpu_hour: Decimal = Decimal("0.0316")
+    gib_hour: Decimal = Decimal("0.0042")
+
+
+class Budget(_Strict):
+    team: str
+    monthly: Annotated[Decimal, Field(gt=0)]
+    service: str | None = None
+    environment: str | None = None
+
+
+class Schedules(_Strict):
+    timezone: str = "UTC"
+    offhours_reminder_lead: Duration = timedelta(minutes=30)
+    offhours_interval: Duration = timedelta(minutes=5)
+    ttl_sweep_interval: Duration = timedelta(minutes=5)
+    ttl_reminders: list[Duration] = [timedelta(hours=24), timedelta(hours=1)]
+    budget_alert_time: str = "09:00"
+    budget_thresholds: list[int] = [50, 80, 100]
+    slo_alert_interval: Duration = timedelta(minutes=5)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _zone(v)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"“{name}” is not an IANA time zone (e.g. Europe/Berlin, UTC)") from None
+    return name
+
+
+class Catalog(_Strict):
+    platform_team: str
+    teams: list[Team]
+    services: list[Service] = []
+    environments: list[Environment] = []
+    templates: list[Template] = []
+    pricing: Pricing = Pricing()
+    registries: list[str] = Field(default_factory=list, description="image registries deploys may use")
+    budgets: list[Budget] = []
+    schedules: Schedules = Schedules()
+    holidays: list[date] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Catalog:
+        teams = _unique([t.name for t in self.teams], "team")
+        envs = _unique([e.name for e in self.environments], "environment")
+        _unique([s.name for s in self.services], "service")
+        _unique([t.name for t in self.templates], "template")
+        if self.platform_team not in teams:
+            raise ValueError(f"platform_team “{self.platform_team}” is not one of the teams")
+        for service in self.services:
+            if service.team not in teams:
+                raise ValueError(f"service {service.name}: team “{service.team}” is not defined")
+            for env in service.workloads:
+                if env not in envs:
+                    raise ValueError(f"service {service.name}: environment “{env}” is not defined")
+            if self.registries and not any(
+                service.image.startswith(r.rstrip("/") + "/") for r in self.registries
+            ):
+                raise ValueError(
+                    f"service {service.name}: image {service.image} is not on an allowed registry"
+                )
+        for budget in self.budgets:
+            if budget.team not in teams:
+                raise ValueError(f"budget: team “{budget.team}” is not defined")
+        return self
+
+    # Look-ups used everywhere; the catalog is small, so linear scans are fine and obvious.
+    def team(self, name: str) -> Team | None:
+        return next((t for t in self.teams if t.name == name), None)
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def environment(self, name: str) -> Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+    def template(self, name: str) -> Template | None:
+        return next((t for t in self.templates if t.name == name), None)
+
+    def teams_of_user(self, user_id: str) -> list[Team]:
+        """Teams that list the user directly (user groups are resolved by bot.auth)."""
+        return [t for t in self.teams if user_id in t.members]
+
+    def clusters(self) -> list[str]:
+        names = {e.cluster for e in self.environments} | {t.cluster for t in self.templates}
+        for service in self.services:
+            names |= {w.cluster for w in service.workloads.values()}
+        return sorted(names)
+
+
+def _unique(names: list[str], what: str) -> set[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} “{name}” is defined twice")
+        seen.add(name)
+    return seen
+
+
+# --- loading with line numbers ---------------------------------------------------------------
+
+
+class CatalogError(Exception):
+    """The catalog cannot be used; `problems` are `file:line: message` strings."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _line_map(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _line_map(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*path, index), lines)
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
+    # pydantic puts model-validator errors at the model's own path; the longest known
+    # prefix of the error's location is the most precise line we have.
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return 1
+
+
+def _describe(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check its spelling)"
+    return f"{where}: {message}" if where else message
+
+
+def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise CatalogError([f"{source}:{line}: YAML syntax: {exc.problem}"]) from None
+    if not isinstance(data, dict) or node is None:
+        raise CatalogError([f"{source}:1: the catalog must be a YAML mapping"])
+    lines: dict[tuple[Any, ...], int] = {}
+    _line_map(node, (), lines)
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{source}:{_line_for(tuple(e['loc']), lines)}: {_describe(e)}" for e in exc.errors()
+        ]
+        raise CatalogError(problems) from None
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError([f"{path}: cannot read the catalog: {exc.strerror}"]) from None
+    return parse_catalog(text, str(path))

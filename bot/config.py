@@ -1,0 +1,78 @@
+"""Settings from the environment (and `.env`), and where the catalog is loaded from.
+
+Secrets are `SecretStr`, so a settings object printed or logged never shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.catalog import Catalog, load_catalog
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias="SLACK_API_URL"
+    )
+    allowed_app_ids: CommaList = Field(default=[], validation_alias="FORGEBOT_ALLOWED_APP_IDS")
+    allowed_team_ids: CommaList = Field(default=[], validation_alias="FORGEBOT_ALLOWED_TEAM_IDS")
+    allowed_enterprise_ids: CommaList = Field(
+        default=[], validation_alias="FORGEBOT_ALLOWED_ENTERPRISE_IDS"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///forgebot.db", validation_alias="FORGEBOT_DATABASE_URL"
+    )
+    catalog_path: Path = Field(
+        default=Path("catalog.yaml"), validation_alias=AliasChoices("FORGEBOT_CATALOG")
+    )
+    host: str = Field(default="0.0.0.0", validation_alias="FORGEBOT_HOST")  # noqa: S104 - a server
+    port: int = Field(default=3000, validation_alias="FORGEBOT_PORT")
+    api_token: SecretStr | None = Field(default=None, validation_alias="FORGEBOT_API_TOKEN")
+    log_format: Literal["json", "console"] = Field(
+        default="json", validation_alias="FORGEBOT_LOG_FORMAT"
+    )
+    log_level: str = Field(default="INFO", validation_alias="FORGEBOT_LOG_LEVEL")
+
+    kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG")
+    kube_concurrency: int = Field(default=8, validation_alias="FORGEBOT_KUBE_CONCURRENCY")
+
+    prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
+    prometheus_token: SecretStr | None = Field(default=None, validation_alias="PROMETHEUS_TOKEN")
+
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+
+    @field_validator("allowed_app_ids", "allowed_team_ids", "allowed_enterprise_ids", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def is_embedded_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.catalog_path)

@@ -1,0 +1,5 @@
+"""Imports every module that defines tables, so metadata (Alembic, tests) sees them all."""
+
+from storage import models
+
+__all__ = ["models"]
