@@ -210,7 +210,7 @@ class CommandRouter:
 
         async def work() -> None:
             if subcommand is None:
-                raise UserInputError(self._unknown(invocation.subcommand))
+                raise UserInputError(self.unknown_message(invocation.subcommand))
             await subcommand.handler(invocation, safe_ack, respond)
 
         await self.boundary.run(
@@ -223,7 +223,7 @@ class CommandRouter:
             work,
         )
 
-    def _unknown(self, given: str) -> str:
+    def unknown_message(self, given: str) -> str:
         guess = self.closest(given)
         hint = f" Did you mean `{TOP_COMMAND} {guess}`?" if guess else ""
         known = ", ".join(f"`{n}`" for n in sorted(self.subcommands))

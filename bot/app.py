@@ -1,0 +1,80 @@
+"""Builds the slack-bolt AsyncApp and registers every capability on it.
+
+Request signatures are verified by `bot.server` on the raw body before bolt sees anything,
+so bolt's own verification (which logs bodies on failure) is off. Authorization of the bot
+token is static: no `auth.test` round trip ever sits in front of an ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+
+from bot.context import AppContext
+from commands.help import handlers as help_handlers
+from commands.home import handlers as home_handlers
+from commands.home.handlers import HomeSection
+
+log = logging.getLogger(__name__)
+
+SLASH_COMMANDS = re.compile(r"^/(forge|env|deploy|rollback|slo|cost)$")
+
+
+def _allowed(ctx: AppContext, body: dict[str, Any]) -> str | None:
+    """Why this request is refused, or None. Checks only signed body fields, no I/O."""
+    settings = ctx.settings
+    app_id = str(body.get("api_app_id", ""))
+    if settings.allowed_app_ids and app_id not in settings.allowed_app_ids:
+        return "this request is for another Slack app"
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    team_ids = {str(body.get("team_id", "")), str((body.get("team") or {}).get("id", ""))}
+    team_ids |= {str(user.get("team_id", ""))} if user else set()
+    team_ids.discard("")
+    if settings.allowed_team_ids and not team_ids <= set(settings.allowed_team_ids):
+        return "forgebot is not enabled for your workspace"
+    enterprise = str(body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or "")
+    if settings.allowed_enterprise_ids and enterprise and enterprise not in settings.allowed_enterprise_ids:
+        return "forgebot is not enabled for your organisation"
+    return None
+
+
+def build_bolt_app(ctx: AppContext, *, bot_user_id: str | None = None, bot_id: str | None = None) -> AsyncApp:
+    token = ctx.settings.slack_bot_token.get_secret_value() if ctx.settings.slack_bot_token else ""
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
+            bot_user_id=bot_user_id, bot_id=bot_id,
+        )
+
+    app = AsyncApp(
+        client=ctx.slack_client,
+        authorize=authorize,
+        request_verification_enabled=False,
+        token_verification_enabled=False,
+        process_before_response=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+    @app.middleware
+    async def allow_list(body: dict[str, Any], ack: Any, next: Any) -> None:  # noqa: A002 - bolt's name
+        reason = _allowed(ctx, body)
+        if reason is None:
+            await next()
+            return
+        log.warning("refused a request: %s", reason)
+        if body.get("type") in ("event_callback", "url_verification"):
+            await ack()
+        else:
+            await ack(text=f":no_entry: {reason}.", response_type="ephemeral")
+
+    app.command(SLASH_COMMANDS)(ctx.router.dispatch)
+
+    help_handlers.register(ctx)
+    home_sections: list[HomeSection] = []
+    home_handlers.register(app, ctx, home_sections)
+    return app

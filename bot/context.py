@@ -1,0 +1,69 @@
+"""The one typed container of everything services need, passed explicitly (no globals).
+
+Capabilities receive an `AppContext` when they register; services take the parts they use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.audit import AuditLog
+from bot.auth import Authorizer, MembershipCache
+from bot.catalog import Catalog
+from bot.clock import Clock
+from bot.config import Settings
+from bot.operations import OperationRunner
+from bot.router import Boundary, CommandRouter
+from integrations.slack.web import SlackOutbox
+from storage.db import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    catalog: Catalog
+    clock: Clock
+    db: Database
+    audit: AuditLog
+    auth: Authorizer
+    operations: OperationRunner
+    slack_client: AsyncWebClient
+    slack: SlackOutbox
+    router: CommandRouter
+    boundary: Boundary
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
+    fields added with them; `extras` only carries sandbox handles for the demo."""
+
+
+def build_context(
+    settings: Settings,
+    catalog: Catalog,
+    clock: Clock,
+    db: Database,
+    slack_client: AsyncWebClient,
+    slack: SlackOutbox,
+) -> AppContext:
+    audit = AuditLog(db, clock)
+    boundary = Boundary(audit)
+
+    async def usergroup_members(group: str) -> list[str]:
+        response = await slack_client.usergroups_users_list(usergroup=group)
+        return [str(u) for u in response.get("users", [])]
+
+    return AppContext(
+        settings=settings,
+        catalog=catalog,
+        clock=clock,
+        db=db,
+        audit=audit,
+        auth=Authorizer(catalog, MembershipCache(fetch=usergroup_members)),
+        operations=OperationRunner(db, clock),
+        slack_client=slack_client,
+        slack=slack,
+        router=CommandRouter(boundary),
+        boundary=boundary,
+    )

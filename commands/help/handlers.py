@@ -1,0 +1,35 @@
+"""`/forge help [command]`: answered in the ack itself, it needs nothing but the router."""
+
+from __future__ import annotations
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.context import AppContext
+from bot.errors import UserInputError
+from bot.router import Ack, Invocation, Subcommand
+from commands.help import views
+
+
+def register(ctx: AppContext) -> None:
+    router = ctx.router
+
+    async def handle(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        topic = invocation.args.split(" ", 1)[0].lower() if invocation.args else ""
+        if not topic:
+            blocks = views.overview(list(router.subcommands.values()))
+            await ack(text="forgebot commands", blocks=blocks, response_type="ephemeral")
+            return
+        sub = router.subcommands.get(topic)
+        if sub is None:
+            raise UserInputError(router.unknown_message(topic))
+        await ack(text=f"/forge {sub.name}", blocks=views.detail(sub), response_type="ephemeral")
+
+    router.add(
+        Subcommand(
+            name="help",
+            summary="what forgebot can do, and how to ask",
+            usage=["help", "help <command>"],
+            handler=handle,
+            examples=["/forge help", "/forge help env"],
+        )
+    )
