@@ -14,10 +14,16 @@ from storage.db import make_engine
 target_metadata = SQLModel.metadata
 
 
+def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    # APScheduler creates and owns its job table; migrations leave it alone.
+    return not (type_ == "table" and name == "apscheduler_jobs")
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

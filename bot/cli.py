@@ -1,0 +1,170 @@
+"""`forgebot serve | shell | demo | db upgrade | config check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from bot.catalog import Catalog, CatalogError, load_catalog
+from bot.config import Settings
+from bot.logs import configure_logging
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _catalog_or_exit(path: Path) -> Catalog:
+    try:
+        return load_catalog(path)
+    except CatalogError as exc:
+        print(f"forgebot: the catalog has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = Path(args.catalog) if args.catalog else settings.catalog_path
+    catalog = _catalog_or_exit(path)
+    print(
+        f"{path}: OK: {len(catalog.teams)} teams, {len(catalog.services)} services, "
+        f"{len(catalog.environments)} environments, {len(catalog.templates)} templates"
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage import migrate
+    from storage.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine, args.revision)
+        after = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database migrated: {before or 'empty'} -> {after}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    catalog = _catalog_or_exit(settings.catalog_path)
+    return asyncio.run(_serve(settings, catalog, args.host or settings.host, args.port or settings.port))
+
+
+async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> int:
+    from bot.runtime import Runtime, StartupError
+
+    runtime = Runtime(settings, catalog)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if settings.slack_app_token is not None:
+            ctx = await runtime.prepare()
+            await _start_socket_mode(runtime, settings)
+            # Health endpoints still serve in Socket Mode, for probes.
+            if settings.slack_signing_secret is not None:
+                await runtime.start(host, port)
+            else:
+                await runtime.start_background()
+            del ctx
+        elif settings.slack_signing_secret is not None:
+            url = await runtime.start(host, port)
+            print(f"forgebot listening on {url} (HTTP mode: POST /slack/events)", file=sys.stderr)
+        else:
+            raise StartupError(
+                "set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode); "
+                "to try forgebot without Slack run `forgebot demo`"
+            )
+    except StartupError as exc:
+        print(f"forgebot: {exc}", file=sys.stderr)
+        await runtime.stop()
+        return 2
+    await stop.wait()
+    await runtime.stop()
+    return 0
+
+
+async def _start_socket_mode(runtime: object, settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+    from bot.runtime import Runtime
+
+    assert isinstance(runtime, Runtime) and runtime.bolt is not None
+    assert settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+    await handler.connect_async()
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from bot.shell import run_shell
+
+    settings = _settings()
+    configure_logging("console", args.log_level)
+    catalog = _catalog_or_exit(settings.catalog_path)
+    return asyncio.run(run_shell(settings, catalog, user=args.user, script=args.script))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.shell import run_demo
+
+    configure_logging("console", args.log_level)
+    return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forgebot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve Slack (HTTP mode or Socket Mode)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    for name, func, helptext in (
+        ("shell", cmd_shell, "type slash commands in a terminal, against your configuration"),
+        ("demo", cmd_demo, "the shell on a built-in sandbox: no Slack, no cluster needed"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--user", default=None, help="Slack user id to act as")
+        p.add_argument("--script", default=None, help="read commands from this file ('-' = stdin)")
+        p.add_argument("--log-level", default="WARNING")
+        if name == "demo":
+            p.add_argument("--keep", action="store_true", help="keep the demo database afterwards")
+        p.set_defaults(func=func)
+
+    db = sub.add_parser("db", help="database tasks")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    config = sub.add_parser("config", help="configuration tasks")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate the catalog")
+    check.add_argument("--catalog", default=None)
+    check.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

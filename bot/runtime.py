@@ -1,0 +1,123 @@
+"""Assembles and runs one forgebot process: database, Slack clients, context, app, server, jobs.
+
+`forgebot serve`, the terminal shell, the demo and the tests all start the bot through
+`Runtime`, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+
+from bot import app as bolt_app
+from bot.catalog import Catalog
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import AppContext, build_context
+from bot.logs import register_secret
+from bot.scheduler import Scheduler
+from bot.server import build_web_app
+from integrations.slack.web import SlackOutbox, build_web_client
+from storage import migrate
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """forgebot cannot start; the message says what to fix."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    clock: Clock = field(default_factory=SystemClock)
+    run_scheduler: bool = True
+    db: Database | None = None
+    ctx: AppContext | None = None
+    bolt: AsyncApp | None = None
+    scheduler: Scheduler | None = None
+    url: str = ""
+    _runner: web.AppRunner | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def prepare(self) -> AppContext:
+        """Everything but the listening socket: usable by Socket Mode and the tests."""
+        settings = self.settings
+        for secret in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+                       settings.api_token, settings.prometheus_token):
+            register_secret(secret.get_secret_value() if secret else None)
+        db = Database(settings.database_url)
+        self.db = db
+        try:
+            if settings.is_embedded_sqlite:
+                await asyncio.to_thread(migrate.upgrade, db.engine)
+            else:
+                await asyncio.to_thread(migrate.require_current, db.engine)
+        except migrate.UnmigratedDatabase as exc:
+            raise StartupError(str(exc)) from None
+        except Exception as exc:
+            raise StartupError(f"cannot use the database: {exc}") from None
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+        client = build_web_client(token, base_url=settings.slack_api_url)
+        ctx = build_context(settings, self.catalog, self.clock, db, client, SlackOutbox(client))
+        self.ctx = ctx
+        self.scheduler = Scheduler(db, self.clock)
+        ctx.extras["scheduler"] = self.scheduler
+        self.bolt = bolt_app.build_bolt_app(ctx)
+        return ctx
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        ctx = self.ctx or await self.prepare()
+        assert self.bolt is not None and self.db is not None
+        secret = ctx.settings.slack_signing_secret
+        if secret is None:
+            raise StartupError("SLACK_SIGNING_SECRET is not set (HTTP mode needs it)")
+        web_app = build_web_app(
+            self.bolt, signing_secret=secret.get_secret_value(), db=self.db, clock=self.clock,
+            extra_routes=ctx.extras.get("routes", []),
+        )
+        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+        self.url = f"http://{shown}:{bound}"
+        await self.start_background()
+        return self.url
+
+    async def start_background(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        groups = ctx.auth.usergroups()
+        if groups:
+            self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
+        resumed = await ctx.operations.recover()
+        if resumed:
+            log.info("resumed %d unfinished operations", resumed)
+        if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
+            await asyncio.to_thread(self.scheduler.start, asyncio.get_running_loop())
+
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        if self._runner is not None:
+            await self._runner.shutdown()
+        if self.ctx is not None:
+            await self.ctx.operations.drain(drain_seconds)
+            await self.ctx.slack.close()
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.shutdown)
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.db is not None:
+            await asyncio.to_thread(self.db.close)

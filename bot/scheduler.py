@@ -1,0 +1,135 @@
+"""Scheduled work: APScheduler with its job store in the bot's own database.
+
+APScheduler 3's SQLAlchemy job store is synchronous, so the scheduler runs on its own thread
+(`BackgroundScheduler`) and hands each job to the bot's event loop. Jobs are persistent: after
+downtime a missed run is coalesced into one catch-up run. Every run first claims its *slot*
+(the fire time on the job's grid) in `job_runs`, so a restart, a catch-up or a second replica
+never runs the same slot twice. Only the leader replica starts the scheduler (see `leader`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import metrics
+from bot.clock import Clock
+from storage import job_runs
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+JobBody = Callable[[datetime], Awaitable[None]]
+"""A job receives its slot (the fire time it stands for) and does its work."""
+
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+# APScheduler stores jobs by reference to a module-level function; that function finds the
+# live scheduler through this registry (weak, so tests and restarts leave nothing behind).
+_LIVE: weakref.WeakValueDictionary[str, Scheduler] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    every: timedelta
+    body: JobBody
+
+    def slot(self, now: datetime) -> datetime:
+        steps = (now - _EPOCH) // self.every
+        return _EPOCH + steps * self.every
+
+
+def _trampoline(scheduler_id: str, job_id: str) -> None:
+    scheduler = _LIVE.get(scheduler_id)
+    if scheduler is None:
+        return
+    scheduler.fire(job_id)
+
+
+class Scheduler:
+    def __init__(self, db: Database, clock: Clock, *, replica: str | None = None) -> None:
+        self._db = db
+        self._clock = clock
+        self.replica = replica or socket.gethostname()
+        self._jobs: dict[str, JobSpec] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._id = "forgebot"
+        self.running_tasks: set[asyncio.Future[Any]] = set()
+
+    def add(self, spec: JobSpec) -> None:
+        if spec.job_id in self._jobs:
+            raise ValueError(f"job {spec.job_id} added twice")
+        self._jobs[spec.job_id] = spec
+
+    @property
+    def jobs(self) -> dict[str, JobSpec]:
+        return dict(self._jobs)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start on the scheduler thread. Call from a thread, not the loop: the job store
+        writes to the database while it starts."""
+        self._loop = loop
+        _LIVE[self._id] = self
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self._db.engine, tablename="apscheduler_jobs")},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        for spec in self._jobs.values():
+            scheduler.add_job(
+                _trampoline,
+                trigger=IntervalTrigger(seconds=spec.every.total_seconds(), start_date=_EPOCH),
+                args=[self._id, spec.job_id],
+                id=spec.job_id,
+                name=spec.job_id,
+                replace_existing=True,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        metrics.LEADER.set(1)
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        metrics.LEADER.set(0)
+
+    def fire(self, job_id: str) -> None:
+        """Called on the scheduler thread: run the job on the bot's loop."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self.run_now(job_id), self._loop)
+        self.running_tasks.add(future)  # type: ignore[arg-type]
+        future.add_done_callback(self.running_tasks.discard)  # type: ignore[arg-type]
+
+    async def run_now(self, job_id: str, now: datetime | None = None) -> bool:
+        """Run one slot of a job if no replica ran it yet. True if it ran here."""
+        spec = self._jobs[job_id]
+        current = now or self._clock.now()
+        slot = spec.slot(current)
+        run_id = await self._db.run(lambda s: job_runs.claim(s, job_id, slot, current, self.replica))
+        if run_id is None:
+            metrics.JOB_RUNS.labels(job_id, "skipped").inc()
+            return False
+        outcome = "ok"
+        try:
+            await spec.body(slot)
+        except Exception:
+            outcome = "failed"
+            log.exception("scheduled job %s failed for slot %s", job_id, slot.isoformat())
+        finally:
+            metrics.JOB_RUNS.labels(job_id, outcome).inc()
+            finished = self._clock.now()
+            await self._db.run(lambda s: job_runs.finish(s, run_id, finished, outcome))
+        return True
