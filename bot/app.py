@@ -37,18 +37,29 @@ def _allowed(ctx: AppContext, body: dict[str, Any]) -> str | None:
     if settings.allowed_team_ids and not team_ids <= set(settings.allowed_team_ids):
         return "forgebot is not enabled for your workspace"
     enterprise = str(body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or "")
-    if settings.allowed_enterprise_ids and enterprise and enterprise not in settings.allowed_enterprise_ids:
+    if (
+        settings.allowed_enterprise_ids
+        and enterprise
+        and enterprise not in settings.allowed_enterprise_ids
+    ):
         return "forgebot is not enabled for your organisation"
     return None
 
 
-def build_bolt_app(ctx: AppContext, *, bot_user_id: str | None = None, bot_id: str | None = None) -> AsyncApp:
+def build_bolt_app(
+    ctx: AppContext, *, bot_user_id: str | None = None, bot_id: str | None = None
+) -> AsyncApp:
     token = ctx.settings.slack_bot_token.get_secret_value() if ctx.settings.slack_bot_token else ""
 
-    async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, **_: Any
+    ) -> AuthorizeResult:
         return AuthorizeResult(
-            enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
-            bot_user_id=bot_user_id, bot_id=bot_id,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=token,
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
         )
 
     app = AsyncApp(
@@ -61,7 +72,7 @@ def build_bolt_app(ctx: AppContext, *, bot_user_id: str | None = None, bot_id: s
     )
 
     @app.middleware
-    async def allow_list(body: dict[str, Any], ack: Any, next: Any) -> None:  # noqa: A002 - bolt's name
+    async def allow_list(body: dict[str, Any], ack: Any, next: Any) -> None:
         reason = _allowed(ctx, body)
         if reason is None:
             await next()

@@ -41,7 +41,9 @@ class AuditLog:
             actor_team=record.actor_team,
             channel_id=record.channel_id,
             command=record.command,
-            arguments={k: redact(str(v)) if isinstance(v, str) else v for k, v in record.arguments.items()},
+            arguments={
+                k: redact(str(v)) if isinstance(v, str) else v for k, v in record.arguments.items()
+            },
             outcome=record.outcome.value,
             error=redact(record.error)[:2000],
             request_id=request_id.get(),
@@ -52,5 +54,9 @@ class AuditLog:
         except DatabaseUnavailable:
             # The action's own outcome was already decided; losing the database must not turn
             # it into an error for the user. The log line keeps the trail.
-            log.error("audit entry not stored (database unavailable): %s %s %s",
-                      record.actor_user_id, record.command, record.outcome.value)
+            log.error(
+                "audit entry not stored (database unavailable): %s %s %s",
+                record.actor_user_id,
+                record.command,
+                record.outcome.value,
+            )

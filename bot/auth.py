@@ -158,7 +158,8 @@ class Authorizer:
         """The team a user's `mine`/default views are about: their first non-platform team."""
         teams = self.teams_of(user_id)
         others = [t for t in teams if t.name != self.catalog.platform_team]
-        return (others or teams or [None])[0]
+        chosen = others or teams
+        return chosen[0] if chosen else None
 
     def is_platform(self, user_id: str) -> bool:
         platform = self.catalog.team(self.catalog.platform_team)

@@ -132,7 +132,9 @@ class Service(_Strict):
     @classmethod
     def _image(cls, v: str) -> str:
         if ":" in v.rsplit("/", 1)[-1] or "@" in v:
-            raise ValueError("image is a repository without tag or digest; the version is chosen at deploy")
+            raise ValueError(
+                "image is a repository without tag or digest; the version is chosen at deploy"
+            )
         return v
 
 
@@ -148,7 +150,9 @@ class FreezeWindow(_Strict):
 
     name: str
     timezone: str
-    start: str = Field(description="ISO date-time in the window's zone, or a weekday time `Fri 16:00`")
+    start: str = Field(
+        description="ISO date-time in the window's zone, or a weekday time `Fri 16:00`"
+    )
     end: str
     reason: str = ""
 
@@ -202,7 +206,9 @@ class Template(_Strict):
     sizes: dict[Literal["S", "M", "L"], QuotaSize]
     default_ttl: Duration
     max_ttl: Duration
-    offhours: str | None = Field(default=None, description="uptime schedule, e.g. Mon-Fri 08:00-19:00 Europe/Berlin")
+    offhours: str | None = Field(
+        default=None, description="uptime schedule, e.g. Mon-Fri 08:00-19:00 Europe/Berlin"
+    )
     name_prefix: str = ""
 
     @field_validator("name")
@@ -263,7 +269,9 @@ class Catalog(_Strict):
     environments: list[Environment] = []
     templates: list[Template] = []
     pricing: Pricing = Pricing()
-    registries: list[str] = Field(default_factory=list, description="image registries deploys may use")
+    registries: list[str] = Field(
+        default_factory=list, description="image registries deploys may use"
+    )
     budgets: list[Budget] = []
     schedules: Schedules = Schedules()
     holidays: list[date] = []

@@ -59,7 +59,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     catalog = _catalog_or_exit(settings.catalog_path)
-    return asyncio.run(_serve(settings, catalog, args.host or settings.host, args.port or settings.port))
+    return asyncio.run(
+        _serve(settings, catalog, args.host or settings.host, args.port or settings.port)
+    )
 
 
 async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> int:

@@ -26,9 +26,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="SLACK_SIGNING_SECRET"
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(
-        default="https://slack.com/api/", validation_alias="SLACK_API_URL"
-    )
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     allowed_app_ids: CommaList = Field(default=[], validation_alias="FORGEBOT_ALLOWED_APP_IDS")
     allowed_team_ids: CommaList = Field(default=[], validation_alias="FORGEBOT_ALLOWED_TEAM_IDS")
     allowed_enterprise_ids: CommaList = Field(

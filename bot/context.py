@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.slack.web import SlackOutbox
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditLog
@@ -17,7 +18,6 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
-from integrations.slack.web import SlackOutbox
 from storage.db import Database
 
 

@@ -7,33 +7,49 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(
-    "forgebot_slack_requests_total", "Slack requests received, by kind and HTTP status",
-    ["kind", "status"], registry=REGISTRY,
+    "forgebot_slack_requests_total",
+    "Slack requests received, by kind and HTTP status",
+    ["kind", "status"],
+    registry=REGISTRY,
 )
 ACK_SECONDS = Histogram(
-    "forgebot_ack_seconds", "Time from receiving a Slack request to sending its HTTP response",
-    ["kind"], registry=REGISTRY,
+    "forgebot_ack_seconds",
+    "Time from receiving a Slack request to sending its HTTP response",
+    ["kind"],
+    registry=REGISTRY,
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5),
 )
 COMMANDS = Counter(
-    "forgebot_commands_total", "Commands and interactions handled, by name and outcome",
-    ["command", "outcome"], registry=REGISTRY,
+    "forgebot_commands_total",
+    "Commands and interactions handled, by name and outcome",
+    ["command", "outcome"],
+    registry=REGISTRY,
 )
 HANDLER_SECONDS = Histogram(
-    "forgebot_handler_seconds", "Time to finish a command or interaction, after the ack",
-    ["command"], registry=REGISTRY,
+    "forgebot_handler_seconds",
+    "Time to finish a command or interaction, after the ack",
+    ["command"],
+    registry=REGISTRY,
 )
 SLACK_API_CALLS = Counter(
-    "forgebot_slack_api_calls_total", "Slack Web API calls by method and outcome",
-    ["method", "outcome"], registry=REGISTRY,
+    "forgebot_slack_api_calls_total",
+    "Slack Web API calls by method and outcome",
+    ["method", "outcome"],
+    registry=REGISTRY,
 )
 DEPENDENCY_SECONDS = Histogram(
-    "forgebot_dependency_seconds", "Calls to Kubernetes, AWS and Prometheus",
-    ["system", "operation", "outcome"], registry=REGISTRY,
+    "forgebot_dependency_seconds",
+    "Calls to Kubernetes, AWS and Prometheus",
+    ["system", "operation", "outcome"],
+    registry=REGISTRY,
 )
 JOB_RUNS = Counter(
-    "forgebot_job_runs_total", "Scheduled job runs by job and outcome",
-    ["job", "outcome"], registry=REGISTRY,
+    "forgebot_job_runs_total",
+    "Scheduled job runs by job and outcome",
+    ["job", "outcome"],
+    registry=REGISTRY,
 )
-LEADER = Gauge("forgebot_scheduler_leader", "1 when this replica runs the scheduler", registry=REGISTRY)
+LEADER = Gauge(
+    "forgebot_scheduler_leader", "1 when this replica runs the scheduler", registry=REGISTRY
+)
 READY = Gauge("forgebot_ready", "1 when the database is reachable", registry=REGISTRY)

@@ -93,7 +93,9 @@ class OperationRunner:
         if resuming:
             expected.append(OperationState.RUNNING)
         moved = await self._db.run(
-            lambda s: repo.transition(s, operation_id, expected=expected, to=OperationState.RUNNING, now=now)
+            lambda s: repo.transition(
+                s, operation_id, expected=expected, to=OperationState.RUNNING, now=now
+            )
         )
         if not moved:
             return  # another task, replica or retry owns it
@@ -106,14 +108,21 @@ class OperationRunner:
             await self._fail(operation, str(exc))
         except Exception as exc:
             log.exception("operation %s (%s) crashed", operation.id, operation.kind)
-            await self._fail(operation, f"an internal error stopped it ({type(exc).__name__}); "
-                             f"reference {operation.id[:8]}")
+            await self._fail(
+                operation,
+                f"an internal error stopped it ({type(exc).__name__}); "
+                f"reference {operation.id[:8]}",
+            )
         else:
             done = self._clock.now()
             await self._db.run(
                 lambda s: repo.transition(
-                    s, operation_id, expected=[OperationState.RUNNING], to=OperationState.SUCCEEDED,
-                    now=done, result=result or {},
+                    s,
+                    operation_id,
+                    expected=[OperationState.RUNNING],
+                    to=OperationState.SUCCEEDED,
+                    now=done,
+                    result=result or {},
                 )
             )
 
@@ -121,8 +130,12 @@ class OperationRunner:
         now = self._clock.now()
         await self._db.run(
             lambda s: repo.transition(
-                s, operation.id, expected=[OperationState.RUNNING], to=OperationState.FAILED,
-                now=now, error=reason[:2000],
+                s,
+                operation.id,
+                expected=[OperationState.RUNNING],
+                to=OperationState.FAILED,
+                now=now,
+                error=reason[:2000],
             )
         )
         listener = self._on_failure.get(operation.kind)
@@ -137,25 +150,34 @@ class OperationRunner:
         pending = await self._db.run(repo.unfinished)
         for operation in pending:
             if operation.kind not in self._handlers:
-                await self._db.run(
-                    lambda s, op=operation: repo.transition(
-                        s, op.id, expected=[OperationState.ACCEPTED, OperationState.RUNNING],
-                        to=OperationState.FAILED, now=self._clock.now(),
-                        error="this forgebot version no longer knows how to run it",
-                    )
-                )
+                await self._abandon(operation.id)
                 continue
-            log.info("resuming operation %s (%s) left %s", operation.id, operation.kind, operation.state)
+            log.info(
+                "resuming operation %s (%s) left %s", operation.id, operation.kind, operation.state
+            )
             task = asyncio.create_task(self.execute(operation.id, resuming=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(pending)
 
+    async def _abandon(self, operation_id: str) -> None:
+        now = self._clock.now()
+        await self._db.run(
+            lambda s: repo.transition(
+                s,
+                operation_id,
+                expected=[OperationState.ACCEPTED, OperationState.RUNNING],
+                to=OperationState.FAILED,
+                now=now,
+                error="this forgebot version no longer knows how to run it",
+            )
+        )
+
     async def drain(self, timeout: float) -> bool:
         """Wait for running operations (graceful shutdown); True if all finished in time."""
         if not self._tasks:
             return True
-        done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         return not pending
 
     async def wait_idle(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.slack.blockkit import escape
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
@@ -24,7 +25,6 @@ from bot.audit import AuditLog, AuditRecord
 from bot.auth import Actor
 from bot.errors import DependencyUnavailable, ForgebotError, NotAuthorized, UserInputError
 from bot.logs import request_id
-from integrations.slack.blockkit import escape
 from storage.db import DatabaseUnavailable
 from storage.models import AuditOutcome
 
@@ -142,8 +142,11 @@ class Boundary:
             what = "the database" if isinstance(exc, DatabaseUnavailable) else str(exc)
             log.warning("%s unavailable: %s", name, exc)
             await self._tell(
-                ack, reply, f":hourglass: forgebot is temporarily unavailable ({what}). Try again in a minute."
-                if isinstance(exc, DatabaseUnavailable) else f":hourglass: {exc}. Try again in a minute."
+                ack,
+                reply,
+                f":hourglass: forgebot is temporarily unavailable ({what}). Try again in a minute."
+                if isinstance(exc, DatabaseUnavailable)
+                else f":hourglass: {exc}. Try again in a minute.",
             )
         except ForgebotError as exc:
             outcome, error = AuditOutcome.ERROR, str(exc)
@@ -153,7 +156,9 @@ class Boundary:
             reference = request_id.get()
             log.exception("%s failed", name)
             await self._tell(
-                ack, reply, f":x: Something went wrong on our side. Reference `{reference}` "
+                ack,
+                reply,
+                f":x: Something went wrong on our side. Reference `{reference}` "
                 "for the platform team.",
             )
         finally:
@@ -217,7 +222,11 @@ class CommandRouter:
             f"{name}" if subcommand else "unknown",
             invocation.actor,
             invocation.channel_id,
-            {"command": invocation.command, "text": invocation.args, "subcommand": invocation.subcommand},
+            {
+                "command": invocation.command,
+                "text": invocation.args,
+                "subcommand": invocation.subcommand,
+            },
             safe_ack,
             respond,
             work,

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from integrations.slack.web import SlackOutbox, build_web_client
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
@@ -22,7 +23,6 @@ from bot.context import AppContext, build_context
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
 from bot.server import build_web_app
-from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database
 
@@ -50,8 +50,13 @@ class Runtime:
     async def prepare(self) -> AppContext:
         """Everything but the listening socket: usable by Socket Mode and the tests."""
         settings = self.settings
-        for secret in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
-                       settings.api_token, settings.prometheus_token):
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.api_token,
+            settings.prometheus_token,
+        ):
             register_secret(secret.get_secret_value() if secret else None)
         db = Database(settings.database_url)
         self.db = db
@@ -80,7 +85,10 @@ class Runtime:
         if secret is None:
             raise StartupError("SLACK_SIGNING_SECRET is not set (HTTP mode needs it)")
         web_app = build_web_app(
-            self.bolt, signing_secret=secret.get_secret_value(), db=self.db, clock=self.clock,
+            self.bolt,
+            signing_secret=secret.get_secret_value(),
+            db=self.db,
+            clock=self.clock,
             extra_routes=ctx.extras.get("routes", []),
         )
         self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)

@@ -82,7 +82,9 @@ class Scheduler:
         self._loop = loop
         _LIVE[self._id] = self
         scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self._db.engine, tablename="apscheduler_jobs")},
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=self._db.engine, tablename="apscheduler_jobs")
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -118,7 +120,9 @@ class Scheduler:
         spec = self._jobs[job_id]
         current = now or self._clock.now()
         slot = spec.slot(current)
-        run_id = await self._db.run(lambda s: job_runs.claim(s, job_id, slot, current, self.replica))
+        run_id = await self._db.run(
+            lambda s: job_runs.claim(s, job_id, slot, current, self.replica)
+        )
         if run_id is None:
             metrics.JOB_RUNS.labels(job_id, "skipped").inc()
             return False

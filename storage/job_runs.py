@@ -11,7 +11,9 @@ from sqlmodel import Session, col
 from storage.models import JobRun
 
 
-def claim(session: Session, job_id: str, fire_time: datetime, now: datetime, replica: str) -> int | None:
+def claim(
+    session: Session, job_id: str, fire_time: datetime, now: datetime, replica: str
+) -> int | None:
     """Record that this replica runs `job_id` for `fire_time`; None if someone already did."""
     run = JobRun(job_id=job_id, fire_time=fire_time, started_at=now, replica=replica)
     try:

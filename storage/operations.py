@@ -61,14 +61,14 @@ def transition(
 
 def set_fields(session: Session, operation_id: str, now: datetime, **changes: Any) -> None:
     session.execute(
-        update(Operation)
-        .where(col(Operation.id) == operation_id)
-        .values(updated_at=now, **changes)
+        update(Operation).where(col(Operation.id) == operation_id).values(updated_at=now, **changes)
     )
 
 
 def unfinished(session: Session) -> Sequence[Operation]:
     states = [OperationState.ACCEPTED.value, OperationState.RUNNING.value]
     return session.exec(
-        select(Operation).where(col(Operation.state).in_(states)).order_by(col(Operation.created_at))
+        select(Operation)
+        .where(col(Operation.state).in_(states))
+        .order_by(col(Operation.created_at))
     ).all()

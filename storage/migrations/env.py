@@ -14,7 +14,9 @@ from storage.db import make_engine
 target_metadata = SQLModel.metadata
 
 
-def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     # APScheduler creates and owns its job table; migrations leave it alone.
     return not (type_ == "table" and name == "apscheduler_jobs")
 

@@ -29,8 +29,18 @@ def test_deny_by_default_for_unknown_users() -> None:
         ("U0PLATFORM", Action.ENV_APPROVE, Target(), True),
         ("U0DEVELOPER", Action.FREEZE, Target(service="checkout"), False),
         ("U0ONCALL", Action.FREEZE, Target(service="checkout"), True),
-        ("U0SEARCHDEV", Action.ENV_DELETE, Target(team="payments", owner_user_id="U0DEVELOPER"), False),
-        ("U0DEVELOPER", Action.ENV_DELETE, Target(team="search", owner_user_id="U0DEVELOPER"), True),
+        (
+            "U0SEARCHDEV",
+            Action.ENV_DELETE,
+            Target(team="payments", owner_user_id="U0DEVELOPER"),
+            False,
+        ),
+        (
+            "U0DEVELOPER",
+            Action.ENV_DELETE,
+            Target(team="search", owner_user_id="U0DEVELOPER"),
+            True,
+        ),
         ("U0DEVELOPER", Action.BUDGET_SET, Target(team="payments"), False),
     ],
 )

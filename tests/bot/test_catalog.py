@@ -35,7 +35,11 @@ def test_example_catalog_is_valid() -> None:
         ("    channel_typo: x\n", 6, "unknown field"),
         ("  - name: Payments\n    channel: C0PAY\n    members: [U1X]\n", 6, "DNS-1123"),
         ("  - name: payments\n    channel: payments-room\n    members: [U1X]\n", 7, "channel ID"),
-        ("  - name: payments\n    channel: C0PAY\n    members: [alice]\n", 8, "not a Slack user ID"),
+        (
+            "  - name: payments\n    channel: C0PAY\n    members: [alice]\n",
+            8,
+            "not a Slack user ID",
+        ),
         ("  - name: payments\n    channel: C0PAY\n", 6, "needs members"),
     ],
 )

@@ -11,8 +11,14 @@ from bot.durations import DurationError, format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30m", timedelta(minutes=30)), ("2h", timedelta(hours=2)), ("3d", timedelta(days=3)),
-     ("1w", timedelta(weeks=1)), ("1d12h", timedelta(hours=36)), (" 2H ", timedelta(hours=2))],
+    [
+        ("30m", timedelta(minutes=30)),
+        ("2h", timedelta(hours=2)),
+        ("3d", timedelta(days=3)),
+        ("1w", timedelta(weeks=1)),
+        ("1d12h", timedelta(hours=36)),
+        (" 2H ", timedelta(hours=2)),
+    ],
 )
 def test_parse(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected

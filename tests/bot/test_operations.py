@@ -31,7 +31,10 @@ def _runner(database: Database) -> tuple[OperationRunner, list[dict[str, Any]]]:
 async def test_same_key_acts_once(database: Database) -> None:
     runner, seen = _runner(database)
     submissions = await asyncio.gather(
-        *[runner.submit("test.work", {"n": 1}, idempotency_key="click:approve:42") for _ in range(5)]
+        *[
+            runner.submit("test.work", {"n": 1}, idempotency_key="click:approve:42")
+            for _ in range(5)
+        ]
     )
     await runner.wait_idle()
     assert sum(s.created for s in submissions) == 1
@@ -77,8 +80,13 @@ async def test_restart_resumes_unfinished_operations(database: Database) -> None
     running = await crashed.submit("test.work", {"n": 8}, idempotency_key="k-running", start=False)
     now = datetime(2026, 11, 24, tzinfo=UTC)
     await database.run(
-        lambda s: repo.transition(s, running.operation.id, expected=[OperationState.ACCEPTED],
-                                  to=OperationState.RUNNING, now=now)
+        lambda s: repo.transition(
+            s,
+            running.operation.id,
+            expected=[OperationState.ACCEPTED],
+            to=OperationState.RUNNING,
+            now=now,
+        )
     )
     restarted, seen = _runner(database)
     assert await restarted.recover() == 2

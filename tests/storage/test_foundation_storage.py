@@ -18,7 +18,9 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _op(key: str) -> Operation:
-    return Operation(id=key + "-id", kind="test.kind", idempotency_key=key, created_at=NOW, updated_at=NOW)
+    return Operation(
+        id=key + "-id", kind="test.kind", idempotency_key=key, created_at=NOW, updated_at=NOW
+    )
 
 
 def test_migrations_are_at_head(database: Database) -> None:
@@ -55,7 +57,9 @@ def test_idempotency_key_claims_once(database: Database) -> None:
     assert database.run_sync(lambda s: idempotency.claim(s, "event:Ev1", NOW)) is True
     assert database.run_sync(lambda s: idempotency.claim(s, "event:Ev1", NOW)) is False
     assert database.run_sync(lambda s: idempotency.claim(s, "event:Ev2", NOW)) is True
-    removed = database.run_sync(lambda s: idempotency.forget_older_than(s, NOW + timedelta(seconds=1)))
+    removed = database.run_sync(
+        lambda s: idempotency.forget_older_than(s, NOW + timedelta(seconds=1))
+    )
     assert removed == 2
 
 
@@ -71,13 +75,21 @@ def test_operation_insert_is_idempotent(database: Database) -> None:
 def test_guarded_transitions_move_once(database: Database) -> None:
     database.run_sync(lambda s: ops.insert_or_get(s, _op("k2")))
     move = lambda: database.run_sync(  # noqa: E731
-        lambda s: ops.transition(s, "k2-id", expected=[OperationState.ACCEPTED], to=OperationState.RUNNING, now=NOW)
+        lambda s: ops.transition(
+            s, "k2-id", expected=[OperationState.ACCEPTED], to=OperationState.RUNNING, now=NOW
+        )
     )
     assert move() is True
     assert move() is False
     done = database.run_sync(
-        lambda s: ops.transition(s, "k2-id", expected=[OperationState.RUNNING], to=OperationState.SUCCEEDED,
-                                 now=NOW, result={"ok": True})
+        lambda s: ops.transition(
+            s,
+            "k2-id",
+            expected=[OperationState.RUNNING],
+            to=OperationState.SUCCEEDED,
+            now=NOW,
+            result={"ok": True},
+        )
     )
     assert done
     row = database.run_sync(lambda s: ops.get(s, "k2-id"))
@@ -89,5 +101,7 @@ def test_guarded_transitions_move_once(database: Database) -> None:
 def test_job_slot_is_claimed_once(database: Database) -> None:
     first = database.run_sync(lambda s: job_runs.claim(s, "ttl", NOW, NOW, "replica-a"))
     second = database.run_sync(lambda s: job_runs.claim(s, "ttl", NOW, NOW, "replica-b"))
-    other_slot = database.run_sync(lambda s: job_runs.claim(s, "ttl", NOW + timedelta(minutes=5), NOW, "b"))
+    other_slot = database.run_sync(
+        lambda s: job_runs.claim(s, "ttl", NOW + timedelta(minutes=5), NOW, "b")
+    )
     assert first is not None and second is None and other_slot is not None
