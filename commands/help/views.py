@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.router import TOP_COMMAND, Subcommand
 from integrations.slack.blockkit import truncate
+
+from bot.router import TOP_COMMAND, Subcommand
 
 
 def overview(subcommands: list[Subcommand]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "forgebot: your platform in Slack"}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": "forgebot: your platform in Slack"},
+        },
         {
             "type": "section",
             "text": {
@@ -23,11 +27,18 @@ def overview(subcommands: list[Subcommand]) -> list[dict[str, Any]]:
     ]
     for sub in sorted(subcommands, key=lambda s: s.name):
         lines = [f"*{sub.name}*: {sub.summary}", sub.usage_text()]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate("\n".join(lines), 3000)}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": truncate("\n".join(lines), 3000)},
+            }
+        )
     blocks.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"`{TOP_COMMAND} help <command>` shows examples."}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"`{TOP_COMMAND} help <command>` shows examples."}
+            ],
         }
     )
     return blocks

@@ -45,6 +45,12 @@ def register(app: AsyncApp, ctx: AppContext, sections: list[HomeSection]) -> Non
             await publish(user_id)
 
         await ctx.boundary.run(
-            "home.opened", Actor(user_id=user_id, slack_team_id=str(body.get("team_id", ""))),
-            "", {"event_id": event_id}, safe_ack, None, work, audit=False,
+            "home.opened",
+            Actor(user_id=user_id, slack_team_id=str(body.get("team_id", ""))),
+            "",
+            {"event_id": event_id},
+            safe_ack,
+            None,
+            work,
+            audit=False,
         )

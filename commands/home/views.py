@@ -7,8 +7,12 @@ from typing import Any
 from bot.router import TOP_COMMAND
 
 
-def home_view(user_id: str, team_names: list[str], sections: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    teams = ", ".join(f"*{t}*" for t in team_names) or "no team yet (ask the platform team to add you)"
+def home_view(
+    user_id: str, team_names: list[str], sections: list[list[dict[str, Any]]]
+) -> dict[str, Any]:
+    teams = (
+        ", ".join(f"*{t}*" for t in team_names) or "no team yet (ask the platform team to add you)"
+    )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "forgebot"}},
         {
@@ -22,7 +26,12 @@ def home_view(user_id: str, team_names: list[str], sections: list[list[dict[str,
     blocks.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"Type `{TOP_COMMAND} help` in any channel for every command."}],
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"Type `{TOP_COMMAND} help` in any channel for every command.",
+                }
+            ],
         }
     )
     return {"type": "home", "blocks": blocks[:100]}
