@@ -7,12 +7,14 @@ token is static: no `auth.test` round trip ever sits in front of an ack.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
 from commands.help import handlers as help_handlers
@@ -66,22 +68,23 @@ def build_bolt_app(
         client=ctx.slack_client,
         authorize=authorize,
         request_verification_enabled=False,
-        token_verification_enabled=False,
         process_before_response=False,
         logger=logging.getLogger("slack_bolt"),
     )
 
     @app.middleware
-    async def allow_list(body: dict[str, Any], ack: Any, next: Any) -> None:
+    async def allow_list(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
         reason = _allowed(ctx, body)
         if reason is None:
             await next()
-            return
+            return None
         log.warning("refused a request: %s", reason)
         if body.get("type") in ("event_callback", "url_verification"):
-            await ack()
-        else:
-            await ack(text=f":no_entry: {reason}.", response_type="ephemeral")
+            return BoltResponse(status=200, body="")
+        refusal = {"response_type": "ephemeral", "text": f":no_entry: {reason}."}
+        return BoltResponse(
+            status=200, body=json.dumps(refusal), headers={"content-type": "application/json"}
+        )
 
     app.command(SLASH_COMMANDS)(ctx.router.dispatch)
 

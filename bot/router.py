@@ -80,7 +80,9 @@ class Ack:
         if self.done:
             return
         self.done = True
-        await self._ack(text=text, **kwargs)
+        if text is not None:
+            kwargs["text"] = text
+        await self._ack(**kwargs)
 
 
 CommandHandler = Callable[[Invocation, Ack, AsyncRespond], Awaitable[None]]

@@ -85,7 +85,7 @@ def serve_in_thread(app: web.Application, *, host: str = "127.0.0.1", port: int 
         loop.run_forever()
         loop.close()
 
-    thread = threading.Thread(target=run, name=f"sandbox-{app.get('name', 'server')}", daemon=True)
+    thread = threading.Thread(target=run, name="sandbox-server", daemon=True)
     thread.start()
     ready.wait(15)
     if "error" in state:
