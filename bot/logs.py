@@ -86,5 +86,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream: Any = None
     root.addHandler(handler)
     root.setLevel(level.upper())
     # slack_bolt and slack_sdk log request bodies (and with them response_urls) at DEBUG/INFO.
-    for noisy in ("slack_bolt", "slack_sdk", "aiohttp.access", "kubernetes", "botocore", "urllib3"):
+    # Our boundary reports listener errors; bolt's own warnings are start-up noise.
+    logging.getLogger("slack_bolt").setLevel(logging.ERROR)
+    for noisy in ("slack_sdk", "aiohttp.access", "kubernetes", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

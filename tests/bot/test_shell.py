@@ -1,0 +1,33 @@
+"""The demo, driven like a person would drive it, end to end through the real bot."""
+
+from __future__ import annotations
+
+import io
+
+from bot.shell import run_demo
+
+
+async def _demo(script: str) -> str:
+    out = io.StringIO()
+    code = await run_demo(script=None, user=None, keep=False, out=out, stdin=io.StringIO(script))
+    assert code == 0
+    return out.getvalue()
+
+
+async def test_demo_answers_help_and_unknown_commands() -> None:
+    text = await _demo("/forge help\n/forge hlep\n")
+    assert "forgebot: your platform in Slack" in text
+    assert "Did you mean `/forge help`?" in text
+    assert "Traceback" not in text
+
+
+async def test_demo_switches_user_and_opens_home() -> None:
+    text = await _demo(":as U0PLATFORM\n:home\n")
+    assert "(now acting as U0PLATFORM)" in text
+    assert "[App Home]" in text and "Your teams: *platform*" in text
+
+
+async def test_demo_explains_non_commands() -> None:
+    text = await _demo("deploy please\n:help\n")
+    assert "Commands start with '/'" in text
+    assert "press the button with that number" in text
