@@ -73,7 +73,7 @@ def build_bolt_app(
     )
 
     @app.middleware
-    async def allow_list(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
+    async def allow_list(body: dict[str, Any], next: Any) -> BoltResponse | None:
         reason = _allowed(ctx, body)
         if reason is None:
             await next()

@@ -75,14 +75,13 @@ async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> 
             loop.add_signal_handler(sig, stop.set)
     try:
         if settings.slack_app_token is not None:
-            ctx = await runtime.prepare()
+            await runtime.prepare()
             await _start_socket_mode(runtime, settings)
             # Health endpoints still serve in Socket Mode, for probes.
             if settings.slack_signing_secret is not None:
                 await runtime.start(host, port)
             else:
                 await runtime.start_background()
-            del ctx
         elif settings.slack_signing_secret is not None:
             url = await runtime.start(host, port)
             print(f"forgebot listening on {url} (HTTP mode: POST /slack/events)", file=sys.stderr)
@@ -108,7 +107,7 @@ async def _start_socket_mode(runtime: object, settings: Settings) -> None:
     assert isinstance(runtime, Runtime) and runtime.bolt is not None
     assert settings.slack_app_token is not None
     handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
-    await handler.connect_async()
+    await handler.connect_async()  # type: ignore[no-untyped-call]
 
 
 def cmd_shell(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations.slack.web import SlackOutbox
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditLog
@@ -18,6 +17,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
+from integrations.slack.web import SlackOutbox
 from storage.db import Database
 
 
@@ -52,7 +52,8 @@ def build_context(
 
     async def usergroup_members(group: str) -> list[str]:
         response = await slack_client.usergroups_users_list(usergroup=group)
-        return [str(u) for u in response.get("users", [])]
+        users: list[object] = list(response.get("users", []))
+        return [str(u) for u in users]
 
     return AppContext(
         settings=settings,

@@ -62,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         if getattr(record, "request_id", ""):
-            payload["request_id"] = record.request_id
+            payload["request_id"] = record.request_id  # type: ignore[attr-defined]
         for key in ("command", "operation_id", "job", "outcome", "duration_ms"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)

@@ -49,7 +49,9 @@ def _text(obj: Any) -> str:
     return plain(str(obj or ""))
 
 
-def render_blocks(blocks: list[dict[str, Any]], buttons: Buttons, source: dict[str, Any]) -> list[str]:
+def render_blocks(
+    blocks: list[dict[str, Any]], buttons: Buttons, source: dict[str, Any]
+) -> list[str]:
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
@@ -85,7 +87,9 @@ def render_blocks(blocks: list[dict[str, Any]], buttons: Buttons, source: dict[s
     return lines
 
 
-def render_message(text: str, blocks: list[dict[str, Any]] | None, buttons: Buttons, source: dict[str, Any]) -> str:
+def render_message(
+    text: str, blocks: list[dict[str, Any]] | None, buttons: Buttons, source: dict[str, Any]
+) -> str:
     if blocks:
         return "\n".join(render_blocks(blocks, buttons, source))
     return plain(text)

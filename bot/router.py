@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations.slack.blockkit import escape
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
@@ -25,6 +24,7 @@ from bot.audit import AuditLog, AuditRecord
 from bot.auth import Actor
 from bot.errors import DependencyUnavailable, ForgebotError, NotAuthorized, UserInputError
 from bot.logs import request_id
+from integrations.slack.blockkit import escape
 from storage.db import DatabaseUnavailable
 from storage.models import AuditOutcome
 

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from integrations.slack.web import SlackOutbox, build_web_client
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
@@ -23,6 +22,7 @@ from bot.context import AppContext, build_context
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
 from bot.server import build_web_app
+from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database
 
@@ -95,7 +95,7 @@ class Runtime:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr,attr-defined]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
         self.url = f"http://{shown}:{bound}"
         await self.start_background()

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from integrations.slack.signing import verify_request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -20,6 +19,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import metrics
 from bot.clock import Clock
+from integrations.slack.signing import verify_request
 from storage.db import Database
 
 log = logging.getLogger(__name__)

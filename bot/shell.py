@@ -46,7 +46,9 @@ Type a slash command as you would in Slack, e.g. /forge help, /env list, /deploy
 
 
 class ShellSession:
-    def __init__(self, runtime: Runtime, fake: RunningFakeSlack, secret: str, who: SlackIdentity, out: TextIO) -> None:
+    def __init__(
+        self, runtime: Runtime, fake: RunningFakeSlack, secret: str, who: SlackIdentity, out: TextIO
+    ) -> None:
         self.runtime = runtime
         self.fake = fake
         self.client = SignedSlackClient(runtime.url, secret)
@@ -89,7 +91,12 @@ class ShellSession:
             return
         if isinstance(payload, dict) and (payload.get("text") or payload.get("blocks")):
             prefix = "(only you) " if payload.get("response_type") == "ephemeral" else ""
-            self.say(prefix + render_message(str(payload.get("text", "")), payload.get("blocks"), self.buttons, source))
+            self.say(
+                prefix
+                + render_message(
+                    str(payload.get("text", "")), payload.get("blocks"), self.buttons, source
+                )
+            )
 
     def show_calls(self) -> dict[str, Any] | None:
         """Print what the bot sent; return the modal it opened, if any."""
@@ -99,30 +106,83 @@ class ShellSession:
             where = str(args.get("channel", ""))
             if call.method == "chat.postMessage":
                 ts = self._ts_of(call)
-                source = {"channel": where, "ts": ts, "text": args.get("text", ""), "blocks": args.get("blocks") or []}
-                self.say(f"\n#{where}:\n" + render_message(str(args.get("text", "")), args.get("blocks"), self.buttons, source))
+                source = {
+                    "channel": where,
+                    "ts": ts,
+                    "text": args.get("text", ""),
+                    "blocks": args.get("blocks") or [],
+                }
+                self.say(
+                    f"\n#{where}:\n"
+                    + render_message(
+                        str(args.get("text", "")), args.get("blocks"), self.buttons, source
+                    )
+                )
             elif call.method == "chat.update":
-                source = {"channel": where, "ts": args.get("ts", ""), "text": args.get("text", ""), "blocks": args.get("blocks") or []}
-                self.say(f"\n#{where} (updated):\n" + render_message(str(args.get("text", "")), args.get("blocks"), self.buttons, source))
+                source = {
+                    "channel": where,
+                    "ts": args.get("ts", ""),
+                    "text": args.get("text", ""),
+                    "blocks": args.get("blocks") or [],
+                }
+                self.say(
+                    f"\n#{where} (updated):\n"
+                    + render_message(
+                        str(args.get("text", "")), args.get("blocks"), self.buttons, source
+                    )
+                )
             elif call.method == "chat.postEphemeral":
-                self.say("\n(only you) " + render_message(str(args.get("text", "")), args.get("blocks"), self.buttons, {"channel": where}))
+                self.say(
+                    "\n(only you) "
+                    + render_message(
+                        str(args.get("text", "")),
+                        args.get("blocks"),
+                        self.buttons,
+                        {"channel": where},
+                    )
+                )
             elif call.method == "response_url":
-                self.show_response(json.dumps(args), {"channel": self.who.channel_id, "response_url": True})
+                self.show_response(
+                    json.dumps(args), {"channel": self.who.channel_id, "response_url": True}
+                )
             elif call.method in ("views.open", "views.push"):
                 opened = self._stored_view(call)
             elif call.method == "views.update":
                 view = self._stored_view(call)
-                self.say("\n(modal updated)\n" + "\n".join(render_blocks([b for b in view.get("blocks", []) if b.get("type") != "input"], self.buttons, view)))
+                self.say(
+                    "\n(modal updated)\n"
+                    + "\n".join(
+                        render_blocks(
+                            [b for b in view.get("blocks", []) if b.get("type") != "input"],
+                            self.buttons,
+                            view,
+                        )
+                    )
+                )
             elif call.method == "views.publish":
-                self.say("\n[App Home]\n" + "\n".join(render_blocks(args.get("view", {}).get("blocks", []), self.buttons, args.get("view", {}))))
+                self.say(
+                    "\n[App Home]\n"
+                    + "\n".join(
+                        render_blocks(
+                            args.get("view", {}).get("blocks", []),
+                            self.buttons,
+                            args.get("view", {}),
+                        )
+                    )
+                )
             elif call.method == "files.completeUploadExternal":
-                self.say(f"\n#{where}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]")
+                self.say(
+                    f"\n#{where}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
+                )
         return opened
 
     def _ts_of(self, call: RecordedCall) -> str:
         channel = str(call.args.get("channel", ""))
-        matches = [ts for (ch, ts), msg in self.fake.state.messages.items()
-                   if ch == channel and msg.get("text") == call.args.get("text")]
+        matches = [
+            ts
+            for (ch, ts), msg in self.fake.state.messages.items()
+            if ch == channel and msg.get("text") == call.args.get("text")
+        ]
         return matches[-1] if matches else ""
 
     def _stored_view(self, call: RecordedCall) -> dict[str, Any]:
@@ -138,7 +198,9 @@ class ShellSession:
     async def command(self, line: str) -> None:
         command, _, text = line.partition(" ")
         response_url = self.fake.new_response_url()
-        response = await self.client.send(slash_command(self.who, command, text.strip(), response_url))
+        response = await self.client.send(
+            slash_command(self.who, command, text.strip(), response_url)
+        )
         if response.status != 200:
             self.say(f"(Slack would show an error: HTTP {response.status})")
         self.show_response(response.body, {"channel": self.who.channel_id})
@@ -160,8 +222,14 @@ class ShellSession:
             body = block_actions(self.who, action, response_url="", view=source)
         else:
             body = block_actions(
-                self.who, action, response_url=self.fake.new_response_url(),
-                message={"ts": source.get("ts", ""), "text": source.get("text", ""), "blocks": source.get("blocks", [])},
+                self.who,
+                action,
+                response_url=self.fake.new_response_url(),
+                message={
+                    "ts": source.get("ts", ""),
+                    "text": source.get("text", ""),
+                    "blocks": source.get("blocks", []),
+                },
                 channel_id=str(source.get("channel") or self.who.channel_id),
             )
         response = await self.client.send(body)
@@ -232,9 +300,20 @@ class ShellSession:
             await self.after_request()
             return
 
-    async def dispatch(self, view: dict[str, Any], block: dict[str, Any], answer: dict[str, Any], values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    async def dispatch(
+        self,
+        view: dict[str, Any],
+        block: dict[str, Any],
+        answer: dict[str, Any],
+        values: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
         action_id, element_value = next(iter(answer.items()))
-        action = {"action_id": action_id, "block_id": block.get("block_id", ""), "type": element_value.get("type"), **element_value}
+        action = {
+            "action_id": action_id,
+            "block_id": block.get("block_id", ""),
+            "type": element_value.get("type"),
+            **element_value,
+        }
         current = {**view, "state": {"values": values}}
         await self.client.send(block_actions(self.who, action, response_url="", view=current))
         await self.settle()
@@ -242,7 +321,9 @@ class ShellSession:
             if call.method == "views.update":
                 updated = self._stored_view(call)
                 for extra in updated.get("blocks", []):
-                    if extra.get("type") == "section" and extra.get("block_id", "").startswith("price"):
+                    if extra.get("type") == "section" and extra.get("block_id", "").startswith(
+                        "price"
+                    ):
                         self.say("│ " + " ".join(render_blocks([extra], self.buttons, updated)))
                 return {**updated, "id": view.get("id", updated.get("id"))}
         return view
@@ -267,7 +348,9 @@ class ShellSession:
                     return None
                 reply = reply.strip()
                 if not reply and (initial or optional):
-                    return {action_id: {"type": kind, "selected_option": initial}} if initial else {}
+                    return (
+                        {action_id: {"type": kind, "selected_option": initial}} if initial else {}
+                    )
                 if reply.isdigit() and 1 <= int(reply) <= len(options):
                     return {action_id: {"type": kind, "selected_option": options[int(reply) - 1]}}
                 chosen = [o for o in options if o.get("value") == reply]
@@ -291,7 +374,9 @@ class ShellSession:
 
     async def run(self, lines: AsyncIterator[str], interactive: bool) -> None:
         self.lines = lines
-        self.say(f"forgebot shell: you are {self.who.user_id} in #{self.who.channel_name}. Type :help for help.")
+        self.say(
+            f"forgebot shell: you are {self.who.user_id} in #{self.who.channel_name}. Type :help for help."
+        )
         while True:
             line = await self.ask(f"{self.who.user_id}> " if interactive else "> ")
             if line is None:
@@ -304,8 +389,11 @@ class ShellSession:
             if line == ":help":
                 self.say(SHELL_HELP)
             elif line.startswith(":as "):
-                self.who = SlackIdentity(user_id=line[4:].strip(), channel_id=self.who.channel_id,
-                                         channel_name=self.who.channel_name)
+                self.who = SlackIdentity(
+                    user_id=line[4:].strip(),
+                    channel_id=self.who.channel_id,
+                    channel_name=self.who.channel_name,
+                )
                 self.say(f"(now acting as {self.who.user_id})")
             elif line == ":home":
                 await self.home()
@@ -314,7 +402,9 @@ class ShellSession:
             elif line.startswith("/"):
                 await self.command(line)
             else:
-                self.say("Commands start with '/', e.g. /forge help. Type :help for the shell's own commands.")
+                self.say(
+                    "Commands start with '/', e.g. /forge help. Type :help for the shell's own commands."
+                )
         await self.client.close()
 
 
@@ -349,7 +439,9 @@ async def run_session(
     for team in catalog.teams:
         for group in (team.usergroup, team.oncall_usergroup):
             if group:
-                fake.state.usergroups[group] = list(team.oncall if group == team.oncall_usergroup else team.members)
+                fake.state.usergroups[group] = list(
+                    team.oncall if group == team.oncall_usergroup else team.members
+                )
     secret = secrets.token_hex(16)
     shell_settings = settings.model_copy(
         update={
@@ -385,7 +477,9 @@ def _secret(value: str) -> Any:
     return SecretStr(value)
 
 
-async def run_shell(settings: Settings, catalog: Catalog, *, user: str | None, script: str | None) -> int:
+async def run_shell(
+    settings: Settings, catalog: Catalog, *, user: str | None, script: str | None
+) -> int:
     if user is None:
         print("forgebot shell: pass --user U... (the Slack user id to act as)", file=sys.stderr)
         return 2
@@ -399,8 +493,14 @@ def demo_catalog_path() -> Path:
     return Path(__file__).parents[1] / "catalog.example.yaml"
 
 
-async def run_demo(*, script: str | None, user: str | None, keep: bool, out: TextIO | None = None,
-                   stdin: TextIO | None = None) -> int:
+async def run_demo(
+    *,
+    script: str | None,
+    user: str | None,
+    keep: bool,
+    out: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog."""
     workdir = Path(tempfile.mkdtemp(prefix="forgebot-demo-"))
     catalog_path = demo_catalog_path()
@@ -412,11 +512,16 @@ async def run_demo(*, script: str | None, user: str | None, keep: bool, out: Tex
     )
     catalog = load_catalog(catalog_path)
     output = out or sys.stdout
-    print("forgebot demo: a sandbox with a fake Slack and the example catalog "
-          f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
-          "U0PLATFORM (platform team).", file=output)
+    print(
+        "forgebot demo: a sandbox with a fake Slack and the example catalog "
+        f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
+        "U0PLATFORM (platform team).",
+        file=output,
+    )
     try:
-        return await run_session(settings, catalog, user=user or "U0DEVELOPER", script=script, out=output, stdin=stdin)
+        return await run_session(
+            settings, catalog, user=user or "U0DEVELOPER", script=script, out=output, stdin=stdin
+        )
     finally:
         if keep:
             print(f"(demo database kept in {workdir})", file=output)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.slack.blockkit import truncate
-
 from bot.router import TOP_COMMAND, Subcommand
+from integrations.slack.blockkit import truncate
 
 
 def overview(subcommands: list[Subcommand]) -> list[dict[str, Any]]:

@@ -56,7 +56,9 @@ class RunningServer:
             self._thread.join(timeout=10)
 
 
-def serve_in_thread(app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def serve_in_thread(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0
+) -> RunningServer:
     """Start `app` on host:port (0 picks a free port) in a daemon thread; returns once listening."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("sandbox servers only bind loopback")
@@ -69,7 +71,7 @@ def serve_in_thread(app: web.Application, *, host: str = "127.0.0.1", port: int 
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr,attr-defined]
         state["runner"] = runner
         state["port"] = sockets[0].getsockname()[1]
 

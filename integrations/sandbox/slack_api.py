@@ -75,7 +75,9 @@ class FakeSlackState:
             violations = check_view(args["view"])
         elif "blocks" in args or "text" in args:
             blocks = args.get("blocks")
-            violations = check_message(blocks if isinstance(blocks, list) else None, args.get("text"))
+            violations = check_message(
+                blocks if isinstance(blocks, list) else None, args.get("text")
+            )
         with self.lock:
             call = RecordedCall(next(self._seq), method, args, time.monotonic(), violations)
             self.calls.append(call)
@@ -100,8 +102,10 @@ class FakeSlackState:
         with self.lock:
             calls = list(self.calls)
         return [
-            c for c in calls
-            if (method is None or c.method == method) and all(c.args.get(k) == v for k, v in match.items())
+            c
+            for c in calls
+            if (method is None or c.method == method)
+            and all(c.args.get(k) == v for k, v in match.items())
         ]
 
     def wait_for(self, predicate: Callable[[list[RecordedCall]], Any], timeout: float = 5.0) -> Any:
@@ -116,7 +120,9 @@ class FakeSlackState:
                     raise TimeoutError("the bot did not send what was expected in time")
                 self.changed.wait(remaining)
 
-    async def until(self, predicate: Callable[[list[RecordedCall]], Any], timeout: float = 5.0) -> Any:
+    async def until(
+        self, predicate: Callable[[list[RecordedCall]], Any], timeout: float = 5.0
+    ) -> Any:
         """`wait_for` for code running on an event loop (which it must not block)."""
         return await asyncio.to_thread(self.wait_for, predicate, timeout)
 
@@ -134,7 +140,9 @@ def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
     if "json" in content_type:
         parsed = json.loads(raw)
         return parsed if isinstance(parsed, dict) else {}
-    args: dict[str, Any] = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+    args: dict[str, Any] = {
+        k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()
+    }
     for key in ("blocks", "view", "attachments", "files", "users"):
         value = args.get(key)
         if isinstance(value, str) and value[:1] in "[{":
@@ -161,8 +169,11 @@ def build_app(state: FakeSlackState) -> web.Application:
                 request.transport.close()
                 return web.Response(status=500)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return web.json_response({"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"},
-                                     status=fault.status, headers=headers)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"},
+                status=fault.status,
+                headers=headers,
+            )
         raw = await request.read()
         args = {**request.query, **_parse_body(raw, request.content_type)}
         auth = request.headers.get("Authorization", "")
@@ -174,7 +185,9 @@ def build_app(state: FakeSlackState) -> web.Application:
 
     def handle(method: str, args: dict[str, Any]) -> web.Response:
         if method == "auth.test":
-            return ok(user_id="U0FORGEBOT", bot_id="B0FORGEBOT", team_id="T0SANDBOX", user="forgebot")
+            return ok(
+                user_id="U0FORGEBOT", bot_id="B0FORGEBOT", team_id="T0SANDBOX", user="forgebot"
+            )
         if method == "chat.postMessage":
             channel, ts = str(args.get("channel", "")), state.next_ts()
             message = {"ts": ts, "text": args.get("text", ""), "blocks": args.get("blocks") or []}
@@ -186,7 +199,11 @@ def build_app(state: FakeSlackState) -> web.Application:
             with state.lock:
                 if key not in state.messages:
                     return err("message_not_found")
-                state.messages[key] = {"ts": key[1], "text": args.get("text", ""), "blocks": args.get("blocks") or []}
+                state.messages[key] = {
+                    "ts": key[1],
+                    "text": args.get("text", ""),
+                    "blocks": args.get("blocks") or [],
+                }
             return ok(channel=key[0], ts=key[1], text=args.get("text", ""))
         if method == "chat.postEphemeral":
             return ok(message_ts=state.next_ts())

@@ -57,7 +57,12 @@ def slash_command(who: SlackIdentity, command: str, text: str, response_url: str
 
 
 def _user(who: SlackIdentity) -> dict[str, Any]:
-    return {"id": who.user_id, "username": who.user_name, "name": who.user_name, "team_id": who.team_id}
+    return {
+        "id": who.user_id,
+        "username": who.user_name,
+        "name": who.user_name,
+        "team_id": who.team_id,
+    }
 
 
 def block_actions(
@@ -85,15 +90,21 @@ def block_actions(
         payload["view"] = view
     else:
         channel = channel_id or who.channel_id
-        payload["container"] = {"type": "message", "message_ts": (message or {}).get("ts", ""),
-                                "channel_id": channel, "is_ephemeral": False}
+        payload["container"] = {
+            "type": "message",
+            "message_ts": (message or {}).get("ts", ""),
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
         payload["channel"] = {"id": channel, "name": who.channel_name}
         payload["message"] = message or {}
         payload["response_url"] = response_url
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def view_submission(who: SlackIdentity, view: dict[str, Any], values: dict[str, dict[str, Any]]) -> bytes:
+def view_submission(
+    who: SlackIdentity, view: dict[str, Any], values: dict[str, dict[str, Any]]
+) -> bytes:
     """`values` is Slack's `state.values`: block_id -> action_id -> element value object."""
     submitted = {**view, "state": {"values": values}}
     payload = {
@@ -115,8 +126,13 @@ def app_home_opened(who: SlackIdentity, event_id: str | None = None) -> bytes:
         "token": "legacy-verification-token",
         "team_id": who.team_id,
         "api_app_id": who.api_app_id,
-        "event": {"type": "app_home_opened", "user": who.user_id, "channel": "D" + who.user_id[1:],
-                  "tab": "home", "event_ts": f"{time.time():.6f}"},
+        "event": {
+            "type": "app_home_opened",
+            "user": who.user_id,
+            "channel": "D" + who.user_id[1:],
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
         "type": "event_callback",
         "event_id": event_id or f"Ev{next(_ids):08d}",
         "event_time": int(time.time()),
@@ -161,15 +177,21 @@ class SignedSlackClient:
         signature = compute_signature("not-the-secret" if forge else self.secret, stamp, body)
         headers = {
             "Content-Type": content_type
-            or ("application/json" if body.startswith(b"{") else "application/x-www-form-urlencoded"),
+            or (
+                "application/json" if body.startswith(b"{") else "application/x-www-form-urlencoded"
+            ),
         }
         if not drop_headers:
             headers |= {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
         headers |= extra_headers or {}
         started = time.perf_counter()
-        async with self._session.post(f"{self.base_url}/slack/events", data=body, headers=headers) as response:
+        async with self._session.post(
+            f"{self.base_url}/slack/events", data=body, headers=headers
+        ) as response:
             text = await response.text()
-            return SignedResponse(response.status, text, dict(response.headers), time.perf_counter() - started)
+            return SignedResponse(
+                response.status, text, dict(response.headers), time.perf_counter() - started
+            )
 
     async def close(self) -> None:
         if self._session is not None:

@@ -42,7 +42,9 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def paginate_blocks(blocks: list[dict[str, Any]], per_page: int = MESSAGE_BLOCKS) -> list[list[dict[str, Any]]]:
+def paginate_blocks(
+    blocks: list[dict[str, Any]], per_page: int = MESSAGE_BLOCKS
+) -> list[list[dict[str, Any]]]:
     return [blocks[i : i + per_page] for i in range(0, len(blocks), per_page)] or [[]]
 
 
@@ -66,7 +68,9 @@ def _check_len(out: list[Violation], where: str, value: str, limit: int, what: s
         out.append(Violation(where, f"{what} is {len(value)} characters; the limit is {limit}"))
 
 
-def _check_element(out: list[Violation], where: str, element: dict[str, Any], action_ids: set[str]) -> None:
+def _check_element(
+    out: list[Violation], where: str, element: dict[str, Any], action_ids: set[str]
+) -> None:
     kind = element.get("type")
     action_id = element.get("action_id")
     if action_id is not None:
@@ -121,7 +125,9 @@ def _check_blocks(blocks: Iterable[dict[str, Any]], limit: int, where: str) -> l
         elif kind == "actions":
             elements = block.get("elements", [])
             if len(elements) > ACTIONS_ELEMENTS:
-                out.append(Violation(here, f"{len(elements)} elements; the limit is {ACTIONS_ELEMENTS}"))
+                out.append(
+                    Violation(here, f"{len(elements)} elements; the limit is {ACTIONS_ELEMENTS}")
+                )
             for element in elements:
                 _check_element(out, here, element, action_ids)
         elif kind == "input":
@@ -144,6 +150,8 @@ def check_view(view: dict[str, Any]) -> list[Violation]:
         _check_len(out, "view", _text_of(view.get("title")), VIEW_TITLE, "title")
         for key in ("submit", "close"):
             _check_len(out, "view", _text_of(view.get(key)), VIEW_BUTTON, key)
-    _check_len(out, "view", str(view.get("private_metadata", "")), PRIVATE_METADATA, "private_metadata")
+    _check_len(
+        out, "view", str(view.get("private_metadata", "")), PRIVATE_METADATA, "private_metadata"
+    )
     _check_len(out, "view", str(view.get("callback_id", "")), CALLBACK_ID, "callback_id")
     return out

@@ -85,7 +85,9 @@ class RetryAfterHandler(AsyncRetryHandler):
         state.increment_current_attempt()
 
 
-def build_web_client(token: str, *, base_url: str, timeout: int = 10, max_retries: int = 4) -> AsyncWebClient:
+def build_web_client(
+    token: str, *, base_url: str, timeout: int = 10, max_retries: int = 4
+) -> AsyncWebClient:
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.25, jitter=RandomJitter())
     client = AsyncWebClient(
         token=token or None,
@@ -108,15 +110,21 @@ def build_web_client(token: str, *, base_url: str, timeout: int = 10, max_retrie
 class SlackGateway(Protocol):
     """What services need from Slack; the outbox implements it, tests may supply another."""
 
-    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str: ...
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str: ...
 
-    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None: ...
 
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None: ...
 
-    async def dm(self, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]: ...
+    async def dm(
+        self, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> tuple[str, str]: ...
 
 
 @dataclass
@@ -154,20 +162,26 @@ class SlackOutbox:
         self._last_sent[channel] = self._monotonic()
         lock.release()
 
-    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
         """Post (paginating over Slack's block limit); returns the first message's ts."""
         pages = paginate_blocks(blocks, MESSAGE_BLOCKS) if blocks else [None]
         first_ts = ""
         for page in pages:
             lock = await self._turn(channel)
             try:
-                response = await self.client.chat_postMessage(channel=channel, text=text, blocks=page)
+                response = await self.client.chat_postMessage(
+                    channel=channel, text=text, blocks=page
+                )
             finally:
                 self._sent(channel, lock)
             first_ts = first_ts or str(response.get("ts", ""))
         return first_ts
 
-    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
         """Queue an update; bursts to one message collapse into its latest content."""
         key = (channel, ts)
         self._pending_updates[key] = _Pending(text, blocks[:MESSAGE_BLOCKS] if blocks else None)
@@ -181,23 +195,31 @@ class SlackOutbox:
             pending = self._pending_updates.pop(key, None)
             try:
                 if pending is not None:
-                    await self.client.chat_update(channel=channel, ts=ts, text=pending.text, blocks=pending.blocks)
+                    await self.client.chat_update(
+                        channel=channel, ts=ts, text=pending.text, blocks=pending.blocks
+                    )
             except SlackApiError as exc:
-                log.warning("chat.update failed for a message in %s: %s", channel, exc.response.get("error"))
+                log.warning(
+                    "chat.update failed for a message in %s: %s", channel, exc.response.get("error")
+                )
             finally:
                 self._sent(channel, lock)
 
     async def flush(self) -> None:
         """Wait until every queued update has been sent (tests, shutdown)."""
         while any(not t.done() for t in self._flushers.values()):
-            await asyncio.gather(*[t for t in self._flushers.values() if not t.done()], return_exceptions=True)
+            await asyncio.gather(
+                *[t for t in self._flushers.values() if not t.done()], return_exceptions=True
+            )
 
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
         await self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
 
-    async def dm(self, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+    async def dm(
+        self, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> tuple[str, str]:
         channel = self._dm_channels.get(user)
         if channel is None:
             opened = await self.client.conversations_open(users=[user])
@@ -209,7 +231,11 @@ class SlackOutbox:
         self, channel: str, filename: str, content: bytes, title: str, initial_comment: str = ""
     ) -> None:
         await self.client.files_upload_v2(
-            channel=channel, filename=filename, content=content, title=title, initial_comment=initial_comment
+            channel=channel,
+            filename=filename,
+            content=content,
+            title=title,
+            initial_comment=initial_comment,
         )
 
     async def close(self) -> None:

@@ -55,7 +55,9 @@ async def _wait_audit(bot: RunningBot, expected: tuple[str, str], timeout: float
         ({"extra_headers": {"X-Slack-Signature": "garbage"}}, "malformed signature"),
     ],
 )
-async def test_bad_signatures_are_401_and_do_nothing(running_bot: RunningBot, kwargs: dict[str, object], why: str) -> None:
+async def test_bad_signatures_are_401_and_do_nothing(
+    running_bot: RunningBot, kwargs: dict[str, object], why: str
+) -> None:
     body = slash_command(DEVELOPER, "/forge", "help", running_bot.slack.new_response_url())
     response = await running_bot.client.send(body, **kwargs)  # type: ignore[arg-type]
     assert response.status == 401, why
@@ -91,7 +93,9 @@ async def test_other_workspaces_are_refused(running_bot: RunningBot) -> None:
 async def test_health_readiness_and_metrics(running_bot: RunningBot) -> None:
     assert await _get(running_bot.url + "/healthz") == (200, "ok")
     assert await _get(running_bot.url + "/readyz") == (200, "ready")
-    await running_bot.client.send(slash_command(STRANGER, "/forge", "help", running_bot.slack.new_response_url()))
+    await running_bot.client.send(
+        slash_command(STRANGER, "/forge", "help", running_bot.slack.new_response_url())
+    )
     status, text = await _get(running_bot.url + "/metrics")
     assert status == 200
     assert 'forgebot_commands_total{command="help",outcome="ok"}' in text
@@ -101,7 +105,9 @@ async def test_health_readiness_and_metrics(running_bot: RunningBot) -> None:
 async def test_app_home_is_published_once_per_event(running_bot: RunningBot) -> None:
     body = app_home_opened(DEVELOPER, event_id="Ev0HOME1")
     first = await running_bot.client.send(body)
-    retry = await running_bot.client.send(body, extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    retry = await running_bot.client.send(
+        body, extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert first.status == retry.status == 200
     state = running_bot.slack.state
     await state.until(lambda calls: [c for c in calls if c.method == "views.publish"])
@@ -112,10 +118,14 @@ async def test_app_home_is_published_once_per_event(running_bot: RunningBot) -> 
     assert published[0].args["view"]["type"] == "home"
 
 
-async def test_no_secret_reaches_the_logs(running_bot: RunningBot, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_reaches_the_logs(
+    running_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     response_url = running_bot.slack.new_response_url()
-    await running_bot.client.send(slash_command(DEVELOPER, "/forge", "help", response_url), forge=True)
+    await running_bot.client.send(
+        slash_command(DEVELOPER, "/forge", "help", response_url), forge=True
+    )
     await running_bot.client.send(slash_command(DEVELOPER, "/forge", "nonsense", response_url))
     logged = caplog.text
     assert SIGNING_SECRET not in logged

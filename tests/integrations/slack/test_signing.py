@@ -10,7 +10,10 @@ NOW = 1_790_000_000
 
 
 def _headers(stamp: str, signature: str | None = None) -> dict[str, str]:
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature or compute_signature(SECRET, stamp, BODY)}
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature or compute_signature(SECRET, stamp, BODY),
+    }
 
 
 def test_known_vector() -> None:
