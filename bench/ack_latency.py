@@ -92,7 +92,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def drive(url: str, command: str, text: str, total: int, concurrency: int, response_url: str) -> tuple[list[float], float, int]:
+async def drive(
+    url: str, command: str, text: str, total: int, concurrency: int, response_url: str
+) -> tuple[list[float], float, int]:
     client = SignedSlackClient(url, SECRET)
     who = SlackIdentity(user_id="U0DEVELOPER")
     latencies: list[float] = []
@@ -141,38 +143,77 @@ async def main() -> None:
     }
     # The database is migrated first, as `forgebot db upgrade` would be in production, so the
     # start-up figure is the server's own.
-    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     started = time.perf_counter()
-    forge = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(forge_port)],
-                             env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    forge = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(forge_port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     forge_url = f"http://127.0.0.1:{forge_port}"
     ready_seconds = await wait_healthy(forge_url, started)
     bare_started = time.perf_counter()
-    bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port), SECRET], cwd=ROOT, stderr=subprocess.DEVNULL)
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE_APP, str(bare_port), SECRET],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     bare_url = f"http://127.0.0.1:{bare_port}"
     bare_ready = await wait_healthy(bare_url, bare_started)
     await asyncio.sleep(1.0)
     idle_rss = rss_mb(forge.pid)
     response_url = fake.new_response_url()
 
-    print(f"forgebot serve: first /healthz 200 after {ready_seconds:.2f} s (bare bolt app: {bare_ready:.2f} s)")
+    print(
+        f"forgebot serve: first /healthz 200 after {ready_seconds:.2f} s (bare bolt app: {bare_ready:.2f} s)"
+    )
     print(f"forgebot serve: idle RSS {idle_rss:.0f} MB")
-    print(f"{'concurrency':>11} | {'app':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'req/s':>7} | errors")
+    print(
+        f"{'concurrency':>11} | {'app':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'req/s':>7} | errors"
+    )
     try:
         for concurrency in (1, 10, 50):
             # Warm both up, then measure them alternately so both see the same machine load.
             await drive(forge_url, "/forge", "help", 50, concurrency, response_url)
             await drive(bare_url, "/ping", "", 50, concurrency, response_url)
-            forge_lat, forge_s, forge_err = await drive(forge_url, "/forge", "help", args.requests, concurrency, response_url)
-            bare_lat, bare_s, bare_err = await drive(bare_url, "/ping", "", args.requests, concurrency, response_url)
-            for name, lat, secs, err in (("forgebot", forge_lat, forge_s, forge_err), ("bare", bare_lat, bare_s, bare_err)):
-                print(f"{concurrency:>11} | {name:>8} | {pct(lat, 0.5):7.2f} | {pct(lat, 0.99):7.2f} | {len(lat) / secs:7.0f} | {err}")
-            print(f"{'':>11} | {'ratio':>8} | {pct(forge_lat, 0.5) / pct(bare_lat, 0.5):7.2f} | "
-                  f"{pct(forge_lat, 0.99) / pct(bare_lat, 0.99):7.2f} | "
-                  f"{(len(forge_lat) / forge_s) / (len(bare_lat) / bare_s):7.2f} |")
-        print(f"forgebot serve: RSS after load {rss_mb(forge.pid):.0f} MB; median p50 "
-              f"{statistics.median(forge_lat) * 1000:.2f} ms at concurrency 50")
+            forge_lat, forge_s, forge_err = await drive(
+                forge_url, "/forge", "help", args.requests, concurrency, response_url
+            )
+            bare_lat, bare_s, bare_err = await drive(
+                bare_url, "/ping", "", args.requests, concurrency, response_url
+            )
+            for name, lat, secs, err in (
+                ("forgebot", forge_lat, forge_s, forge_err),
+                ("bare", bare_lat, bare_s, bare_err),
+            ):
+                print(
+                    f"{concurrency:>11} | {name:>8} | {pct(lat, 0.5):7.2f} | {pct(lat, 0.99):7.2f} | {len(lat) / secs:7.0f} | {err}"
+                )
+            print(
+                f"{'':>11} | {'ratio':>8} | {pct(forge_lat, 0.5) / pct(bare_lat, 0.5):7.2f} | "
+                f"{pct(forge_lat, 0.99) / pct(bare_lat, 0.99):7.2f} | "
+                f"{(len(forge_lat) / forge_s) / (len(bare_lat) / bare_s):7.2f} |"
+            )
+        print(
+            f"forgebot serve: RSS after load {rss_mb(forge.pid):.0f} MB; median p50 "
+            f"{statistics.median(forge_lat) * 1000:.2f} ms at concurrency 50"
+        )
     finally:
         forge.terminate()
         bare.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -62,7 +63,7 @@ async def test_posts_to_one_channel_are_paced(fake_slack: RunningFakeSlack) -> N
     )
     times = [c.at for c in fake_slack.state.find("chat.postMessage", channel="C0PAYMENTS")]
     assert len(times) == 4
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.19, gaps
 
 
