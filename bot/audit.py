@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +12,7 @@ from bot.clock import Clock
 from bot.logs import redact, request_id
 from storage import audit as audit_repo
 from storage.db import Database, DatabaseUnavailable
-from storage.models import AuditEntry, AuditOutcome
+from storage.models import AuditOutcome
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,20 @@ class AuditRecord:
 
 
 class AuditLog:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    """Writes entries in batches: each `record` waits until its entry is committed, but many
+    concurrent commands share one transaction instead of one commit each."""
+
+    def __init__(self, db: Database, clock: Clock, *, batch: int = 200) -> None:
         self._db = db
         self._clock = clock
+        self._batch = batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, record: AuditRecord) -> None:
-        entry = AuditEntry(
+        # A plain row, not an AuditEntry instance: building a table model costs more than the
+        # whole rest of a `/forge help`, and this runs for every request.
+        entry: dict[str, Any] = dict(
             at=self._clock.now(),
             actor_user_id=record.actor_user_id,
             actor_slack_team_id=record.actor_slack_team_id,
@@ -42,21 +52,37 @@ class AuditLog:
             channel_id=record.channel_id,
             command=record.command,
             arguments={
-                k: redact(str(v)) if isinstance(v, str) else v for k, v in record.arguments.items()
+                k: redact(v) if isinstance(v, str) else v for k, v in record.arguments.items()
             },
             outcome=record.outcome.value,
             error=redact(record.error)[:2000],
             request_id=request_id.get(),
             operation_id=record.operation_id,
         )
-        try:
-            await self._db.run(lambda s: audit_repo.append(s, entry))
-        except DatabaseUnavailable:
-            # The action's own outcome was already decided; losing the database must not turn
-            # it into an error for the user. The log line keeps the trail.
-            log.error(
-                "audit entry not stored (database unavailable): %s %s %s",
-                record.actor_user_id,
-                record.command,
-                record.outcome.value,
-            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((entry, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
+            entries = [entry for entry, _ in batch]
+            try:
+                await self._db.run(functools.partial(audit_repo.append_many, rows=entries))
+            except DatabaseUnavailable:
+                # The actions' outcomes were already decided; losing the database must not turn
+                # them into errors for the users. The log keeps the trail.
+                for entry in entries:
+                    log.error(
+                        "audit entry not stored (database unavailable): %s %s %s",
+                        entry["actor_user_id"],
+                        entry["command"],
+                        entry["outcome"],
+                    )
+            except Exception:
+                log.exception("audit entries not stored")
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import signal
 import sys
 from pathlib import Path
 
 from bot.catalog import Catalog, CatalogError, load_catalog
+from bot.clock import SystemClock
 from bot.config import Settings
 from bot.logs import configure_logging
 
@@ -65,32 +67,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> int:
-    from bot.runtime import Runtime, StartupError
+    from bot.server import ServingState, build_web_app, listen
 
-    runtime = Runtime(settings, catalog)
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        print(
+            "forgebot: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode); "
+            "to try forgebot without Slack run `forgebot demo`",
+            file=sys.stderr,
+        )
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # Listen first (liveness), then load the heavy parts behind it (readiness).
+    clock = SystemClock()
+    state = ServingState()
+    listener = await listen(build_web_app(state, clock), host, port)
+    runtime_module = await asyncio.to_thread(importlib.import_module, "bot.runtime")
+    runtime = runtime_module.Runtime(settings, catalog, clock=clock)
+    runtime._runner = listener.runner
     try:
         if settings.slack_app_token is not None:
             await runtime.prepare()
             await _start_socket_mode(runtime, settings)
-            # Health endpoints still serve in Socket Mode, for probes.
             if settings.slack_signing_secret is not None:
-                await runtime.start(host, port)
+                await runtime.attach(state)
             else:
                 await runtime.start_background()
-        elif settings.slack_signing_secret is not None:
-            url = await runtime.start(host, port)
-            print(f"forgebot listening on {url} (HTTP mode: POST /slack/events)", file=sys.stderr)
+                state.db = runtime.db
         else:
-            raise StartupError(
-                "set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode); "
-                "to try forgebot without Slack run `forgebot demo`"
-            )
-    except StartupError as exc:
+            await runtime.attach(state)
+        print(f"forgebot ready on {listener.url}", file=sys.stderr)
+    except runtime_module.StartupError as exc:
         print(f"forgebot: {exc}", file=sys.stderr)
         await runtime.stop()
         return 2

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.context import AppContext, build_context
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
-from bot.server import build_web_app
+from bot.server import ServingState, build_web_app, listen
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database
@@ -79,27 +79,26 @@ class Runtime:
         return ctx
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen, then prepare and attach: what `forgebot serve` does, in one call."""
+        state = ServingState()
+        listener = await listen(build_web_app(state, self.clock), host, port)
+        self._runner, self.url = listener.runner, listener.url
+        try:
+            await self.attach(state)
+        except BaseException:
+            await self.stop()
+            raise
+        return self.url
+
+    async def attach(self, state: ServingState) -> None:
+        """Make an already listening server ready: HTTP mode needs the signing secret."""
         ctx = self.ctx or await self.prepare()
         assert self.bolt is not None and self.db is not None
         secret = ctx.settings.slack_signing_secret
         if secret is None:
             raise StartupError("SLACK_SIGNING_SECRET is not set (HTTP mode needs it)")
-        web_app = build_web_app(
-            self.bolt,
-            signing_secret=secret.get_secret_value(),
-            db=self.db,
-            clock=self.clock,
-            extra_routes=ctx.extras.get("routes", []),
-        )
-        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr,attr-defined]
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
-        self.url = f"http://{shown}:{bound}"
         await self.start_background()
-        return self.url
+        state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
 
     async def start_background(self) -> None:
         ctx = self.ctx

@@ -1,8 +1,13 @@
-"""The aiohttp server: `/slack/events`, `/healthz`, `/readyz`, `/metrics`, and the CI/CD API.
+"""The aiohttp server: `/slack/events`, `/healthz`, `/readyz`, `/metrics`, and the `/api/` routes.
 
 Slack signatures are verified on the raw body before anything parses it; a missing, malformed,
 forged or stale signature is a 401 and nothing else happens (nothing is logged that carries the
 body, a response_url, a token or the secret).
+
+The server starts in two phases. It listens at once with `/healthz` (the process is alive)
+while the heavy parts (SQLAlchemy, bolt, clients) load; `/readyz` and `/slack/events` answer
+503 until `ServingState.attach` hands them the app and the database. This module imports only
+light dependencies for that reason.
 """
 
 from __future__ import annotations
@@ -10,22 +15,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import metrics
 from bot.clock import Clock
 from integrations.slack.signing import verify_request
-from storage.db import Database
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
-"""(method, path, handler): extra HTTP routes a capability adds (e.g. POST /api/deployments)."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Route = tuple[str, str, Handler]
+"""(method, path under /api/, handler): HTTP routes a capability adds, e.g. POST deployments."""
 
 
 def _kind(body: bytes, content_type: str) -> str:
@@ -36,19 +45,47 @@ def _kind(body: bytes, content_type: str) -> str:
     return "command"
 
 
-def build_web_app(
-    bolt: AsyncApp,
-    *,
-    signing_secret: str,
-    db: Database,
-    clock: Clock,
-    extra_routes: list[Route] | None = None,
-) -> web.Application:
+@dataclass
+class ServingState:
+    """What the HTTP handlers need; empty while the process is still starting."""
+
+    bolt: AsyncApp | None = None
+    db: Database | None = None
+    signing_secret: str = ""
+    api_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+
+    def attach(
+        self, bolt: AsyncApp, db: Database, signing_secret: str, routes: list[Route]
+    ) -> None:
+        self.api_routes = {
+            (method.upper(), path.strip("/")): handler for method, path, handler in routes
+        }
+        self.db = db
+        self.signing_secret = signing_secret
+        self.bolt = bolt  # last: its presence is what marks the server ready
+
+    @property
+    def ready(self) -> bool:
+        return self.bolt is not None
+
+
+def _starting() -> web.Response:
+    return web.Response(status=503, text="starting", headers={"Retry-After": "1"})
+
+
+def build_web_app(state: ServingState, clock: Clock) -> web.Application:
     async def slack_events(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        if state.bolt is None:
+            return _starting()
+        from slack_bolt.adapter.aiohttp import to_aiohttp_response
+        from slack_bolt.request.async_request import AsyncBoltRequest
+
         body = await request.read()
         kind = _kind(body, request.content_type)
-        verdict = verify_request(signing_secret, request.headers, body, clock.now().timestamp())
+        verdict = verify_request(
+            state.signing_secret, request.headers, body, clock.now().timestamp()
+        )
         if not verdict.ok:
             metrics.REQUESTS.labels(kind, "401").inc()
             log.warning("rejected a Slack request: %s", verdict.reason)
@@ -58,7 +95,7 @@ def build_web_app(
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
         )
-        bolt_response = await bolt.async_dispatch(bolt_request)
+        bolt_response = await state.bolt.async_dispatch(bolt_request)
         response = await to_aiohttp_response(bolt_response)
         metrics.REQUESTS.labels(kind, str(response.status)).inc()
         metrics.ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
@@ -68,7 +105,9 @@ def build_web_app(
         return web.Response(text="ok")
 
     async def readyz(_: web.Request) -> web.Response:
-        ready = await db.ping()
+        if state.db is None:
+            return _starting()
+        ready = await state.db.ping()
         metrics.READY.set(1 if ready else 0)
         if ready:
             return web.Response(text="ready")
@@ -79,11 +118,34 @@ def build_web_app(
             body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    async def api(request: web.Request) -> web.StreamResponse:
+        if not state.ready:
+            return _starting()
+        handler = state.api_routes.get((request.method, request.match_info["tail"].strip("/")))
+        if handler is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return await handler(request)
+
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
-    for method, path, handler in extra_routes or []:
-        app.router.add_route(method, path, handler)
+    app.router.add_route("*", "/api/{tail:.*}", api)
     return app
+
+
+@dataclass
+class Listener:
+    runner: web.AppRunner
+    url: str
+
+
+async def listen(app: web.Application, host: str, port: int) -> Listener:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr,attr-defined]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+    return Listener(runner, f"http://{shown}:{bound}")
