@@ -102,3 +102,54 @@ class JobRun(SQLModel, table=True):
     finished_at: datetime | None = _time(nullable=True)
     outcome: str = ""
     replica: str = ""
+
+
+class EnvState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+LIVE_ENV_STATES = (EnvState.PENDING, EnvState.APPROVED, EnvState.PROVISIONING, EnvState.ACTIVE, EnvState.DELETING)
+
+
+class EnvironmentRecord(SQLModel, table=True):
+    """A requested environment: one Kubernetes namespace from a golden-path template.
+
+    `live_name` equals `name` while the environment exists or is on its way, and is NULL once
+    it is gone, so a name is unique among live environments yet can be used again later.
+    """
+
+    __tablename__ = "environments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    live_name: str | None = Field(default=None, unique=True)
+    template: str
+    size: str
+    team: str = Field(index=True)
+    owner_user_id: str = Field(index=True)
+    purpose: str = ""
+    cluster: str
+    state: str = Field(default=EnvState.PENDING, index=True)
+    ttl_seconds: int
+    expires_at: datetime | None = _time(nullable=True, index=True)
+    monthly_cost: str = ""
+    currency: str = "USD"
+    requested_at: datetime = _time()
+    decided_at: datetime | None = _time(nullable=True)
+    decided_by: str = ""
+    decision_reason: str = ""
+    card_channel: str = ""
+    card_ts: str = ""
+    progress_channel: str = ""
+    progress_ts: str = ""
+    reminders_sent: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    failure: str = ""
+    updated_at: datetime = _time()
