@@ -1,0 +1,486 @@
+"""Self-service environments: the rules, the state machine and the orchestration.
+
+request -> (auto | platform approval) -> provision -> active -> extend ... -> delete/expire.
+Every state change is a guarded transition in the database, and provisioning and deletion run
+as durable operations, so double clicks, Slack retries and restarts never act twice, and a
+failure part-way removes what was made.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from bot.auth import Action, Actor, Authorizer, Target
+from bot.catalog import Catalog, Team, Template
+from bot.clock import Clock
+from bot.durations import format_duration
+from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from bot.operations import OperationRunner
+from commands.environments.parse import RequestForm
+from commands.environments.pricing import PriceTag, price_tag
+from storage import environments as repo
+from storage.db import Database
+from storage.models import EnvironmentRecord, EnvState, Operation
+
+log = logging.getLogger(__name__)
+
+PROVISION = "env.provision"
+DELETE = "env.delete"
+LABEL = "forgebot.io"
+
+
+class NamespaceProvisioner(Protocol):
+    """What this capability needs from Kubernetes; `integrations.kubernetes` provides it."""
+
+    async def create_namespace(
+        self, cluster: str, name: str, labels: dict[str, str], annotations: dict[str, str]
+    ) -> Any: ...
+
+    async def patch_namespace(
+        self,
+        cluster: str,
+        name: str,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> Any: ...
+
+    async def delete_namespace(self, cluster: str, name: str) -> Any: ...
+
+    async def apply_resource_quota(
+        self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
+    ) -> Any: ...
+
+    async def apply_limit_range(self, cluster: str, namespace: str) -> Any: ...
+
+    async def apply_role_binding(self, cluster: str, namespace: str, group: str) -> Any: ...
+
+    async def apply_network_policy(self, cluster: str, namespace: str) -> Any: ...
+
+
+class EnvironmentNotifier(Protocol):
+    """How the capability tells people what happened (Slack, through its views)."""
+
+    async def request_card(
+        self, record: EnvironmentRecord, platform_channel: str
+    ) -> tuple[str, str]: ...
+
+    async def card_decided(self, record: EnvironmentRecord) -> None: ...
+
+    async def to_owner(self, record: EnvironmentRecord, event: str, detail: str = "") -> None: ...
+
+    async def progress(
+        self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
+    ) -> tuple[str, str]: ...
+
+    async def expiry_reminder(self, record: EnvironmentRecord, left: timedelta) -> None: ...
+
+
+PROVISION_STEPS = ("namespace", "resource quota", "limit range", "role binding", "network policy")
+
+
+@dataclass
+class EnvironmentService:
+    catalog: Catalog
+    db: Database
+    clock: Clock
+    auth: Authorizer
+    operations: OperationRunner
+    kube: NamespaceProvisioner
+    notify: EnvironmentNotifier
+
+    def register_operations(self) -> None:
+        self.operations.register(PROVISION, self.provision, self._operation_failed)
+        self.operations.register(DELETE, self.perform_delete, self._operation_failed)
+
+    # --- requesting --------------------------------------------------------------------------
+    def requester_team(self, actor: Actor) -> Team:
+        decision = self.auth.authorize(actor, Action.ENV_REQUEST)
+        team = self.auth.primary_team(actor.user_id)
+        if not decision.allowed or team is None:
+            raise NotAuthorized(
+                "Only members of a team in the catalog can request environments; "
+                "ask the platform team to add you to yours."
+            )
+        return team
+
+    def price(self, template: Template, size: str, ttl: timedelta) -> PriceTag:
+        quota = template.sizes[size]  # type: ignore[index]
+        return price_tag(quota, self.catalog.pricing, ttl, template.offhours)
+
+    async def name_available(self, name: str) -> bool:
+        return not await self.db.run(lambda s: repo.name_is_live(s, name))
+
+    async def request(self, actor: Actor, form: RequestForm) -> EnvironmentRecord:
+        team = self.requester_team(actor)
+        template = self.catalog.template(form.template)
+        if template is None:
+            raise UserInputError(f"There is no template called {form.template}.")
+        now = self.clock.now()
+        tag = self.price(template, form.size, form.ttl)
+        record = EnvironmentRecord(
+            name=form.name,
+            template=template.name,
+            size=form.size,
+            team=team.name,
+            owner_user_id=actor.user_id,
+            purpose=form.purpose,
+            cluster=template.cluster,
+            ttl_seconds=int(form.ttl.total_seconds()),
+            monthly_cost=str(tag.monthly.quantize(Decimal("0.01"))),
+            currency=tag.currency,
+            requested_at=now,
+            updated_at=now,
+        )
+        try:
+            record = await self.db.run(lambda s: repo.insert(s, record))
+        except repo.NameTaken:
+            raise UserInputError(
+                f"An environment called {form.name} already exists; pick another name."
+            ) from None
+
+        if template.approval == "auto":
+            await self._approve(_id(record), decided_by="auto-approved golden path", reason="")
+        else:
+            platform = self.catalog.team(self.catalog.platform_team)
+            assert platform is not None
+            channel, ts = await self.notify.request_card(record, platform.channel)
+            await self.db.run(
+                lambda s: repo.set_fields(
+                    s, _id(record), self.clock.now(), card_channel=channel, card_ts=ts
+                )
+            )
+            await self.notify.to_owner(record, "requested")
+        return await self._get(_id(record))
+
+    # --- approval ----------------------------------------------------------------------------
+    async def decide(
+        self, actor: Actor, env_id: int, *, approve: bool, reason: str = ""
+    ) -> EnvironmentRecord:
+        # Checked again here, at execution time: roles may have changed since the card was posted.
+        decision = self.auth.authorize(actor, Action.ENV_APPROVE)
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.ENV_APPROVE))
+        if approve:
+            await self._approve(env_id, decided_by=actor.user_id, reason=reason)
+        else:
+            now = self.clock.now()
+            moved = await self.db.run(
+                lambda s: repo.transition(
+                    s,
+                    env_id,
+                    expected=[EnvState.PENDING],
+                    to=EnvState.DENIED,
+                    now=now,
+                    decided_at=now,
+                    decided_by=actor.user_id,
+                    decision_reason=reason,
+                )
+            )
+            if not moved:
+                await self._already_decided(env_id)
+            record = await self._get(env_id)
+            await self.notify.card_decided(record)
+            await self.notify.to_owner(record, "denied", reason)
+        return await self._get(env_id)
+
+    async def _approve(self, env_id: int, *, decided_by: str, reason: str) -> None:
+        now = self.clock.now()
+        moved = await self.db.run(
+            lambda s: repo.transition(
+                s,
+                env_id,
+                expected=[EnvState.PENDING],
+                to=EnvState.APPROVED,
+                now=now,
+                decided_at=now,
+                decided_by=decided_by,
+                decision_reason=reason,
+            )
+        )
+        if not moved:
+            await self._already_decided(env_id)
+        record = await self._get(env_id)
+        if record.card_ts:
+            await self.notify.card_decided(record)
+        await self.operations.submit(
+            PROVISION,
+            {"env_id": env_id},
+            idempotency_key=f"{PROVISION}:{env_id}",
+            actor_user_id=decided_by,
+        )
+
+    async def _already_decided(self, env_id: int) -> None:
+        record = await self._get(env_id)
+        who = f" by <@{record.decided_by}>" if record.decided_by.startswith(("U", "W")) else ""
+        raise Conflict(f"The request for {record.name} was already {record.state}{who}.")
+
+    # --- provisioning (an operation) -----------------------------------------------------------
+    async def provision(self, operation: Operation) -> dict[str, Any]:
+        env_id = int(operation.payload["env_id"])
+        now = self.clock.now()
+        await self.db.run(
+            lambda s: repo.transition(
+                s, env_id, expected=[EnvState.APPROVED], to=EnvState.PROVISIONING, now=now
+            )
+        )
+        record = await self._get(env_id)
+        if record.state != EnvState.PROVISIONING:
+            return {"skipped": record.state}
+        template = self.catalog.template(record.template)
+        team = self.catalog.team(record.team)
+        if template is None or team is None:
+            raise ForgebotError(f"{record.template} or {record.team} is no longer in the catalog")
+        quota = template.sizes[record.size]  # type: ignore[index]
+        expires = self.clock.now() + timedelta(seconds=record.ttl_seconds)
+        labels = {
+            f"{LABEL}/environment": record.name,
+            f"{LABEL}/team": record.team,
+            f"{LABEL}/owner": record.owner_user_id,
+            f"{LABEL}/template": record.template,
+            f"{LABEL}/managed-by": "forgebot",
+        }
+        annotations = {
+            f"{LABEL}/expires-at": expires.isoformat(),
+            f"{LABEL}/purpose": record.purpose[:250],
+        }
+        if template.offhours:
+            annotations[f"{LABEL}/offhours"] = template.offhours
+        group = team.kubernetes_group or f"{team.name}-devs"
+        steps = {
+            "namespace": lambda: self.kube.create_namespace(
+                record.cluster, record.name, labels, annotations
+            ),
+            "resource quota": lambda: self.kube.apply_resource_quota(
+                record.cluster, record.name, quota.cpu, quota.memory_gib, quota.pods
+            ),
+            "limit range": lambda: self.kube.apply_limit_range(record.cluster, record.name),
+            "role binding": lambda: self.kube.apply_role_binding(
+                record.cluster, record.name, group
+            ),
+            "network policy": lambda: self.kube.apply_network_policy(record.cluster, record.name),
+        }
+        done: list[str] = []
+        await self._progress(record, done, PROVISION_STEPS[0], None)
+        for step in PROVISION_STEPS:
+            try:
+                await steps[step]()
+            except Conflict:
+                if step != "namespace":
+                    raise
+                # Re-run after a crash: the namespace is ours if it carries our labels.
+            except ForgebotError as exc:
+                await self._undo(record, [*done, step], f"{step}: {exc}")
+                raise ForgebotError(
+                    f"provisioning {record.name} failed at the {step}: {exc}"
+                ) from None
+            done.append(step)
+            await self._progress(record, done, _next(step), None)
+        finished = self.clock.now()
+        await self.db.run(
+            lambda s: repo.transition(
+                s,
+                env_id,
+                expected=[EnvState.PROVISIONING],
+                to=EnvState.ACTIVE,
+                now=finished,
+                expires_at=finished + timedelta(seconds=record.ttl_seconds),
+            )
+        )
+        record = await self._get(env_id)
+        await self.notify.to_owner(record, "ready")
+        return {
+            "name": record.name,
+            "expires_at": record.expires_at.isoformat() if record.expires_at else "",
+        }
+
+    async def _progress(
+        self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
+    ) -> None:
+        channel, ts = await self.notify.progress(record, done, current, failed)
+        if not record.progress_ts and ts:
+            record.progress_channel, record.progress_ts = channel, ts
+            await self.db.run(
+                lambda s: repo.set_fields(
+                    s, _id(record), self.clock.now(), progress_channel=channel, progress_ts=ts
+                )
+            )
+
+    async def _undo(self, record: EnvironmentRecord, attempted: list[str], reason: str) -> None:
+        """Remove whatever was made: deleting the namespace removes everything inside it."""
+        try:
+            await self.kube.delete_namespace(record.cluster, record.name)
+        except NotFound:
+            pass
+        except ForgebotError as exc:
+            log.error("could not clean up namespace %s after a failure: %s", record.name, exc)
+            reason += f" (cleanup also failed: {exc}; the platform team has been told)"
+        now = self.clock.now()
+        await self.db.run(
+            lambda s: repo.transition(
+                s,
+                _id(record),
+                expected=[EnvState.PROVISIONING],
+                to=EnvState.FAILED,
+                now=now,
+                failure=reason[:1000],
+            )
+        )
+        failed_step = attempted[-1] if attempted else None
+        await self._progress(record, attempted[:-1], None, failed_step)
+        await self.notify.to_owner(await self._get(_id(record)), "failed", reason)
+
+    async def _operation_failed(self, operation: Operation, reason: str) -> None:
+        log.warning(
+            "operation %s for environment %s failed: %s",
+            operation.kind,
+            operation.payload.get("env_id"),
+            reason,
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def find(self, name: str) -> EnvironmentRecord:
+        record = await self.db.run(lambda s: repo.live_by_name(s, name))
+        if record is None:
+            raise NotFound(
+                f"There is no environment called {name}. `/forge env list all` shows them all."
+            )
+        return record
+
+    def _target(self, record: EnvironmentRecord) -> Target:
+        return Target(team=record.team, owner_user_id=record.owner_user_id)
+
+    async def list(self, actor: Actor, scope: str) -> Sequence[EnvironmentRecord]:
+        if scope == "mine":
+            return await self.db.run(lambda s: repo.live(s, owner=actor.user_id))
+        if scope == "team":
+            teams = [t.name for t in self.auth.teams_of(actor.user_id)]
+            return await self.db.run(lambda s: repo.live(s, teams=teams))
+        return await self.db.run(lambda s: repo.live(s))
+
+    async def extend(self, actor: Actor, name: str, by: timedelta) -> EnvironmentRecord:
+        record = await self.find(name)
+        decision = self.auth.authorize(actor, Action.ENV_EXTEND, self._target(record))
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.ENV_EXTEND))
+        if record.state != EnvState.ACTIVE or record.expires_at is None:
+            raise Conflict(f"{name} is {record.state}; only active environments can be extended.")
+        template = self.catalog.template(record.template)
+        now = self.clock.now()
+        new_expiry = record.expires_at + by
+        limit = now + (template.max_ttl if template else timedelta(0))
+        if (
+            new_expiry > limit
+            and not self.auth.authorize(actor, Action.ENV_EXTEND_BEYOND_MAX).allowed
+        ):
+            raise UserInputError(
+                f"That would keep {name} until {new_expiry:%a %d %b %H:%M} UTC, beyond the "
+                f"{format_duration(template.max_ttl if template else timedelta(0))} this template allows from now. "
+                "Ask for less, or ask the platform team to extend it further."
+            )
+        await self.kube.patch_namespace(
+            record.cluster, name, annotations={f"{LABEL}/expires-at": new_expiry.isoformat()}
+        )
+        await self.db.run(
+            lambda s: repo.set_fields(s, _id(record), now, expires_at=new_expiry, reminders_sent=[])
+        )
+        return await self._get(_id(record))
+
+    async def delete(
+        self, actor: Actor, name: str, *, reason: str = "deleted on request"
+    ) -> EnvironmentRecord:
+        record = await self.find(name)
+        decision = self.auth.authorize(actor, Action.ENV_DELETE, self._target(record))
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.ENV_DELETE))
+        return await self._start_delete(record, actor.user_id, reason)
+
+    async def _start_delete(
+        self, record: EnvironmentRecord, by: str, reason: str
+    ) -> EnvironmentRecord:
+        now = self.clock.now()
+        moved = await self.db.run(
+            lambda s: repo.transition(
+                s,
+                _id(record),
+                expected=[EnvState.ACTIVE, EnvState.FAILED],
+                to=EnvState.DELETING,
+                now=now,
+                decision_reason=reason,
+            )
+        )
+        if not moved:
+            current = await self._get(_id(record))
+            if current.state == EnvState.DELETING:
+                return current
+            raise Conflict(f"{record.name} is {current.state}; it cannot be deleted now.")
+        await self.operations.submit(
+            DELETE,
+            {"env_id": _id(record), "reason": reason},
+            idempotency_key=f"{DELETE}:{_id(record)}",
+            actor_user_id=by,
+        )
+        return await self._get(_id(record))
+
+    async def perform_delete(self, operation: Operation) -> dict[str, Any]:
+        record = await self._get(int(operation.payload["env_id"]))
+        if record.state != EnvState.DELETING:
+            return {"skipped": record.state}
+        note = ""
+        try:
+            await self.kube.delete_namespace(record.cluster, record.name)
+        except NotFound:
+            note = "the namespace was already gone"
+        now = self.clock.now()
+        await self.db.run(
+            lambda s: repo.transition(
+                s, _id(record), expected=[EnvState.DELETING], to=EnvState.DELETED, now=now
+            )
+        )
+        await self.notify.to_owner(
+            await self._get(_id(record)),
+            "deleted",
+            str(operation.payload.get("reason", "")) + (f" ({note})" if note else ""),
+        )
+        return {"deleted": record.name, "note": note}
+
+    # --- TTL (a scheduled job) -----------------------------------------------------------------
+    async def sweep_expiry(self, slot: datetime) -> None:
+        now = self.clock.now()
+        lead = max(self.catalog.schedules.ttl_reminders, default=timedelta(0))
+        for record in await self.db.run(lambda s: repo.active_expiring_before(s, now + lead)):
+            assert record.expires_at is not None and _id(record) is not None
+            left = record.expires_at - now
+            if left <= timedelta(0):
+                await self._start_delete(record, "forgebot", "its time to live ran out")
+                continue
+            due = [r for r in sorted(self.catalog.schedules.ttl_reminders) if left <= r]
+            label = format_duration(due[0]) if due else ""
+            if label and label not in record.reminders_sent:
+                await self.notify.expiry_reminder(record, left)
+                sent = [*record.reminders_sent, label]
+                await self.db.run(
+                    functools.partial(repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent)
+                )
+
+    async def _get(self, env_id: int) -> EnvironmentRecord:
+        record = await self.db.run(lambda s: repo.get(s, env_id))
+        if record is None:
+            raise NotFound(f"environment #{env_id} does not exist")
+        return record
+
+
+def _id(record: EnvironmentRecord) -> int:
+    if record.id is None:
+        raise ValueError("environment record was never stored")
+    return record.id
+
+
+def _next(step: str) -> str | None:
+    index = PROVISION_STEPS.index(step)
+    return PROVISION_STEPS[index + 1] if index + 1 < len(PROVISION_STEPS) else None
