@@ -113,7 +113,7 @@ def parse_form(
     if template is None:
         errors[TEMPLATE] = "Pick a template from the list."
     raw_name = _text(values, NAME)
-    name = raw_name.strip()
+    name = raw_name  # no strip: "abc\n" must never pass as "abc"
     if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name):
         errors[NAME] = f"Use {_NAME_HINT}."
     elif template is not None and len(full_name(template, name)) > 63:
