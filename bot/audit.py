@@ -34,7 +34,8 @@ class AuditLog:
     """Writes entries in batches: each `record` waits until its entry is committed, but many
     concurrent commands share one transaction instead of one commit each."""
 
-    def __init__(self, db: Database, clock: Clock, *, batch: int = 200) -> None:
+    def __init__(self, db: Database, clock: Clock, *, batch: int = 500, window: float = 0.05) -> None:
+        self.window = window
         self._db = db
         self._clock = clock
         self._batch = batch
@@ -66,6 +67,9 @@ class AuditLog:
         await done
 
     async def _write(self) -> None:
+        # A short window gathers the entries of concurrent requests into one transaction; each
+        # caller still waits for its own entry to be committed.
+        await asyncio.sleep(self.window)
         while self._queue:
             batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
             entries = [entry for entry, _ in batch]

@@ -42,6 +42,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             # failing when two bot threads write at once.
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL never corrupts the database; it syncs at checkpoints rather
+                # than at every commit, which the audit log (written per request) needs.
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=15000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
@@ -13,10 +16,15 @@ from commands.help import views
 def register(ctx: AppContext) -> None:
     router = ctx.router
 
+    @functools.cache
+    def overview() -> list[dict[str, Any]]:
+        # Subcommands are fixed once the app is built, so the overview is built once.
+        return views.overview(list(router.subcommands.values()))
+
     async def handle(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         topic = invocation.args.split(" ", 1)[0].lower() if invocation.args else ""
         if not topic:
-            blocks = views.overview(list(router.subcommands.values()))
+            blocks = overview()
             await ack(text="forgebot commands", blocks=blocks, response_type="ephemeral")
             return
         sub = router.subcommands.get(topic)
