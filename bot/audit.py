@@ -34,7 +34,9 @@ class AuditLog:
     """Writes entries in batches: each `record` waits until its entry is committed, but many
     concurrent commands share one transaction instead of one commit each."""
 
-    def __init__(self, db: Database, clock: Clock, *, batch: int = 500, window: float = 0.05) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, batch: int = 500, window: float = 0.05
+    ) -> None:
         self.window = window
         self._db = db
         self._clock = clock

@@ -33,7 +33,9 @@ def get(session: Session, env_id: int) -> EnvironmentRecord | None:
 
 
 def live_by_name(session: Session, name: str) -> EnvironmentRecord | None:
-    return session.exec(select(EnvironmentRecord).where(EnvironmentRecord.live_name == name)).first()
+    return session.exec(
+        select(EnvironmentRecord).where(EnvironmentRecord.live_name == name)
+    ).first()
 
 
 def name_is_live(session: Session, name: str) -> bool:
@@ -63,14 +65,18 @@ def transition(
 
 def set_fields(session: Session, env_id: int, now: datetime, **changes: Any) -> None:
     session.execute(
-        update(EnvironmentRecord).where(col(EnvironmentRecord.id) == env_id).values(updated_at=now, **changes)
+        update(EnvironmentRecord)
+        .where(col(EnvironmentRecord.id) == env_id)
+        .values(updated_at=now, **changes)
     )
 
 
 def live(
     session: Session, *, owner: str | None = None, teams: Sequence[str] | None = None
 ) -> Sequence[EnvironmentRecord]:
-    query = select(EnvironmentRecord).where(col(EnvironmentRecord.state).in_([s.value for s in LIVE_ENV_STATES]))
+    query = select(EnvironmentRecord).where(
+        col(EnvironmentRecord.state).in_([s.value for s in LIVE_ENV_STATES])
+    )
     if owner is not None:
         query = query.where(EnvironmentRecord.owner_user_id == owner)
     if teams is not None:

@@ -116,7 +116,13 @@ class EnvState(StrEnum):
     DELETED = "deleted"
 
 
-LIVE_ENV_STATES = (EnvState.PENDING, EnvState.APPROVED, EnvState.PROVISIONING, EnvState.ACTIVE, EnvState.DELETING)
+LIVE_ENV_STATES = (
+    EnvState.PENDING,
+    EnvState.APPROVED,
+    EnvState.PROVISIONING,
+    EnvState.ACTIVE,
+    EnvState.DELETING,
+)
 
 
 class EnvironmentRecord(SQLModel, table=True):

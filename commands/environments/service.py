@@ -465,7 +465,9 @@ class EnvironmentService:
                 await self.notify.expiry_reminder(record, left)
                 sent = [*record.reminders_sent, label]
                 await self.db.run(
-                    functools.partial(repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent)
+                    functools.partial(
+                        repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent
+                    )
                 )
 
     async def _get(self, env_id: int) -> EnvironmentRecord:

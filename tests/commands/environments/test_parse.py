@@ -13,7 +13,13 @@ from commands.environments.parse import parse_command, parse_form
 CATALOG = load_catalog(Path(__file__).parents[3] / "catalog.example.yaml")
 
 
-def _values(template: str = "web-preview", name: str = "checkout-x", size: str = "M", ttl: str = "3d", purpose: str = "") -> dict[str, Any]:
+def _values(
+    template: str = "web-preview",
+    name: str = "checkout-x",
+    size: str = "M",
+    ttl: str = "3d",
+    purpose: str = "",
+) -> dict[str, Any]:
     return {
         "template": {"value": {"type": "static_select", "selected_option": {"value": template}}},
         "name": {"value": {"type": "plain_text_input", "value": name}},
@@ -33,8 +39,20 @@ def test_valid_form_gets_the_template_prefix() -> None:
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("abc", True), ("a-1", True), ("abc\n", False), ("a;b", False), ("ABC", False), ("-a", False),
-     ("a-", False), ("", False), ("a" * 61, False), ("1abc", False), ("a b", False), ("ä", False)],
+    [
+        ("abc", True),
+        ("a-1", True),
+        ("abc\n", False),
+        ("a;b", False),
+        ("ABC", False),
+        ("-a", False),
+        ("a-", False),
+        ("", False),
+        ("a" * 61, False),
+        ("1abc", False),
+        ("a b", False),
+        ("ä", False),
+    ],
 )
 def test_names_must_be_dns_labels(name: str, ok: bool) -> None:
     form, errors = parse_form(_values(name=name), CATALOG)
@@ -54,15 +72,32 @@ def test_each_field_reports_its_own_error() -> None:
 
 @pytest.mark.parametrize(
     ("text", "verb", "name", "scope"),
-    [("request", "request", "", "mine"), ("list", "list", "", "mine"), ("list all", "list", "", "all"),
-     ("show pv-a", "show", "pv-a", "mine"), ("delete PV-A", "delete", "pv-a", "mine")],
+    [
+        ("request", "request", "", "mine"),
+        ("list", "list", "", "mine"),
+        ("list all", "list", "", "all"),
+        ("show pv-a", "show", "pv-a", "mine"),
+        ("delete PV-A", "delete", "pv-a", "mine"),
+    ],
 )
 def test_commands(text: str, verb: str, name: str, scope: str) -> None:
     command = parse_command(text)
     assert (command.verb, command.name, command.scope) == (verb, name, scope)
 
 
-@pytest.mark.parametrize("text", ["", "frobnicate", "list everything", "show", "show a b", "extend pv-a", "extend pv-a forever", "delete a;b"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "frobnicate",
+        "list everything",
+        "show",
+        "show a b",
+        "extend pv-a",
+        "extend pv-a forever",
+        "delete a;b",
+    ],
+)
 def test_bad_commands_explain_usage(text: str) -> None:
     with pytest.raises(UserInputError) as info:
         parse_command(text)
