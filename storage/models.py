@@ -159,3 +159,63 @@ class EnvironmentRecord(SQLModel, table=True):
     reminders_sent: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     failure: str = ""
     updated_at: datetime = _time()
+
+
+class DeployKind(StrEnum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+class DeployOutcome(StrEnum):
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DeploymentRecord(SQLModel, table=True):
+    """Every deploy and rollback, from Slack or recorded by CI/CD: the source of DORA metrics.
+
+    `in_flight_key` is `service/environment` while a rollout is in progress and NULL after, so
+    the database itself allows one rollout per service and environment at a time.
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_service_env_started", "service", "environment", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(index=True)
+    team: str = Field(index=True)
+    environment: str
+    kind: str = Field(default=DeployKind.DEPLOY)
+    version: str
+    previous_version: str = ""
+    actor: str = ""
+    source: str = Field(default="slack", description="slack or api")
+    started_at: datetime = _time(index=True)
+    finished_at: datetime | None = _time(nullable=True)
+    outcome: str = Field(default=DeployOutcome.IN_PROGRESS)
+    failure_reason: str = ""
+    commit_sha: str = ""
+    commit_time: datetime | None = _time(nullable=True)
+    revision: int | None = None
+    message_channel: str = ""
+    message_ts: str = ""
+    hotfix: bool = False
+    in_flight_key: str | None = Field(default=None, unique=True)
+
+
+class Freeze(SQLModel, table=True):
+    """A deploy freeze set in Slack; catalog freeze windows are evaluated alongside."""
+
+    __tablename__ = "freezes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    environment: str = Field(index=True)
+    reason: str
+    created_by: str
+    created_at: datetime = _time()
+    ends_at: datetime | None = _time(nullable=True)
+    lifted_at: datetime | None = _time(nullable=True)
+    lifted_by: str = ""
