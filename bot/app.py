@@ -17,6 +17,8 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
+from commands.deploy.api import deployments_route
+from commands.dora import handlers as dora_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
@@ -51,7 +53,9 @@ def _allowed(ctx: AppContext, body: dict[str, Any]) -> str | None:
 def build_bolt_app(
     ctx: AppContext, *, bot_user_id: str | None = None, bot_id: str | None = None
 ) -> AsyncApp:
-    token = ctx.settings.slack_bot_token.get_secret_value() if ctx.settings.slack_bot_token else ""
+    bot_token = (
+        ctx.settings.slack_bot_token.get_secret_value() if ctx.settings.slack_bot_token else ""
+    )
 
     async def authorize(
         enterprise_id: str | None, team_id: str | None, **_: Any
@@ -59,7 +63,7 @@ def build_bolt_app(
         return AuthorizeResult(
             enterprise_id=enterprise_id,
             team_id=team_id,
-            bot_token=token,
+            bot_token=bot_token,
             bot_user_id=bot_user_id,
             bot_id=bot_id,
         )
@@ -89,6 +93,11 @@ def build_bolt_app(
     app.command(SLASH_COMMANDS)(ctx.router.dispatch)
 
     help_handlers.register(ctx)
-    home_sections: list[HomeSection] = []
+    dora_handlers.register(ctx)
+    api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
+    ctx.extras.setdefault("routes", []).append(
+        ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
+    )
+    home_sections: list[HomeSection] = ctx.extras.setdefault("home_sections", [])
     home_handlers.register(app, ctx, home_sections)
     return app

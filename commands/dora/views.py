@@ -1,0 +1,58 @@
+"""DORA report as Block Kit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from commands.dora.metrics import Band, DoraReport
+from integrations.slack.blockkit import escape
+
+BAND_ICON = {
+    Band.ELITE: ":trophy:",
+    Band.HIGH: ":large_green_circle:",
+    Band.MEDIUM: ":large_yellow_circle:",
+    Band.LOW: ":red_circle:",
+    Band.UNKNOWN: ":white_circle:",
+}
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "no data"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} days"
+
+
+def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
+    rate = (
+        f"{report.change_failure_rate:.0%}" if report.change_failure_rate is not None else "no data"
+    )
+    fields = [
+        f"*Deployment frequency* {BAND_ICON[report.frequency_band]} {report.frequency_band}\n"
+        f"{report.deploys} deploys, {report.per_day:.2f}/day",
+        f"*Lead time for changes* {BAND_ICON[report.lead_time_band]} {report.lead_time_band}\n"
+        f"median {_duration(report.lead_time)} ({report.lead_time_samples} with a commit time)",
+        f"*Change failure rate* {BAND_ICON[report.failure_band]} {report.failure_band}\n{rate}",
+        f"*Time to restore* {BAND_ICON[report.restore_band]} {report.restore_band}\n"
+        f"median {_duration(report.time_to_restore)} ({report.restore_samples} restores)",
+    ]
+    title = f"DORA metrics for {escape(report.scope)}, last {report.days} days"
+    return title, [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "Bands from the 2021 State of DevOps report. Lead time needs CI/CD to record commit times "
+                    "(`POST /api/deployments`).",
+                }
+            ],
+        },
+    ]
