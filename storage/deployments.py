@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from storage.models import DeployKind, DeploymentRecord, DeployOutcome, Freeze
@@ -201,102 +200,72 @@ def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]
     return func.extract("epoch", later - earlier)  # type: ignore[return-value]
 
 
-def _median(session: Session, durations: Any, where: Sequence[Any]) -> tuple[timedelta | None, int]:
-    """Median by ORDER BY ... OFFSET count/2: one portable query plan on both databases."""
-    count = session.execute(
-        select(func.count()).select_from(DeploymentRecord).where(*where)
-    ).scalar_one()
-    if not count:
+def _median(seconds: list[Any]) -> tuple[timedelta | None, int]:
+    """The upper median, in whole seconds (SQLite's julianday arithmetic is exact to ~1 ms)."""
+    if not seconds:
         return None, 0
-    value = session.execute(
-        select(durations)
-        .select_from(DeploymentRecord)
-        .where(*where)
-        .order_by(durations)
-        .offset(count // 2)
-        .limit(1)
-    ).scalar_one()
-    # SQLite's julianday arithmetic is exact to about a millisecond; durations are whole seconds.
-    return timedelta(seconds=round(float(value))), int(count)
+    ordered = sorted(float(v) for v in seconds)
+    return timedelta(seconds=round(ordered[len(ordered) // 2])), len(ordered)
 
 
 def dora(
     session: Session, services: Sequence[str], since: datetime, until: datetime
 ) -> DoraFigures:
+    """The four keys in one pass of window functions per service and environment.
+
+    A change failed when its rollout failed, or when the next event for the same service and
+    environment was a rollback (a rollback before any further deploy). Time to restore runs from
+    a failed change to the earliest later success (deploy or rollback).
+    """
     d = DeploymentRecord
-    in_scope = [
-        col(d.service).in_(list(services)),
-        col(d.started_at) >= since,
-        col(d.started_at) < until,
-        col(d.kind) == DeployKind.DEPLOY.value,
-    ]
-    finished = [*in_scope, col(d.outcome) != DeployOutcome.IN_PROGRESS.value]
-    deploys = session.execute(select(func.count()).select_from(d).where(*finished)).scalar_one()
-
-    # A change failed when its rollout failed, or when a rollback of the same service and
-    # environment followed it before the next deploy did.
-    later = aliased(DeploymentRecord)
-    between = aliased(DeploymentRecord)
-    # Correlation is explicit: the inner NOT EXISTS refers to rows two levels up.
-    deploy_between = (
-        select(literal(1))
-        .where(
-            col(between.service) == col(d.service),
-            col(between.environment) == col(d.environment),
-            col(between.kind) == DeployKind.DEPLOY.value,
-            col(between.started_at) > col(d.started_at),
-            col(between.started_at) < col(later.started_at),
+    lane = (col(d.service), col(d.environment))
+    events = (
+        select(
+            col(d.kind).label("kind"),
+            col(d.outcome).label("outcome"),
+            col(d.started_at).label("started_at"),
+            col(d.finished_at).label("finished_at"),
+            col(d.commit_time).label("commit_time"),
+            func.lead(col(d.kind))
+            .over(partition_by=lane, order_by=col(d.started_at))
+            .label("next_kind"),
+            # Newest first with a frame ending just before the row: a running minimum, which both
+            # databases compute incrementally, over everything that came later.
+            func.min(case((col(d.outcome) == DeployOutcome.SUCCEEDED.value, col(d.finished_at))))
+            .over(partition_by=lane, order_by=col(d.started_at).desc(), rows=(None, -1))
+            .label("restored_at"),
         )
-        .correlate_except(between)
-    )
-    rolled_back = exists(
-        select(literal(1))
         .where(
-            col(later.service) == col(d.service),
-            col(later.environment) == col(d.environment),
-            col(later.kind) == DeployKind.ROLLBACK.value,
-            col(later.started_at) > col(d.started_at),
-            ~exists(deploy_between),
+            col(d.service).in_(list(services)),
+            col(d.started_at) >= since,
+            col(d.started_at) < until,
         )
-        .correlate_except(later)
+        .subquery()
     )
-    failed_condition = or_(col(d.outcome) == DeployOutcome.FAILED.value, rolled_back)
-    failed = session.execute(
-        select(func.count()).select_from(d).where(*finished, failed_condition)
-    ).scalar_one()
-
-    lead = _seconds(session, col(d.finished_at), col(d.commit_time))
-    lead_median, lead_samples = _median(
-        session,
-        lead,
-        [
-            *finished,
-            col(d.outcome) == DeployOutcome.SUCCEEDED.value,
-            col(d.commit_time).is_not(None),
-        ],
-    )
-
-    # Time to restore: from a failed change to the next successful deploy or rollback.
-    recovery = aliased(DeploymentRecord)
-    restored_at = (
-        select(func.min(recovery.finished_at))
-        .where(
-            col(recovery.service) == col(d.service),
-            col(recovery.environment) == col(d.environment),
-            col(recovery.started_at) > col(d.started_at),
-            col(recovery.outcome) == DeployOutcome.SUCCEEDED.value,
-        )
-        .correlate(d)
-        .scalar_subquery()
-    )
-    restore = _seconds(session, restored_at, func.coalesce(d.finished_at, col(d.started_at)))
-    restore_median, restore_samples = _median(
-        session, restore, [*finished, failed_condition, restored_at.is_not(None)]
-    )
+    e = events.c
+    failed = or_(e.outcome == DeployOutcome.FAILED.value, e.next_kind == DeployKind.ROLLBACK.value)
+    # One pass over the lane's events; counting and medians of at most a few thousand numbers
+    # happen here rather than re-running the window query once per figure.
+    rows = session.execute(
+        select(
+            case((failed, 1), else_=0),
+            case(
+                (
+                    e.outcome == DeployOutcome.SUCCEEDED.value,
+                    _seconds(session, e.finished_at, e.commit_time),
+                )
+            ),
+            _seconds(session, e.restored_at, func.coalesce(e.finished_at, e.started_at)),
+        ).where(e.kind == DeployKind.DEPLOY.value, e.outcome != DeployOutcome.IN_PROGRESS.value)
+    ).all()
+    deploys = len(rows)
+    failed_changes = sum(int(r[0]) for r in rows)
+    lead_median, lead_samples = _median([r[1] for r in rows if r[1] is not None])
+    restore_median, restore_samples = _median([r[2] for r in rows if r[0] and r[2] is not None])
     return DoraFigures(
-        deploys=int(deploys),
+        deploys=deploys,
         days=max((until - since).total_seconds() / 86400, 1e-9),
-        failed_changes=int(failed),
+        failed_changes=failed_changes,
         lead_time_median=lead_median,
         lead_time_samples=lead_samples,
         restore_median=restore_median,
