@@ -1,0 +1,259 @@
+"""The Kubernetes gateway on the official client: one API client per catalog cluster.
+
+Clusters are kubeconfig contexts of the same name (`KUBECONFIG`), or the in-cluster
+configuration when there is no kubeconfig. The client is blocking, so every call runs in a
+thread behind one semaphore: the API servers never see more than `concurrency` requests in
+flight from this process. Every write is idempotent ("apply": create, or replace what exists),
+because provisioning is re-run after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from integrations.kubernetes import manifests
+from integrations.kubernetes.errors import translate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+TIMEOUT = (3.0, 15.0)  # connect, read
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    phase: str
+    resource_version: str
+
+
+def _namespace_info(obj: Any) -> NamespaceInfo:
+    meta = obj.metadata
+    return NamespaceInfo(
+        name=meta.name,
+        labels=dict(meta.labels or {}),
+        annotations=dict(meta.annotations or {}),
+        phase=(obj.status.phase if obj.status else "") or "",
+        resource_version=meta.resource_version or "",
+    )
+
+
+class KubeGateway:
+    def __init__(
+        self, clusters: list[str], *, kubeconfig: str | None = None, concurrency: int = 8
+    ) -> None:
+        self.clusters = clusters
+        self._kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._clients: dict[tuple[str, str | None, tuple[str, ...]], client.ApiClient] = {}
+
+    def _client(
+        self, cluster: str, as_user: str | None = None, as_groups: tuple[str, ...] = ()
+    ) -> client.ApiClient:
+        if cluster not in self.clusters:
+            raise ForgebotError(
+                f"unknown cluster {cluster}; the catalog knows {', '.join(self.clusters) or 'none'}"
+            )
+        key = (cluster, as_user, as_groups)
+        if key not in self._clients:
+            configuration = client.Configuration()
+            if self._kubeconfig:
+                config.load_kube_config(
+                    config_file=self._kubeconfig,
+                    context=cluster,
+                    client_configuration=configuration,
+                )
+            else:
+                config.load_incluster_config(client_configuration=configuration)
+            configuration.retries = 0  # our own retry policy decides; fail fast on a dead cluster
+            api = client.ApiClient(configuration)
+            if as_user:
+                api.set_default_header("Impersonate-User", as_user)
+                # The client sends one header value; several groups go comma-free via repeats.
+                for group in as_groups:
+                    api.set_default_header("Impersonate-Group", group)
+            self._clients[key] = api
+        return self._clients[key]
+
+    async def _call(
+        self, cluster: str, verb: str, what: str, fn: Callable[[client.ApiClient], T]
+    ) -> T:
+        api = self._client(cluster)
+        async with self._semaphore:
+            try:
+                return await asyncio.to_thread(fn, api)
+            except ForgebotError:
+                raise
+            except Exception as exc:
+                raise translate(exc, cluster=cluster, verb=verb, what=what) from None
+
+    # --- namespaces ------------------------------------------------------------------------
+    async def create_namespace(
+        self, cluster: str, name: str, labels: dict[str, str], annotations: dict[str, str]
+    ) -> NamespaceInfo:
+        body = manifests.namespace(name, labels, annotations)
+        created = await self._call(
+            cluster,
+            "create",
+            f"namespace {name}",
+            lambda api: client.CoreV1Api(api).create_namespace(body, _request_timeout=TIMEOUT),
+        )
+        return _namespace_info(created)
+
+    async def get_namespace(self, cluster: str, name: str) -> NamespaceInfo:
+        found = await self._call(
+            cluster,
+            "get",
+            f"namespace {name}",
+            lambda api: client.CoreV1Api(api).read_namespace(name, _request_timeout=TIMEOUT),
+        )
+        return _namespace_info(found)
+
+    async def list_namespaces(self, cluster: str, label_selector: str) -> list[NamespaceInfo]:
+        found = await self._call(
+            cluster,
+            "list",
+            "namespaces",
+            lambda api: client.CoreV1Api(api).list_namespace(
+                label_selector=label_selector, _request_timeout=TIMEOUT
+            ),
+        )
+        return [_namespace_info(n) for n in found.items]
+
+    async def patch_namespace(
+        self,
+        cluster: str,
+        name: str,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> NamespaceInfo:
+        patch: dict[str, Any] = {"metadata": {}}
+        if labels is not None:
+            patch["metadata"]["labels"] = labels
+        if annotations is not None:
+            patch["metadata"]["annotations"] = annotations
+        patched = await self._call(
+            cluster,
+            "patch",
+            f"namespace {name}",
+            lambda api: client.CoreV1Api(api).patch_namespace(
+                name, patch, _request_timeout=TIMEOUT
+            ),
+        )
+        return _namespace_info(patched)
+
+    async def delete_namespace(self, cluster: str, name: str) -> None:
+        await self._call(
+            cluster,
+            "delete",
+            f"namespace {name}",
+            lambda api: client.CoreV1Api(api).delete_namespace(name, _request_timeout=TIMEOUT),
+        )
+
+    # --- namespace contents (idempotent apply) -----------------------------------------------
+    async def _apply(
+        self, cluster: str, what: str, create: Callable[[], Any], replace: Callable[[], Any]
+    ) -> None:
+        try:
+            await self._call(cluster, "create", what, lambda api: create())
+        except Conflict:
+            await self._call(cluster, "update", what, lambda api: replace())
+
+    async def apply_resource_quota(
+        self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
+    ) -> None:
+        body = manifests.resource_quota(namespace, cpu, memory_gib, pods)
+        core = client.CoreV1Api(self._client(cluster))
+        await self._apply(
+            cluster,
+            f"the resource quota in {namespace}",
+            lambda: core.create_namespaced_resource_quota(
+                namespace, body, _request_timeout=TIMEOUT
+            ),
+            lambda: core.patch_namespaced_resource_quota(
+                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
+            ),
+        )
+
+    async def apply_limit_range(self, cluster: str, namespace: str) -> None:
+        body = manifests.limit_range(namespace)
+        core = client.CoreV1Api(self._client(cluster))
+        await self._apply(
+            cluster,
+            f"the limit range in {namespace}",
+            lambda: core.create_namespaced_limit_range(namespace, body, _request_timeout=TIMEOUT),
+            lambda: core.patch_namespaced_limit_range(
+                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
+            ),
+        )
+
+    async def apply_role_binding(self, cluster: str, namespace: str, group: str) -> None:
+        body = manifests.role_binding(namespace, group)
+        rbac = client.RbacAuthorizationV1Api(self._client(cluster))
+        await self._apply(
+            cluster,
+            f"the role binding in {namespace}",
+            lambda: rbac.create_namespaced_role_binding(namespace, body, _request_timeout=TIMEOUT),
+            lambda: rbac.replace_namespaced_role_binding(
+                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
+            ),
+        )
+
+    async def apply_network_policy(self, cluster: str, namespace: str) -> None:
+        body = manifests.network_policy(namespace)
+        net = client.NetworkingV1Api(self._client(cluster))
+        await self._apply(
+            cluster,
+            f"the network policy in {namespace}",
+            lambda: net.create_namespaced_network_policy(namespace, body, _request_timeout=TIMEOUT),
+            lambda: net.patch_namespaced_network_policy(
+                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
+            ),
+        )
+
+    # --- optimistic concurrency ----------------------------------------------------------------
+    async def patch_with_retry(
+        self,
+        cluster: str,
+        what: str,
+        read: Callable[[client.ApiClient], Any],
+        write: Callable[[client.ApiClient, Any], Any],
+        attempts: int = 5,
+    ) -> Any:
+        """Read, modify and write with the read's resourceVersion; on 409 read again (bounded)."""
+        for attempt in range(attempts):
+            current = await self._call(cluster, "get", what, read)
+            try:
+                return await self._call(
+                    cluster, "update", what, functools.partial(write, current=current)
+                )
+            except Conflict:
+                await asyncio.sleep(0.05 * (2**attempt) * (0.5 + random.random()))
+        raise Conflict(
+            f"{what} on {cluster} kept changing under us ({attempts} attempts); try again"
+        )
+
+    async def close(self) -> None:
+        for api in self._clients.values():
+            await asyncio.to_thread(api.close)
+        self._clients.clear()
+
+
+def missing(exc: BaseException) -> bool:
+    return isinstance(exc, NotFound) or (isinstance(exc, ApiException) and exc.status == 404)
+
+
+__all__ = ["DependencyUnavailable", "KubeGateway", "NamespaceInfo"]

@@ -1,0 +1,101 @@
+"""The objects forgebot creates, as plain Kubernetes JSON (validated against the official
+schemas in the tests)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+def namespace(name: str, labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+    }
+
+
+def _quantity_gib(value: Decimal) -> str:
+    mebibytes = int(value * 1024)
+    return f"{mebibytes // 1024}Gi" if mebibytes % 1024 == 0 else f"{mebibytes}Mi"
+
+
+def _quantity_cpu(value: Decimal) -> str:
+    millis = int(value * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def resource_quota(namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int) -> dict[str, Any]:
+    cpu_q, mem_q = _quantity_cpu(cpu), _quantity_gib(memory_gib)
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {
+            "name": "forgebot-quota",
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "spec": {
+            "hard": {
+                "requests.cpu": cpu_q,
+                "limits.cpu": cpu_q,
+                "requests.memory": mem_q,
+                "limits.memory": mem_q,
+                "pods": str(pods),
+            }
+        },
+    }
+
+
+def limit_range(namespace: str) -> dict[str, Any]:
+    # Defaults let pods without explicit resources start inside the quota.
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {
+            "name": "forgebot-defaults",
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": "500m", "memory": "512Mi"},
+                    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                }
+            ]
+        },
+    }
+
+
+def role_binding(namespace: str, group: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": "forgebot-team-edit",
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }
+
+
+def network_policy(namespace: str) -> dict[str, Any]:
+    # Default deny for ingress from other namespaces; pods of this namespace still talk freely.
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "forgebot-isolate",
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+        },
+    }

@@ -1,0 +1,848 @@
+"""A protocol-faithful fake Kubernetes API server on loopback, for the demo and the tests.
+
+The official `kubernetes` client talks to it over HTTP exactly as to a real API server:
+discovery, CRUD and list (label and field selectors) for the kinds forgebot uses,
+`resourceVersion`/`uid`/`creationTimestamp`/`generation`, JSON-merge, strategic-merge and JSON
+patches, 409 on stale writes and duplicate creates, `Status` error bodies, namespace deletion
+cascading to what it holds, and a small deployment controller (a new ReplicaSet per pod
+template with revision annotations; `*:broken` images never become ready).
+
+Tests inject faults through `FakeKube.faults` (latency, 500s, 409 storms, dropped
+connections, 403 rules) and read `max_in_flight` to prove a client's concurrency bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import itertools
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from bot.clock import Clock, SystemClock
+from integrations.sandbox.server_thread import RunningServer, serve_in_thread
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+KINDS = [
+    Kind("", "v1", "namespaces", "Namespace", namespaced=False),
+    Kind("", "v1", "resourcequotas", "ResourceQuota"),
+    Kind("", "v1", "limitranges", "LimitRange"),
+    Kind("", "v1", "pods", "Pod"),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount"),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    Kind("apps", "v1", "deployments", "Deployment"),
+    Kind("apps", "v1", "replicasets", "ReplicaSet"),
+    Kind("apps", "v1", "statefulsets", "StatefulSet"),
+    Kind("batch", "v1", "cronjobs", "CronJob"),
+    Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    Kind("coordination.k8s.io", "v1", "leases", "Lease"),
+]
+_BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass
+class Faults:
+    latency: float = 0.0
+    errors_500: int = 0
+    conflicts: int = 0
+    drops: int = 0
+    match: str = ""
+    """Only requests whose `METHOD path` contains this string are affected (empty: all)."""
+    forbid: list[tuple[str, str, str]] = field(default_factory=list)
+    """(verb, plural, namespace or '*') answered with 403."""
+
+    def applies(self, method: str, path: str) -> bool:
+        return not self.match or self.match in f"{method} {path}"
+
+
+class ApiError(Exception):
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
+
+
+class FakeKube:
+    """The state of one fake cluster (all named clusters share one fake in the sandbox)."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self.lock = threading.RLock()
+        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.faults = Faults()
+        self._rv = itertools.count(1000)
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    # --- store ---------------------------------------------------------------------------
+    def _key(self, kind: Kind, namespace: str, name: str) -> tuple[str, str, str, str]:
+        return (kind.group, kind.plural, namespace if kind.namespaced else "", name)
+
+    def _now(self) -> str:
+        return self.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.objects.get(self._key(kind, namespace, name))
+            if obj is None:
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'{kind.plural}{"." + kind.group if kind.group else ""} "{name}" not found',
+                    {"name": name, "group": kind.group, "kind": kind.plural},
+                )
+            return copy.deepcopy(obj)
+
+    def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        kind = next(k for k in KINDS if k.plural == plural)
+        with self.lock:
+            found = self.objects.get(self._key(kind, namespace, name))
+            return copy.deepcopy(found) if found else None
+
+    def list(
+        self, kind: Kind, namespace: str | None, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        matchers = _parse_selector(label_selector)
+        with self.lock:
+            items = [
+                copy.deepcopy(o)
+                for (g, p, ns, _), o in sorted(self.objects.items())
+                if g == kind.group
+                and p == kind.plural
+                and (namespace is None or ns == namespace)
+                and all(m(o["metadata"].get("labels") or {}) for m in matchers)
+                and _field_match(o, field_selector)
+            ]
+        return items
+
+    def create(
+        self, kind: Kind, namespace: str, body: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name") or ""
+        if not name and meta.get("generateName"):
+            name = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta["name"] = name
+        _validate(kind, body)
+        with self.lock:
+            if kind.namespaced and (self._key(_NS, "", namespace) not in self.objects):
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
+            key = self._key(kind, namespace, name)
+            if key in self.objects:
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{kind.plural} "{name}" already exists',
+                    {"name": name, "group": kind.group, "kind": kind.plural},
+                )
+            obj = copy.deepcopy(body)
+            obj["kind"], obj["apiVersion"] = kind.kind, kind.api_version
+            meta = obj["metadata"]
+            meta.update(
+                uid=str(uuid.uuid4()),
+                creationTimestamp=self._now(),
+                resourceVersion=str(next(self._rv)),
+            )
+            if kind.namespaced:
+                meta["namespace"] = namespace
+            if "spec" in obj or kind.kind in ("Deployment", "StatefulSet", "ReplicaSet", "CronJob"):
+                meta["generation"] = 1
+            if kind.kind == "Namespace":
+                obj["status"] = {"phase": "Active"}
+                obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            if dry_run:
+                return obj
+            self.objects[key] = obj
+            if kind.kind == "Deployment":
+                self._reconcile_deployment(obj)
+            return copy.deepcopy(self.objects[key])
+
+    def replace(
+        self, kind: Kind, namespace: str, name: str, body: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        with self.lock:
+            current = self.get(kind, namespace, name)
+            given = (body.get("metadata") or {}).get("resourceVersion")
+            if given and given != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            obj = copy.deepcopy(body)
+            obj["kind"], obj["apiVersion"] = kind.kind, kind.api_version
+            obj.setdefault("metadata", {})
+            for keep in ("uid", "creationTimestamp", "namespace", "generation"):
+                if keep in current["metadata"]:
+                    obj["metadata"][keep] = current["metadata"][keep]
+            obj["metadata"]["name"] = name
+            _validate(kind, obj)
+            if obj.get("spec") != current.get("spec") and "generation" in current["metadata"]:
+                obj["metadata"]["generation"] = current["metadata"]["generation"] + 1
+            if "status" not in body and "status" in current:
+                obj["status"] = current["status"]
+            obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            if dry_run:
+                return obj
+            self.objects[self._key(kind, namespace, name)] = obj
+            if kind.kind == "Deployment":
+                self._reconcile_deployment(obj)
+            return copy.deepcopy(obj)
+
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        with self.lock:
+            current = self.get(kind, namespace, name)
+            if "json-patch" in content_type:
+                patched = _json_patch(current, patch)
+            elif "strategic-merge" in content_type:
+                patched = _strategic_merge(current, patch)
+            else:
+                patched = _merge_patch(current, patch)
+            given = (
+                (patch.get("metadata") or {}).get("resourceVersion")
+                if isinstance(patch, dict)
+                else None
+            )
+            if given and given != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return self.replace(kind, namespace, name, patched, dry_run=dry_run)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self.get(kind, namespace, name)
+            del self.objects[self._key(kind, namespace, name)]
+            if kind.kind == "Namespace":
+                # The namespace controller's work, done at once: everything inside goes too.
+                for key in [k for k in self.objects if k[2] == name]:
+                    del self.objects[key]
+            return obj
+
+    # --- a small deployment controller ------------------------------------------------------
+    def _reconcile_deployment(self, deployment: dict[str, Any]) -> None:
+        meta, spec = deployment["metadata"], deployment.get("spec", {})
+        namespace = meta["namespace"]
+        template = spec.get("template", {})
+        template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[
+            :10
+        ]
+        owned = [
+            o
+            for (g, p, ns, _), o in self.objects.items()
+            if p == "replicasets"
+            and ns == namespace
+            and any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences", []))
+        ]
+        revisions = [int(o["metadata"]["annotations"].get(REVISION, "0")) for o in owned]
+        current = next(
+            (o for o in owned if o["metadata"]["labels"].get("pod-template-hash") == template_hash),
+            None,
+        )
+        replicas = int(spec.get("replicas", 1))
+        if current is None or current["metadata"]["annotations"][REVISION] != str(
+            max(revisions, default=0)
+        ):
+            revision = max(revisions, default=0) + 1
+            if current is None:
+                labels = {
+                    **(template.get("metadata", {}).get("labels") or {}),
+                    "pod-template-hash": template_hash,
+                }
+                rs_template = copy.deepcopy(template)
+                rs_template.setdefault("metadata", {})["labels"] = labels
+                current = {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": f"{meta['name']}-{template_hash}",
+                        "namespace": namespace,
+                        "labels": labels,
+                        "annotations": {},
+                        "uid": str(uuid.uuid4()),
+                        "creationTimestamp": self._now(),
+                        "generation": 1,
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "Deployment",
+                                "name": meta["name"],
+                                "uid": meta["uid"],
+                                "controller": True,
+                            }
+                        ],
+                    },
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {"matchLabels": labels},
+                        "template": rs_template,
+                    },
+                }
+            current["metadata"]["annotations"][REVISION] = str(revision)
+        for other in owned:
+            if other is not current:
+                other["spec"]["replicas"] = 0
+                other["status"] = {"replicas": 0, "observedGeneration": 1}
+                other["metadata"]["resourceVersion"] = str(next(self._rv))
+        images = [c.get("image", "") for c in template.get("spec", {}).get("containers", [])]
+        broken = any(i.endswith(":broken") for i in images)
+        ready = 0 if broken else replicas
+        current["spec"]["replicas"] = replicas
+        current["status"] = {
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": 1,
+        }
+        current["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[("apps", "replicasets", namespace, current["metadata"]["name"])] = current
+        meta.setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
+        progressing = (
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": f'ReplicaSet "{current["metadata"]["name"]}" has timed out progressing.',
+            }
+            if broken
+            else {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "NewReplicaSetAvailable",
+                "message": f'ReplicaSet "{current["metadata"]["name"]}" has successfully progressed.',
+            }
+        )
+        deployment["status"] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": replicas - ready,
+            "conditions": [
+                {"type": "Available", "status": "True" if ready == replicas else "False"},
+                progressing,
+            ],
+        }
+
+    # --- seeding for the demo and tests ---------------------------------------------------------
+    def seed_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        try:
+            self.create(_NS, "", {"metadata": {"name": name, "labels": labels or {}}})
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+    def seed_deployment(
+        self, namespace: str, name: str, image: str, replicas: int = 2, container: str = "app"
+    ) -> None:
+        self.seed_namespace(namespace)
+        labels = {"app": name}
+        self.create(
+            _BY_PATH[("apps", "v1", "deployments")],
+            namespace,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": container, "image": image}]},
+                    },
+                },
+            },
+        )
+
+
+_NS = _BY_PATH[("", "v1", "namespaces")]
+
+
+def _conflict(kind: Kind, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        {"name": name, "group": kind.group, "kind": kind.plural},
+    )
+
+
+def _validate(kind: Kind, obj: dict[str, Any]) -> None:
+    name = obj.get("metadata", {}).get("name", "")
+    pattern = (
+        DNS_LABEL
+        if kind.kind in ("Namespace", "Deployment", "StatefulSet", "CronJob")
+        else DNS_SUBDOMAIN
+    )
+    if (
+        not name
+        or len(name) > (63 if pattern is DNS_LABEL else 253)
+        or pattern.fullmatch(name) is None
+    ):
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{kind.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+            {
+                "name": name,
+                "kind": kind.kind,
+                "causes": [{"reason": "FieldValueInvalid", "field": "metadata.name"}],
+            },
+        )
+    if kind.kind == "Deployment":
+        spec = obj.get("spec") or {}
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not selector:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Deployment.apps "{name}" is invalid: spec.selector: Required value',
+                {"name": name, "kind": "Deployment"},
+            )
+        if any(labels.get(k) != v for k, v in selector.items()):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Deployment.apps "{name}" is invalid: spec.template.metadata.labels: '
+                "Invalid value: `selector` does not match template `labels`",
+                {"name": name, "kind": "Deployment"},
+            )
+
+
+def _parse_selector(selector: str) -> list[Callable[[dict[str, str]], bool]]:
+    matchers: list[Callable[[dict[str, str]], bool]] = []
+    for term in re.split(r",(?![^()]*\))", selector) if selector else []:
+        term = term.strip()
+        if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            matchers.append(lambda labels, k=key, vs=values, o=op: (labels.get(k) in vs) == (o == "in"))
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            matchers.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) != v)
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            matchers.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) == v)
+        elif term.startswith("!"):
+            matchers.append(lambda labels, k=term[1:]: k not in labels)
+        else:
+            matchers.append(lambda labels, k=term: k in labels)
+    return matchers
+
+
+def _field_match(obj: dict[str, Any], selector: str) -> bool:
+    for term in selector.split(",") if selector else []:
+        key, _, value = term.partition("=")
+        if key.strip() == "metadata.name" and obj["metadata"]["name"] != value.strip():
+            return False
+        if (
+            key.strip() == "metadata.namespace"
+            and obj["metadata"].get("namespace") != value.strip()
+        ):
+            return False
+    return True
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "ports": "containerPort",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "conditions": "type",
+}
+
+
+def _strategic_merge(target: Any, patch: Any, key: str = "") -> Any:
+    if isinstance(patch, list) and isinstance(target, list) and key in _MERGE_KEYS:
+        merge_key = _MERGE_KEYS[key]
+        result = copy.deepcopy(target)
+        for item in patch:
+            match = next(
+                (i for i, t in enumerate(result) if t.get(merge_key) == item.get(merge_key)), None
+            )
+            if item.get("$patch") == "delete":
+                if match is not None:
+                    result.pop(match)
+            elif match is None:
+                result.append(copy.deepcopy(item))
+            else:
+                result[match] = _strategic_merge(result[match], item)
+        return result
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, value in patch.items():
+        if value is None:
+            result.pop(k, None)
+        else:
+            result[k] = _strategic_merge(result.get(k), value, k)
+    return result
+
+
+def _json_patch(target: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902: add, remove, replace, test (copy and move are not used by forgebot)."""
+    doc = copy.deepcopy(target)
+    for op in operations:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1]
+        if op["op"] == "test":
+            actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if actual != op["value"]:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: test failed at {op['path']}",
+                )
+        elif op["op"] in ("add", "replace"):
+            if isinstance(parent, list):
+                index = len(parent) if last == "-" else int(last)
+                if op["op"] == "add":
+                    parent.insert(index, op["value"])
+                else:
+                    parent[index] = op["value"]
+            else:
+                parent[last] = op["value"]
+        elif op["op"] == "remove":
+            if isinstance(parent, list):
+                parent.pop(int(last))
+            else:
+                parent.pop(last, None)
+    return doc
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+
+def _discovery(fake: FakeKube) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    @routes.get("/version")
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "major": "1",
+                "minor": "31",
+                "gitVersion": "v1.31.0-forgebot-sandbox",
+                "platform": "linux/amd64",
+            }
+        )
+
+    @routes.get("/api")
+    async def api(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}
+                ],
+            }
+        )
+
+    @routes.get("/apis")
+    async def apis(_: web.Request) -> web.Response:
+        groups = sorted({(k.group, k.version) for k in KINDS if k.group})
+        return web.json_response(
+            {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": g,
+                        "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                        "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
+                    }
+                    for g, v in groups
+                ],
+            }
+        )
+
+    return routes
+
+
+def _resource_list(group: str, version: str) -> dict[str, Any]:
+    kinds = [k for k in KINDS if k.group == group and k.version == version]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": [
+            {
+                "name": k.plural,
+                "singularName": k.kind.lower(),
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": ["create", "delete", "get", "list", "patch", "update"],
+            }
+            for k in kinds
+        ],
+    }
+
+
+def build_app(fake: FakeKube) -> web.Application:
+    @web.middleware
+    async def faults(
+        request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        with fake.lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+            fake.requests.append(
+                (
+                    request.method,
+                    request.path,
+                    {
+                        k: v
+                        for k, v in request.headers.items()
+                        if k.lower().startswith("impersonate-")
+                    },
+                )
+            )
+        try:
+            f = fake.faults
+            if f.latency:
+                await asyncio.sleep(f.latency)
+            if f.applies(request.method, request.path):
+                if f.drops > 0:
+                    f.drops -= 1
+                    assert request.transport is not None
+                    request.transport.abort()
+                    raise web.HTTPInternalServerError()
+                if f.errors_500 > 0:
+                    f.errors_500 -= 1
+                    return web.json_response(
+                        ApiError(500, "InternalError", "injected failure").status(), status=500
+                    )
+                if f.conflicts > 0 and request.method in ("PUT", "PATCH", "POST"):
+                    f.conflicts -= 1
+                    return web.json_response(
+                        ApiError(
+                            409, "Conflict", "injected conflict: the object has been modified"
+                        ).status(),
+                        status=409,
+                    )
+            return await handler(request)
+        except ApiError as exc:
+            return web.json_response(exc.status(), status=exc.code)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
+
+    app = web.Application(middlewares=[faults], client_max_size=10 * 1024 * 1024)
+    app.add_routes(_discovery(fake))
+
+    def kind_of(request: web.Request) -> Kind:
+        info = request.match_info
+        kind = _BY_PATH.get((info.get("group", ""), info["version"], info["plural"]))
+        if kind is None:
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource ({info['plural']})",
+            )
+        return kind
+
+    def check_forbidden(request: web.Request, verb: str, kind: Kind, namespace: str) -> None:
+        for rule_verb, plural, ns in fake.faults.forbid:
+            if rule_verb in (verb, "*") and plural in (kind.plural, "*") and ns in (namespace, "*"):
+                who = request.headers.get(
+                    "Impersonate-User", "system:serviceaccount:forgebot:forgebot"
+                )
+                where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'{kind.plural} is forbidden: User "{who}" cannot {verb} resource '
+                    f'"{kind.plural}" in API group "{kind.group}"{where}',
+                    {"kind": kind.plural},
+                )
+
+    async def collection(request: web.Request) -> web.Response:
+        kind = kind_of(request)
+        namespace = request.match_info.get("namespace", "")
+        if request.method == "GET":
+            check_forbidden(request, "list", kind, namespace)
+            items = fake.list(
+                kind,
+                namespace if namespace or not kind.namespaced else None,
+                request.query.get("labelSelector", ""),
+                request.query.get("fieldSelector", ""),
+            )
+            return web.json_response(
+                {
+                    "kind": f"{kind.kind}List",
+                    "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(next(fake._rv))},
+                    "items": items,
+                }
+            )
+        check_forbidden(request, "create", kind, namespace)
+        body = await request.json()
+        created = fake.create(kind, namespace, body, dry_run=request.query.get("dryRun") == "All")
+        return web.json_response(created, status=201)
+
+    async def item(request: web.Request) -> web.Response:
+        kind = kind_of(request)
+        namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
+        sub = request.match_info.get("sub", "")
+        dry = request.query.get("dryRun") == "All"
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
+        check_forbidden(request, verb, kind, namespace)
+        if request.method == "GET":
+            obj = fake.get(kind, namespace, name)
+            if sub == "scale":
+                return web.json_response(_scale(obj))
+            return web.json_response(obj)
+        if request.method == "DELETE":
+            deleted = fake.delete(kind, namespace, name)
+            return web.json_response(deleted)
+        body = await request.json()
+        if sub == "scale":
+            replicas = body.get("spec", {}).get("replicas")
+            patched = fake.patch(
+                kind,
+                namespace,
+                name,
+                "application/merge-patch+json",
+                {"spec": {"replicas": replicas}},
+            )
+            return web.json_response(_scale(patched))
+        if request.method == "PUT":
+            return web.json_response(fake.replace(kind, namespace, name, body, dry_run=dry))
+        return web.json_response(
+            fake.patch(kind, namespace, name, request.content_type, body, dry_run=dry)
+        )
+
+    async def resources(request: web.Request) -> web.Response:
+        return web.json_response(
+            _resource_list(request.match_info.get("group", ""), request.match_info["version"])
+        )
+
+    for prefix in ("/api/{version}", "/apis/{group}/{version}"):
+        app.router.add_get(prefix, resources)
+        app.router.add_route("*", prefix + "/{plural}", collection)
+        app.router.add_route("*", prefix + "/{plural}/{name}", item)
+        app.router.add_route("*", prefix + "/{plural}/{name}/{sub}", item)
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}", collection)
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}", item)
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}/{sub}", item)
+    return app
+
+
+def _scale(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace", ""),
+            "resourceVersion": meta["resourceVersion"],
+        },
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+        "status": {"replicas": obj.get("status", {}).get("replicas", 0)},
+    }
+
+
+@dataclass
+class RunningFakeKube:
+    server: RunningServer
+    state: FakeKube
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def write_kubeconfig(self, path: Path, contexts: list[str]) -> Path:
+        """A kubeconfig with one context (and cluster) per name, all served by this fake."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": contexts[0] if contexts else "",
+            "clusters": [{"name": c, "cluster": {"server": self.url}} for c in contexts],
+            "users": [{"name": "forgebot", "user": {"token": "sandbox-token"}}],
+            "contexts": [
+                {"name": c, "context": {"cluster": c, "user": "forgebot"}} for c in contexts
+            ],
+        }
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_fake_kube(clock: Clock | None = None) -> RunningFakeKube:
+    fake = FakeKube(clock)
+    return RunningFakeKube(serve_in_thread(build_app(fake)), fake)
