@@ -10,7 +10,6 @@ because provisioning is re-run after a crash.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import random
@@ -71,20 +70,20 @@ class KubeGateway:
         if key not in self._clients:
             configuration = client.Configuration()
             if self._kubeconfig:
-                config.load_kube_config(
+                config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=self._kubeconfig,
                     context=cluster,
                     client_configuration=configuration,
                 )
             else:
-                config.load_incluster_config(client_configuration=configuration)
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             configuration.retries = 0  # our own retry policy decides; fail fast on a dead cluster
             api = client.ApiClient(configuration)
             if as_user:
-                api.set_default_header("Impersonate-User", as_user)
+                api.set_default_header("Impersonate-User", as_user)  # type: ignore[no-untyped-call]
                 # The client sends one header value; several groups go comma-free via repeats.
                 for group in as_groups:
-                    api.set_default_header("Impersonate-Group", group)
+                    api.set_default_header("Impersonate-Group", group)  # type: ignore[no-untyped-call]
             self._clients[key] = api
         return self._clients[key]
 
@@ -104,7 +103,7 @@ class KubeGateway:
     async def create_namespace(
         self, cluster: str, name: str, labels: dict[str, str], annotations: dict[str, str]
     ) -> NamespaceInfo:
-        body = manifests.namespace(name, labels, annotations)
+        body: Any = manifests.namespace(name, labels, annotations)
         created = await self._call(
             cluster,
             "create",
@@ -175,7 +174,7 @@ class KubeGateway:
     async def apply_resource_quota(
         self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
     ) -> None:
-        body = manifests.resource_quota(namespace, cpu, memory_gib, pods)
+        body: Any = manifests.resource_quota(namespace, cpu, memory_gib, pods)
         core = client.CoreV1Api(self._client(cluster))
         await self._apply(
             cluster,
@@ -189,7 +188,7 @@ class KubeGateway:
         )
 
     async def apply_limit_range(self, cluster: str, namespace: str) -> None:
-        body = manifests.limit_range(namespace)
+        body: Any = manifests.limit_range(namespace)
         core = client.CoreV1Api(self._client(cluster))
         await self._apply(
             cluster,
@@ -201,7 +200,7 @@ class KubeGateway:
         )
 
     async def apply_role_binding(self, cluster: str, namespace: str, group: str) -> None:
-        body = manifests.role_binding(namespace, group)
+        body: Any = manifests.role_binding(namespace, group)
         rbac = client.RbacAuthorizationV1Api(self._client(cluster))
         await self._apply(
             cluster,
@@ -213,7 +212,7 @@ class KubeGateway:
         )
 
     async def apply_network_policy(self, cluster: str, namespace: str) -> None:
-        body = manifests.network_policy(namespace)
+        body: Any = manifests.network_policy(namespace)
         net = client.NetworkingV1Api(self._client(cluster))
         await self._apply(
             cluster,
@@ -236,10 +235,12 @@ class KubeGateway:
         """Read, modify and write with the read's resourceVersion; on 409 read again (bounded)."""
         for attempt in range(attempts):
             current = await self._call(cluster, "get", what, read)
+
+            def write_current(api: client.ApiClient, seen: Any = current) -> Any:
+                return write(api, seen)
+
             try:
-                return await self._call(
-                    cluster, "update", what, functools.partial(write, current=current)
-                )
+                return await self._call(cluster, "update", what, write_current)
             except Conflict:
                 await asyncio.sleep(0.05 * (2**attempt) * (0.5 + random.random()))
         raise Conflict(

@@ -463,24 +463,42 @@ def _validate(kind: Kind, obj: dict[str, Any]) -> None:
             )
 
 
-def _parse_selector(selector: str) -> list[Callable[[dict[str, str]], bool]]:
-    matchers: list[Callable[[dict[str, str]], bool]] = []
-    for term in re.split(r",(?![^()]*\))", selector) if selector else []:
-        term = term.strip()
+@dataclass(frozen=True)
+class _Requirement:
+    """One term of a label selector: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`."""
+
+    key: str
+    op: str
+    values: frozenset[str] = frozenset()
+
+    def __call__(self, labels: dict[str, str]) -> bool:
+        if self.op == "exists":
+            return self.key in labels
+        if self.op == "!exists":
+            return self.key not in labels
+        if self.op in ("=", "in"):
+            return labels.get(self.key) in self.values
+        return labels.get(self.key) not in self.values  # "!=" and "notin"
+
+
+def _parse_selector(selector: str) -> list[_Requirement]:
+    requirements: list[_Requirement] = []
+    for raw in re.split(r",(?![^()]*\))", selector) if selector else []:
+        term = raw.strip()
         if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            matchers.append(lambda labels, k=key, vs=values, o=op: (labels.get(k) in vs) == (o == "in"))
+            values = frozenset(v.strip() for v in m.group(3).split(","))
+            requirements.append(_Requirement(m.group(1), m.group(2), values))
         elif "!=" in term:
             key, value = term.split("!=", 1)
-            matchers.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) != v)
+            requirements.append(_Requirement(key.strip(), "!=", frozenset({value.strip()})))
         elif "=" in term:
             key, value = term.replace("==", "=").split("=", 1)
-            matchers.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) == v)
+            requirements.append(_Requirement(key.strip(), "=", frozenset({value.strip()})))
         elif term.startswith("!"):
-            matchers.append(lambda labels, k=term[1:]: k not in labels)
+            requirements.append(_Requirement(term[1:], "!exists"))
         else:
-            matchers.append(lambda labels, k=term: k in labels)
-    return matchers
+            requirements.append(_Requirement(term, "exists"))
+    return requirements
 
 
 def _field_match(obj: dict[str, Any], selector: str) -> bool:
@@ -523,19 +541,19 @@ _MERGE_KEYS = {
 def _strategic_merge(target: Any, patch: Any, key: str = "") -> Any:
     if isinstance(patch, list) and isinstance(target, list) and key in _MERGE_KEYS:
         merge_key = _MERGE_KEYS[key]
-        result = copy.deepcopy(target)
+        merged: list[Any] = copy.deepcopy(target)
         for item in patch:
             match = next(
-                (i for i, t in enumerate(result) if t.get(merge_key) == item.get(merge_key)), None
+                (i for i, t in enumerate(merged) if t.get(merge_key) == item.get(merge_key)), None
             )
             if item.get("$patch") == "delete":
                 if match is not None:
-                    result.pop(match)
+                    merged.pop(match)
             elif match is None:
-                result.append(copy.deepcopy(item))
+                merged.append(copy.deepcopy(item))
             else:
-                result[match] = _strategic_merge(result[match], item)
-        return result
+                merged[match] = _strategic_merge(merged[match], item)
+        return merged
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
@@ -692,7 +710,8 @@ def build_app(fake: FakeKube) -> web.Application:
                         ).status(),
                         status=409,
                     )
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
         except ApiError as exc:
             return web.json_response(exc.status(), status=exc.code)
         finally:
@@ -757,7 +776,13 @@ def build_app(fake: FakeKube) -> web.Application:
         namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
         sub = request.match_info.get("sub", "")
         dry = request.query.get("dryRun") == "All"
-        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            request.method
+        )
+        if verb is None:
+            raise ApiError(
+                405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}"
+            )
         check_forbidden(request, verb, kind, namespace)
         if request.method == "GET":
             obj = fake.get(kind, namespace, name)
@@ -790,13 +815,14 @@ def build_app(fake: FakeKube) -> web.Application:
         )
 
     for prefix in ("/api/{version}", "/apis/{group}/{version}"):
+        # Namespaced paths first: `/namespaces/x/pods` must not read as `namespaces/x` + `pods`.
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}", collection)
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}", item)
+        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}/{sub}", item)
         app.router.add_get(prefix, resources)
         app.router.add_route("*", prefix + "/{plural}", collection)
         app.router.add_route("*", prefix + "/{plural}/{name}", item)
         app.router.add_route("*", prefix + "/{plural}/{name}/{sub}", item)
-        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}", collection)
-        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}", item)
-        app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}/{sub}", item)
     return app
 
 
