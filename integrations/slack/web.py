@@ -1,245 +1,323 @@
 """Outgoing Slack: a Web API client that retries the way Slack asks, and an outbox that paces.
 
-- 429s are retried after `Retry-After` (seconds or an HTTP-date); 5xx and dropped connections
-  are retried with exponential backoff and jitter; attempts are bounded.
-- `SlackOutbox` sends at most about one message per second to a channel (queued, never
-  dropped) and coalesces updates of one message, so a rollout's progress message updated ten
-  times a second costs at most one `chat.update` per second: only the latest content matters.
+- `build_web_client` retries 429s after `Retry-After` (seconds or an HTTP-date), and 5xx
+  answers and dropped connections with exponential backoff and jitter, within one bounded
+  retry budget. Its logger never logs request or response bodies (or tokens).
+- `SlackOutbox` is what services post through (via the `SlackGateway` protocol): at most
+  about one message per second goes to a channel (queued, never dropped), and updates of one
+  message coalesce, so a rollout's progress message updated ten times a second costs at most
+  one `chat.update` per second: only the latest content matters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from aiohttp import ClientOSError, ServerConnectionError, ServerDisconnectedError
+import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.jitter import RandomJitter
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from integrations.slack.blockkit import MESSAGE_BLOCKS, paginate_blocks
+from integrations.slack.retry import MAX_RETRY_AFTER_SECONDS, ExponentialBackoff, retry_handlers
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER_SECONDS = 60.0
+SLACK_API_URL = "https://slack.com/api/"
+Blocks = Sequence[dict[str, Any]]
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float:
-    """Seconds to wait, from `Retry-After` given as seconds or as an HTTP-date."""
-    if not value:
-        return 1.0
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return 1.0
-    return min(max(when - (now if now is not None else time.time()), 0.0), MAX_RETRY_AFTER_SECONDS)
+class _BodylessLogger(logging.Logger):
+    """slack_sdk formats whole request and response bodies (message text, user input) into
+    debug lines whenever its logger's *own* level is DEBUG or unset; this one's never is."""
+
+    def setLevel(self, level: int | str) -> None:
+        resolved = logging.getLevelName(level) if isinstance(level, str) else level
+        super().setLevel(max(logging.INFO, resolved if isinstance(resolved, int) else 0))
 
 
-class RetryAfterHandler(AsyncRetryHandler):
-    """Retries 429s after the server's `Retry-After`, whichever form it takes."""
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is not None and response.status_code == 429
-
-    async def prepare_for_next_attempt_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        header = None
-        if response is not None:
-            for key, values in response.headers.items():
-                if key.lower() == "retry-after" and values:
-                    header = values[0] if isinstance(values, list) else str(values)
-        state.next_attempt_requested = True
-        await asyncio.sleep(parse_retry_after(header) + random.random() * 0.1)
-        state.increment_current_attempt()
+@functools.cache
+def sdk_logger() -> logging.Logger:
+    """The logger handed to slack_sdk: INFO and up, propagating to `integrations.slack.web`."""
+    logger = _BodylessLogger(f"{__name__}.sdk", logging.INFO)
+    logger.parent = log
+    return logger
 
 
 def build_web_client(
-    token: str, *, base_url: str, timeout: int = 10, max_retries: int = 4
+    token: str,
+    base_url: str = SLACK_API_URL,
+    *,
+    timeout: int = 10,
+    max_retries: int = 4,
+    backoff_base: float = 0.5,
+    backoff_cap: float = 8.0,
+    max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
+    wall_clock: Callable[[], float] = time.time,
+    session: aiohttp.ClientSession | None = None,
 ) -> AsyncWebClient:
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.25, jitter=RandomJitter())
-    client = AsyncWebClient(
+    """An `AsyncWebClient` for `base_url` (`SLACK_API_URL` overrides it: the sandbox, a proxy)."""
+    return AsyncWebClient(
         token=token or None,
         base_url=base_url,
         timeout=timeout,
-        logger=logging.getLogger("slack_sdk.web"),
-        retry_handlers=[
-            RetryAfterHandler(max_retry_count=max_retries),
-            AsyncServerErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
-            AsyncConnectionErrorRetryHandler(
-                max_retry_count=max_retries,
-                interval_calculator=backoff,
-                error_types=[ServerConnectionError, ServerDisconnectedError, ClientOSError],
-            ),
-        ],
+        session=session,
+        logger=sdk_logger(),
+        retry_handlers=retry_handlers(
+            max_retries,
+            backoff=ExponentialBackoff(backoff_base, backoff_cap),
+            max_retry_after=max_retry_after,
+            wall_clock=wall_clock,
+        ),
     )
-    return client
 
 
 class SlackGateway(Protocol):
-    """What services need from Slack; the outbox implements it, tests may supply another."""
+    """What services need from Slack; `SlackOutbox` implements it, tests may supply another."""
 
-    async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> str: ...
+    async def post(self, channel: str, text: str, blocks: Blocks | None = None) -> str:
+        """Post a message; returns its ts (the first one's, if it took several)."""
+        ...
 
-    async def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> None: ...
+    async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
+        """Replace a message's content (eventually; bursts coalesce into the latest)."""
+        ...
 
     async def post_ephemeral(
-        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self, channel: str, user: str, text: str, blocks: Blocks | None = None
     ) -> None: ...
 
-    async def dm(
-        self, user: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> tuple[str, str]: ...
+    async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
+        """Message a user directly; returns (DM channel, ts)."""
+        ...
+
+    async def upload_file(
+        self,
+        channel: str,
+        filename: str,
+        content: bytes | str,
+        title: str,
+        initial_comment: str = "",
+    ) -> str:
+        """Share a file in a channel; returns the file id."""
+        ...
+
+
+class ChannelPacer:
+    """At most one send per `min_interval` seconds to each channel, in the order asked.
+
+    The interval runs from the end of one send to the start of the next, so retries and
+    slow answers never squeeze two messages into one second as Slack sees them.
+    """
+
+    def __init__(
+        self,
+        min_interval: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.min_interval = min_interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_done: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            last = self._last_done.get(channel)
+            while last is not None:
+                wait = last + self.min_interval - self._monotonic()
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_done[channel] = self._monotonic()
 
 
 @dataclass
-class _Pending:
+class _Content:
     text: str
     blocks: list[dict[str, Any]] | None
 
 
+def fit_one_message(blocks: Blocks | None) -> list[dict[str, Any]] | None:
+    """Blocks for a message that cannot be split (an update, an ephemeral): the overflow is
+    replaced by a note rather than making Slack refuse the whole message."""
+    if blocks is None:
+        return None
+    if len(blocks) <= MESSAGE_BLOCKS:
+        return list(blocks)
+    hidden = len(blocks) - (MESSAGE_BLOCKS - 1)
+    note = {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": f"… {hidden} more not shown"}],
+    }
+    return [*blocks[: MESSAGE_BLOCKS - 1], note]
+
+
+Observer = Callable[[str, str], None]
+"""Called with (Slack method, outcome: "ok" or Slack's error code) after each call."""
+
+
 class SlackOutbox:
+    """The bot's way out to Slack: paced per channel, updates coalesced, never a token logged."""
+
     def __init__(
         self,
         client: AsyncWebClient,
         *,
         min_interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observe: Observer | None = None,
     ) -> None:
         self.client = client
-        self.min_interval = min_interval
-        self._monotonic = monotonic
-        self._channel_locks: dict[str, asyncio.Lock] = {}
-        self._last_sent: dict[str, float] = {}
-        self._pending_updates: dict[tuple[str, str], _Pending] = {}
+        self.pacer = ChannelPacer(min_interval, monotonic=monotonic, sleep=sleep)
+        self._observe = observe or (lambda method, outcome: None)
+        self._pending: dict[tuple[str, str], _Content] = {}
         self._flushers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dm_channels: dict[str, str] = {}
 
-    async def _turn(self, channel: str) -> asyncio.Lock:
-        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
-        await lock.acquire()
-        wait = self._last_sent.get(channel, -1e9) + self.min_interval - self._monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return lock
-
-    def _sent(self, channel: str, lock: asyncio.Lock) -> None:
-        self._last_sent[channel] = self._monotonic()
-        lock.release()
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+        try:
+            response = await call
+        except SlackApiError as exc:
+            self._observe(method, str(exc.response.get("error") or "error"))
+            raise
+        except Exception:
+            self._observe(method, "unreachable")
+            raise
+        self._observe(method, "ok")
+        return response
 
     async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: Blocks | None = None,
+        *,
+        thread_ts: str | None = None,
     ) -> str:
-        """Post (paginating over Slack's block limit); returns the first message's ts."""
-        pages = paginate_blocks(blocks, MESSAGE_BLOCKS) if blocks else [None]
+        """Post, as several messages when the blocks exceed Slack's 50; returns the first ts."""
+        pages: list[list[dict[str, Any]] | None] = (
+            list(paginate_blocks(blocks, MESSAGE_BLOCKS)) if blocks else [None]
+        )
         first_ts = ""
-        for page in pages:
-            lock = await self._turn(channel)
-            try:
-                response = await self.client.chat_postMessage(
-                    channel=channel, text=text, blocks=page
+        for number, page in enumerate(pages, 1):
+            page_text = text if number == 1 else f"{text} ({number}/{len(pages)})"
+            async with self.pacer.turn(channel):
+                response = await self._call(
+                    "chat.postMessage",
+                    self.client.chat_postMessage(
+                        channel=channel, text=page_text, blocks=page, thread_ts=thread_ts
+                    ),
                 )
-            finally:
-                self._sent(channel, lock)
             first_ts = first_ts or str(response.get("ts", ""))
         return first_ts
 
-    async def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> None:
-        """Queue an update; bursts to one message collapse into its latest content."""
+    async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
+        """Queue new content for a message; returns at once. Use `flush()` to wait."""
         key = (channel, ts)
-        self._pending_updates[key] = _Pending(text, blocks[:MESSAGE_BLOCKS] if blocks else None)
-        if key not in self._flushers or self._flushers[key].done():
-            self._flushers[key] = asyncio.create_task(self._flush_one(key))
+        self._pending[key] = _Content(text, fit_one_message(blocks))
+        flusher = self._flushers.get(key)
+        if flusher is None or flusher.done():
+            self._flushers[key] = asyncio.create_task(
+                self._deliver_updates(key), name=f"slack-update-{channel}-{ts}"
+            )
 
-    async def _flush_one(self, key: tuple[str, str]) -> None:
+    async def _deliver_updates(self, key: tuple[str, str]) -> None:
         channel, ts = key
-        while key in self._pending_updates:
-            lock = await self._turn(channel)
-            pending = self._pending_updates.pop(key, None)
-            try:
-                if pending is not None:
-                    await self.client.chat_update(
-                        channel=channel, ts=ts, text=pending.text, blocks=pending.blocks
-                    )
-            except SlackApiError as exc:
-                log.warning(
-                    "chat.update failed for a message in %s: %s", channel, exc.response.get("error")
-                )
-            finally:
-                self._sent(channel, lock)
+        try:
+            while key in self._pending:
+                async with self.pacer.turn(channel):
+                    # Taken only now, at our turn: whatever arrived while we waited is newer.
+                    content = self._pending.pop(key)
+                    try:
+                        await self._call(
+                            "chat.update",
+                            self.client.chat_update(
+                                channel=channel, ts=ts, text=content.text, blocks=content.blocks
+                            ),
+                        )
+                    except SlackApiError as exc:
+                        log.warning(
+                            "chat.update of a message in %s failed: %s",
+                            channel,
+                            exc.response.get("error"),
+                        )
+                    except Exception as exc:
+                        log.warning(
+                            "chat.update of a message in %s failed: %s", channel, type(exc).__name__
+                        )
+        finally:
+            if self._flushers.get(key) is asyncio.current_task():
+                del self._flushers[key]
 
     async def flush(self) -> None:
         """Wait until every queued update has been sent (tests, shutdown)."""
-        while any(not t.done() for t in self._flushers.values()):
-            await asyncio.gather(
-                *[t for t in self._flushers.values() if not t.done()], return_exceptions=True
-            )
+        while self._flushers:
+            await asyncio.gather(*list(self._flushers.values()), return_exceptions=True)
 
     async def post_ephemeral(
-        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self, channel: str, user: str, text: str, blocks: Blocks | None = None
     ) -> None:
-        await self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+        # Not paced: ephemeral replies are answers to one person and are not channel messages.
+        await self._call(
+            "chat.postEphemeral",
+            self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text, blocks=fit_one_message(blocks)
+            ),
+        )
 
-    async def dm(
-        self, user: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> tuple[str, str]:
+    async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
         channel = self._dm_channels.get(user)
         if channel is None:
-            opened = await self.client.conversations_open(users=[user])
+            opened = await self._call(
+                "conversations.open", self.client.conversations_open(users=[user])
+            )
             channel = str(opened["channel"]["id"])
             self._dm_channels[user] = channel
         return channel, await self.post(channel, text, blocks)
 
     async def upload_file(
-        self, channel: str, filename: str, content: bytes, title: str, initial_comment: str = ""
-    ) -> None:
-        await self.client.files_upload_v2(
-            channel=channel,
-            filename=filename,
-            content=content,
-            title=title,
-            initial_comment=initial_comment,
-        )
+        self,
+        channel: str,
+        filename: str,
+        content: bytes | str,
+        title: str,
+        initial_comment: str = "",
+    ) -> str:
+        # Sharing a file posts a message into the channel, so it waits its turn like one.
+        async with self.pacer.turn(channel):
+            response = await self._call(
+                "files.completeUploadExternal",
+                self.client.files_upload_v2(
+                    channel=channel,
+                    filename=filename,
+                    content=content,
+                    title=title,
+                    initial_comment=initial_comment or None,
+                ),
+            )
+        file = response.get("file") or {}
+        return str(file.get("id", "")) if isinstance(file, dict) else ""
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.flush()
-        for task in self._flushers.values():
+    async def close(self, timeout: float = 10.0) -> None:
+        """Deliver queued updates (for at most `timeout` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout)
+        for task in list(self._flushers.values()):
             task.cancel()
+        self._flushers.clear()
