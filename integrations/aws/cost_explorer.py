@@ -1,0 +1,221 @@
+"""Cost Explorer gateway: cost and usage reports and forecasts for the cost capability.
+
+Every GetCostAndUsage page is a billed request (USD 0.01 each), so callers should cache
+reports rather than ask twice.
+
+Tags that are not activated for cost allocation do not make Cost Explorer fail: it answers
+with every cost under the empty tag value ("team$") or with nothing at all. So when a tag
+query finds no tagged cost, the gateway asks ListCostAllocationTags whether the key is
+active, and only then says "tag X is not activated". If that look-up itself fails (the
+role may lack ce:ListCostAllocationTags), the empty report stands.
+
+Forecasts come from GetCostForecast. When Cost Explorer cannot forecast (it answers
+DataUnavailableException with too little history, and endpoints that do not implement the
+call, such as moto, answer HTTP 500), the gateway projects the average daily cost of the
+last days linearly instead, and the forecast says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from bot.clock import Clock
+from integrations.aws.cost_types import (
+    CostQuery,
+    CostReport,
+    DateRange,
+    Forecast,
+    ForecastMethod,
+    Granularity,
+    TagFilter,
+)
+from integrations.aws.cost_wire import (
+    cost_and_usage_request,
+    cost_forecast_request,
+    merge_pages,
+    parse_forecast,
+)
+from integrations.aws.errors import (
+    AwsCall,
+    AwsServerError,
+    AwsUnexpectedResponse,
+    CostDataUnavailable,
+    TagNotActivated,
+)
+from integrations.aws.session import AwsClients
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+GET_COST_AND_USAGE = AwsCall("ce", "GetCostAndUsage")
+GET_COST_FORECAST = AwsCall("ce", "GetCostForecast")
+LIST_COST_ALLOCATION_TAGS = AwsCall("ce", "ListCostAllocationTags")
+CENT = Decimal("0.01")
+
+
+class CostSource(Protocol):
+    """What the cost capability needs from a cost backend."""
+
+    async def cost_and_usage(
+        self,
+        period: DateRange,
+        granularity: Granularity,
+        *,
+        filter_tag: TagFilter | tuple[str, str] | None = None,
+        group_by: str | None = None,
+    ) -> CostReport: ...
+
+    async def forecast(
+        self, period: DateRange, *, filter_tag: TagFilter | tuple[str, str] | None = None
+    ) -> Forecast: ...
+
+
+class CostExplorerGateway:
+    def __init__(
+        self,
+        clients: AwsClients,
+        clock: Clock,
+        *,
+        use_cost_explorer_forecast: bool = True,
+        forecast_basis_days: int = 14,
+        max_pages: int = 100,
+    ) -> None:
+        self._clients = clients
+        self._clock = clock
+        self._use_cost_explorer_forecast = use_cost_explorer_forecast
+        self._forecast_basis_days = forecast_basis_days
+        self._max_pages = max_pages
+        self._requests = 0
+        self._requests_lock = threading.Lock()
+
+    @property
+    def requests_made(self) -> int:
+        """Cost Explorer API calls made so far (each billed), not counting retries."""
+        with self._requests_lock:
+            return self._requests
+
+    async def cost_and_usage(
+        self,
+        period: DateRange,
+        granularity: Granularity,
+        *,
+        filter_tag: TagFilter | tuple[str, str] | None = None,
+        group_by: str | None = None,
+    ) -> CostReport:
+        query = CostQuery(
+            period=period,
+            granularity=granularity,
+            filter_tag=TagFilter(*filter_tag) if filter_tag is not None else None,
+            group_by=group_by,
+        )
+        report = merge_pages(query, await self._all_pages(query))
+        if query.tag_keys and not report.has_tagged_cost():
+            await self._require_activated(query.tag_keys)
+        return report
+
+    async def forecast(
+        self, period: DateRange, *, filter_tag: TagFilter | tuple[str, str] | None = None
+    ) -> Forecast:
+        today = self._today()
+        if period.end <= today:
+            raise ValueError(f"nothing left to forecast: {period.start}..{period.end} is past")
+        remaining = period.from_day(today)
+        tag = TagFilter(*filter_tag) if filter_tag is not None else None
+        if not self._use_cost_explorer_forecast:
+            return await self._linear_forecast(remaining, tag, today, reason=None)
+        try:
+            return await self._cost_explorer_forecast(remaining, tag)
+        except CostDataUnavailable:
+            reason = "it has too little cost history"
+        except AwsServerError as exc:
+            reason = f"HTTP {exc.status} from GetCostForecast"
+        return await self._linear_forecast(remaining, tag, today, reason=reason)
+
+    async def _all_pages(self, query: CostQuery) -> list[Mapping[str, Any]]:
+        pages: list[Mapping[str, Any]] = []
+        seen_tokens: set[str] = set()
+        token: str | None = None
+        while True:
+            request = cost_and_usage_request(query, token)
+            page = await self._call(GET_COST_AND_USAGE, partial(self._fetch_page, request))
+            pages.append(page)
+            token = page.get("NextPageToken") or None
+            if token is None:
+                return pages
+            if token in seen_tokens or len(pages) >= self._max_pages:
+                # A token seen before would loop forever; a runaway page count costs money.
+                raise AwsUnexpectedResponse(
+                    f"Cost Explorer kept paginating after {len(pages)} pages; query a shorter period"
+                )
+            seen_tokens.add(token)
+
+    def _fetch_page(self, request: dict[str, Any]) -> Mapping[str, Any]:
+        return self._clients.cost_explorer().get_cost_and_usage(**request)
+
+    async def _cost_explorer_forecast(
+        self, period: DateRange, filter_tag: TagFilter | None
+    ) -> Forecast:
+        request = cost_forecast_request(period, filter_tag)
+        response = await self._call(
+            GET_COST_FORECAST,
+            lambda: self._clients.cost_explorer().get_cost_forecast(**request),
+        )
+        return parse_forecast(period, response)
+
+    async def _linear_forecast(
+        self, period: DateRange, filter_tag: TagFilter | None, today: date, *, reason: str | None
+    ) -> Forecast:
+        basis = DateRange.trailing_days(self._forecast_basis_days, before=today)
+        actuals = await self.cost_and_usage(basis, Granularity.DAILY, filter_tag=filter_tag)
+        if not actuals.buckets:
+            raise CostDataUnavailable("NoDailyActuals")
+        daily = actuals.total / len(actuals.buckets)
+        return Forecast(
+            period=period,
+            currency=actuals.currency,
+            amount=(daily * period.days).quantize(CENT, rounding=ROUND_HALF_UP),
+            method=ForecastMethod.LINEAR,
+            basis=basis,
+            basis_days=len(actuals.buckets),
+            fallback_reason=reason,
+        )
+
+    async def _require_activated(self, tag_keys: frozenset[str]) -> None:
+        keys = sorted(tag_keys)
+        try:
+            response = await self._call(
+                LIST_COST_ALLOCATION_TAGS,
+                lambda: self._clients.cost_explorer_single_attempt().list_cost_allocation_tags(
+                    TagKeys=keys
+                ),
+            )
+        except Exception as exc:
+            log.info(
+                "cannot tell whether cost allocation tags are active",
+                extra={"tag_keys": keys, "error": type(exc).__name__},
+            )
+            return
+        active = {
+            str(tag.get("TagKey"))
+            for tag in response.get("CostAllocationTags", [])
+            if tag.get("Status") == "Active"
+        }
+        for key in keys:
+            if key not in active:
+                raise TagNotActivated(key)
+
+    async def _call(self, call: AwsCall, fn: Callable[[], T]) -> T:
+        with self._requests_lock:
+            self._requests += 1
+        return await self._clients.run(call, fn)
+
+    def _today(self) -> date:
+        # Cost Explorer's days are UTC days.
+        return self._clock.now().date()

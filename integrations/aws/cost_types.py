@@ -1,0 +1,158 @@
+"""What Cost Explorer is asked and what it answers, as typed values with `Decimal` money."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# Cost Explorer's dimension for grouping by service; any other `group_by` is a tag key.
+SERVICE = "SERVICE"
+DEFAULT_CURRENCY = "USD"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Granularity(StrEnum):
+    DAILY = "DAILY"
+    MONTHLY = "MONTHLY"
+
+
+class TagFilter(NamedTuple):
+    """Costs of resources carrying tag `key` = `value`; an empty value means "untagged"."""
+
+    key: str
+    value: str
+
+
+class DateRange(_Frozen):
+    """Whole days: `start` inclusive, `end` exclusive (as Cost Explorer counts them)."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.end <= self.start:
+            raise ValueError(f"a date range must end after it starts ({self.start}..{self.end})")
+        return self
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @classmethod
+    def month_of(cls, day: date) -> DateRange:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        return cls(start=start, end=end)
+
+    @classmethod
+    def trailing_days(cls, days: int, *, before: date) -> DateRange:
+        return cls(start=before - timedelta(days=days), end=before)
+
+    def from_day(self, day: date) -> DateRange:
+        """The part of this range from `day` on (the range itself if it starts later)."""
+        return DateRange(start=max(self.start, day), end=self.end)
+
+
+class CostQuery(_Frozen):
+    period: DateRange
+    granularity: Granularity
+    filter_tag: TagFilter | None = None
+    group_by: str | None = None
+
+    @property
+    def groups_by_tag(self) -> bool:
+        return self.group_by is not None and self.group_by != SERVICE
+
+    @property
+    def tag_keys(self) -> frozenset[str]:
+        """Tag keys the answer depends on (each must be activated for cost allocation)."""
+        keys = {self.filter_tag.key} if self.filter_tag else set()
+        if self.groups_by_tag and self.group_by is not None:
+            keys.add(self.group_by)
+        return frozenset(keys)
+
+
+class CostGroup(_Frozen):
+    """One group of a time bucket: a tag value ("" = untagged) or a service name."""
+
+    key: str
+    amount: Decimal
+
+
+class CostBucket(_Frozen):
+    period: DateRange
+    total: Decimal
+    groups: tuple[CostGroup, ...] = ()
+    estimated: bool = False
+
+
+class CostReport(_Frozen):
+    query: CostQuery
+    currency: str
+    buckets: tuple[CostBucket, ...]
+    requests: int
+    """GetCostAndUsage calls it took (one per page)."""
+
+    @property
+    def total(self) -> Decimal:
+        return sum((bucket.total for bucket in self.buckets), Decimal(0))
+
+    @property
+    def estimated(self) -> bool:
+        return any(bucket.estimated for bucket in self.buckets)
+
+    def by_group(self) -> dict[str, Decimal]:
+        """Each group's amount over the whole period, largest first."""
+        sums: dict[str, Decimal] = defaultdict(Decimal)
+        for bucket in self.buckets:
+            for group in bucket.groups:
+                sums[group.key] += group.amount
+        return dict(sorted(sums.items(), key=lambda item: (-item[1], item[0])))
+
+    def has_tagged_cost(self) -> bool:
+        """Whether any cost is attributed to a tag value (false for an unactivated tag)."""
+        if self.query.groups_by_tag:
+            return any(g.key != "" and g.amount != 0 for b in self.buckets for g in b.groups)
+        return self.total != 0
+
+
+class ForecastMethod(StrEnum):
+    COST_EXPLORER = "cost-explorer"
+    LINEAR = "linear"
+
+
+class Forecast(_Frozen):
+    period: DateRange
+    """The days forecast: from today (UTC) to the end of the period asked about."""
+    currency: str
+    amount: Decimal
+    method: ForecastMethod
+    lower: Decimal | None = None
+    upper: Decimal | None = None
+    prediction_interval: int | None = None
+    """Cost Explorer's confidence (percent) that the amount lies within lower..upper."""
+    basis: DateRange | None = None
+    basis_days: int | None = None
+    """For a linear projection: the days of actual cost it averages."""
+    fallback_reason: str | None = None
+
+    def explanation(self) -> str:
+        """How the figure was made, in words for a person."""
+        if self.method is ForecastMethod.COST_EXPLORER:
+            if self.prediction_interval is not None:
+                return f"Cost Explorer forecast ({self.prediction_interval}% prediction interval)"
+            return "Cost Explorer forecast"
+        days = self.basis_days or 0
+        text = f"linear projection of the average daily cost over the last {days} day{'s' if days != 1 else ''}"
+        if self.fallback_reason:
+            text += f"; Cost Explorer's forecast is unavailable ({self.fallback_reason})"
+        return text
