@@ -373,7 +373,7 @@ class FakeSlackState:
     def messages_in(self, channel: str) -> dict[str, dict[str, Any]]:
         with self.lock:
             found = {ts: copy.deepcopy(m) for (ch, ts), m in self.messages.items() if ch == channel}
-        return dict(sorted(found.items()))
+        return dict(sorted(found.items(), key=lambda item: float(item[0])))
 
 
 def _violations_in(method: str, args: Mapping[str, Any]) -> list[Violation]:

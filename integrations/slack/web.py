@@ -269,6 +269,10 @@ class SlackOutbox:
         """Wait until every queued update has been sent (tests, shutdown)."""
         while self._flushers:
             await asyncio.gather(*list(self._flushers.values()), return_exceptions=True)
+            # A task cancelled before it started never ran its own clean-up.
+            for key, task in list(self._flushers.items()):
+                if task.done():
+                    del self._flushers[key]
 
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: Blocks | None = None
