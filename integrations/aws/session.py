@@ -45,6 +45,7 @@ class AwsConfig:
     endpoint_url: str | None = None
     retry_mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = 4
+    """Attempts in all, the first one included (botocore's `total_max_attempts`)."""
     connect_timeout: float = 3.0
     read_timeout: float = 30.0
     concurrency: int = 8
@@ -55,7 +56,10 @@ class AwsConfig:
 
     def botocore_config(self, *, max_attempts: int | None = None) -> Config:
         return Config(
-            retries={"mode": self.retry_mode, "max_attempts": max_attempts or self.max_attempts},
+            retries={
+                "mode": self.retry_mode,
+                "total_max_attempts": max_attempts or self.max_attempts,
+            },
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
         )
