@@ -198,8 +198,9 @@ class CostExplorerGateway:
             )
         except Exception as exc:
             log.info(
-                "cannot tell whether cost allocation tags are active",
-                extra={"tag_keys": keys, "error": type(exc).__name__},
+                "cannot tell whether cost allocation tags %s are active: %s",
+                ", ".join(keys),
+                type(exc).__name__,
             )
             return
         active = {

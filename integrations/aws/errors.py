@@ -16,6 +16,7 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
 )
 
@@ -201,19 +202,20 @@ class AwsResourceBusy(AwsErrorMixin, Conflict):
         self.code = code
 
 
-def translate(exc: Exception, call: AwsCall) -> ForgebotError:
-    """The domain error for a botocore failure (anything unknown becomes "unavailable")."""
+def translate(exc: BotoCoreError | ClientError, call: AwsCall) -> ForgebotError:
+    """The domain error for a botocore failure."""
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
         return AwsCredentialsMissing()
     if isinstance(exc, NoRegionError):
         return AwsRequestRejected(call.service_name, "NoRegion", "no AWS region is configured")
     if isinstance(exc, ClientError):
         return _from_client_error(exc, call)
+    if isinstance(exc, ParamValidationError):
+        # botocore refused to send it: the request forgebot built does not fit the API.
+        return AwsRequestRejected(call.service_name, "ParamValidation", str(exc))
     if isinstance(exc, ConnectionError | HTTPClientError):
         return AwsUnreachable(call.service_name, _connection_reason(exc))
-    if isinstance(exc, BotoCoreError):
-        return AwsUnreachable(call.service_name, type(exc).__name__)
-    return AwsUnreachable(call.service_name, f"{type(exc).__name__}: {exc}")
+    return AwsUnreachable(call.service_name, type(exc).__name__)
 
 
 def _from_client_error(exc: ClientError, call: AwsCall) -> ForgebotError:

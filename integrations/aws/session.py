@@ -2,14 +2,14 @@
 
 boto3 finds credentials through the standard chain (environment, shared files, SSO, web
 identity, container and instance roles) and, since botocore 1.31, honours `AWS_ENDPOINT_URL`
-and `AWS_ENDPOINT_URL_<SERVICE>` by itself, so nothing here reads those variables; an
-explicit `endpoint_url` wins over them when given.
+and `AWS_ENDPOINT_URL_<SERVICE>` by itself; an explicit `endpoint_url` wins over both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.metrics import DEPENDENCY_SECONDS
 from integrations.aws.errors import AwsCall, translate
@@ -52,7 +53,13 @@ class AwsConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsConfig:
-        return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+        # boto3 reads AWS_ENDPOINT_URL from the process environment itself, and lets the
+        # per-service variables override it; only a value that came from `.env` is passed on.
+        from_env_file = "AWS_ENDPOINT_URL" not in os.environ
+        return cls(
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url if from_env_file else None,
+        )
 
     def botocore_config(self, *, max_attempts: int | None = None) -> Config:
         return Config(
@@ -116,17 +123,17 @@ class AwsClients:
         try:
             async with self._semaphore:
                 return await asyncio.to_thread(fn)
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
+            # Anything else is a bug in forgebot and propagates as one.
             error = translate(exc, call)
             outcome = type(error).__name__
             log.warning(
-                "aws call failed",
-                extra={
-                    "aws_service": call.service,
-                    "aws_operation": call.operation,
-                    "error": type(exc).__name__,
-                    "outcome": outcome,
-                },
+                "AWS %s.%s failed: %s -> %s (%s)",
+                call.service,
+                call.operation,
+                type(exc).__name__,
+                outcome,
+                getattr(error, "code", None) or "no code",
             )
             raise error from exc
         finally:

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from bot.clock import ManualClock
+from bot.config import Settings
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.cost_types import SERVICE, DateRange, ForecastMethod, Granularity
 from integrations.aws.errors import AwsCredentialsMissing
@@ -311,3 +312,18 @@ async def test_missing_credentials_are_named_and_nothing_is_sent(
     assert str(raised.value) == "AWS credentials are not configured"
 
     assert moto_server.cost_explorer_request_bodies() == []
+
+
+def test_settings_endpoint_is_passed_only_when_boto3_cannot_see_it(
+    aws_isolated_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_dotenv = Settings(_env_file=None, aws_endpoint_url="http://127.0.0.1:4566")
+    assert AwsConfig.from_settings(from_dotenv).endpoint_url == "http://127.0.0.1:4566"
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COST_EXPLORER", "http://127.0.0.1:4567")
+    config = AwsConfig.from_settings(Settings(_env_file=None))
+
+    assert config.endpoint_url is None
+    # boto3 then applies its own precedence: the per-service variable wins.
+    assert AwsClients(config).cost_explorer().meta.endpoint_url == "http://127.0.0.1:4567"
