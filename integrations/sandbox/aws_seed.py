@@ -30,6 +30,7 @@ import boto3
 from integrations.aws.cost_types import SERVICE, CostQuery, DateRange, Granularity
 from integrations.aws.cost_wire import cost_and_usage_request
 from integrations.aws.resource_types import ENVIRONMENT_TAG, GroupSize
+from integrations.aws.session import AwsClients, AwsConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -338,6 +339,15 @@ class SandboxAws:
         return self.ec2.register_image(
             Name=SANDBOX_IMAGE_NAME, Description="forgebot sandbox image"
         )["ImageId"]
+
+
+def sandbox_clients(endpoint_url: str, region: str = "us-east-1") -> AwsClients:
+    """The gateways' clients for the demo: moto's endpoint and dummy credentials passed
+    explicitly, so the demo needs no AWS variables in its environment."""
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+    return AwsClients(AwsConfig(region=region, endpoint_url=endpoint_url), session=session)
 
 
 @functools.cache

@@ -11,8 +11,18 @@ import pytest
 from bot.clock import ManualClock
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.cost_types import SERVICE, CostQuery, DateRange, Granularity, TagFilter
+from integrations.aws.resource_types import ENVIRONMENT_TAG, ResourceKind
+from integrations.aws.resources import AwsResourceGateway
 from integrations.aws.session import AwsClients
-from integrations.sandbox.aws_seed import EC2_COMPUTE, RDS, S3, DemoCostModel, seed_demo_costs
+from integrations.sandbox.aws_seed import (
+    EC2_COMPUTE,
+    RDS,
+    S3,
+    DemoCostModel,
+    sandbox_clients,
+    seed_demo_costs,
+    seed_environment_resources,
+)
 from tests.fixtures.aws import MotoServer
 
 TODAY = date(2026, 3, 18)
@@ -97,3 +107,25 @@ async def test_a_repeated_query_is_answered_again_without_queueing_twice(
 
     assert queued == 1
     assert first.total == second.total > 0
+
+
+async def test_demo_clients_need_no_aws_environment(
+    moto_server: MotoServer, aws_isolated_env: object
+) -> None:
+    moto_server.reset()
+    seed_environment_resources(moto_server.url, "pv-9")
+    seed_demo_costs(
+        moto_server.url,
+        [CostQuery(period=MONTH_TO_DATE, granularity=Granularity.MONTHLY)],
+        model=DemoCostModel(TODAY),
+    )
+    clients = sandbox_clients(moto_server.url)
+    clock = ManualClock(datetime(2026, 3, 18, 9, tzinfo=UTC))
+
+    found = await AwsResourceGateway(clients).find_tagged(ENVIRONMENT_TAG, "pv-9")
+    report = await CostExplorerGateway(clients, clock).cost_and_usage(
+        MONTH_TO_DATE, Granularity.MONTHLY
+    )
+
+    assert {r.kind for r in found.resources} == set(ResourceKind)
+    assert report.total > 0
