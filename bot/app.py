@@ -19,6 +19,7 @@ from slack_bolt.response import BoltResponse
 from bot.context import AppContext
 from commands.deploy.api import deployments_route
 from commands.dora import handlers as dora_handlers
+from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
@@ -93,6 +94,7 @@ def build_bolt_app(
     app.command(SLASH_COMMANDS)(ctx.router.dispatch)
 
     help_handlers.register(ctx)
+    environment_handlers.register(app, ctx, ctx.kube)
     dora_handlers.register(ctx)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(

@@ -17,6 +17,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
+from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
 
@@ -34,6 +35,7 @@ class AppContext:
     slack: SlackOutbox
     router: CommandRouter
     boundary: Boundary
+    kube: KubeGateway
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""
@@ -46,6 +48,7 @@ def build_context(
     db: Database,
     slack_client: AsyncWebClient,
     slack: SlackOutbox,
+    kube: KubeGateway,
 ) -> AppContext:
     audit = AuditLog(db, clock)
     boundary = Boundary(audit)
@@ -67,4 +70,5 @@ def build_context(
         slack=slack,
         router=CommandRouter(boundary),
         boundary=boundary,
+        kube=kube,
     )

@@ -23,6 +23,7 @@ from bot.context import AppContext, build_context
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
+from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database
@@ -72,7 +73,14 @@ class Runtime:
             raise StartupError(f"cannot use the database: {exc}") from None
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         client = build_web_client(token, base_url=settings.slack_api_url)
-        ctx = build_context(settings, self.catalog, self.clock, db, client, SlackOutbox(client))
+        kube = KubeGateway(
+            self.catalog.clusters(),
+            kubeconfig=settings.kubeconfig,
+            concurrency=settings.kube_concurrency,
+        )
+        ctx = build_context(
+            settings, self.catalog, self.clock, db, client, SlackOutbox(client), kube
+        )
         self.ctx = ctx
         self.scheduler = Scheduler(db, self.clock)
         ctx.extras["scheduler"] = self.scheduler
@@ -123,6 +131,7 @@ class Runtime:
         if self.ctx is not None:
             await self.ctx.operations.drain(drain_seconds)
             await self.ctx.slack.close()
+            await self.ctx.kube.close()
         if self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.shutdown)
         for task in self._background:

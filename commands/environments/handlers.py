@@ -229,6 +229,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         return views.home_section(records, ctx.clock.now())
 
     ctx.extras.setdefault("home_sections", []).append(home)
+    ctx.extras["environments"] = service
     return service
 
 

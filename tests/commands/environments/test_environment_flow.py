@@ -1,0 +1,383 @@
+"""Self-service environments end to end: signed Slack requests in, the real bot, the official
+Kubernetes client against the fake API server, and what Slack would show coming out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from bot.catalog import Catalog
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.runtime import Runtime
+from integrations.sandbox.kube_api import KINDS, FakeKube
+from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
+from integrations.sandbox.slack_payloads import (
+    SignedSlackClient,
+    SlackIdentity,
+    block_actions,
+    slash_command,
+    view_submission,
+)
+from storage import audit
+from storage import environments as env_repo
+from storage.models import EnvState
+from tests.fixtures.slack import DEVELOPER, PLATFORM, SIGNING_SECRET, STRANGER
+
+START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+class Harness:
+    def __init__(
+        self,
+        runtime: Runtime,
+        client: SignedSlackClient,
+        slack: RunningFakeSlack,
+        kube: FakeKube,
+        clock: ManualClock,
+    ) -> None:
+        self.runtime, self.client, self.slack, self.kube, self.clock = (
+            runtime,
+            client,
+            slack,
+            kube,
+            clock,
+        )
+
+    async def command(self, who: SlackIdentity, text: str) -> dict[str, Any]:
+        response = await self.client.send(
+            slash_command(who, "/env", text, self.slack.new_response_url())
+        )
+        assert response.status == 200
+        return response.json() or {}
+
+    async def until(self, method: str, **match: Any) -> RecordedCall:
+        def found(calls: list[RecordedCall]) -> RecordedCall | None:
+            hits = [
+                c
+                for c in calls
+                if c.method == method and all(c.args.get(k) == v for k, v in match.items())
+            ]
+            return hits[-1] if hits else None
+
+        result: RecordedCall = await self.slack.state.until(found, timeout=10)
+        return result
+
+    async def idle(self) -> None:
+        """Wait for the bot to finish what the last requests started (handlers run after the
+        ack, operations after the handler): until the audit log and the outbox are quiet."""
+        assert self.runtime.ctx is not None and self.runtime.db is not None
+        deadline = time.monotonic() + 10
+        last = -1
+        while time.monotonic() < deadline:
+            await self.runtime.ctx.operations.wait_idle()
+            await self.runtime.ctx.slack.flush()
+            count = await self.runtime.db.run(lambda s: len(audit.recent(s, limit=10_000)))
+            calls = len(self.slack.state.calls)
+            if (count, calls) == last and not self.runtime.ctx.operations._tasks:
+                return
+            last = (count, calls)  # type: ignore[assignment]
+            await asyncio.sleep(0.1)
+        raise AssertionError("the bot did not settle")
+
+    async def open_modal(self, who: SlackIdentity) -> dict[str, Any]:
+        await self.command(who, "request")
+        call = await self.until("views.open")
+        return dict(call.response["view"])  # as Slack answered: with its id and hash
+
+    async def submit(
+        self,
+        who: SlackIdentity,
+        view: dict[str, Any],
+        *,
+        template: str,
+        name: str,
+        size: str,
+        ttl: str,
+    ) -> dict[str, Any]:
+        values = {
+            "template": {
+                "value": {"type": "static_select", "selected_option": {"value": template}}
+            },
+            "name": {"value": {"type": "plain_text_input", "value": name}},
+            "size": {"value": {"type": "static_select", "selected_option": {"value": size}}},
+            "ttl": {"value": {"type": "plain_text_input", "value": ttl}},
+            "purpose": {
+                "value": {"type": "plain_text_input", "value": "try the <!channel> feature"}
+            },
+        }
+        response = await self.client.send(view_submission(who, view, values))
+        assert response.status == 200
+        return response.json() if response.body else {}
+
+    async def press(
+        self, who: SlackIdentity, action_id: str, value: str, message: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = block_actions(
+            who,
+            {"action_id": action_id, "block_id": "b", "value": value},
+            response_url=self.slack.new_response_url(),
+            message=message or {"ts": "1.0"},
+        )
+        response = await self.client.send(body)
+        assert response.status == 200
+        return response.json() if response.body else {}
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the bot's clock; Slack's signatures move with it (they are checked against it)."""
+        self.clock.advance(delta)
+        self.client.clock_offset += delta.total_seconds()
+
+    async def record(self, name: str) -> Any:
+        assert self.runtime.db is not None
+        return await self.runtime.db.run(lambda s: env_repo.live_by_name(s, name))
+
+
+@pytest.fixture
+async def harness(
+    bot_settings: Settings,
+    catalog: Catalog,
+    fake_slack: RunningFakeSlack,
+    fake_kube: FakeKube,
+    kubeconfig: Path,
+) -> AsyncIterator[Harness]:
+    clock = ManualClock(START)
+    settings = bot_settings.model_copy(update={"kubeconfig": str(kubeconfig)})
+    runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
+    await runtime.start()
+    client = SignedSlackClient(
+        runtime.url, SIGNING_SECRET, clock_offset=(START - datetime.now(UTC)).total_seconds()
+    )
+    yield Harness(runtime, client, fake_slack, fake_kube, clock)
+    await client.close()
+    await runtime.stop()
+
+
+async def test_auto_approved_environment_is_provisioned(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    assert view["callback_id"] == "env_request"
+    price = next(b for b in view["blocks"] if b.get("block_id") == "price")["text"]["text"]
+    assert "/month" in price and "asleep" in price, (
+        "the price tag, with off-hours, shows before submitting"
+    )
+
+    # Changing the size updates the price in place.
+    view["state"] = {
+        "values": {
+            "size": {"value": {"type": "static_select", "selected_option": {"value": "L"}}},
+            "template": {
+                "value": {"type": "static_select", "selected_option": {"value": "web-preview"}}
+            },
+            "ttl": {"value": {"type": "plain_text_input", "value": "3d"}},
+        }
+    }
+    await harness.client.send(
+        block_actions(
+            DEVELOPER,
+            {
+                "action_id": "value",
+                "block_id": "size",
+                "type": "static_select",
+                "selected_option": {"value": "L"},
+            },
+            response_url="",
+            view=view,
+        )
+    )
+    updated = await harness.until("views.update")
+    new_price = next(b for b in updated.args["view"]["blocks"] if b.get("block_id") == "price")[
+        "text"
+    ]["text"]
+    assert new_price != price
+
+    reply = await harness.submit(
+        DEVELOPER, view, template="web-preview", name="checkout-x", size="M", ttl="3d"
+    )
+    assert reply == {} or reply.get("response_action") != "errors", reply
+    await harness.idle()
+
+    namespace = harness.kube.find("namespaces", "", "pv-checkout-x")
+    assert namespace is not None
+    labels = namespace["metadata"]["labels"]
+    assert labels["forgebot.io/owner"] == "U0DEVELOPER" and labels["forgebot.io/team"] == "payments"
+    assert labels["forgebot.io/template"] == "web-preview"
+    assert "forgebot.io/expires-at" in namespace["metadata"]["annotations"]
+    for plural, name in [
+        ("resourcequotas", "forgebot-quota"),
+        ("limitranges", "forgebot-defaults"),
+        ("rolebindings", "forgebot-team-edit"),
+        ("networkpolicies", "forgebot-isolate"),
+    ]:
+        obj = harness.kube.find(plural, "pv-checkout-x", name)
+        assert obj is not None, plural
+        obj["metadata"] = {
+            k: v for k, v in obj["metadata"].items() if k in ("name", "namespace", "labels")
+        }
+        kubernetes_validate.validate(obj, "1.31", strict=True)
+    quota = harness.kube.find("resourcequotas", "pv-checkout-x", "forgebot-quota")
+    assert quota is not None and quota["spec"]["hard"]["requests.cpu"] == "4"
+    record = await harness.record("pv-checkout-x")
+    assert record.state == EnvState.ACTIVE and record.expires_at == START + timedelta(days=3)
+    assert record.purpose == "try the <!channel> feature"
+    dms = [
+        c for c in harness.slack.state.find("chat.postMessage") if c.args["channel"].startswith("D")
+    ]
+    assert any("is ready" in c.args.get("text", "") for c in dms)
+    assert all(
+        "<!channel>" not in json.dumps(c.args) for c in harness.slack.state.find("chat.postMessage")
+    )
+
+    listing = await harness.command(DEVELOPER, "list")
+    assert listing == {} or "pv-checkout-x" not in json.dumps(listing)
+    call = await harness.until("response_url")
+    assert "pv-checkout-x" in json.dumps(call.args)
+
+
+async def test_bad_input_comes_back_inline(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    reply = await harness.submit(
+        DEVELOPER, view, template="web-preview", name="a;b", size="M", ttl="30d"
+    )
+    assert reply["response_action"] == "errors"
+    assert set(reply["errors"]) == {"name", "ttl"}
+    await harness.submit(DEVELOPER, view, template="web-preview", name="taken", size="S", ttl="1d")
+    await harness.idle()
+    again = await harness.submit(
+        DEVELOPER, view, template="web-preview", name="taken", size="S", ttl="1d"
+    )
+    assert again["errors"] == {"name": "pv-taken is taken; pick another name."}
+
+
+async def test_people_outside_teams_cannot_request(harness: Harness) -> None:
+    reply = await harness.command(STRANGER, "request")
+    assert "Only members of a team" in reply["text"]
+    assert harness.slack.state.find("views.open") == []
+
+
+async def test_platform_approval_first_press_wins(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="data-sandbox", name="exp1", size="M", ttl="2d")
+    card = await harness.until("chat.postMessage", channel="C0PLATFORM")
+    record = await harness.record("ds-exp1")
+    assert record.state == EnvState.PENDING
+    buttons = [e for b in card.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {b["action_id"] for b in buttons} == {"env_approve", "env_deny"}
+
+    refused = await harness.press(DEVELOPER, "env_approve", str(record.id))
+    await harness.idle()
+    denial = await harness.until("response_url")
+    assert "platform team" in denial.args["text"]
+    assert (await harness.record("ds-exp1")).state == EnvState.PENDING
+    del refused
+
+    await asyncio.gather(
+        *[harness.press(PLATFORM, "env_approve", str(record.id)) for _ in range(3)]
+    )
+    await harness.idle()
+    assert (await harness.record("ds-exp1")).state == EnvState.ACTIVE
+    creates = [r for r in harness.kube.requests if r[0] == "POST" and r[1] == "/api/v1/namespaces"]
+    assert len(creates) == 1, "three clicks, one namespace"
+    updated = harness.slack.state.find("chat.update", channel="C0PLATFORM")
+    assert updated and "Approved by <@U0PLATFORM>" in json.dumps(updated[-1].args["blocks"])
+    assert not any(b["type"] == "actions" for b in updated[-1].args["blocks"]), "buttons are gone"
+
+
+async def test_deny_needs_a_reason_and_tells_the_requester(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="data-sandbox", name="exp2", size="M", ttl="2d")
+    await harness.until("chat.postMessage", channel="C0PLATFORM")
+    record = await harness.record("ds-exp2")
+    await harness.press(PLATFORM, "env_deny", str(record.id))
+    deny_view = dict(
+        (
+            await harness.until(
+                "views.open",
+                trigger_id=harness.slack.state.find("views.open")[-1].args["trigger_id"],
+            )
+        ).args["view"]
+    )
+    assert deny_view["callback_id"] == "env_deny_reason"
+    empty = await harness.client.send(
+        view_submission(
+            PLATFORM, deny_view, {"reason": {"value": {"type": "plain_text_input", "value": " "}}}
+        )
+    )
+    assert empty.json()["response_action"] == "errors"
+    await harness.client.send(
+        view_submission(
+            PLATFORM,
+            deny_view,
+            {"reason": {"value": {"type": "plain_text_input", "value": "use staging"}}},
+        )
+    )
+    await harness.idle()
+    assert await harness.record("ds-exp2") is None, "a denied name is free again"
+    dms = [
+        c.args.get("text", "")
+        for c in harness.slack.state.find("chat.postMessage")
+        if c.args["channel"].startswith("D")
+    ]
+    assert any("was denied: use staging" in t for t in dms)
+    # Approving after a denial does nothing.
+    await harness.press(PLATFORM, "env_approve", str(record.id))
+    await harness.idle()
+    assert harness.kube.find("namespaces", "", "ds-exp2") is None
+
+
+async def test_failure_part_way_leaves_nothing_behind(harness: Harness) -> None:
+    harness.kube.faults.forbid.append(("create", "rolebindings", "*"))
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="web-preview", name="broken", size="S", ttl="1d")
+    await harness.idle()
+    assert harness.kube.find("namespaces", "", "pv-broken") is None
+    assert harness.kube.find("resourcequotas", "pv-broken", "forgebot-quota") is None
+    assert await harness.record("pv-broken") is None
+    dms = [
+        c.args.get("text", "")
+        for c in harness.slack.state.find("chat.postMessage")
+        if c.args["channel"].startswith("D")
+    ]
+    assert any("could not be provisioned" in t and "may not create" in t for t in dms)
+
+
+async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="web-preview", name="short", size="S", ttl="2d")
+    await harness.idle()
+    assert harness.runtime.ctx is not None
+    service = harness.runtime.ctx.extras["environments"]
+    harness.advance(timedelta(days=1, hours=1))  # 23 h left
+    await service.sweep_expiry(harness.clock.now())
+    await service.sweep_expiry(harness.clock.now())  # a second sweep sends nothing new
+    await harness.idle()
+    reminders = [
+        c
+        for c in harness.slack.state.find("chat.postMessage")
+        if "will be deleted then" in json.dumps(c.args.get("blocks"))
+    ]
+    assert len(reminders) == 1
+    # "Extend 1 day" from the reminder.
+    await harness.press(DEVELOPER, "env_extend_day", "pv-short")
+    await harness.idle()
+    record = await harness.record("pv-short")
+    assert record.expires_at == START + timedelta(days=3)
+    # Someone deletes the namespace by hand; expiry still finishes cleanly.
+    harness.kube.delete(next(k for k in KINDS if k.plural == "namespaces"), "", "pv-short")
+    harness.advance(timedelta(days=3))
+    await service.sweep_expiry(harness.clock.now())
+    await harness.idle()
+    assert await harness.record("pv-short") is None
+    dms = [
+        c.args.get("text", "")
+        for c in harness.slack.state.find("chat.postMessage")
+        if c.args["channel"].startswith("D")
+    ]
+    assert any("was deleted" in t and "already gone" in t for t in dms)
