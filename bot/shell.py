@@ -23,6 +23,7 @@ from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
+from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
     SignedSlackClient,
@@ -504,13 +505,16 @@ async def run_demo(
     """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog."""
     workdir = Path(tempfile.mkdtemp(prefix="forgebot-demo-"))
     catalog_path = demo_catalog_path()
+    catalog = load_catalog(catalog_path)
+    kube = start_fake_kube()
+    seed_demo_cluster(kube.state, catalog)
     settings = Settings(
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         FORGEBOT_CATALOG=str(catalog_path),
         FORGEBOT_LOG_FORMAT="console",
+        KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
         _env_file=None,
     )
-    catalog = load_catalog(catalog_path)
     output = out or sys.stdout
     print(
         "forgebot demo: a sandbox with a fake Slack and the example catalog "
@@ -523,7 +527,16 @@ async def run_demo(
             settings, catalog, user=user or "U0DEVELOPER", script=script, out=output, stdin=stdin
         )
     finally:
+        kube.stop()
         if keep:
             print(f"(demo database kept in {workdir})", file=output)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:
+    """Every catalog service running at version 1.4.1 where the catalog says it runs."""
+    for service in catalog.services:
+        for workload in service.workloads.values():
+            kube.seed_deployment(workload.namespace, workload.deployment, f"{service.image}:1.4.1",
+                                 container=workload.container)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog import Catalog, Template
+from bot.clock import ceil_minutes
 from bot.durations import format_duration
 from commands.environments import parse
 from commands.environments.pricing import PriceTag, money
@@ -70,7 +71,8 @@ def expires_text(expires_at: datetime | None, now: datetime) -> str:
     left = expires_at - now
     if left <= timedelta(0):
         return "expired"
-    return f"in {format_duration(timedelta(minutes=int(left.total_seconds() // 60)) or timedelta(minutes=1))}"
+    # Whole minutes, rounded up: "in 3d" right after provisioning, never "in 2d23h59m".
+    return f"in {format_duration(timedelta(minutes=ceil_minutes(left)))}"
 
 
 def request_modal(
