@@ -538,5 +538,9 @@ def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:
     """Every catalog service running at version 1.4.1 where the catalog says it runs."""
     for service in catalog.services:
         for workload in service.workloads.values():
-            kube.seed_deployment(workload.namespace, workload.deployment, f"{service.image}:1.4.1",
-                                 container=workload.container)
+            kube.seed_deployment(
+                workload.namespace,
+                workload.deployment,
+                f"{service.image}:1.4.1",
+                container=workload.container,
+            )
