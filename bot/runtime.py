@@ -119,6 +119,7 @@ class Runtime:
         groups = ctx.auth.usergroups()
         if groups:
             self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
+        self._background.append(asyncio.create_task(ctx.kube.warm()))
         resumed = await ctx.operations.recover()
         if resumed:
             log.info("resumed %d unfinished operations", resumed)

@@ -99,6 +99,15 @@ class KubeGateway:
             except Exception as exc:
                 raise translate(exc, cluster=cluster, verb=verb, what=what) from None
 
+    async def warm(self) -> None:
+        """Load each cluster's client and dry-run forgebot's writes, off the request path (see
+        `_warm_calls`); a cluster that is down is logged, not fatal."""
+        for cluster in self.clusters:
+            try:
+                await self._call(cluster, "dry-run", "forgebot's writes", _warm_calls)
+            except ForgebotError as exc:
+                log.warning("cluster %s is not reachable at start-up: %s", cluster, exc)
+
     # --- namespaces ------------------------------------------------------------------------
     async def create_namespace(
         self, cluster: str, name: str, labels: dict[str, str], annotations: dict[str, str]
@@ -251,6 +260,27 @@ class KubeGateway:
         for api in self._clients.values():
             await asyncio.to_thread(api.close)
         self._clients.clear()
+
+
+def _warm_calls(api: client.ApiClient) -> None:
+    """The client validates every API call with pydantic, building each method's validator on
+    its first call (over a second for `create_namespace`). Server-side dry runs of the writes
+    forgebot makes build them without changing anything; `default` exists in every cluster."""
+    core, rbac, net = (
+        client.CoreV1Api(api),
+        client.RbacAuthorizationV1Api(api),
+        client.NetworkingV1Api(api),
+    )
+    body: Any = manifests.namespace("forgebot-warm-up", {}, {})
+    core.create_namespace(body, dry_run="All", _request_timeout=TIMEOUT)
+    body = manifests.resource_quota("default", Decimal(1), Decimal(1), 1)
+    core.create_namespaced_resource_quota("default", body, dry_run="All", _request_timeout=TIMEOUT)
+    body = manifests.limit_range("default")
+    core.create_namespaced_limit_range("default", body, dry_run="All", _request_timeout=TIMEOUT)
+    body = manifests.role_binding("default", "forgebot-warm-up")
+    rbac.create_namespaced_role_binding("default", body, dry_run="All", _request_timeout=TIMEOUT)
+    body = manifests.network_policy("default")
+    net.create_namespaced_network_policy("default", body, dry_run="All", _request_timeout=TIMEOUT)
 
 
 def missing(exc: BaseException) -> bool:

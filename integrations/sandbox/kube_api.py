@@ -112,9 +112,30 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.faults = Faults()
         self._rv = itertools.count(1000)
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.requests: list[tuple[str, str, dict[str, str], str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, as a new cluster: only the `default` namespace exists."""
+        with self.lock:
+            self.objects.clear()
+            self.faults = Faults()
+            self.requests = []
+            self.max_in_flight = 0
+            self.objects[("", "namespaces", "", "default")] = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": "default",
+                    "uid": str(uuid.uuid4()),
+                    "resourceVersion": "1",
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                },
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }
 
     # --- store ---------------------------------------------------------------------------
     def _key(self, kind: Kind, namespace: str, name: str) -> tuple[str, str, str, str]:
@@ -606,12 +627,18 @@ def _discovery(fake: FakeKube) -> web.RouteTableDef:
     routes = web.RouteTableDef()
 
     @routes.get("/version")
+    @routes.get("/version/")
     async def version(_: web.Request) -> web.Response:
         return web.json_response(
             {
                 "major": "1",
                 "minor": "31",
                 "gitVersion": "v1.31.0-forgebot-sandbox",
+                "gitCommit": "0" * 40,
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.22.0",
+                "compiler": "gc",
                 "platform": "linux/amd64",
             }
         )
@@ -685,6 +712,7 @@ def build_app(fake: FakeKube) -> web.Application:
                         for k, v in request.headers.items()
                         if k.lower().startswith("impersonate-")
                     },
+                    request.query_string,
                 )
             )
         try:

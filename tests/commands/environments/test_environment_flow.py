@@ -283,7 +283,11 @@ async def test_platform_approval_first_press_wins(harness: Harness) -> None:
     )
     await harness.idle()
     assert (await harness.record("ds-exp1")).state == EnvState.ACTIVE
-    creates = [r for r in harness.kube.requests if r[0] == "POST" and r[1] == "/api/v1/namespaces"]
+    creates = [
+        r
+        for r in harness.kube.requests
+        if r[0] == "POST" and r[1] == "/api/v1/namespaces" and "dryRun" not in r[3]
+    ]
     assert len(creates) == 1, "three clicks, one namespace"
     updated = harness.slack.state.find("chat.update", channel="C0PLATFORM")
     assert updated and "Approved by <@U0PLATFORM>" in json.dumps(updated[-1].args["blocks"])
@@ -381,3 +385,29 @@ async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
         if c.args["channel"].startswith("D")
     ]
     assert any("was deleted" in t and "already gone" in t for t in dms)
+
+
+async def test_cluster_unreachable_mid_provisioning_is_reported_and_cleaned_up(
+    harness: Harness,
+) -> None:
+    # The namespace is created, then the API server starts failing.
+    harness.kube.faults.match = "resourcequotas"
+    harness.kube.faults.errors_500 = 100
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="web-preview", name="flaky", size="S", ttl="1d")
+    await harness.idle()
+    assert harness.kube.find("namespaces", "", "pv-flaky") is None, (
+        "the namespace made before the failure is removed"
+    )
+    assert await harness.record("pv-flaky") is None
+    dms = [
+        c.args.get("text", "")
+        for c in harness.slack.state.find("chat.postMessage")
+        if c.args["channel"].startswith("D")
+    ]
+    assert any("could not be provisioned" in t and "dev-cluster answered 500" in t for t in dms)
+    # The same name can be requested again once the cluster is back.
+    harness.kube.faults.errors_500 = 0
+    await harness.submit(DEVELOPER, view, template="web-preview", name="flaky", size="S", ttl="1d")
+    await harness.idle()
+    assert (await harness.record("pv-flaky")).state == EnvState.ACTIVE
