@@ -169,34 +169,24 @@ class EnvironmentService:
         if approve:
             await self._approve(env_id, decided_by=actor.user_id, reason=reason)
         else:
-            now = self.clock.now()
-            moved = await self.db.run(
-                lambda s: repo.transition(
-                    s,
-                    env_id,
-                    expected=[EnvState.PENDING],
-                    to=EnvState.DENIED,
-                    now=now,
-                    decided_at=now,
-                    decided_by=actor.user_id,
-                    decision_reason=reason,
-                )
+            record = await self._decide(
+                env_id, EnvState.DENIED, decided_by=actor.user_id, reason=reason
             )
-            if not moved:
-                await self._already_decided(env_id)
-            record = await self._get(env_id)
             await self.notify.card_decided(record)
             await self.notify.to_owner(record, "denied", reason)
         return await self._get(env_id)
 
-    async def _approve(self, env_id: int, *, decided_by: str, reason: str) -> None:
+    async def _decide(
+        self, env_id: int, to: EnvState, *, decided_by: str, reason: str
+    ) -> EnvironmentRecord:
+        """The guarded `pending -> approved|denied` step: the first decision wins."""
         now = self.clock.now()
         moved = await self.db.run(
             lambda s: repo.transition(
                 s,
                 env_id,
                 expected=[EnvState.PENDING],
-                to=EnvState.APPROVED,
+                to=to,
                 now=now,
                 decided_at=now,
                 decided_by=decided_by,
@@ -205,7 +195,10 @@ class EnvironmentService:
         )
         if not moved:
             await self._already_decided(env_id)
-        record = await self._get(env_id)
+        return await self._get(env_id)
+
+    async def _approve(self, env_id: int, *, decided_by: str, reason: str) -> None:
+        record = await self._decide(env_id, EnvState.APPROVED, decided_by=decided_by, reason=reason)
         if record.card_ts:
             await self.notify.card_decided(record)
         await self.operations.submit(

@@ -173,63 +173,55 @@ class KubeGateway:
 
     # --- namespace contents (idempotent apply) -----------------------------------------------
     async def _apply(
-        self, cluster: str, what: str, create: Callable[[], Any], replace: Callable[[], Any]
+        self, cluster: str, namespace: str, api_type: Any, kind: str, body: Any, what: str
     ) -> None:
+        """Create the object, or patch the one that exists: safe to repeat."""
+        name = body["metadata"]["name"]
+
+        def create(api: client.ApiClient) -> Any:
+            return getattr(api_type(api), f"create_namespaced_{kind}")(
+                namespace, body, _request_timeout=TIMEOUT
+            )
+
+        def patch(api: client.ApiClient) -> Any:
+            return getattr(api_type(api), f"patch_namespaced_{kind}")(
+                name, namespace, body, _request_timeout=TIMEOUT
+            )
+
         try:
-            await self._call(cluster, "create", what, lambda api: create())
+            await self._call(cluster, "create", f"{what} in {namespace}", create)
         except Conflict:
-            await self._call(cluster, "update", what, lambda api: replace())
+            await self._call(cluster, "update", f"{what} in {namespace}", patch)
 
     async def apply_resource_quota(
         self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
     ) -> None:
-        body: Any = manifests.resource_quota(namespace, cpu, memory_gib, pods)
-        core = client.CoreV1Api(self._client(cluster))
+        body = manifests.resource_quota(namespace, cpu, memory_gib, pods)
         await self._apply(
-            cluster,
-            f"the resource quota in {namespace}",
-            lambda: core.create_namespaced_resource_quota(
-                namespace, body, _request_timeout=TIMEOUT
-            ),
-            lambda: core.patch_namespaced_resource_quota(
-                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
-            ),
+            cluster, namespace, client.CoreV1Api, "resource_quota", body, "the resource quota"
         )
 
     async def apply_limit_range(self, cluster: str, namespace: str) -> None:
-        body: Any = manifests.limit_range(namespace)
-        core = client.CoreV1Api(self._client(cluster))
+        body = manifests.limit_range(namespace)
         await self._apply(
-            cluster,
-            f"the limit range in {namespace}",
-            lambda: core.create_namespaced_limit_range(namespace, body, _request_timeout=TIMEOUT),
-            lambda: core.patch_namespaced_limit_range(
-                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
-            ),
+            cluster, namespace, client.CoreV1Api, "limit_range", body, "the limit range"
         )
 
     async def apply_role_binding(self, cluster: str, namespace: str, group: str) -> None:
-        body: Any = manifests.role_binding(namespace, group)
-        rbac = client.RbacAuthorizationV1Api(self._client(cluster))
+        body = manifests.role_binding(namespace, group)
         await self._apply(
             cluster,
-            f"the role binding in {namespace}",
-            lambda: rbac.create_namespaced_role_binding(namespace, body, _request_timeout=TIMEOUT),
-            lambda: rbac.replace_namespaced_role_binding(
-                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
-            ),
+            namespace,
+            client.RbacAuthorizationV1Api,
+            "role_binding",
+            body,
+            "the role binding",
         )
 
     async def apply_network_policy(self, cluster: str, namespace: str) -> None:
-        body: Any = manifests.network_policy(namespace)
-        net = client.NetworkingV1Api(self._client(cluster))
+        body = manifests.network_policy(namespace)
         await self._apply(
-            cluster,
-            f"the network policy in {namespace}",
-            lambda: net.create_namespaced_network_policy(namespace, body, _request_timeout=TIMEOUT),
-            lambda: net.patch_namespaced_network_policy(
-                body["metadata"]["name"], namespace, body, _request_timeout=TIMEOUT
-            ),
+            cluster, namespace, client.NetworkingV1Api, "network_policy", body, "the network policy"
         )
 
     # --- optimistic concurrency ----------------------------------------------------------------

@@ -131,6 +131,13 @@ class Harness:
         assert response.status == 200
         return response.json() if response.body else {}
 
+    def direct_messages(self) -> list[str]:
+        return [
+            c.args.get("text", "")
+            for c in self.slack.state.find("chat.postMessage")
+            if c.args["channel"].startswith("D")
+        ]
+
     def advance(self, delta: timedelta) -> None:
         """Move the bot's clock; Slack's signatures move with it (they are checked against it)."""
         self.clock.advance(delta)
@@ -324,11 +331,7 @@ async def test_deny_needs_a_reason_and_tells_the_requester(harness: Harness) -> 
     )
     await harness.idle()
     assert await harness.record("ds-exp2") is None, "a denied name is free again"
-    dms = [
-        c.args.get("text", "")
-        for c in harness.slack.state.find("chat.postMessage")
-        if c.args["channel"].startswith("D")
-    ]
+    dms = harness.direct_messages()
     assert any("was denied: use staging" in t for t in dms)
     # Approving after a denial does nothing.
     await harness.press(PLATFORM, "env_approve", str(record.id))
@@ -344,11 +347,7 @@ async def test_failure_part_way_leaves_nothing_behind(harness: Harness) -> None:
     assert harness.kube.find("namespaces", "", "pv-broken") is None
     assert harness.kube.find("resourcequotas", "pv-broken", "forgebot-quota") is None
     assert await harness.record("pv-broken") is None
-    dms = [
-        c.args.get("text", "")
-        for c in harness.slack.state.find("chat.postMessage")
-        if c.args["channel"].startswith("D")
-    ]
+    dms = harness.direct_messages()
     assert any("could not be provisioned" in t and "may not create" in t for t in dms)
 
 
@@ -379,11 +378,7 @@ async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
     await service.sweep_expiry(harness.clock.now())
     await harness.idle()
     assert await harness.record("pv-short") is None
-    dms = [
-        c.args.get("text", "")
-        for c in harness.slack.state.find("chat.postMessage")
-        if c.args["channel"].startswith("D")
-    ]
+    dms = harness.direct_messages()
     assert any("was deleted" in t and "already gone" in t for t in dms)
 
 
@@ -400,11 +395,7 @@ async def test_cluster_unreachable_mid_provisioning_is_reported_and_cleaned_up(
         "the namespace made before the failure is removed"
     )
     assert await harness.record("pv-flaky") is None
-    dms = [
-        c.args.get("text", "")
-        for c in harness.slack.state.find("chat.postMessage")
-        if c.args["channel"].startswith("D")
-    ]
+    dms = harness.direct_messages()
     assert any("could not be provisioned" in t and "dev-cluster answered 500" in t for t in dms)
     # The same name can be requested again once the cluster is back.
     harness.kube.faults.errors_500 = 0
