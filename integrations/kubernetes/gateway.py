@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import translate
@@ -37,6 +38,32 @@ class NamespaceInfo:
     annotations: dict[str, str]
     phase: str
     resource_version: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    name: str
+    replicas: int | None
+    ready: int | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    suspended: bool = False
+
+
+def _workload(
+    kind: str, obj: Any, replicas: int | None, ready: int | None, *, suspended: bool = False
+) -> Workload:
+    meta = obj.metadata
+    return Workload(
+        kind,
+        meta.name,
+        replicas,
+        ready or 0 if replicas is not None else None,
+        dict(meta.labels or {}),
+        dict(meta.annotations or {}),
+        suspended,
+    )
 
 
 def _namespace_info(obj: Any) -> NamespaceInfo:
@@ -81,16 +108,25 @@ class KubeGateway:
             api = client.ApiClient(configuration)
             if as_user:
                 api.set_default_header("Impersonate-User", as_user)  # type: ignore[no-untyped-call]
-                # The client sends one header value; several groups go comma-free via repeats.
-                for group in as_groups:
+                # The client keeps one value per header name, so one group can be impersonated.
+                for group in as_groups[:1]:
                     api.set_default_header("Impersonate-Group", group)  # type: ignore[no-untyped-call]
             self._clients[key] = api
         return self._clients[key]
 
     async def _call(
-        self, cluster: str, verb: str, what: str, fn: Callable[[client.ApiClient], T]
+        self,
+        cluster: str,
+        verb: str,
+        what: str,
+        fn: Callable[[client.ApiClient], T],
+        identity: KubernetesIdentity | None = None,
     ) -> T:
-        api = self._client(cluster)
+        api = (
+            self._client(cluster, identity.user, tuple(identity.groups[:1]))
+            if identity is not None
+            else self._client(cluster)
+        )
         async with self._semaphore:
             try:
                 return await asyncio.to_thread(fn, api)
@@ -223,6 +259,41 @@ class KubeGateway:
         await self._apply(
             cluster, namespace, client.NetworkingV1Api, "network_policy", body, "the network policy"
         )
+
+    # --- workloads -------------------------------------------------------------------------
+    async def list_workloads(
+        self, cluster: str, namespace: str, identity: KubernetesIdentity | None = None
+    ) -> list[Workload]:
+        """Deployments, StatefulSets and CronJobs in a namespace, as the identity if given."""
+
+        def read(api: client.ApiClient) -> list[Workload]:
+            apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+            deployments = apps.list_namespaced_deployment(namespace, _request_timeout=TIMEOUT).items
+            stateful = apps.list_namespaced_stateful_set(namespace, _request_timeout=TIMEOUT).items
+            cronjobs = batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items
+            return (
+                [
+                    _workload(
+                        "Deployment", d, d.spec.replicas, d.status.ready_replicas if d.status else 0
+                    )
+                    for d in deployments
+                ]
+                + [
+                    _workload(
+                        "StatefulSet",
+                        t,
+                        t.spec.replicas,
+                        t.status.ready_replicas if t.status else 0,
+                    )
+                    for t in stateful
+                ]
+                + [
+                    _workload("CronJob", c, None, None, suspended=bool(c.spec.suspend))
+                    for c in cronjobs
+                ]
+            )
+
+        return await self._call(cluster, "list", f"workloads in {namespace}", read, identity)
 
     # --- optimistic concurrency ----------------------------------------------------------------
     async def patch_with_retry(

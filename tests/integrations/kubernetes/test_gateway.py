@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 from kubernetes import client
 
+from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, NotFound, UserInputError
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import KubeForbidden
@@ -148,3 +149,27 @@ async def test_patch_with_retry_survives_a_conflict_storm(
     fake_kube.faults.conflicts = 50
     with pytest.raises(Conflict, match="kept changing"):
         await kube.patch_with_retry("dev-cluster", "deployment checkout", read, write, attempts=3)
+
+
+async def test_workloads_listed_as_the_impersonated_team(
+    kube: KubeGateway, fake_kube: FakeKube
+) -> None:
+    fake_kube.seed_deployment(
+        "shop", "checkout", "registry.example.com/payments/checkout:1.0.0", replicas=3
+    )
+    fake_kube.seed_deployment(
+        "shop", "worker", "registry.example.com/payments/worker:broken", replicas=2
+    )
+    identity = KubernetesIdentity(user="forgebot:payments", groups=["payments-devs"])
+    workloads = await kube.list_workloads("dev-cluster", "shop", identity)
+    summary = {(w.kind, w.name, w.replicas, w.ready) for w in workloads}
+    assert summary == {("Deployment", "checkout", 3, 3), ("Deployment", "worker", 2, 0)}
+    listed = [r for r in fake_kube.requests if r[1].endswith("/namespaces/shop/deployments")]
+    assert listed and listed[-1][2] == {
+        "Impersonate-User": "forgebot:payments",
+        "Impersonate-Group": "payments-devs",
+    }
+    # The team's own rights apply: a namespace it may not read is refused as the team.
+    fake_kube.faults.forbid.append(("list", "deployments", "shop"))
+    with pytest.raises(KubeForbidden, match='User "forgebot:payments" cannot list'):
+        await kube.list_workloads("dev-cluster", "shop", identity)
