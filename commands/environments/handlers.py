@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -18,7 +18,12 @@ from bot.router import Ack, Invocation, Subcommand, ephemeral
 from bot.scheduler import JobSpec
 from commands.environments import parse, views
 from commands.environments.notifications import SlackEnvironmentNotifier
-from commands.environments.service import PROVISION_STEPS, EnvironmentService, NamespaceProvisioner
+from commands.environments.service import (
+    PROVISION_STEPS,
+    EnvironmentService,
+    Extension,
+    NamespaceProvisioner,
+)
 from storage import environments as env_repo
 from storage.models import EnvState
 
@@ -80,12 +85,8 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "extend":
             assert cmd.extend_by is not None
-            record = await service.extend(invocation.actor, cmd.name, cmd.extend_by)
-            await respond(
-                **ephemeral(
-                    f":hourglass: {record.name} now expires {views.expires_text(record.expires_at, now)}."
-                )
-            )
+            extension = await service.extend(invocation.actor, cmd.name, cmd.extend_by)
+            await respond(**ephemeral(_extension_text(extension, now)))
         elif cmd.verb == "delete":
             record = await service.find(cmd.name)
             text, blocks = views.confirm_delete(record)
@@ -191,13 +192,34 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
     # --- lifecycle buttons -------------------------------------------------------------------
     async def extend_day(i: Interaction) -> None:
         await i.ack()
-        record = await service.extend(i.actor, i.value, timedelta(days=1))
-        await _tell(
-            i,
-            f":hourglass: {record.name} now expires {views.expires_text(record.expires_at, ctx.clock.now())}.",
-        )
+        extension = await service.extend(i.actor, i.value, timedelta(days=1))
+        await _tell(i, _extension_text(extension, ctx.clock.now()))
 
     on_action(app, boundary, views.EXTEND_DAY, "env.extend", extend_day)
+
+    async def decide_extension(i: Interaction, approve: bool) -> None:
+        await i.ack()
+        env_id, _, until = i.value.partition("|")
+        extension = await service.decide_extension(
+            i.actor, int(env_id), datetime.fromisoformat(until), approve=approve
+        )
+        text, blocks = views.extension_card(
+            extension.record,
+            extension.until,
+            extension.record.owner_user_id,
+            (i.actor.user_id, approve),
+        )
+        if i.respond is not None:
+            await i.respond(text=text, blocks=blocks, replace_original=True)
+
+    async def approve_extension(i: Interaction) -> None:
+        await decide_extension(i, True)
+
+    async def deny_extension(i: Interaction) -> None:
+        await decide_extension(i, False)
+
+    on_action(app, boundary, views.EXTEND_APPROVE, "env.extend.approve", approve_extension)
+    on_action(app, boundary, views.EXTEND_DENY, "env.extend.deny", deny_extension)
 
     async def delete_now(i: Interaction) -> None:
         await i.ack()
@@ -236,6 +258,16 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
 async def _tell(i: Interaction, text: str, *, replace: bool = False) -> None:
     if i.respond is not None:
         await i.respond(text=text, response_type="ephemeral", replace_original=replace)
+
+
+def _extension_text(extension: Extension, now: datetime) -> str:
+    name = extension.record.name
+    if extension.pending:
+        return (
+            f":hourglass: Keeping {name} until {extension.until:%a %d %b %H:%M} UTC is beyond what its "
+            "template allows; the platform team has been asked to approve it."
+        )
+    return f":hourglass: {name} now expires {views.expires_text(extension.record.expires_at, now)}."
 
 
 def _format_ttl(delta: timedelta) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from commands.environments import views
@@ -42,6 +42,12 @@ class SlackEnvironmentNotifier:
             await self.slack.update(record.progress_channel, record.progress_ts, text, blocks)
             return record.progress_channel, record.progress_ts
         return await self.slack.dm(record.owner_user_id, text, blocks)
+
+    async def extension_request(
+        self, record: EnvironmentRecord, until: datetime, requester: str, platform_channel: str
+    ) -> None:
+        text, blocks = views.extension_card(record, until, requester, None)
+        await self.slack.post(platform_channel, text, blocks)
 
     async def expiry_reminder(self, record: EnvironmentRecord, left: timedelta) -> None:
         text, blocks = views.reminder(record, left)

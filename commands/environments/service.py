@@ -25,6 +25,7 @@ from bot.operations import OperationRunner
 from commands.environments.parse import RequestForm
 from commands.environments.pricing import PriceTag, price_tag
 from storage import environments as repo
+from storage import idempotency
 from storage.db import Database
 from storage.models import EnvironmentRecord, EnvState, Operation
 
@@ -79,6 +80,18 @@ class EnvironmentNotifier(Protocol):
     ) -> tuple[str, str]: ...
 
     async def expiry_reminder(self, record: EnvironmentRecord, left: timedelta) -> None: ...
+
+    async def extension_request(
+        self, record: EnvironmentRecord, until: datetime, requester: str, platform_channel: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Extension:
+    record: EnvironmentRecord
+    until: datetime
+    pending: bool
+    approved: bool = True
 
 
 PROVISION_STEPS = ("namespace", "resource quota", "limit range", "role binding", "network policy")
@@ -356,7 +369,9 @@ class EnvironmentService:
             return await self.db.run(lambda s: repo.live(s, teams=teams))
         return await self.db.run(lambda s: repo.live(s))
 
-    async def extend(self, actor: Actor, name: str, by: timedelta) -> EnvironmentRecord:
+    async def extend(self, actor: Actor, name: str, by: timedelta) -> Extension:
+        """Extend within the template's max TTL at once; beyond it, ask the platform team
+        (whose own extensions need no approval)."""
         record = await self.find(name)
         decision = self.auth.authorize(actor, Action.ENV_EXTEND, self._target(record))
         if not decision.allowed:
@@ -364,21 +379,47 @@ class EnvironmentService:
         if record.state != EnvState.ACTIVE or record.expires_at is None:
             raise Conflict(f"{name} is {record.state}; only active environments can be extended.")
         template = self.catalog.template(record.template)
-        now = self.clock.now()
         new_expiry = record.expires_at + by
-        limit = now + (template.max_ttl if template else timedelta(0))
+        limit = self.clock.now() + (template.max_ttl if template else timedelta(0))
         if (
             new_expiry > limit
             and not self.auth.authorize(actor, Action.ENV_EXTEND_BEYOND_MAX).allowed
         ):
-            raise UserInputError(
-                f"That would keep {name} until {new_expiry:%a %d %b %H:%M} UTC, beyond the "
-                f"{format_duration(template.max_ttl if template else timedelta(0))} this template allows from now. "
-                "Ask for less, or ask the platform team to extend it further."
-            )
-        await self.kube.patch_namespace(
-            record.cluster, name, annotations={f"{LABEL}/expires-at": new_expiry.isoformat()}
+            platform = self.catalog.team(self.catalog.platform_team)
+            assert platform is not None
+            await self.notify.extension_request(record, new_expiry, actor.user_id, platform.channel)
+            return Extension(record, new_expiry, pending=True)
+        return Extension(await self._set_expiry(record, new_expiry), new_expiry, pending=False)
+
+    async def decide_extension(
+        self, actor: Actor, env_id: int, new_expiry: datetime, *, approve: bool
+    ) -> Extension:
+        decision = self.auth.authorize(actor, Action.ENV_EXTEND_BEYOND_MAX)
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.ENV_EXTEND_BEYOND_MAX))
+        now = self.clock.now()
+        key = f"env.extend-decision:{env_id}:{new_expiry.isoformat()}"
+        if not await self.db.run(lambda s: idempotency.claim(s, key, now)):
+            raise Conflict("That extension was already decided.")
+        record = await self._get(env_id)
+        if approve:
+            if record.state != EnvState.ACTIVE:
+                raise Conflict(f"{record.name} is {record.state}; it can no longer be extended.")
+            record = await self._set_expiry(record, new_expiry)
+        await self.notify.to_owner(
+            record,
+            "extended" if approve else "extension_denied",
+            f"until {new_expiry:%a %d %b %H:%M} UTC",
         )
+        return Extension(record, new_expiry, pending=False, approved=approve)
+
+    async def _set_expiry(
+        self, record: EnvironmentRecord, new_expiry: datetime
+    ) -> EnvironmentRecord:
+        await self.kube.patch_namespace(
+            record.cluster, record.name, annotations={f"{LABEL}/expires-at": new_expiry.isoformat()}
+        )
+        now = self.clock.now()
         await self.db.run(
             lambda s: repo.set_fields(s, _id(record), now, expires_at=new_expiry, reminders_sent=[])
         )

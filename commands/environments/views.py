@@ -21,6 +21,7 @@ DENY_CALLBACK = "env_deny_reason"
 APPROVE, DENY = "env_approve", "env_deny"
 EXTEND_DAY, DELETE_NOW, CONFIRM_DELETE = "env_extend_day", "env_delete_now", "env_confirm_delete"
 OPEN_REQUEST = "env_open_request"
+EXTEND_APPROVE, EXTEND_DENY = "env_extend_approve", "env_extend_deny"
 
 STATE_ICON = {
     EnvState.PENDING: ":hourglass_flowing_sand:",
@@ -308,6 +309,8 @@ OWNER_EVENTS = {
     "ready": ":rocket: *{name}* is ready on {cluster}. It expires {expires}.",
     "failed": ":x: *{name}* could not be provisioned{detail}. Nothing was left behind.",
     "deleted": ":wastebasket: *{name}* was deleted{detail}.",
+    "extended": ":hourglass: The platform team extended *{name}*{detail}.",
+    "extension_denied": ":no_entry: The platform team did not extend *{name}*{detail}.",
 }
 
 
@@ -427,3 +430,36 @@ def home_section(records: Sequence[EnvironmentRecord], now: datetime) -> list[di
         }
     )
     return blocks
+
+
+def extension_card(
+    record: EnvironmentRecord, until: datetime, requester: str, decided: tuple[str, bool] | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """A request to keep an environment beyond its template's max TTL; `decided` is
+    (who, approved) once someone pressed a button."""
+    text = f"<@{requester}> asks to keep {record.name} until {until:%a %d %b %H:%M} UTC"
+    blocks: list[dict[str, Any]] = [
+        _section(
+            f":hourglass: <@{requester}> asks to keep *{escape(record.name)}* until "
+            f"{until:%a %d %b %H:%M} UTC, beyond what the *{escape(record.template)}* template allows."
+        )
+    ]
+    if decided is None:
+        value = f"{record.id}|{until.isoformat()}"
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"extend-{record.id}",
+                "elements": [
+                    _button("Approve", EXTEND_APPROVE, value, "primary"),
+                    _button("Deny", EXTEND_DENY, value, "danger"),
+                ],
+            }
+        )
+    else:
+        who, approved = decided
+        verdict = "Approved" if approved else "Denied"
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{verdict} by <@{who}>"}]}
+        )
+    return text, blocks

@@ -131,6 +131,20 @@ class Harness:
         assert response.status == 200
         return response.json() if response.body else {}
 
+    async def direct_message_containing(self, text: str) -> str:
+        """DMs are paced (one a second per conversation), so wait for the one expected."""
+        found: list[RecordedCall] = await self.slack.state.until(
+            lambda calls: [
+                c
+                for c in calls
+                if c.method == "chat.postMessage"
+                and c.args["channel"].startswith("D")
+                and text in c.args.get("text", "")
+            ],
+            timeout=10,
+        )
+        return str(found[-1].args["text"])
+
     def direct_messages(self) -> list[str]:
         return [
             c.args.get("text", "")
@@ -331,8 +345,7 @@ async def test_deny_needs_a_reason_and_tells_the_requester(harness: Harness) -> 
     )
     await harness.idle()
     assert await harness.record("ds-exp2") is None, "a denied name is free again"
-    dms = harness.direct_messages()
-    assert any("was denied: use staging" in t for t in dms)
+    await harness.direct_message_containing("was denied: use staging")
     # Approving after a denial does nothing.
     await harness.press(PLATFORM, "env_approve", str(record.id))
     await harness.idle()
@@ -347,8 +360,7 @@ async def test_failure_part_way_leaves_nothing_behind(harness: Harness) -> None:
     assert harness.kube.find("namespaces", "", "pv-broken") is None
     assert harness.kube.find("resourcequotas", "pv-broken", "forgebot-quota") is None
     assert await harness.record("pv-broken") is None
-    dms = harness.direct_messages()
-    assert any("could not be provisioned" in t and "may not create" in t for t in dms)
+    assert "may not create" in await harness.direct_message_containing("could not be provisioned")
 
 
 async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
@@ -378,8 +390,7 @@ async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
     await service.sweep_expiry(harness.clock.now())
     await harness.idle()
     assert await harness.record("pv-short") is None
-    dms = harness.direct_messages()
-    assert any("was deleted" in t and "already gone" in t for t in dms)
+    assert "already gone" in await harness.direct_message_containing("was deleted")
 
 
 async def test_cluster_unreachable_mid_provisioning_is_reported_and_cleaned_up(
@@ -395,10 +406,51 @@ async def test_cluster_unreachable_mid_provisioning_is_reported_and_cleaned_up(
         "the namespace made before the failure is removed"
     )
     assert await harness.record("pv-flaky") is None
-    dms = harness.direct_messages()
-    assert any("could not be provisioned" in t and "dev-cluster answered 500" in t for t in dms)
+    assert "dev-cluster answered 500" in await harness.direct_message_containing(
+        "could not be provisioned"
+    )
     # The same name can be requested again once the cluster is back.
     harness.kube.faults.errors_500 = 0
     await harness.submit(DEVELOPER, view, template="web-preview", name="flaky", size="S", ttl="1d")
     await harness.idle()
     assert (await harness.record("pv-flaky")).state == EnvState.ACTIVE
+
+
+async def test_extension_beyond_max_needs_the_platform_team(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="web-preview", name="long", size="S", ttl="14d")
+    await harness.idle()
+    # Within the maximum: at once. Beyond it (14d max, 14d already): a card for the platform team.
+    await harness.command(DEVELOPER, "extend pv-long 3d")
+    await harness.idle()
+    asked = await harness.until("response_url")
+    assert "platform team has been asked" in asked.args["text"]
+    card = await harness.until("chat.postMessage", channel="C0PLATFORM")
+    approve = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "env_extend_approve"
+    )
+    record = await harness.record("pv-long")
+    assert record.expires_at == START + timedelta(days=14), "nothing changed yet"
+
+    await harness.press(DEVELOPER, "env_extend_approve", approve["value"])  # not platform: refused
+    await harness.idle()
+    assert (await harness.record("pv-long")).expires_at == START + timedelta(days=14)
+    await asyncio.gather(
+        *[harness.press(PLATFORM, "env_extend_approve", approve["value"]) for _ in range(2)]
+    )
+    await harness.idle()
+    record = await harness.record("pv-long")
+    assert record.expires_at == START + timedelta(days=17)
+    namespace = harness.kube.find("namespaces", "", "pv-long")
+    assert namespace is not None and namespace["metadata"]["annotations"][
+        "forgebot.io/expires-at"
+    ].startswith("2026-12-11")
+    replies = [c.args.get("text", "") for c in harness.slack.state.find("response_url")]
+    assert any("already decided" in t for t in replies), (
+        "the second press is told, and does nothing"
+    )
+    assert "until Fri 11 Dec" in await harness.direct_message_containing("extended *pv-long*")
