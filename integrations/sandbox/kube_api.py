@@ -68,6 +68,15 @@ DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 REVISION = "deployment.kubernetes.io/revision"
 
 
+@dataclass(frozen=True)
+class Rollout:
+    started: float
+    replica_set: str
+    replicas: int
+    broken: bool
+    deadline: float
+
+
 @dataclass
 class Faults:
     latency: float = 0.0
@@ -115,12 +124,16 @@ class FakeKube:
         self.requests: list[tuple[str, str, dict[str, str], str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.rollout_seconds = 0.0
+        """How long a rollout takes to become ready (0: at once), measured on `clock`."""
+        self._rollouts: dict[tuple[str, str], Rollout] = {}
         self.reset()
 
     def reset(self) -> None:
         """Empty, as a new cluster: only the `default` namespace exists."""
         with self.lock:
             self.objects.clear()
+            self._rollouts = {}
             self.faults = Faults()
             self.requests = []
             self.max_in_flight = 0
@@ -146,6 +159,8 @@ class FakeKube:
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
+            if kind.plural == "deployments":
+                self._refresh(namespace, name)
             obj = self.objects.get(self._key(kind, namespace, name))
             if obj is None:
                 raise ApiError(
@@ -167,6 +182,9 @@ class FakeKube:
     ) -> list[dict[str, Any]]:
         matchers = _parse_selector(label_selector)
         with self.lock:
+            for ns, name in list(self._rollouts):
+                if namespace in (None, ns):
+                    self._refresh(ns, name)
             items = [
                 copy.deepcopy(o)
                 for (g, p, ns, _), o in sorted(self.objects.items())
@@ -357,35 +375,65 @@ class FakeKube:
                 other["status"] = {"replicas": 0, "observedGeneration": 1}
                 other["metadata"]["resourceVersion"] = str(next(self._rv))
         images = [c.get("image", "") for c in template.get("spec", {}).get("containers", [])]
-        broken = any(i.endswith(":broken") for i in images)
-        ready = 0 if broken else replicas
         current["spec"]["replicas"] = replicas
-        current["status"] = {
+        current["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[("apps", "replicasets", namespace, current["metadata"]["name"])] = current
+        meta.setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
+        self._rollouts[(namespace, meta["name"])] = Rollout(
+            started=self.clock.now().timestamp(),
+            replica_set=current["metadata"]["name"],
+            replicas=replicas,
+            broken=any(i.endswith(":broken") for i in images),
+            deadline=float(spec.get("progressDeadlineSeconds", 600)),
+        )
+        self._refresh(namespace, meta["name"])
+
+    def _refresh(self, namespace: str, name: str) -> None:
+        """The controller's view of a rollout now: ready replicas grow over `rollout_seconds`;
+        an image tagged `broken` never becomes ready and passes its progress deadline."""
+        rollout = self._rollouts.get((namespace, name))
+        deployment = self.objects.get(("apps", "deployments", namespace, name))
+        replica_set = (
+            self.objects.get(("apps", "replicasets", namespace, rollout.replica_set))
+            if rollout
+            else None
+        )
+        if rollout is None or deployment is None or replica_set is None:
+            return
+        elapsed = self.clock.now().timestamp() - rollout.started
+        done = 1.0 if self.rollout_seconds <= 0 else min(1.0, elapsed / self.rollout_seconds)
+        replicas = rollout.replicas
+        ready = 0 if rollout.broken else int(replicas * done)
+        replica_set["status"] = {
             "replicas": replicas,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "observedGeneration": 1,
         }
-        current["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.objects[("apps", "replicasets", namespace, current["metadata"]["name"])] = current
-        meta.setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
-        progressing = (
-            {
+        rs_name = rollout.replica_set
+        if rollout.broken and elapsed >= rollout.deadline:
+            progressing = {
                 "type": "Progressing",
                 "status": "False",
                 "reason": "ProgressDeadlineExceeded",
-                "message": f'ReplicaSet "{current["metadata"]["name"]}" has timed out progressing.',
+                "message": f'ReplicaSet "{rs_name}" has timed out progressing.',
             }
-            if broken
-            else {
+        elif ready == replicas:
+            progressing = {
                 "type": "Progressing",
                 "status": "True",
                 "reason": "NewReplicaSetAvailable",
-                "message": f'ReplicaSet "{current["metadata"]["name"]}" has successfully progressed.',
+                "message": f'ReplicaSet "{rs_name}" has successfully progressed.',
             }
-        )
+        else:
+            progressing = {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": f'ReplicaSet "{rs_name}" is progressing.',
+            }
         deployment["status"] = {
-            "observedGeneration": meta.get("generation", 1),
+            "observedGeneration": deployment["metadata"].get("generation", 1),
             "replicas": replicas,
             "updatedReplicas": replicas,
             "readyReplicas": ready,
@@ -396,6 +444,69 @@ class FakeKube:
                 progressing,
             ],
         }
+        self._pods(namespace, replica_set, replicas, ready, rollout.broken)
+
+    def _pods(
+        self, namespace: str, replica_set: dict[str, Any], replicas: int, ready: int, broken: bool
+    ) -> None:
+        """Pods of the current ReplicaSet, with the container states a rollout is judged by."""
+        labels = replica_set["spec"]["selector"]["matchLabels"]
+        rs_name = replica_set["metadata"]["name"]
+        for key in [k for k in self.objects if k[1] == "pods" and k[2] == namespace]:
+            owner = self.objects[key]["metadata"].get("ownerReferences", [{}])[0].get("name", "")
+            if owner.startswith(rs_name.rsplit("-", 1)[0]) and owner != rs_name:
+                del self.objects[key]
+        containers = replica_set["spec"]["template"].get("spec", {}).get("containers", [])
+        for index in range(replicas):
+            name = f"{rs_name}-{index:05d}"
+            state: dict[str, Any] = (
+                {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{containers[0].get("image", "")}"',
+                    }
+                }
+                if broken
+                else {"running": {"startedAt": self._now()}}
+                if index < ready
+                else {"waiting": {"reason": "ContainerCreating"}}
+            )
+            self.objects[("", "pods", namespace, name)] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "uid": str(uuid.uuid4()),
+                    "resourceVersion": str(next(self._rv)),
+                    "creationTimestamp": self._now(),
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": rs_name,
+                            "uid": replica_set["metadata"].get("uid", ""),
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": {"containers": containers},
+                "status": {
+                    "phase": "Running" if index < ready else "Pending",
+                    "containerStatuses": [
+                        {
+                            "name": c.get("name", ""),
+                            "image": c.get("image", ""),
+                            "imageID": "",
+                            "ready": index < ready and not broken,
+                            "restartCount": 0,
+                            "state": state,
+                        }
+                        for c in containers
+                    ],
+                },
+            }
 
     # --- seeding for the demo and tests ---------------------------------------------------------
     def seed_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
