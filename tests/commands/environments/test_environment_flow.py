@@ -454,3 +454,31 @@ async def test_extension_beyond_max_needs_the_platform_team(harness: Harness) ->
         "the second press is told, and does nothing"
     )
     assert "until Fri 11 Dec" in await harness.direct_message_containing("extended *pv-long*")
+
+
+async def test_delete_asks_first_and_only_the_owner_side_may(harness: Harness) -> None:
+    view = await harness.open_modal(DEVELOPER)
+    await harness.submit(DEVELOPER, view, template="web-preview", name="gone", size="S", ttl="1d")
+    await harness.idle()
+    await harness.command(DEVELOPER, "delete pv-gone")
+    confirm = await harness.until("response_url")
+    button = next(
+        e for b in confirm.args["blocks"] if b["type"] == "actions" for e in b["elements"]
+    )
+    assert button["action_id"] == "env_confirm_delete"
+    assert harness.kube.find("namespaces", "", "pv-gone") is not None, (
+        "nothing happens before confirming"
+    )
+
+    outsider = SlackIdentity(user_id="U0SEARCHDEV", channel_id="C0SEARCH")
+    await harness.press(outsider, "env_confirm_delete", "pv-gone")
+    await harness.idle()
+    assert harness.kube.find("namespaces", "", "pv-gone") is not None, (
+        "another team may not delete it"
+    )
+
+    await harness.press(DEVELOPER, "env_confirm_delete", "pv-gone")
+    await harness.idle()
+    assert harness.kube.find("namespaces", "", "pv-gone") is None
+    assert await harness.record("pv-gone") is None
+    await harness.direct_message_containing("*pv-gone* was deleted")

@@ -173,3 +173,13 @@ async def test_workloads_listed_as_the_impersonated_team(
     fake_kube.faults.forbid.append(("list", "deployments", "shop"))
     with pytest.raises(KubeForbidden, match='User "forgebot:payments" cannot list'):
         await kube.list_workloads("dev-cluster", "shop", identity)
+
+
+async def test_dropped_connections_are_reported_as_unreachable(
+    kube: KubeGateway, fake_kube: FakeKube
+) -> None:
+    await kube.create_namespace("dev-cluster", "pv-drop", {}, {})
+    fake_kube.faults.drops = 1
+    with pytest.raises(DependencyUnavailable, match="dev-cluster is unreachable"):
+        await kube.get_namespace("dev-cluster", "pv-drop")
+    assert (await kube.get_namespace("dev-cluster", "pv-drop")).name == "pv-drop", "and it recovers"
