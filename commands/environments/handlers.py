@@ -37,6 +37,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         operations=ctx.operations,
         kube=kube,
         notify=SlackEnvironmentNotifier(ctx.slack, ctx.clock, PROVISION_STEPS),
+        audit=ctx.audit,
     )
     service.register_operations()
     catalog, boundary = ctx.catalog, ctx.boundary

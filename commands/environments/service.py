@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from bot.audit import AuditLog, AuditRecord
 from bot.auth import Action, Actor, Authorizer, Target
 from bot.catalog import Catalog, Team, Template
 from bot.clock import Clock
@@ -27,7 +28,7 @@ from commands.environments.pricing import PriceTag, price_tag
 from storage import environments as repo
 from storage import idempotency
 from storage.db import Database
-from storage.models import EnvironmentRecord, EnvState, Operation
+from storage.models import AuditOutcome, EnvironmentRecord, EnvState, Operation
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class EnvironmentService:
     operations: OperationRunner
     kube: NamespaceProvisioner
     notify: EnvironmentNotifier
+    audit: AuditLog
 
     def register_operations(self) -> None:
         self.operations.register(PROVISION, self.provision, self._operation_failed)
@@ -492,17 +494,37 @@ class EnvironmentService:
             left = record.expires_at - now
             if left <= timedelta(0):
                 await self._start_delete(record, "forgebot", "its time to live ran out")
+                await self._audit_job(
+                    record, "env.expire", {"expired_at": record.expires_at.isoformat()}
+                )
                 continue
             due = [r for r in sorted(self.catalog.schedules.ttl_reminders) if left <= r]
             label = format_duration(due[0]) if due else ""
             if label and label not in record.reminders_sent:
                 await self.notify.expiry_reminder(record, left)
+                await self._audit_job(
+                    record, "env.expiry_reminder", {"left": format_duration(left)}
+                )
                 sent = [*record.reminders_sent, label]
                 await self.db.run(
                     functools.partial(
                         repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent
                     )
                 )
+
+    async def _audit_job(
+        self, record: EnvironmentRecord, command: str, arguments: dict[str, Any]
+    ) -> None:
+        """What the scheduler does is audited like what people do, under the bot's name."""
+        await self.audit.record(
+            AuditRecord(
+                actor_user_id="forgebot",
+                command=command,
+                outcome=AuditOutcome.OK,
+                arguments={"environment": record.name, **arguments},
+                actor_team=record.team,
+            )
+        )
 
     async def _get(self, env_id: int) -> EnvironmentRecord:
         record = await self.db.run(lambda s: repo.get(s, env_id))

@@ -415,11 +415,20 @@ def home_section(records: Sequence[EnvironmentRecord], now: datetime) -> list[di
     ]
     if not records:
         blocks.append(_section("You have no environments."))
-    for record in records[:20]:
-        block = _section(environment_line(record, now))
+    # Two blocks per environment; 40 fit comfortably under the Home tab's 100.
+    for record in records[:40]:
+        blocks.append(_section(environment_line(record, now)))
         if record.state == EnvState.ACTIVE:
-            block["accessory"] = _button("Extend 1 day", EXTEND_DAY, record.name)
-        blocks.append(block)
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"home-{record.id}",
+                    "elements": [
+                        _button("Extend 1 day", EXTEND_DAY, record.name),
+                        _button("Delete…", DELETE_NOW, record.name, "danger"),
+                    ],
+                }
+            )
     blocks.append(
         {
             "type": "actions",

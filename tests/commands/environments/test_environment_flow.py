@@ -23,6 +23,7 @@ from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
     SignedSlackClient,
     SlackIdentity,
+    app_home_opened,
     block_actions,
     slash_command,
     view_submission,
@@ -256,6 +257,12 @@ async def test_auto_approved_environment_is_provisioned(harness: Harness) -> Non
         "<!channel>" not in json.dumps(c.args) for c in harness.slack.state.find("chat.postMessage")
     )
 
+    await harness.client.send(app_home_opened(DEVELOPER))
+    home = (await harness.until("views.publish")).args["view"]
+    assert "pv-checkout-x" in json.dumps(home["blocks"])
+    home_buttons = {e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]}
+    assert home_buttons == {"env_extend_day", "env_delete_now", "env_open_request"}
+
     listing = await harness.command(DEVELOPER, "list")
     assert listing == {} or "pv-checkout-x" not in json.dumps(listing)
     call = await harness.until("response_url")
@@ -391,6 +398,12 @@ async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
     await harness.idle()
     assert await harness.record("pv-short") is None
     assert "already gone" in await harness.direct_message_containing("was deleted")
+    assert harness.runtime.db is not None
+    trail = await harness.runtime.db.run(lambda s: audit.recent(s, actor_user_id="forgebot"))
+    assert [(e.command, e.arguments["environment"]) for e in reversed(trail)] == [
+        ("env.expiry_reminder", "pv-short"),
+        ("env.expire", "pv-short"),
+    ]
 
 
 async def test_cluster_unreachable_mid_provisioning_is_reported_and_cleaned_up(
