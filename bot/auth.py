@@ -180,6 +180,9 @@ class Authorizer:
                     held.add(Role.SERVICE_OWNER)
                 if owner is not None and self.is_oncall(user, owner):
                     held.add(Role.ONCALL)
+        if target.service is None and any(self.is_oncall(user, t) for t in self.catalog.teams):
+            # Actions on a whole environment (a freeze) are open to whoever is on call.
+            held.add(Role.ONCALL)
         if team_name is not None:
             team = self.catalog.team(team_name)
             if team is not None and self.is_member(user, team):

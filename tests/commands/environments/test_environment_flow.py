@@ -260,7 +260,9 @@ async def test_auto_approved_environment_is_provisioned(harness: Harness) -> Non
     await harness.client.send(app_home_opened(DEVELOPER))
     home = (await harness.until("views.publish")).args["view"]
     assert "pv-checkout-x" in json.dumps(home["blocks"])
-    home_buttons = {e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]}
+    home_buttons = {
+        e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
     assert home_buttons == {"env_extend_day", "env_delete_now", "env_open_request"}
 
     listing = await harness.command(DEVELOPER, "list")

@@ -1,0 +1,59 @@
+"""Slack listeners of the deploy capability: `/forge freeze` and `/forge unfreeze` so far."""
+
+from __future__ import annotations
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.context import AppContext
+from bot.errors import UserInputError
+from bot.router import Ack, Invocation, Subcommand, ephemeral
+from commands.deploy import parse, views
+from commands.deploy.freeze import FreezeService
+
+
+def register(ctx: AppContext) -> FreezeService:
+    freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
+    ctx.extras["freezes"] = freezes
+
+    async def freeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        if not invocation.args:
+            await ack()
+            text, blocks = views.freeze_status(await freezes.status())
+            await respond(**ephemeral(text, blocks))
+            return
+        request = parse.parse_freeze(invocation.args)
+        await ack()
+        state = await freezes.freeze(invocation.actor, request)
+        # Everyone in the channel sees it: a freeze concerns more people than who set it.
+        await respond(response_type="in_channel", text=views.frozen_text(state))
+
+    async def unfreeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        words = invocation.args.split()
+        if len(words) != 1:
+            raise UserInputError("Say which environment to unfreeze.", usage=parse.FREEZE_USAGE)
+        await ack()
+        lifted = await freezes.unfreeze(invocation.actor, words[0].lower())
+        still = await freezes.frozen(words[0].lower())
+        await respond(
+            response_type="in_channel", text=views.unfrozen_text(words[0].lower(), lifted, still)
+        )
+
+    ctx.router.add(
+        Subcommand(
+            name="freeze",
+            summary="stop deploys to an environment (on-call and platform)",
+            usage=["freeze", "freeze ENV [for 2h] REASON"],
+            handler=freeze,
+            examples=["/forge freeze prod for 2h incident 4411", "/forge freeze"],
+        )
+    )
+    ctx.router.add(
+        Subcommand(
+            name="unfreeze",
+            summary="allow deploys again",
+            usage=["unfreeze ENV"],
+            handler=unfreeze,
+            examples=["/forge unfreeze prod"],
+        )
+    )
+    return freezes
