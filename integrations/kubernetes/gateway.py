@@ -96,14 +96,25 @@ class KubeGateway:
         key = (cluster, as_user, as_groups)
         if key not in self._clients:
             configuration = client.Configuration()
-            if self._kubeconfig:
-                config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=self._kubeconfig,
-                    context=cluster,
-                    client_configuration=configuration,
+            try:
+                if self._kubeconfig:
+                    config.load_kube_config(  # type: ignore[no-untyped-call]
+                        config_file=self._kubeconfig,
+                        context=cluster,
+                        client_configuration=configuration,
+                    )
+                else:
+                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except (config.ConfigException, OSError) as exc:
+                where = (
+                    f"the kubeconfig {self._kubeconfig}"
+                    if self._kubeconfig
+                    else "the in-cluster service account"
                 )
-            else:
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                raise DependencyUnavailable(
+                    f"Kubernetes is not configured for cluster {cluster}: {where} has no usable "
+                    f"context of that name ({exc}); set KUBECONFIG or run in the cluster"
+                ) from None
             configuration.retries = 0  # our own retry policy decides; fail fast on a dead cluster
             api = client.ApiClient(configuration)
             if as_user:

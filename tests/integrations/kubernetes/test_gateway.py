@@ -183,3 +183,11 @@ async def test_dropped_connections_are_reported_as_unreachable(
     with pytest.raises(DependencyUnavailable, match="dev-cluster is unreachable"):
         await kube.get_namespace("dev-cluster", "pv-drop")
     assert (await kube.get_namespace("dev-cluster", "pv-drop")).name == "pv-drop", "and it recovers"
+
+
+async def test_a_cluster_missing_from_the_kubeconfig_is_explained(kubeconfig: Path) -> None:
+    gateway = KubeGateway(["dev-cluster", "staging-cluster"], kubeconfig=str(kubeconfig))
+    with pytest.raises(DependencyUnavailable, match="not configured for cluster staging-cluster"):
+        await gateway.get_namespace("staging-cluster", "x")
+    await gateway.warm()  # logs the missing cluster instead of failing the start-up
+    await gateway.close()
