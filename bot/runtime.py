@@ -16,6 +16,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
+from bot import metrics
 from bot.catalog import Catalog
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -79,7 +80,18 @@ class Runtime:
             concurrency=settings.kube_concurrency,
         )
         ctx = build_context(
-            settings, self.catalog, self.clock, db, client, SlackOutbox(client), kube
+            settings,
+            self.catalog,
+            self.clock,
+            db,
+            client,
+            SlackOutbox(
+                client,
+                observe=lambda method, outcome: metrics.SLACK_API_CALLS.labels(
+                    method, outcome
+                ).inc(),
+            ),
+            kube,
         )
         self.ctx = ctx
         self.scheduler = Scheduler(db, self.clock)

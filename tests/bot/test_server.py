@@ -131,3 +131,10 @@ async def test_no_secret_reaches_the_logs(
     assert SIGNING_SECRET not in logged
     assert "xoxb-" not in logged
     assert response_url not in logged
+
+
+async def test_slack_api_calls_are_counted(running_bot: RunningBot) -> None:
+    assert running_bot.runtime.ctx is not None
+    await running_bot.runtime.ctx.slack.post("C0PAYMENTS", "hello")
+    status, text = await _get(running_bot.url + "/metrics")
+    assert 'forgebot_slack_api_calls_total{method="chat.postMessage",outcome="ok"}' in text
