@@ -1,4 +1,4 @@
-"""Slack listeners of the deploy capability: `/forge freeze` and `/forge unfreeze` so far."""
+"""Slack listeners of the deploy capability: history, freeze and unfreeze so far."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from bot.errors import UserInputError
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
+from commands.deploy.history import HistoryService
 
 
 def register(ctx: AppContext) -> FreezeService:
@@ -38,6 +39,25 @@ def register(ctx: AppContext) -> FreezeService:
             response_type="in_channel", text=views.unfrozen_text(words[0].lower(), lifted, still)
         )
 
+    revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube)
+
+    async def history(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        service, environment = revisions.parse(invocation.args)
+        await ack()
+        text, blocks = views.history(
+            service, environment, await revisions.history(service, environment)
+        )
+        await respond(**ephemeral(text, blocks))
+
+    ctx.router.add(
+        Subcommand(
+            name="history",
+            summary="a service's revisions in an environment, and who deployed them",
+            usage=["history SERVICE ENV"],
+            handler=history,
+            examples=["/forge history checkout prod"],
+        )
+    )
     ctx.router.add(
         Subcommand(
             name="freeze",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commands.deploy.freeze import FreezeState
+from commands.deploy.history import HistoryLine
 from integrations.slack.blockkit import escape
 
 
@@ -47,4 +48,31 @@ def freeze_status(states: list[FreezeState]) -> tuple[str, list[dict[str, Any]]]
     ]
     return f"{len(states)} frozen", [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+    ]
+
+
+def history(
+    service: str, environment: str, lines: list[HistoryLine]
+) -> tuple[str, list[dict[str, Any]]]:
+    title = f"{service} in {environment}: {len(lines)} revisions"
+    if not lines:
+        return title, [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"No revisions of {escape(service)} yet."},
+            }
+        ]
+    rows = []
+    for line in lines[:30]:
+        when = f"{line.created:%Y-%m-%d %H:%M} UTC" if line.created else "unknown time"
+        who = (
+            f" by <@{line.deployed_by}>"
+            if line.deployed_by.startswith(("U", "W"))
+            else (f" by {escape(line.deployed_by)}" if line.deployed_by else "")
+        )
+        marker = " ← current" if line.current else ""
+        rows.append(f"`{line.revision:>3}` *{escape(line.version)}* {when}{who}{marker}")
+    return title, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(title)}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(rows)[:3000]}},
     ]

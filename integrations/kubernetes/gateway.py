@@ -40,6 +40,18 @@ class NamespaceInfo:
     resource_version: str
 
 
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    replica_set: str
+    images: dict[str, str]
+    created: Any
+    replicas: int
+
+
 @dataclass(frozen=True)
 class Workload:
     kind: str
@@ -305,6 +317,45 @@ class KubeGateway:
             )
 
         return await self._call(cluster, "list", f"workloads in {namespace}", read, identity)
+
+    async def revisions(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> list[Revision]:
+        """The Deployment's ReplicaSets as `kubectl rollout history` sees them, newest first."""
+
+        def read(api: client.ApiClient) -> list[Revision]:
+            apps = client.AppsV1Api(api)
+            # The models type every field as optional; a server always fills these.
+            found: Any = apps.read_namespaced_deployment(
+                deployment, namespace, _request_timeout=TIMEOUT
+            )
+            sets: list[Any] = apps.list_namespaced_replica_set(
+                namespace, _request_timeout=TIMEOUT
+            ).items
+            owned = [
+                rs
+                for rs in sets
+                if any(o.uid == found.metadata.uid for o in rs.metadata.owner_references or [])
+            ]
+            revisions = [
+                Revision(
+                    number=int((rs.metadata.annotations or {}).get(REVISION, "0")),
+                    replica_set=rs.metadata.name,
+                    images={c.name: c.image or "" for c in rs.spec.template.spec.containers},
+                    created=rs.metadata.creation_timestamp,
+                    replicas=rs.spec.replicas or 0,
+                )
+                for rs in owned
+            ]
+            return sorted(revisions, key=lambda r: r.number, reverse=True)
+
+        return await self._call(
+            cluster, "list", f"the revisions of {deployment} in {namespace}", read, identity
+        )
 
     # --- optimistic concurrency ----------------------------------------------------------------
     async def patch_with_retry(

@@ -136,5 +136,5 @@ async def test_no_secret_reaches_the_logs(
 async def test_slack_api_calls_are_counted(running_bot: RunningBot) -> None:
     assert running_bot.runtime.ctx is not None
     await running_bot.runtime.ctx.slack.post("C0PAYMENTS", "hello")
-    status, text = await _get(running_bot.url + "/metrics")
+    _, text = await _get(running_bot.url + "/metrics")
     assert 'forgebot_slack_api_calls_total{method="chat.postMessage",outcome="ok"}' in text
