@@ -31,3 +31,11 @@ async def test_demo_explains_non_commands() -> None:
     text = await _demo("deploy please\n:help\n")
     assert "Commands start with '/'" in text
     assert "press the button with that number" in text
+
+
+async def test_demo_requests_an_environment_through_the_modal() -> None:
+    text = await _demo("/env request\n1\nfeature-x\n2\n3d\ntrying the demo\n/env list\n")
+    assert "Estimated cost" in text and "/month" in text
+    assert "pv-feature-x* is provisioned on dev-cluster" in text
+    assert "pv-feature-x* (active)" in text
+    assert "Traceback" not in text
