@@ -73,11 +73,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_healthy(url: str, started: float, timeout: float = 30.0) -> float:
+async def wait_healthy(
+    url: str, started: float, timeout: float = 30.0, path: str = "/healthz"
+) -> float:
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() - started < timeout:
             try:
-                async with session.get(url + "/healthz") as response:
+                async with session.get(url + path) as response:
                     if response.status == 200:
                         return time.perf_counter() - started
             except aiohttp.ClientError:
@@ -169,6 +171,8 @@ async def main() -> None:
     )
     forge_url = f"http://127.0.0.1:{forge_port}"
     ready_seconds = await wait_healthy(forge_url, started)
+    # Load starts once the app is attached, as a load balancer would wait for readiness.
+    attached_seconds = await wait_healthy(forge_url, started, path="/readyz")
     bare_started = time.perf_counter()
     bare = subprocess.Popen(
         [sys.executable, "-c", BARE_APP, str(bare_port), SECRET],
@@ -182,7 +186,8 @@ async def main() -> None:
     response_url = fake.new_response_url()
 
     print(
-        f"forgebot serve: first /healthz 200 after {ready_seconds:.2f} s (bare bolt app: {bare_ready:.2f} s)"
+        f"forgebot serve: first /healthz 200 after {ready_seconds:.2f} s (bare bolt app: {bare_ready:.2f} s); "
+        f"first /readyz 200 after {attached_seconds:.2f} s"
     )
     print(f"forgebot serve: idle RSS {idle_rss:.0f} MB")
     print(
