@@ -97,7 +97,7 @@ def build_bolt_app(
     help_handlers.register(ctx)
     environment_handlers.register(app, ctx, ctx.kube)
     dora_handlers.register(ctx)
-    deploy_handlers.register(ctx)
+    deploy_handlers.register(app, ctx)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
 from bot.errors import UserInputError
+from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.history import HistoryService
+from commands.deploy.notifications import SlackRolloutNotifier
+from commands.deploy.rollback import RollbackService
 
 
-def register(ctx: AppContext) -> FreezeService:
+def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
     ctx.extras["freezes"] = freezes
 
@@ -40,6 +44,48 @@ def register(ctx: AppContext) -> FreezeService:
         )
 
     revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube)
+    rollbacks = RollbackService(
+        ctx.catalog,
+        ctx.db,
+        ctx.clock,
+        ctx.auth,
+        ctx.operations,
+        ctx.kube,
+        SlackRolloutNotifier(ctx.slack, ctx.clock),
+    )
+    rollbacks.register_operations()
+    ctx.extras["rollbacks"] = rollbacks
+
+    async def rollback(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        request = parse.parse_rollback(invocation.args)
+        await ack()
+        text, blocks = views.rollback_confirm(await rollbacks.plan(invocation.actor, request))
+        await respond(**ephemeral(text, blocks))
+
+    async def confirm(i: Interaction) -> None:
+        await i.ack()
+        service, environment, revision = i.value.split("|")
+        plan = await rollbacks.plan(
+            i.actor, parse.RollbackRequest(service, environment, int(revision))
+        )
+        message_ts = str((i.body.get("container") or {}).get("message_ts", ""))
+        started = await rollbacks.start(
+            i.actor, plan, i.channel_id, key=f"rollback:{message_ts}:{i.value}"
+        )
+        if i.respond is not None:
+            note = "Rolling back…" if started else "That rollback was already started."
+            await i.respond(text=note, replace_original=True)
+
+    on_action(app, ctx.boundary, views.ROLLBACK_CONFIRM, "rollback", confirm)
+    ctx.router.add(
+        Subcommand(
+            name="rollback",
+            summary="roll a service back to its previous (or a named) revision; allowed during freezes",
+            usage=["rollback SERVICE ENV [to REVISION]"],
+            handler=rollback,
+            examples=["/rollback checkout prod", "/rollback checkout prod to 7"],
+        )
+    )
 
     async def history(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         service, environment = revisions.parse(invocation.args)

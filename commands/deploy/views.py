@@ -6,6 +6,8 @@ from typing import Any
 
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
+from commands.deploy.rollback import RollbackPlan
+from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack.blockkit import escape
 
 
@@ -76,3 +78,58 @@ def history(
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(title)}*"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(rows)[:3000]}},
     ]
+
+
+ROLLBACK_CONFIRM = "deploy_rollback_confirm"
+
+
+def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
+    text = f"Roll back {plan.service} in {plan.environment} from {plan.from_version} to {plan.to_version}?"
+    value = f"{plan.service}|{plan.environment}|{plan.to_revision}"
+    return text, [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f":rewind: Roll back *{escape(plan.service)}* in *{escape(plan.environment)}* from "
+                f"`{escape(plan.from_version)}` to `{escape(plan.to_version)}` (revision {plan.to_revision})?",
+            },
+        },
+        {
+            "type": "actions",
+            "block_id": "rollback-confirm",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Roll back now"},
+                    "style": "danger",
+                    "action_id": ROLLBACK_CONFIRM,
+                    "value": value,
+                },
+            ],
+        },
+    ]
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def rollout_message(
+    plan: RollbackPlan, actor: str, status: RolloutStatus | None, elapsed: float
+) -> tuple[str, list[dict[str, Any]]]:
+    head = (
+        f"*{escape(plan.service)}* in *{escape(plan.environment)}*: rolling back "
+        f"`{escape(plan.from_version)}` → `{escape(plan.to_version)}`, by <@{actor}>"
+    )
+    if status is None:
+        line = ":hourglass_flowing_sand: starting…"
+    elif status.done:
+        line = f":white_check_mark: done in {elapsed:.0f} s: {status.ready}/{status.replicas} ready"
+    elif status.failed:
+        line = f":x: failed after {elapsed:.0f} s: {escape(status.reason)}"
+    else:
+        line = f"`{_bar(status.fraction)}` {status.ready}/{status.replicas} ready, {elapsed:.0f} s"
+    text = f"{plan.service} {plan.environment}: rollback to {plan.to_version}"
+    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": f"{head}\n{line}"}}]

@@ -25,6 +25,7 @@ from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import translate
+from integrations.kubernetes.rollout import RolloutStatus, rollback_template, status_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -356,6 +357,73 @@ class KubeGateway:
         return await self._call(
             cluster, "list", f"the revisions of {deployment} in {namespace}", read, identity
         )
+
+    async def rollout_status(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> RolloutStatus:
+        def read(api: client.ApiClient) -> RolloutStatus:
+            apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+            found: Any = apps.read_namespaced_deployment(
+                deployment, namespace, _request_timeout=TIMEOUT
+            )
+            selector = ",".join(
+                f"{k}={v}" for k, v in (found.spec.selector.match_labels or {}).items()
+            )
+            pods: list[Any] = core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=TIMEOUT
+            ).items
+            return status_of(found, pods)
+
+        return await self._call(
+            cluster, "get", f"deployment {deployment} in {namespace}", read, identity
+        )
+
+    async def rollback(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        revision: int,
+        identity: KubernetesIdentity | None = None,
+    ) -> None:
+        """Put the pod template of `revision` back, with optimistic concurrency."""
+
+        def read(api: client.ApiClient) -> Any:
+            apps = client.AppsV1Api(api)
+            found: Any = apps.read_namespaced_deployment(
+                deployment, namespace, _request_timeout=TIMEOUT
+            )
+            sets: list[Any] = apps.list_namespaced_replica_set(
+                namespace, _request_timeout=TIMEOUT
+            ).items
+            target = next(
+                (
+                    rs
+                    for rs in sets
+                    if any(o.uid == found.metadata.uid for o in rs.metadata.owner_references or [])
+                    and (rs.metadata.annotations or {}).get(REVISION) == str(revision)
+                ),
+                None,
+            )
+            if target is None:
+                raise NotFound(f"revision {revision} of {deployment} no longer exists")
+            return found, rollback_template(target.spec.template, api)
+
+        def write(api: client.ApiClient, current: Any) -> Any:
+            found, template = current
+            body = {
+                "metadata": {"resourceVersion": found.metadata.resource_version},
+                "spec": {"template": template},
+            }
+            return client.AppsV1Api(api).patch_namespaced_deployment(
+                deployment, namespace, body, _request_timeout=TIMEOUT
+            )
+
+        await self.patch_with_retry(cluster, f"deployment {deployment} in {namespace}", read, write)
 
     # --- optimistic concurrency ----------------------------------------------------------------
     async def patch_with_retry(
