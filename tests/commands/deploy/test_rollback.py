@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.auth import Actor
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.runtime import Runtime
+from commands.deploy.parse import RollbackRequest
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command
@@ -135,3 +137,36 @@ async def test_rollback_refusals(
     fake_slack.state.reset()
     reply = await _ask(runtime, signed, fake_slack, DEVELOPER, "checkout prod to seven")
     assert "not a revision number" in str(reply.get("text"))
+
+
+async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(
+    bot: tuple[Runtime, SignedSlackClient], fake_kube: FakeKube, fake_slack: RunningFakeSlack
+) -> None:
+    runtime, _ = bot
+    assert runtime.ctx is not None and runtime.db is not None
+    fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.1")
+    _release(fake_kube, "1.4.2")
+    rollbacks = runtime.ctx.extras["rollbacks"]
+
+    plan = await rollbacks.plan(Actor("U0ONCALL"), RollbackRequest("checkout", "prod"))
+    # Accepted and recorded, then the process died before running it.
+    start = runtime.ctx.operations.start
+    runtime.ctx.operations.start = lambda operation_id: None  # type: ignore[method-assign,assignment,return-value]
+    await rollbacks.start(Actor("U0ONCALL"), plan, "C0PAYMENTS", key="rollback:crash")
+    runtime.ctx.operations.start = start  # type: ignore[method-assign]
+    assert fake_kube.find("deployments", "checkout", "checkout")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"].endswith(":1.4.2")  # type: ignore[index]
+
+    assert await runtime.ctx.operations.recover() == 1  # what start-up does
+    await runtime.ctx.operations.wait_idle()
+    await runtime.ctx.slack.flush()
+    deployment = fake_kube.find("deployments", "checkout", "checkout")
+    assert deployment is not None and deployment["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ].endswith(":1.4.1")
+    records = await runtime.db.run(lambda s: repo.history(s, "checkout", "prod"))
+    assert [(r.kind, r.outcome) for r in records] == [("rollback", "succeeded")]
+    assert any(
+        "done in" in json.dumps(m) for m in fake_slack.state.messages_in("C0PAYMENTS").values()
+    )
