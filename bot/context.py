@@ -17,6 +17,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
+from commands.deploy.gates import BudgetGate
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
@@ -36,6 +37,8 @@ class AppContext:
     router: CommandRouter
     boundary: Boundary
     kube: KubeGateway
+    budget_gate: BudgetGate | None = None
+    """Set by the SLO capability; the deploy gate asks it about error budgets."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""
