@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -83,6 +83,30 @@ def finish(
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def running(session: Session, service: str, environment: str) -> RunningRollout | None:
+    found = (
+        session.execute(
+            select(DeploymentRecord).where(
+                col(DeploymentRecord.in_flight_key) == in_flight_key(service, environment)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if found is None:
+        return None
+    return RunningRollout(found.id or 0, found.version, found.actor, found.started_at)
+
+
+def discard(session: Session, deployment_id: int) -> None:
+    """Forget an in-progress record that no operation will ever run (a lost race)."""
+    session.execute(
+        delete(DeploymentRecord)
+        .where(col(DeploymentRecord.id) == deployment_id)
+        .where(col(DeploymentRecord.outcome) == DeployOutcome.IN_PROGRESS.value)
+    )
 
 
 def record_finished(session: Session, record: DeploymentRecord) -> DeploymentRecord:

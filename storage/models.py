@@ -206,6 +206,40 @@ class DeploymentRecord(SQLModel, table=True):
     in_flight_key: str | None = Field(default=None, unique=True)
 
 
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class DeployApproval(SQLModel, table=True):
+    """A deploy waiting for a second person: the two-person rule, or break glass in a freeze.
+
+    `state` only moves `pending -> approved|denied` through a guarded UPDATE, so of two
+    approvers pressing at once exactly one decides, and the deploy starts once.
+    """
+
+    __tablename__ = "deploy_approvals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(index=True)
+    environment: str
+    version: str
+    hotfix: bool = False
+    requester: str
+    reason: str = Field(default="", description="why: break-glass or budget-override reason")
+    needs: str = Field(default="", description="comma list: two_person, break_glass")
+    override_budget: bool = False
+    state: str = Field(default=ApprovalState.PENDING, index=True)
+    decided_by: str = ""
+    decision_note: str = ""
+    origin_channel: str = ""
+    card_channel: str = ""
+    card_ts: str = ""
+    created_at: datetime = _time()
+    decided_at: datetime | None = _time(nullable=True)
+
+
 class Freeze(SQLModel, table=True):
     """A deploy freeze set in Slack; catalog freeze windows are evaluated alongside."""
 

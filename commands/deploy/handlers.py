@@ -1,4 +1,4 @@
-"""Slack listeners of the deploy capability: history, freeze and unfreeze so far."""
+"""Slack listeners of the deploy capability: deploy, rollback, history, freeze and unfreeze."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from bot.context import AppContext
 from bot.errors import UserInputError
 from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
-from commands.deploy import parse, views
+from commands.deploy import deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
 from commands.deploy.rollback import RollbackService
+from commands.deploy.rollout import RolloutRunner
 
 
 def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
@@ -44,17 +45,21 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         )
 
     revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube)
-    rollbacks = RollbackService(
+    rollouts = RolloutRunner(
         ctx.catalog,
         ctx.db,
         ctx.clock,
-        ctx.auth,
         ctx.operations,
         ctx.kube,
         SlackRolloutNotifier(ctx.slack, ctx.clock),
     )
+    ctx.extras["rollouts"] = rollouts
+    rollbacks = RollbackService(
+        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts
+    )
     rollbacks.register_operations()
     ctx.extras["rollbacks"] = rollbacks
+    deploy_handlers.register(app, ctx, freezes, rollouts)
 
     async def rollback(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         request = parse.parse_rollback(invocation.args)

@@ -8,22 +8,20 @@ enforced by the deploy record.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.auth import Action, Actor, Authorizer, Target
 from bot.catalog import Catalog, Workload
 from bot.clock import Clock
-from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from bot.errors import ForgebotError, NotAuthorized, UserInputError
 from bot.operations import OperationRunner
 from commands.deploy.history import version_of
 from commands.deploy.parse import RollbackRequest
+from commands.deploy.rollout import Change, RolloutRunner, workload_of
 from integrations.kubernetes.gateway import KubeGateway
-from integrations.kubernetes.rollout import RolloutStatus
-from storage import deployments as repo
 from storage.db import Database
-from storage.models import DeployKind, DeploymentRecord, DeployOutcome, Operation
+from storage.models import DeployKind, DeploymentRecord, Operation
 
 ROLLBACK = "deploy.rollback"
 
@@ -37,24 +35,6 @@ class RollbackPlan:
     to_revision: int
 
 
-class RolloutNotifier(Protocol):
-    async def started(self, plan: RollbackPlan, actor: str, channel: str) -> tuple[str, str]: ...
-
-    async def progress(
-        self, channel: str, ts: str, plan: RollbackPlan, status: RolloutStatus, elapsed: float
-    ) -> None: ...
-
-    async def finished(
-        self,
-        channel: str,
-        ts: str,
-        plan: RollbackPlan,
-        status: RolloutStatus,
-        elapsed: float,
-        team_channel: str,
-    ) -> None: ...
-
-
 @dataclass
 class RollbackService:
     catalog: Catalog
@@ -63,20 +43,13 @@ class RollbackService:
     auth: Authorizer
     operations: OperationRunner
     kube: KubeGateway
-    notify: RolloutNotifier
-    poll_seconds: float = 1.0
-    timeout_seconds: float = 600.0
+    rollouts: RolloutRunner
 
     def register_operations(self) -> None:
         self.operations.register(ROLLBACK, self.execute)
 
     def _workload(self, service: str, environment: str) -> Workload:
-        entry = self.catalog.service(service)
-        if entry is None:
-            raise NotFound(f"There is no service called {service}.")
-        if environment not in entry.workloads:
-            raise NotFound(f"{service} does not run in {environment}.")
-        return entry.workloads[environment]
+        return workload_of(self.catalog, service, environment)
 
     async def plan(self, actor: Actor, request: RollbackRequest) -> RollbackPlan:
         decision = self.auth.authorize(actor, Action.ROLLBACK, Target(service=request.service))
@@ -104,14 +77,11 @@ class RollbackService:
             if target.number == current.number:
                 raise UserInputError(f"Revision {target.number} is the one running now.")
 
-        def version(images: dict[str, str]) -> str:
-            return version_of(images.get(workload.container, next(iter(images.values()), "")))
-
         return RollbackPlan(
             request.service,
             request.environment,
-            version(current.images),
-            version(target.images),
+            self._version(workload, current.images),
+            self._version(workload, target.images),
             target.number,
         )
 
@@ -133,81 +103,49 @@ class RollbackService:
             started_at=self.clock.now(),
             revision=plan.to_revision,
         )
-        try:
-            record = await self.db.run(lambda s: repo.start(s, record))
-        except repo.RolloutInProgress as exc:
-            running = exc.existing
-            detail = f" ({running.version} by <@{running.actor}>)" if running else ""
-            raise Conflict(
-                f"A rollout of {plan.service} in {plan.environment} is already in progress{detail}."
-            ) from None
-        channel_ts = await self.notify.started(plan, actor.user_id, channel)
-        submission = await self.operations.submit(
-            ROLLBACK,
-            {
-                "deployment_id": record.id,
-                "plan": plan.__dict__,
-                "channel": channel_ts[0],
-                "ts": channel_ts[1],
-            },
-            idempotency_key=key,
-            actor_user_id=actor.user_id,
+        change = Change(
+            DeployKind.ROLLBACK,
+            plan.service,
+            plan.environment,
+            plan.from_version,
+            plan.to_version,
+            actor.user_id,
         )
-        return submission.created
+        return await self.rollouts.begin(
+            ROLLBACK, record, change, channel, key, revision=plan.to_revision
+        )
 
     async def execute(self, operation: Operation) -> dict[str, Any]:
         payload = operation.payload
-        plan = RollbackPlan(**payload["plan"])
-        deployment_id = int(payload["deployment_id"])
-        workload = self._workload(plan.service, plan.environment)
-        entry = self.catalog.service(plan.service)
-        team = self.catalog.team(entry.team) if entry else None
-        channel, ts = str(payload["channel"]), str(payload["ts"])
-        started = self.clock.now()
-        try:
+        change = Change(**payload["change"])
+        revision = int(payload["revision"])
+        workload = self._workload(change.service, change.environment)
+
+        async def undo() -> None:
+            # Resumed after a restart that came after the patch: the target revision has
+            # become the newest one (rollout undo renumbers it), so there is nothing to patch.
+            revisions = await self.kube.revisions(
+                workload.cluster, workload.namespace, workload.deployment
+            )
+            if revisions and self._version(workload, revisions[0].images) == change.to_version:
+                return
             await self.kube.rollback(
-                workload.cluster, workload.namespace, workload.deployment, plan.to_revision
+                workload.cluster, workload.namespace, workload.deployment, revision
             )
-            status = await self._follow(workload, plan, channel, ts)
-        except ForgebotError as exc:
-            status = RolloutStatus(0, 0, 0, 0, False, True, str(exc))
-        elapsed = (self.clock.now() - started).total_seconds()
-        outcome = DeployOutcome.SUCCEEDED if status.done else DeployOutcome.FAILED
-        now = self.clock.now()
-        await self.db.run(
-            lambda s: repo.finish(
-                s, deployment_id, outcome=outcome, now=now, failure_reason=status.reason
-            )
-        )
-        await self.notify.finished(
-            channel, ts, plan, status, elapsed, team.channel if team else channel
+
+        status = await self.rollouts.run(
+            int(payload["deployment_id"]),
+            change,
+            str(payload["channel"]),
+            str(payload["ts"]),
+            undo,
         )
         if not status.done:
             raise ForgebotError(
-                f"the rollback of {plan.service} in {plan.environment} failed: {status.reason}"
+                f"the rollback of {change.service} in {change.environment} failed: {status.reason}"
             )
-        return {"revision": plan.to_revision, "seconds": round(elapsed, 1)}
+        return {"revision": revision}
 
-    async def _follow(
-        self, workload: Workload, plan: RollbackPlan, channel: str, ts: str
-    ) -> RolloutStatus:
-        started = self.clock.now()
-        while True:
-            status = await self.kube.rollout_status(
-                workload.cluster, workload.namespace, workload.deployment
-            )
-            elapsed = (self.clock.now() - started).total_seconds()
-            await self.notify.progress(channel, ts, plan, status, elapsed)
-            if status.done or status.failed:
-                return status
-            if elapsed >= self.timeout_seconds:
-                return RolloutStatus(
-                    status.replicas,
-                    status.updated,
-                    status.ready,
-                    status.available,
-                    False,
-                    True,
-                    f"not ready after {int(self.timeout_seconds)} s",
-                )
-            await asyncio.sleep(self.poll_seconds)
+    @staticmethod
+    def _version(workload: Workload, images: dict[str, str]) -> str:
+        return version_of(images.get(workload.container, next(iter(images.values()), "")))

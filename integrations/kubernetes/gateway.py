@@ -54,6 +54,19 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class DeploymentFacts:
+    """What the deploy gate needs to know about a Deployment before it changes it."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    images: dict[str, str]
+    revision: int
+    replicas: int
+    autoscalers: list[str]
+    """Names of the HorizontalPodAutoscalers whose scale target is this Deployment."""
+
+
+@dataclass(frozen=True)
 class Workload:
     kind: str
     name: str
@@ -424,6 +437,90 @@ class KubeGateway:
             )
 
         await self.patch_with_retry(cluster, f"deployment {deployment} in {namespace}", read, write)
+
+    async def deployment_facts(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> DeploymentFacts:
+        def read(api: client.ApiClient) -> DeploymentFacts:
+            found: Any = client.AppsV1Api(api).read_namespaced_deployment(
+                deployment, namespace, _request_timeout=TIMEOUT
+            )
+            scalers: list[Any] = (
+                client.AutoscalingV2Api(api)
+                .list_namespaced_horizontal_pod_autoscaler(namespace, _request_timeout=TIMEOUT)
+                .items
+            )
+            meta = found.metadata
+            return DeploymentFacts(
+                labels=dict(meta.labels or {}),
+                annotations=dict(meta.annotations or {}),
+                images={c.name: c.image or "" for c in found.spec.template.spec.containers},
+                revision=int((meta.annotations or {}).get(REVISION, "0")),
+                replicas=found.spec.replicas if found.spec.replicas is not None else 1,
+                autoscalers=[
+                    h.metadata.name
+                    for h in scalers
+                    if h.spec.scale_target_ref.kind == "Deployment"
+                    and h.spec.scale_target_ref.name == deployment
+                ],
+            )
+
+        return await self._call(
+            cluster, "get", f"deployment {deployment} in {namespace}", read, identity
+        )
+
+    async def set_image(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        container: str,
+        image: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> bool:
+        """Point one container at `image`, with optimistic concurrency. False when it already
+        runs that image (a resumed deploy patches nothing and starts no new rollout)."""
+
+        def read(api: client.ApiClient) -> Any:
+            found: Any = client.AppsV1Api(api).read_namespaced_deployment(
+                deployment, namespace, _request_timeout=TIMEOUT
+            )
+            names = [c.name for c in found.spec.template.spec.containers]
+            if container not in names:
+                raise NotFound(
+                    f"deployment {deployment} in {namespace} has no container {container} "
+                    f"(it has {', '.join(names)}); fix the catalog's workload entry"
+                )
+            return found
+
+        changed = False
+
+        def write(api: client.ApiClient, found: Any) -> Any:
+            nonlocal changed
+            changed = False
+            containers = api.sanitize_for_serialization(found.spec.template.spec.containers)  # type: ignore[no-untyped-call]
+            target = next(c for c in containers if c["name"] == container)
+            if target.get("image") == image:
+                return found
+            target["image"] = image
+            changed = True
+            # The whole list, so a strategic merge and a plain merge patch mean the same.
+            body = {
+                "metadata": {"resourceVersion": found.metadata.resource_version},
+                "spec": {"template": {"spec": {"containers": containers}}},
+            }
+            return client.AppsV1Api(api).patch_namespaced_deployment(
+                deployment, namespace, body, _request_timeout=TIMEOUT
+            )
+
+        await self.patch_with_retry(
+            cluster, f"deployment {deployment} in {namespace}", read, write
+        )
+        return changed
 
     # --- optimistic concurrency ----------------------------------------------------------------
     async def patch_with_retry(

@@ -34,7 +34,7 @@ async def bot(
         run_scheduler=False,
     )
     await runtime.start()
-    runtime.ctx.extras["rollbacks"].poll_seconds = 0.05  # type: ignore[union-attr]
+    runtime.ctx.extras["rollouts"].poll_seconds = 0.05  # type: ignore[union-attr]
     signed = SignedSlackClient(runtime.url, SIGNING_SECRET)
     yield runtime, signed
     await signed.close()

@@ -1,0 +1,244 @@
+"""Slack listeners of `/forge deploy`: the command, the form, the confirmation dialog and the
+second person's Approve/Deny. Every rule lives in `DeployService`; these only translate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.context import AppContext
+from bot.errors import ForgebotError, UserInputError
+from bot.interactions import Interaction, on_action, on_block_action, on_view
+from bot.router import Ack, Invocation, Subcommand, ephemeral
+from commands.deploy import parse, views
+from commands.deploy.freeze import FreezeService
+from commands.deploy.history import version_of
+from commands.deploy.notifications import SlackApprovalNotifier
+from commands.deploy.rollout import RolloutRunner
+from commands.deploy.service import DeployPlan, DeployService, Started, StartKind
+
+
+def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
+    return parse.DeployRequest(
+        str(metadata["service"]),
+        parse.parse_version(str(metadata["version"])),
+        str(metadata["environment"]),
+        bool(metadata.get("hotfix")),
+    )
+
+
+def _selected(values: dict[str, Any], block: str) -> str:
+    element = (values.get(block) or {}).get("value") or {}
+    option = element.get("selected_option") or {}
+    return str(option.get("value") or element.get("value") or "").strip()
+
+
+def register(
+    app: AsyncApp, ctx: AppContext, freezes: FreezeService, rollouts: RolloutRunner
+) -> DeployService:
+    deploys = DeployService(
+        ctx.catalog,
+        ctx.db,
+        ctx.clock,
+        ctx.auth,
+        ctx.audit,
+        ctx.operations,
+        ctx.kube,
+        freezes,
+        rollouts,
+        SlackApprovalNotifier(ctx.slack),
+    )
+    deploys.register_operations()
+    ctx.extras["deploys"] = deploys
+    catalog, boundary, client = ctx.catalog, ctx.boundary, ctx.slack_client
+
+    async def plan(actor: Any, request: parse.DeployRequest) -> DeployPlan:
+        # The SLO capability may register after this one: ask the context at call time.
+        deploys.budget_gate = ctx.budget_gate
+        return await deploys.plan(actor, request)
+
+    async def review_in_modal(
+        actor: Any, request: parse.DeployRequest, channel: str, trigger_id: str
+    ) -> None:
+        """Open a dialog at once (the trigger expires in 3 s), then fill it with the gates."""
+        opened = await client.views_open(
+            trigger_id=trigger_id, view=views.loading_modal(request.service, request.environment)
+        )
+        await fill_review(actor, request, channel, str(opened["view"]["id"]))
+
+    async def fill_review(
+        actor: Any, request: parse.DeployRequest, channel: str, view_id: str
+    ) -> None:
+        try:
+            found = await plan(actor, request)
+        except ForgebotError as exc:
+            await client.views_update(view_id=view_id, view=views.error_modal(str(exc)))
+            raise
+        view = views.blocked_modal(found) if found.blocked else views.confirm_modal(found, channel)
+        await client.views_update(view_id=view_id, view=view)
+
+    async def tell(actor: str, channel: str, result: Started) -> None:
+        if result.kind is StartKind.AWAITING_APPROVAL and result.approval is not None:
+            text = views.awaiting_text(result.approval)
+        else:
+            text = views.started_text(result.plan, result.kind is StartKind.ALREADY)
+        if channel:
+            await ctx.slack.post_ephemeral(channel, actor, text)
+        else:
+            await ctx.slack.dm(actor, text)
+
+    # --- /forge deploy ----------------------------------------------------------------------
+    async def deploy(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        if not invocation.args:
+            await ack()
+            await client.views_open(
+                trigger_id=invocation.trigger_id,
+                view=views.deploy_form(catalog, invocation.channel_id),
+            )
+            return
+        request = parse.parse_deploy(invocation.args)
+        await ack()
+        environment = catalog.environment(request.environment)
+        if environment is not None and environment.policy.confirm:
+            await review_in_modal(
+                invocation.actor, request, invocation.channel_id, invocation.trigger_id
+            )
+            return
+        found = await plan(invocation.actor, request)
+        if found.blocked:
+            await respond(**ephemeral(*views.deploy_blocked(found)))
+            return
+        if found.asks_first:
+            await respond(**ephemeral(*views.deploy_needs_review(found, invocation.channel_id)))
+            return
+        result = await deploys.submit(
+            invocation.actor,
+            request,
+            reason="",
+            channel=invocation.channel_id,
+            key=f"deploy:{invocation.trigger_id}",
+        )
+        if result.kind is StartKind.AWAITING_APPROVAL and result.approval is not None:
+            await respond(**ephemeral(views.awaiting_text(result.approval)))
+        else:
+            await respond(**ephemeral(views.started_text(found, result.kind is StartKind.ALREADY)))
+
+    ctx.router.add(
+        Subcommand(
+            name="deploy",
+            summary="deploy a service version; progress in one message, Roll back now on failure",
+            usage=["deploy", "deploy SERVICE VERSION to ENV [hotfix]"],
+            handler=deploy,
+            examples=[
+                "/deploy checkout 1.4.2 to staging",
+                "/deploy checkout sha256:… to prod",
+                "/deploy",
+            ],
+        )
+    )
+
+    # --- the review button (non-confirming environments with a gate to pass) ----------------
+    async def review(i: Interaction) -> None:
+        await i.ack()
+        metadata = json.loads(i.value)
+        await review_in_modal(i.actor, _request(metadata), str(metadata["channel"]), i.trigger_id)
+
+    on_action(app, boundary, views.DEPLOY_REVIEW, "deploy.review", review)
+
+    # --- the form (`/deploy` with no arguments) ---------------------------------------------
+    async def service_chosen(i: Interaction) -> None:
+        await i.ack()
+        service = catalog.service(_selected(i.values, views.FORM_SERVICE))
+        suggestions: list[str] = []
+        if service is not None:
+            for workload in list(service.workloads.values())[:1]:
+                try:
+                    found = await ctx.kube.revisions(
+                        workload.cluster, workload.namespace, workload.deployment
+                    )
+                except ForgebotError:
+                    found = []  # suggestions are a convenience; the form works without them
+                for revision in found[:5]:
+                    image = revision.images.get(workload.container, "")
+                    if image and version_of(image) not in suggestions:
+                        suggestions.append(version_of(image))
+        metadata = json.loads(i.view.get("private_metadata") or "{}")
+        await client.views_update(
+            view_id=i.view.get("id", ""),
+            hash=i.view.get("hash"),
+            view=views.deploy_form(
+                catalog,
+                str(metadata.get("channel", "")),
+                service.name if service else None,
+                suggestions,
+            ),
+        )
+
+    on_block_action(
+        app,
+        boundary,
+        {"block_id": views.FORM_SERVICE, "action_id": "value"},
+        "deploy.form.service",
+        service_chosen,
+    )
+
+    async def form_submitted(i: Interaction) -> None:
+        values = i.values
+        service = _selected(values, views.FORM_SERVICE)
+        environment = _selected(values, views.FORM_ENVIRONMENT)
+        version_text = _selected(values, views.FORM_VERSION)
+        hotfix = bool(
+            ((values.get(views.FORM_HOTFIX) or {}).get("value") or {}).get("selected_options")
+        )
+        try:
+            version = parse.parse_version(version_text)
+        except UserInputError as exc:
+            await i.ack(response_action="errors", errors={views.FORM_VERSION: str(exc)[:150]})
+            return
+        entry = catalog.service(service)
+        if entry is not None and environment not in entry.workloads:
+            where = ", ".join(entry.workloads)
+            await i.ack(
+                response_action="errors",
+                errors={views.FORM_ENVIRONMENT: f"{service} runs in {where}"},
+            )
+            return
+        request = parse.DeployRequest(service, version, environment, hotfix)
+        await i.ack(response_action="update", view=views.loading_modal(service, environment))
+        metadata = json.loads(i.view.get("private_metadata") or "{}")
+        await fill_review(i.actor, request, str(metadata.get("channel", "")), i.view.get("id", ""))
+
+    on_view(app, boundary, views.DEPLOY_FORM_VIEW, "deploy.form", form_submitted)
+
+    # --- the confirmation dialog ------------------------------------------------------------
+    async def confirmed(i: Interaction) -> None:
+        metadata = json.loads(i.view.get("private_metadata") or "{}")
+        if "service" not in metadata:
+            await i.ack()  # a loading, blocked or error dialog has nothing to submit
+            return
+        reason = _selected(i.values, views.REASON)
+        await i.ack()
+        request = _request(metadata)
+        channel = str(metadata.get("channel", ""))
+        result = await deploys.submit(
+            i.actor, request, reason=reason, channel=channel, key=f"deploy:{i.view.get('id')}"
+        )
+        await tell(i.actor.user_id, channel, result)
+
+    on_view(app, boundary, views.DEPLOY_CONFIRM_VIEW, "deploy.confirm", confirmed)
+
+    # --- the second person ------------------------------------------------------------------
+    async def approve(i: Interaction) -> None:
+        await i.ack()
+        await deploys.decide(i.actor, int(i.value), approve=True)
+
+    async def deny(i: Interaction) -> None:
+        await i.ack()
+        await deploys.decide(i.actor, int(i.value), approve=False)
+
+    on_action(app, boundary, views.DEPLOY_APPROVE, "deploy.approve", approve)
+    on_action(app, boundary, views.DEPLOY_DENY, "deploy.deny", deny)
+    return deploys

@@ -1,0 +1,508 @@
+"""`/forge deploy`: every policy gate in one place, then one rollout followed to the end.
+
+A plan is computed from the catalog, the cluster, the freeze state and the error budget; each
+gate says whether it passes, blocks, needs a reason from the requester (break glass in a
+freeze, overriding an exhausted error budget) or needs a second person (the two-person rule,
+break glass). Gates are evaluated again whenever the deploy moves a step (confirmation,
+approval), because the world may have changed in between.
+
+The rollout itself runs as a durable operation keyed by the Slack interaction that started it,
+so retries, double clicks and restarts never deploy twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.audit import AuditLog, AuditRecord
+from bot.auth import Action, Actor, Authorizer, Target
+from bot.catalog import Catalog, Environment, Service, Tier, Workload
+from bot.clock import Clock
+from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from bot.operations import OperationRunner
+from commands.deploy.freeze import FreezeService
+from commands.deploy.gates import BudgetGate
+from commands.deploy.history import version_of
+from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
+from commands.deploy.rollout import Change, RolloutRunner
+from integrations.kubernetes.gateway import DeploymentFacts
+from integrations.slack.blockkit import escape
+from storage import deploy_approvals as approvals_repo
+from storage import deployments as repo
+from storage.db import Database
+from storage.models import (
+    ApprovalState,
+    AuditOutcome,
+    DeployApproval,
+    DeployKind,
+    DeploymentRecord,
+    Operation,
+)
+
+DEPLOY = "deploy.rollout"
+
+# Labels and annotations with which GitOps controllers mark what they own.
+GITOPS_MARKERS: tuple[tuple[str, str, str], ...] = (
+    ("annotation", "argocd.argoproj.io/tracking-id", "Argo CD"),
+    ("label", "argocd.argoproj.io/instance", "Argo CD"),
+    ("label", "kustomize.toolkit.fluxcd.io/name", "Flux"),
+    ("label", "helm.toolkit.fluxcd.io/name", "Flux"),
+)
+
+
+class GateState(StrEnum):
+    PASS = "pass"
+    INFO = "info"
+    BLOCK = "block"
+    NEEDS_REASON = "needs_reason"
+    NEEDS_APPROVAL = "needs_approval"
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    state: GateState
+    detail: str
+
+
+class Need(StrEnum):
+    TWO_PERSON = "two_person"
+    BREAK_GLASS = "break_glass"
+    BUDGET_OVERRIDE = "budget_override"
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    request: DeployRequest
+    team: str
+    image: str
+    from_version: str
+    from_revision: int
+    confirm: bool
+    gates: list[Gate]
+    needs: frozenset[Need] = field(default_factory=frozenset)
+
+    @property
+    def blocked(self) -> list[Gate]:
+        return [g for g in self.gates if g.state is GateState.BLOCK]
+
+    @property
+    def needs_reason(self) -> bool:
+        return bool(self.needs & {Need.BREAK_GLASS, Need.BUDGET_OVERRIDE})
+
+    @property
+    def needs_second_person(self) -> bool:
+        return bool(self.needs & {Need.TWO_PERSON, Need.BREAK_GLASS})
+
+    @property
+    def asks_first(self) -> bool:
+        """True when the requester must confirm (and maybe give a reason) before it starts."""
+        return self.confirm or self.needs_reason or self.needs_second_person
+
+
+class StartKind(StrEnum):
+    STARTED = "started"
+    ALREADY = "already"
+    AWAITING_APPROVAL = "awaiting_approval"
+
+
+@dataclass(frozen=True)
+class Started:
+    kind: StartKind
+    plan: DeployPlan
+    approval: DeployApproval | None = None
+
+
+class DeploymentReader(Protocol):
+    async def deployment_facts(
+        self, cluster: str, namespace: str, deployment: str
+    ) -> DeploymentFacts: ...
+
+    async def set_image(
+        self, cluster: str, namespace: str, deployment: str, container: str, image: str
+    ) -> bool: ...
+
+
+class ApprovalNotifier(Protocol):
+    async def approval_card(
+        self, approval: DeployApproval, plan: DeployPlan, channel: str
+    ) -> tuple[str, str]: ...
+
+    async def approval_decided(self, approval: DeployApproval) -> None: ...
+
+
+@dataclass
+class DeployService:
+    catalog: Catalog
+    db: Database
+    clock: Clock
+    auth: Authorizer
+    audit: AuditLog
+    operations: OperationRunner
+    kube: DeploymentReader
+    freezes: FreezeService
+    rollouts: RolloutRunner
+    approvals: ApprovalNotifier
+    budget_gate: BudgetGate | None = None
+
+    def register_operations(self) -> None:
+        self.operations.register(DEPLOY, self.execute)
+
+    # --- the gates ---------------------------------------------------------------------------
+    def _resolve(self, request: DeployRequest) -> tuple[Service, Environment, Workload]:
+        service = self.catalog.service(request.service)
+        if service is None:
+            known = ", ".join(s.name for s in self.catalog.services) or "none"
+            raise NotFound(
+                f"There is no service called `{escape(request.service)}` (known: {known}).",
+                usage=DEPLOY_USAGE,
+            )
+        environment = self.catalog.environment(request.environment)
+        if environment is None or request.environment not in service.workloads:
+            where = ", ".join(service.workloads) or "nowhere yet"
+            raise NotFound(
+                f"{service.name} does not run in `{escape(request.environment)}` "
+                f"(it runs in {where}).",
+                usage=DEPLOY_USAGE,
+            )
+        return service, environment, service.workloads[request.environment]
+
+    def _version_policy(self, request: DeployRequest, environment: Environment) -> None:
+        policy = environment.policy
+        if policy.require_digest and not request.version.is_digest:
+            raise UserInputError(
+                f"{environment.name} takes image digests only: give `sha256:<64 hex>` instead "
+                f"of `{escape(request.version.text)}`, so what was tested is what runs.",
+                usage=DEPLOY_USAGE,
+            )
+        if not policy.allow_latest and request.version.text == "latest":
+            raise UserInputError(
+                f"`latest` is refused in {environment.name}: name the exact version.",
+                usage=DEPLOY_USAGE,
+            )
+
+    async def plan(self, actor: Actor, request: DeployRequest) -> DeployPlan:
+        """Evaluate every gate. Raises for what no one can get past (who, what, where);
+        returns the other gates for the person to see."""
+        service, environment, workload = self._resolve(request)
+        decision = self.auth.authorize(actor, Action.DEPLOY, Target(service=service.name))
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.DEPLOY))
+        self._version_policy(request, environment)
+        gates: list[Gate] = []
+        needs: set[Need] = set()
+
+        image = request.version.image(service.image)
+        if self.catalog.registries and not any(
+            service.image.startswith(r.rstrip("/") + "/") for r in self.catalog.registries
+        ):
+            gates.append(
+                Gate("registry", GateState.BLOCK, f"{service.image} is not on an allowed registry")
+            )
+
+        facts = await self.kube.deployment_facts(
+            workload.cluster, workload.namespace, workload.deployment
+        )
+        current = version_of(facts.images.get(workload.container, ""))
+        if facts.images.get(workload.container) == image:
+            raise UserInputError(
+                f"{service.name} already runs `{escape(request.version.text)}` in "
+                f"{environment.name}."
+            )
+        owner = gitops_owner(facts)
+        if owner and not service.bot_managed:
+            gates.append(
+                Gate(
+                    "GitOps",
+                    GateState.BLOCK,
+                    f"{owner} manages this Deployment: change the version in Git, or mark the "
+                    "service `bot_managed: true` in the catalog",
+                )
+            )
+        elif owner:
+            gates.append(Gate("GitOps", GateState.INFO, f"{owner} labels present; bot-managed"))
+        if facts.autoscalers:
+            gates.append(
+                Gate(
+                    "autoscaling",
+                    GateState.INFO,
+                    f"HPA {', '.join(facts.autoscalers)} sets the replica count; only the "
+                    "image changes",
+                )
+            )
+
+        running = await self.db.run(lambda s: repo.running(s, service.name, environment.name))
+        if running is not None:
+            gates.append(
+                Gate(
+                    "one rollout at a time",
+                    GateState.BLOCK,
+                    f"{running.version} by <@{running.actor}> is still rolling out",
+                )
+            )
+
+        frozen = await self.freezes.frozen(environment.name)
+        if frozen is not None:
+            may = self.auth.authorize(actor, Action.BREAK_GLASS, Target(service=service.name))
+            gates.append(
+                Gate(
+                    "freeze",
+                    GateState.NEEDS_APPROVAL,
+                    f"{environment.name} is frozen ({escape(frozen.reason)}): breaking glass "
+                    "needs a reason and on-call or platform to approve"
+                    + ("" if may.allowed else " (someone other than you)"),
+                )
+            )
+            needs.add(Need.BREAK_GLASS)
+
+        gates.append(await self._budget(actor, request, service, environment, needs))
+
+        if environment.policy.two_person_rule:
+            gates.append(
+                Gate(
+                    "two-person rule",
+                    GateState.NEEDS_APPROVAL,
+                    f"a second person from {service.team}, on-call or platform approves",
+                )
+            )
+            needs.add(Need.TWO_PERSON)
+        if environment.policy.confirm:
+            gates.append(Gate("confirmation", GateState.INFO, "confirm in the dialog"))
+        gates.insert(0, Gate("authorized", GateState.PASS, ", ".join(sorted(decision.roles_held))))
+        return DeployPlan(
+            request=request,
+            team=service.team,
+            image=image,
+            from_version=current,
+            from_revision=facts.revision,
+            confirm=environment.policy.confirm,
+            gates=gates,
+            needs=frozenset(needs),
+        )
+
+    async def _budget(
+        self,
+        actor: Actor,
+        request: DeployRequest,
+        service: Service,
+        environment: Environment,
+        needs: set[Need],
+    ) -> Gate:
+        if environment.tier is not Tier.PROD:
+            return Gate("error budget", GateState.PASS, "not gated outside production")
+        if request.hotfix:
+            return Gate("error budget", GateState.INFO, "hotfix: not gated")
+        if self.budget_gate is None:
+            return Gate("error budget", GateState.INFO, "no SLO gate configured")
+        verdict = await self.budget_gate.check(service.name, environment.name)
+        if verdict is None:
+            return Gate("error budget", GateState.INFO, "no SLO data; not gated")
+        if not verdict.exhausted:
+            return Gate("error budget", GateState.PASS, verdict.summary)
+        may = self.auth.authorize(actor, Action.GATE_OVERRIDE, Target(service=service.name))
+        if may.allowed:
+            needs.add(Need.BUDGET_OVERRIDE)
+            return Gate(
+                "error budget",
+                GateState.NEEDS_REASON,
+                f"exhausted: {verdict.summary}; you may override with a reason",
+            )
+        return Gate(
+            "error budget",
+            GateState.BLOCK,
+            f"exhausted: {verdict.summary}. Mark it `hotfix`, or ask on-call or platform "
+            "to override",
+        )
+
+    # --- starting ----------------------------------------------------------------------------
+    async def submit(
+        self, actor: Actor, request: DeployRequest, *, reason: str, channel: str, key: str
+    ) -> Started:
+        """The requester's go: start now, or ask the second person. Gates are evaluated again."""
+        plan = await self.plan(actor, request)
+        if plan.blocked:
+            raise Conflict(
+                "The deploy is blocked: " + "; ".join(f"{g.name}: {g.detail}" for g in plan.blocked)
+            )
+        reason = " ".join(reason.split())[:500]
+        if plan.needs_reason and not reason:
+            raise UserInputError("Give a reason: it is kept in the audit log.")
+        if plan.needs & {Need.BREAK_GLASS, Need.BUDGET_OVERRIDE}:
+            await self._audit_exception(actor, plan, reason, channel)
+        if plan.needs_second_person:
+            return await self._ask_for_approval(actor, plan, reason, channel)
+        created = await self._begin(actor.user_id, plan, channel, key)
+        return Started(StartKind.STARTED if created else StartKind.ALREADY, plan)
+
+    async def _audit_exception(
+        self, actor: Actor, plan: DeployPlan, reason: str, channel: str
+    ) -> None:
+        for need, action in (
+            (Need.BREAK_GLASS, Action.BREAK_GLASS),
+            (Need.BUDGET_OVERRIDE, Action.GATE_OVERRIDE),
+        ):
+            if need in plan.needs:
+                await self.audit.record(
+                    AuditRecord(
+                        actor_user_id=actor.user_id,
+                        command=action.value,
+                        outcome=AuditOutcome.OK,
+                        arguments={
+                            "service": plan.request.service,
+                            "environment": plan.request.environment,
+                            "version": plan.request.version.text,
+                            "reason": reason,
+                        },
+                        channel_id=channel,
+                    )
+                )
+
+    async def _ask_for_approval(
+        self, actor: Actor, plan: DeployPlan, reason: str, channel: str
+    ) -> Started:
+        request = plan.request
+        approval = DeployApproval(
+            service=request.service,
+            environment=request.environment,
+            version=request.version.text,
+            hotfix=request.hotfix,
+            requester=actor.user_id,
+            reason=reason,
+            needs=",".join(sorted(plan.needs)),
+            override_budget=Need.BUDGET_OVERRIDE in plan.needs,
+            origin_channel=channel,
+            created_at=self.clock.now(),
+        )
+        approval = await self.db.run(lambda s: approvals_repo.insert(s, approval))
+        team = self.catalog.team(plan.team)
+        card_channel = team.channel if team else channel
+        card_ts = await self.approvals.approval_card(approval, plan, card_channel)
+        approval_id = approval.id or 0
+        await self.db.run(lambda s: approvals_repo.set_card(s, approval_id, card_ts[0], card_ts[1]))
+        approval.card_channel, approval.card_ts = card_ts
+        return Started(StartKind.AWAITING_APPROVAL, plan, approval)
+
+    async def decide(
+        self, actor: Actor, approval_id: int, *, approve: bool, note: str = ""
+    ) -> tuple[DeployApproval, Started | None]:
+        """The second person's answer; the first press wins, the requester cannot approve."""
+        approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
+        if approval is None:
+            raise NotFound("That deploy request no longer exists.")
+        if approval.state != ApprovalState.PENDING:
+            who = f" by <@{approval.decided_by}>" if approval.decided_by else ""
+            raise Conflict(f"That deploy request was already {approval.state}{who}.")
+        if actor.user_id == approval.requester:
+            raise NotAuthorized(
+                "You can’t approve your own deploy: the point is a second pair of eyes."
+            )
+        target = Target(service=approval.service)
+        for need, action in (
+            (Need.TWO_PERSON.value, Action.DEPLOY_APPROVE),
+            (Need.BREAK_GLASS.value, Action.BREAK_GLASS),
+        ):
+            if need in approval.needs.split(","):
+                decision = self.auth.authorize(actor, action, target)
+                if not decision.allowed:
+                    raise NotAuthorized(decision.explain(action))
+        state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
+        now = self.clock.now()
+        decided = await self.db.run(
+            lambda s: approvals_repo.decide(
+                s, approval_id, to=state, by=actor.user_id, now=now, note=note
+            )
+        )
+        if not decided:
+            fresh = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
+            who = f" by <@{fresh.decided_by}>" if fresh and fresh.decided_by else ""
+            raise Conflict(f"That deploy request was already decided{who}.")
+        approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id)) or approval
+        await self.approvals.approval_decided(approval)
+        if not approve:
+            return approval, None
+        request = DeployRequest(
+            approval.service,
+            parse_version(approval.version),
+            approval.environment,
+            approval.hotfix,
+        )
+        # The gates again, as the requester: a freeze may have been set, a rollout started.
+        plan = await self.plan(Actor(approval.requester), request)
+        if plan.blocked:
+            raise Conflict(
+                "Approved, but the deploy is now blocked: "
+                + "; ".join(f"{g.name}: {g.detail}" for g in plan.blocked)
+            )
+        created = await self._begin(
+            approval.requester,
+            plan,
+            approval.origin_channel or approval.card_channel,
+            f"deploy-approval:{approval_id}",
+        )
+        return approval, Started(StartKind.STARTED if created else StartKind.ALREADY, plan)
+
+    async def _begin(self, actor: str, plan: DeployPlan, channel: str, key: str) -> bool:
+        request = plan.request
+        record = DeploymentRecord(
+            service=request.service,
+            team=plan.team,
+            environment=request.environment,
+            kind=DeployKind.DEPLOY,
+            version=request.version.text,
+            previous_version=plan.from_version,
+            actor=actor,
+            started_at=self.clock.now(),
+            hotfix=request.hotfix,
+        )
+        change = Change(
+            DeployKind.DEPLOY,
+            request.service,
+            request.environment,
+            plan.from_version,
+            request.version.text,
+            actor,
+            hotfix=request.hotfix,
+            back_to_revision=plan.from_revision or None,
+        )
+        return await self.rollouts.begin(DEPLOY, record, change, channel, key, image=plan.image)
+
+    # --- running -----------------------------------------------------------------------------
+    async def execute(self, operation: Operation) -> dict[str, Any]:
+        payload = operation.payload
+        change = Change(**payload["change"])
+        service = self.catalog.service(change.service)
+        if service is None or change.environment not in service.workloads:
+            raise ForgebotError(f"{change.service} is no longer in the catalog")
+        workload = service.workloads[change.environment]
+        image = str(payload["image"])
+
+        async def patch() -> None:
+            await self.kube.set_image(
+                workload.cluster, workload.namespace, workload.deployment, workload.container, image
+            )
+
+        status = await self.rollouts.run(
+            int(payload["deployment_id"]),
+            change,
+            str(payload["channel"]),
+            str(payload["ts"]),
+            patch,
+        )
+        if not status.done:
+            raise ForgebotError(
+                f"the deploy of {change.service} {change.to_version} to {change.environment} "
+                f"failed: {status.reason}"
+            )
+        return {"image": image}
+
+
+def gitops_owner(facts: DeploymentFacts) -> str | None:
+    """Which GitOps controller owns the Deployment, if any (a change by hand would be undone
+    at its next sync, or fight it)."""
+    for where, key, owner in GITOPS_MARKERS:
+        found = facts.annotations if where == "annotation" else facts.labels
+        if key in found:
+            return owner
+    return None
