@@ -18,7 +18,7 @@ from commands.deploy.freeze import FreezeService
 from commands.deploy.history import version_of
 from commands.deploy.notifications import SlackApprovalNotifier
 from commands.deploy.rollout import RolloutRunner
-from commands.deploy.service import DeployPlan, DeployService, Started, StartKind
+from commands.deploy.service import DeployService, Started, StartKind
 
 
 def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
@@ -50,15 +50,13 @@ def register(
         freezes,
         rollouts,
         SlackApprovalNotifier(ctx.slack),
+        budget_gate=lambda: ctx.budget_gate,
     )
     deploys.register_operations()
     ctx.extras["deploys"] = deploys
     catalog, boundary, client = ctx.catalog, ctx.boundary, ctx.slack_client
 
-    async def plan(actor: Any, request: parse.DeployRequest) -> DeployPlan:
-        # The SLO capability may register after this one: ask the context at call time.
-        deploys.budget_gate = ctx.budget_gate
-        return await deploys.plan(actor, request)
+    plan = deploys.plan
 
     async def review_in_modal(
         actor: Any, request: parse.DeployRequest, channel: str, trigger_id: str

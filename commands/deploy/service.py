@@ -12,6 +12,7 @@ so retries, double clicks and restarts never deploy twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -145,7 +146,8 @@ class DeployService:
     freezes: FreezeService
     rollouts: RolloutRunner
     approvals: ApprovalNotifier
-    budget_gate: BudgetGate | None = None
+    budget_gate: Callable[[], BudgetGate | None] = lambda: None
+    """Asked at each plan: the SLO capability plugs its gate in after start-up."""
 
     def register_operations(self) -> None:
         self.operations.register(DEPLOY, self.execute)
@@ -294,9 +296,10 @@ class DeployService:
             return Gate("error budget", GateState.PASS, "not gated outside production")
         if request.hotfix:
             return Gate("error budget", GateState.INFO, "hotfix: not gated")
-        if self.budget_gate is None:
+        gate = self.budget_gate()
+        if gate is None:
             return Gate("error budget", GateState.INFO, "no SLO gate configured")
-        verdict = await self.budget_gate.check(service.name, environment.name)
+        verdict = await gate.check(service.name, environment.name)
         if verdict is None:
             return Gate("error budget", GateState.INFO, "no SLO data; not gated")
         if not verdict.exhausted:
@@ -419,9 +422,14 @@ class DeployService:
             who = f" by <@{fresh.decided_by}>" if fresh and fresh.decided_by else ""
             raise Conflict(f"That deploy request was already decided{who}.")
         approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id)) or approval
-        await self.approvals.approval_decided(approval)
-        if not approve:
-            return approval, None
+        try:
+            started = await self._start_approved(approval) if approve else None
+        finally:
+            # After the start: the card and the requester's DM are paced, the deploy is not.
+            await self.approvals.approval_decided(approval)
+        return approval, started
+
+    async def _start_approved(self, approval: DeployApproval) -> Started:
         request = DeployRequest(
             approval.service,
             parse_version(approval.version),
@@ -439,9 +447,9 @@ class DeployService:
             approval.requester,
             plan,
             approval.origin_channel or approval.card_channel,
-            f"deploy-approval:{approval_id}",
+            f"deploy-approval:{approval.id}",
         )
-        return approval, Started(StartKind.STARTED if created else StartKind.ALREADY, plan)
+        return Started(StartKind.STARTED if created else StartKind.ALREADY, plan)
 
     async def _begin(self, actor: str, plan: DeployPlan, channel: str, key: str) -> bool:
         request = plan.request
