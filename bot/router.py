@@ -112,6 +112,8 @@ class Boundary:
 
     def __init__(self, audit: AuditLog) -> None:
         self.audit = audit
+        self.in_flight = 0
+        """Listeners still working (after their ack): for draining and the terminal shell."""
 
     async def run(
         self,
@@ -128,6 +130,7 @@ class Boundary:
         token = request_id.set(uuid.uuid4().hex[:12])
         started = time.perf_counter()
         outcome, error = AuditOutcome.OK, ""
+        self.in_flight += 1
         try:
             await work()
         except UserInputError as exc:
@@ -164,6 +167,7 @@ class Boundary:
                 "for the platform team.",
             )
         finally:
+            self.in_flight -= 1
             if not ack.done:
                 await ack()
             metrics.COMMANDS.labels(name, outcome.value).inc()

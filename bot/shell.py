@@ -70,11 +70,18 @@ class ShellSession:
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             count = len(self.fake.state.calls)
-            busy = bool(self.runtime.ctx and self.runtime.ctx.operations._tasks)
+            busy = bool(
+                self.runtime.ctx
+                and (self.runtime.ctx.operations._tasks or self.runtime.ctx.boundary.in_flight)
+            )
             if count != last_count or busy:
                 last_count, quiet_since = count, time.monotonic()
             elif time.monotonic() - quiet_since >= QUIET_SECONDS:
-                return
+                # Paced messages may still wait their turn in the outbox: deliver them too.
+                if self.runtime.ctx is not None:
+                    await self.runtime.ctx.slack.flush()
+                if len(self.fake.state.calls) == count:
+                    return
 
     def new_calls(self) -> list[RecordedCall]:
         calls = self.fake.state.calls[self._seen :]
@@ -535,7 +542,9 @@ async def run_demo(
 
 
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:
-    """Every catalog service running at version 1.4.1 where the catalog says it runs."""
+    """Every catalog service running at version 1.4.1 where the catalog says it runs. Rollouts
+    take a few seconds, so progress shows, and an image tagged `broken` fails after 10 s."""
+    kube.rollout_seconds = 3.0
     for service in catalog.services:
         for workload in service.workloads.values():
             kube.seed_deployment(
@@ -543,4 +552,5 @@ def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:
                 workload.deployment,
                 f"{service.image}:1.4.1",
                 container=workload.container,
+                progress_deadline_seconds=10,
             )

@@ -272,7 +272,14 @@ class DeployService:
             needs.add(Need.TWO_PERSON)
         if environment.policy.confirm:
             gates.append(Gate("confirmation", GateState.INFO, "confirm in the dialog"))
-        gates.insert(0, Gate("authorized", GateState.PASS, ", ".join(sorted(decision.roles_held))))
+        gates.insert(
+            0,
+            Gate(
+                "authorized",
+                GateState.PASS,
+                "as " + " and ".join(sorted(decision.roles_held & decision.roles_needed)),
+            ),
+        )
         return DeployPlan(
             request=request,
             team=service.team,

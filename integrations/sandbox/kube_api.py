@@ -517,7 +517,13 @@ class FakeKube:
                 raise
 
     def seed_deployment(
-        self, namespace: str, name: str, image: str, replicas: int = 2, container: str = "app"
+        self,
+        namespace: str,
+        name: str,
+        image: str,
+        replicas: int = 2,
+        container: str = "app",
+        progress_deadline_seconds: int = 600,
     ) -> None:
         self.seed_namespace(namespace)
         labels = {"app": name}
@@ -528,6 +534,7 @@ class FakeKube:
                 "metadata": {"name": name, "labels": labels},
                 "spec": {
                     "replicas": replicas,
+                    "progressDeadlineSeconds": progress_deadline_seconds,
                     "selector": {"matchLabels": labels},
                     "template": {
                         "metadata": {"labels": labels},
