@@ -86,7 +86,9 @@ class DeployHarness(Harness):
             lambda calls: [
                 c
                 for c in calls
-                if c.method == method and "Checking the gates" not in _text(c.args.get("view"))
+                if c.method == method
+                and (c.args.get("view") or {}).get("callback_id") == views.DEPLOY_CONFIRM_VIEW
+                and "Checking the gates" not in _text(c.args.get("view"))
             ],
             timeout=10,
         )

@@ -14,6 +14,7 @@ from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, RunningBot
 
 
 async def _say(bot: RunningBot, who: object, text: str) -> str:
+    seen = len([c for c in bot.slack.state.calls if c.method == "response_url"])
     response = await bot.client.send(
         slash_command(who, "/forge", text, bot.slack.new_response_url())
     )  # type: ignore[arg-type]
@@ -21,7 +22,7 @@ async def _say(bot: RunningBot, who: object, text: str) -> str:
     if response.body:
         return str(response.json().get("text", ""))
     calls = await bot.slack.state.until(
-        lambda calls: [c for c in calls if c.method == "response_url"]
+        lambda calls: (found := [c for c in calls if c.method == "response_url"])[seen:] and found
     )
     return json.dumps(calls[-1].args)
 
