@@ -8,6 +8,7 @@ audits the outcome, counts it in metrics and tags logs with a request id.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import time
@@ -30,6 +31,7 @@ from storage.models import AuditOutcome
 
 log = logging.getLogger(__name__)
 
+ACK_FLUSH_SECONDS = 0.03
 ALIASES = ("env", "deploy", "rollback", "slo", "cost")
 TOP_COMMAND = "/forge"
 
@@ -83,6 +85,10 @@ class Ack:
         if text is not None:
             kwargs["text"] = text
         await self._ack(**kwargs)
+        # Bolt notices an ack by polling every 10 ms; give it three polls to send the HTTP response
+        # before this listener's slow work competes for the loop (a burst of 100 deploys: p99 ack
+        # 146 ms without this pause, 37 ms with it; bench/deploy_throughput.py).
+        await asyncio.sleep(ACK_FLUSH_SECONDS)
 
 
 CommandHandler = Callable[[Invocation, Ack, AsyncRespond], Awaitable[None]]

@@ -10,6 +10,7 @@ because provisioning is re-run after a crash.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -379,17 +380,26 @@ class KubeGateway:
         identity: KubernetesIdentity | None = None,
     ) -> RolloutStatus:
         def read(api: client.ApiClient) -> RolloutStatus:
-            apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-            found: Any = apps.read_namespaced_deployment(
-                deployment, namespace, _request_timeout=TIMEOUT
+            # Raw JSON: a followed rollout is read every second (see `status_of`).
+            found = _json(
+                client.AppsV1Api(api).read_namespaced_deployment(
+                    deployment, namespace, _request_timeout=TIMEOUT, _preload_content=False
+                )
             )
-            selector = ",".join(
-                f"{k}={v}" for k, v in (found.spec.selector.match_labels or {}).items()
+            status = status_of(found, [])
+            if not status.failed:
+                return status
+            # Only a failed rollout needs its pods: they say why (image pull, crash loop...).
+            labels = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            pods = _json(
+                client.CoreV1Api(api).list_namespaced_pod(
+                    namespace,
+                    label_selector=",".join(f"{k}={v}" for k, v in labels.items()),
+                    _request_timeout=TIMEOUT,
+                    _preload_content=False,
+                )
             )
-            pods: list[Any] = core.list_namespaced_pod(
-                namespace, label_selector=selector, _request_timeout=TIMEOUT
-            ).items
-            return status_of(found, pods)
+            return status_of(found, list(pods.get("items") or []))
 
         return await self._call(
             cluster, "get", f"deployment {deployment} in {namespace}", read, identity
@@ -446,26 +456,30 @@ class KubeGateway:
         identity: KubernetesIdentity | None = None,
     ) -> DeploymentFacts:
         def read(api: client.ApiClient) -> DeploymentFacts:
-            found: Any = client.AppsV1Api(api).read_namespaced_deployment(
-                deployment, namespace, _request_timeout=TIMEOUT
+            found = _json(
+                client.AppsV1Api(api).read_namespaced_deployment(
+                    deployment, namespace, _request_timeout=TIMEOUT, _preload_content=False
+                )
             )
-            scalers: list[Any] = (
-                client.AutoscalingV2Api(api)
-                .list_namespaced_horizontal_pod_autoscaler(namespace, _request_timeout=TIMEOUT)
-                .items
+            scalers = _json(
+                client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
+                    namespace, _request_timeout=TIMEOUT, _preload_content=False
+                )
             )
-            meta = found.metadata
+            meta, spec = found.get("metadata") or {}, found.get("spec") or {}
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+            annotations = dict(meta.get("annotations") or {})
             return DeploymentFacts(
-                labels=dict(meta.labels or {}),
-                annotations=dict(meta.annotations or {}),
-                images={c.name: c.image or "" for c in found.spec.template.spec.containers},
-                revision=int((meta.annotations or {}).get(REVISION, "0")),
-                replicas=found.spec.replicas if found.spec.replicas is not None else 1,
+                labels=dict(meta.get("labels") or {}),
+                annotations=annotations,
+                images={c["name"]: c.get("image") or "" for c in containers},
+                revision=int(annotations.get(REVISION, "0")),
+                replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
                 autoscalers=[
-                    h.metadata.name
-                    for h in scalers
-                    if h.spec.scale_target_ref.kind == "Deployment"
-                    and h.spec.scale_target_ref.name == deployment
+                    h["metadata"]["name"]
+                    for h in scalers.get("items") or []
+                    if (h.get("spec") or {}).get("scaleTargetRef", {}).get("kind") == "Deployment"
+                    and h["spec"]["scaleTargetRef"].get("name") == deployment
                 ],
             )
 
@@ -517,9 +531,7 @@ class KubeGateway:
                 deployment, namespace, body, _request_timeout=TIMEOUT
             )
 
-        await self.patch_with_retry(
-            cluster, f"deployment {deployment} in {namespace}", read, write
-        )
+        await self.patch_with_retry(cluster, f"deployment {deployment} in {namespace}", read, write)
         return changed
 
     # --- optimistic concurrency ----------------------------------------------------------------
@@ -571,6 +583,12 @@ def _warm_calls(api: client.ApiClient) -> None:
     rbac.create_namespaced_role_binding("default", body, dry_run="All", _request_timeout=TIMEOUT)
     body = manifests.network_policy("default")
     net.create_namespaced_network_policy("default", body, dry_run="All", _request_timeout=TIMEOUT)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a call made with `_preload_content=False` (errors have raised already)."""
+    body: dict[str, Any] = json.loads(response.data)
+    return body
 
 
 def missing(exc: BaseException) -> bool:

@@ -32,18 +32,24 @@ class RolloutStatus:
         )
 
 
-def status_of(deployment: Any, pods: list[Any]) -> RolloutStatus:
-    spec_replicas = deployment.spec.replicas if deployment.spec.replicas is not None else 1
-    status = deployment.status
-    observed = (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
-    updated, ready, available = (
-        status.updated_replicas or 0,
-        status.ready_replicas or 0,
-        status.available_replicas or 0,
+def status_of(deployment: dict[str, Any], pods: list[dict[str, Any]]) -> RolloutStatus:
+    """From the API's JSON (not the client's models: followed rollouts are read every second,
+    and building models costs far more CPU than the JSON itself)."""
+    spec, status, meta = (
+        deployment.get("spec") or {},
+        deployment.get("status") or {},
+        deployment.get("metadata") or {},
     )
-    conditions = {c.type: c for c in status.conditions or []}
+    spec_replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+    updated, ready, available = (
+        int(status.get("updatedReplicas") or 0),
+        int(status.get("readyReplicas") or 0),
+        int(status.get("availableReplicas") or 0),
+    )
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing")
-    if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
         return RolloutStatus(
             spec_replicas,
             updated,
@@ -51,22 +57,25 @@ def status_of(deployment: Any, pods: list[Any]) -> RolloutStatus:
             available,
             False,
             True,
-            _pod_reason(pods) or progressing.message or "",
+            _pod_reason(pods) or str(progressing.get("message") or ""),
         )
     done = observed and updated == ready == available == spec_replicas
     return RolloutStatus(spec_replicas, updated, ready, available, done, False)
 
 
-def _pod_reason(pods: list[Any]) -> str:
+def _pod_reason(pods: list[dict[str, Any]]) -> str:
     for pod in pods:
-        for container in pod.status.container_statuses or []:
-            waiting = container.state.waiting if container.state else None
-            if waiting is not None and waiting.reason not in (
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting is not None and waiting.get("reason") not in (
                 None,
                 "ContainerCreating",
                 "PodInitializing",
             ):
-                return f"{pod.metadata.name}: {waiting.reason}: {waiting.message or ''}".strip(": ")
+                name = (pod.get("metadata") or {}).get("name", "")
+                return f"{name}: {waiting.get('reason')}: {waiting.get('message') or ''}".strip(
+                    ": "
+                )
     return ""
 
 

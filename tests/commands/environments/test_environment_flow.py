@@ -332,11 +332,16 @@ async def test_deny_needs_a_reason_and_tells_the_requester(harness: Harness) -> 
     await harness.press(PLATFORM, "env_deny", str(record.id))
     deny_view = dict(
         (
-            await harness.until(
-                "views.open",
-                trigger_id=harness.slack.state.find("views.open")[-1].args["trigger_id"],
+            await harness.slack.state.until(
+                lambda calls: [
+                    c
+                    for c in calls
+                    if c.method == "views.open"
+                    and c.args["view"].get("callback_id") == "env_deny_reason"
+                ],
+                timeout=10,
             )
-        ).args["view"]
+        )[-1].args["view"]
     )
     assert deny_view["callback_id"] == "env_deny_reason"
     empty = await harness.client.send(

@@ -1,0 +1,215 @@
+"""100 deploys of different services issued at once, against the fake Kubernetes API with 20 ms
+of latency per call.
+
+Runs the real bot (SQLite, the fake Slack Web API, the fake Kubernetes API), sends 100 signed
+`/deploy SERVICE 2.0.0 to staging` slash commands concurrently, each from its own channel, and
+measures: the ack latency of each command (p50/p99, Slack's deadline is 3 s), the time until
+every rollout is followed to the end and recorded, and how often each progress message was
+updated (Slack allows about one update per second per message).
+
+    uv run python bench/deploy_throughput.py [--deploys 100] [--latency 0.02] [--rollout 4]
+
+`/forge dora` over 100,000 recorded deploys is measured by bench/dora_query.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ack_latency import free_port, wait_healthy  # noqa: E402
+from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
+from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
+from integrations.sandbox.slack_payloads import (  # noqa: E402
+    SignedSlackClient,
+    SlackIdentity,
+    slash_command,
+)
+
+SECRET = "bench-secret-0123456789"
+TOKEN = "xoxb-bench"
+TEAMS = 10
+
+
+def catalog_text(services: int) -> str:
+    teams = "\n".join(
+        f"  - name: team{t}\n    channel: C0TEAM{t:03d}\n"
+        f"    members: [{', '.join(f'U0DEV{i:03d}' for i in range(services) if i % TEAMS == t)}]"
+        for t in range(TEAMS)
+    )
+    entries = "\n".join(
+        f"  - name: svc{i:03d}\n    team: team{i % TEAMS}\n"
+        f"    image: registry.example.com/bench/svc{i:03d}\n"
+        f"    workloads:\n      staging: {{cluster: dev-cluster, namespace: svc{i:03d}, "
+        f"deployment: svc{i:03d}, container: app}}"
+        for i in range(services)
+    )
+    return f"""
+platform_team: platform
+teams:
+  - name: platform
+    channel: C0PLATFORM
+    members: [U0PLATFORM]
+{teams}
+registries: [registry.example.com]
+services:
+{entries}
+environments:
+  - name: staging
+    tier: staging
+    cluster: dev-cluster
+"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def outcomes(database: Path) -> list[tuple[str, str, str, str | None]]:
+    with sqlite3.connect(database) as conn:
+        return list(
+            conn.execute("SELECT outcome, service, started_at, finished_at FROM deployments")
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deploys", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--rollout", type=float, default=4.0, help="seconds a rollout takes")
+    args = parser.parse_args()
+
+    slack = start_fake_slack(TOKEN)
+    kube = start_fake_kube()
+    for i in range(args.deploys):
+        kube.state.seed_deployment(
+            f"svc{i:03d}", f"svc{i:03d}", f"registry.example.com/bench/svc{i:03d}:1.0.0", replicas=3
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="forgebot-bench-"))
+    database = workdir / "bench.db"
+    (workdir / "catalog.yaml").write_text(catalog_text(args.deploys), encoding="utf-8")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "FORGEBOT_DATABASE_URL": f"sqlite:///{database}",
+        "FORGEBOT_CATALOG": str(workdir / "catalog.yaml"),
+        "FORGEBOT_LOG_LEVEL": "WARNING",
+        "KUBECONFIG": str(kube.write_kubeconfig(workdir / "kubeconfig", ["dev-cluster"])),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    # The bot runs as `forgebot serve` in its own process, as in production; this process
+    # plays Slack and the cluster.
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = SignedSlackClient(url, SECRET)
+    try:
+        await wait_healthy(url, time.perf_counter(), path="/readyz")
+        await asyncio.sleep(3)  # the bot warms its Kubernetes client in the background
+        kube.state.faults.latency = args.latency
+        kube.state.rollout_seconds = args.rollout
+        slack.state.reset()
+
+        async def one(i: int) -> float:
+            who = SlackIdentity(
+                user_id=f"U0DEV{i:03d}", channel_id=f"C0DEV{i:03d}", channel_name=f"dev{i}"
+            )
+            body = slash_command(
+                who, "/deploy", f"svc{i:03d} 2.0.0 to staging", slack.new_response_url()
+            )
+            started = time.perf_counter()
+            response = await client.send(body)
+            elapsed = time.perf_counter() - started
+            if response.status != 200:
+                raise SystemExit(f"deploy {i}: HTTP {response.status}")
+            return elapsed
+
+        started = time.perf_counter()
+        acks = await asyncio.gather(*[one(i) for i in range(args.deploys)])
+        acked = time.perf_counter() - started
+
+        deadline = time.monotonic() + 120
+        rows = outcomes(database)
+        while time.monotonic() < deadline:
+            rows = outcomes(database)
+            if len(rows) == args.deploys and all(r[0] != "in_progress" for r in rows):
+                break
+            await asyncio.sleep(0.05)
+        finished = time.perf_counter() - started
+        await asyncio.sleep(1.5)  # the last paced updates
+        succeeded = sum(1 for r in rows if r[0] == "succeeded")
+
+        updates: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for call in slack.state.calls:
+            if call.method == "chat.update":
+                updates[(str(call.args["channel"]), str(call.args["ts"]))].append(call.at)
+        worst_rate = 0
+        for times in updates.values():
+            times.sort()
+            # The most updates any one message received within one second.
+            window = 0
+            for j, t in enumerate(times):
+                while times[window] <= t - 1.0:
+                    window += 1
+                worst_rate = max(worst_rate, j - window + 1)
+        gaps = [b - a for times in updates.values() for a, b in itertools.pairwise(times)]
+
+        ms = [a * 1000 for a in acks]
+        print(
+            f"{args.deploys} deploys of different services at once, "
+            f"{args.latency * 1000:.0f} ms per Kubernetes call, rollouts of {args.rollout:.0f} s"
+        )
+        print(
+            f"ack: p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
+            f"max {max(ms):.1f} ms (target p99 < 100 ms; Slack's deadline 3000 ms); "
+            f"all {args.deploys} acked {acked * 1000:.0f} ms after the first was sent"
+        )
+        print(
+            f"rollouts: {succeeded}/{args.deploys} succeeded, all followed to the end and "
+            f"recorded {finished:.2f} s after the first command"
+        )
+        print(
+            f"progress messages: {len(updates)}, updated {sum(len(t) for t in updates.values())} "
+            f"times; most updates of one message within any 1 s: {worst_rate} (target ≤ 1); "
+            f"shortest gap between two updates of one message: {min(gaps, default=0):.2f} s"
+        )
+        print(f"most requests in flight at the Kubernetes API server: {kube.state.max_in_flight}")
+    finally:
+        await client.close()
+        bot.terminate()
+        bot.wait(timeout=30)
+        kube.stop()
+        slack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
