@@ -574,8 +574,34 @@ def _validate(kind: Kind, obj: dict[str, Any]) -> None:
                 "causes": [{"reason": "FieldValueInvalid", "field": "metadata.name"}],
             },
         )
+    spec = obj.get("spec") or {}
+    if kind.kind in ("Deployment", "StatefulSet") and int(spec.get("replicas", 1)) < 0:
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{kind.kind}.apps "{name}" is invalid: spec.replicas: Invalid value: '
+            f"{spec['replicas']}: must be greater than or equal to 0",
+            {"name": name, "kind": kind.kind},
+        )
+    if kind.kind == "HorizontalPodAutoscaler":
+        # As the API server validates autoscaling/v2 (without the HPAScaleToZero gate).
+        low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 0))
+        problem = (
+            f"spec.minReplicas: Invalid value: {low}: must be greater than or equal to 1"
+            if low < 1
+            else f"spec.maxReplicas: Invalid value: {high}: must be greater than or equal to "
+            "`minReplicas`"
+            if high < low
+            else ""
+        )
+        if problem:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'HorizontalPodAutoscaler.autoscaling "{name}" is invalid: {problem}',
+                {"name": name, "kind": kind.kind},
+            )
     if kind.kind == "Deployment":
-        spec = obj.get("spec") or {}
         selector = (spec.get("selector") or {}).get("matchLabels")
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if not selector:
