@@ -59,6 +59,7 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
 
     async def command(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         cmd = parse.parse_command(invocation.args)
+        service.check_team(cmd.team)
         await ack()
         if cmd.verb == "set":
             schedule = await service.set_schedule(invocation.actor, cmd.environment, cmd.schedule)

@@ -9,6 +9,7 @@ from typing import Literal
 from bot.catalog import DNS_LABEL
 from bot.durations import DurationError, parse_duration
 from bot.errors import UserInputError
+from commands.offhours.schedule import ScheduleError, parse_schedule
 from integrations.slack.blockkit import escape
 
 USAGE = "\n".join(
@@ -60,6 +61,10 @@ def parse_command(args: str) -> OffhoursCommand:
                 usage=USAGE,
             )
         schedule = " ".join(rest[1:]).strip().strip(_QUOTES).strip()
+        try:
+            parse_schedule(schedule)  # refused here, before anything is acknowledged
+        except ScheduleError as exc:
+            raise UserInputError(str(exc), usage=USAGE) from None
         return OffhoursCommand("set", environment=_environment(rest[0], USAGE), schedule=schedule)
     if verb == "show":
         if len(rest) != 1:

@@ -259,7 +259,9 @@ class OffhoursService:
             await self.db.run(lambda s: repo.close_sleep(s, target.environment, now))
             return EnvOutcome(target.environment, None, note="namespace is gone")
         except ForgebotError as exc:
-            return await self._failed(target, setting, None, [str(exc)])
+            # Unreachable: say what it should have done, by the schedule known without it.
+            fallback = self.desired_up(self.resolve(target, setting, None), setting, now)
+            return await self._failed(target, setting, fallback, [str(exc)])
         resolved = self.resolve(target, setting, annotations.get(SCHEDULE_ANNOTATION))
         want_up = self.desired_up(resolved, setting, now)
         if want_up:
@@ -568,12 +570,15 @@ class OffhoursService:
         quota = template.sizes[target.size]  # type: ignore[index]
         return quota.cpu * pricing.vcpu_hour + quota.memory_gib * pricing.gib_hour, pricing.currency
 
-    async def report(
-        self, actor: Actor, team: str | None, period: timedelta
-    ) -> tuple[str, list[SavingsLine]]:
+    def check_team(self, team: str | None) -> None:
         if team is not None and self.catalog.team(team) is None:
             known = ", ".join(t.name for t in self.catalog.teams)
             raise UserInputError(f"There is no team called {team}; the catalog has {known}.")
+
+    async def report(
+        self, actor: Actor, team: str | None, period: timedelta
+    ) -> tuple[str, list[SavingsLine]]:
+        self.check_team(team)
         if team is None:
             mine = self.auth.primary_team(actor.user_id)
             team = mine.name if mine else None
