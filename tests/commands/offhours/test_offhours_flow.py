@@ -3,13 +3,18 @@ against the fake API server, signed Slack requests in and what Slack would show 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
+from bot.clock import ManualClock
+from bot.runtime import Runtime
 from commands.offhours import views
 from integrations.sandbox.kube_api import KINDS
 from storage import offhours as repo
+from storage.models import JobRun
 from storage.offhours import OffhoursOriginal, OffhoursSleep
 from tests.commands.offhours.conftest import (
     ENV,
@@ -377,3 +382,25 @@ async def test_savings_report_and_weekly_summary(h: Harness) -> None:
     post = await h.message_containing("Weekly off-hours summary")
     assert post.args["channel"] == "C0PAYMENTS"
     assert START < WAKE
+
+
+async def test_a_starting_replica_reconciles_at_once(h: Harness) -> None:
+    """After an outage the bot does not wait for the next interval: its start-up pass puts
+    the environment where the schedule says it is now."""
+    await h.add_environment()
+    assert h.runtime.ctx is not None
+    clock = ManualClock(SHUTDOWN + timedelta(hours=3))
+    restarted = Runtime(h.runtime.settings, h.runtime.catalog, clock=clock, run_scheduler=True)
+    await restarted.start()
+    try:
+        deadline = time.monotonic() + 10
+        while replicas(h.kube)["web"] != 0:
+            assert time.monotonic() < deadline, "the start-up pass did not run"
+            await asyncio.sleep(0.05)
+        assert restarted.db is not None
+        runs = await restarted.db.run(
+            lambda s: s.exec(select(JobRun).where(JobRun.job_id == "offhours")).all()
+        )
+        assert len(runs) == 1
+    finally:
+        await restarted.stop()
