@@ -16,7 +16,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from commands.offhours.report import SavingsLine, savings
 from commands.offhours.schedule import (
     Schedule,
     ScheduleError,
+    Transition,
     is_up,
     next_transition,
     parse_schedule,
@@ -197,22 +198,27 @@ class OffhoursService:
         return is_up(resolved.schedule, now, self.catalog.holidays)
 
     def next_shutdown(
-        self, resolved: ResolvedSchedule, setting: OffhoursSetting | None, now: datetime
+        self,
+        resolved: ResolvedSchedule,
+        setting: OffhoursSetting | None,
+        now: datetime,
+        within: timedelta,
     ) -> datetime | None:
-        """When the environment next goes to sleep, overrides included (within a week)."""
+        """When the environment next goes to sleep, overrides included, if within `within`."""
         if resolved.schedule is None or resolved.schedule.always_on:
             return None
-        schedule, holidays = resolved.schedule, self.catalog.holidays
+        schedule = resolved.schedule
+        holidays = tuple(self.catalog.holidays)
         if setting is not None and setting.override_until and now < utc(setting.override_until):
             until = utc(setting.override_until)
             if setting.override_up is False:
                 return None
             if not is_up(schedule, until, holidays):
-                return until
-            now = until
+                return until if until - now <= within else None
+            return None
         if not is_up(schedule, now, holidays):
             return None
-        change = next_transition(schedule, now, holidays)
+        change = _next_transition(schedule, _minute(now), holidays, within + timedelta(minutes=1))
         return change.at if change is not None and not change.up else None
 
     def next_change(
@@ -222,7 +228,9 @@ class OffhoursService:
             return None
         if setting is not None and setting.override_until and now < utc(setting.override_until):
             return utc(setting.override_until)
-        change = next_transition(resolved.schedule, now, self.catalog.holidays)
+        change = _next_transition(
+            resolved.schedule, _minute(now), tuple(self.catalog.holidays), timedelta(days=8)
+        )
         return change.at if change else None
 
     # --- the reconciler ----------------------------------------------------------------------
@@ -450,7 +458,7 @@ class OffhoursService:
         now: datetime,
     ) -> None:
         lead = self.catalog.schedules.offhours_reminder_lead
-        shutdown_at = self.next_shutdown(resolved, setting, now)
+        shutdown_at = self.next_shutdown(resolved, setting, now, lead)
         if shutdown_at is None or shutdown_at - now > lead:
             return
         if not await self.db.run(
@@ -628,6 +636,19 @@ class OffhoursService:
                 actor_team=target.team,
             )
         )
+
+
+def _minute(when: datetime) -> datetime:
+    return when.replace(second=0, microsecond=0)
+
+
+@functools.lru_cache(maxsize=2048)
+def _next_transition(
+    schedule: Schedule, after: datetime, holidays: tuple[date, ...], horizon: timedelta
+) -> Transition | None:
+    """Schedules are evaluated minute by minute (exact across DST), which costs ~10k steps for
+    a week; environments share a handful of schedules, so one pass computes each once."""
+    return next_transition(schedule, after, holidays, horizon)
 
 
 def _local(when: datetime, zone: ZoneInfo) -> str:
