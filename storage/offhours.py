@@ -282,6 +282,17 @@ def close_sleep(session: Session, environment: str, now: datetime) -> None:
     )
 
 
+def close_sleeps_except(session: Session, environments: Sequence[str], now: datetime) -> int:
+    """End the open periods of environments that are gone (deleted or expired while asleep)."""
+    result = session.execute(
+        update(OffhoursSleep)
+        .where(col(OffhoursSleep.open_key).is_not(None))
+        .where(col(OffhoursSleep.environment).not_in(list(environments)))
+        .values(open_key=None, ended_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def sleeps_overlapping(
     session: Session, start: datetime, end: datetime, teams: Sequence[str] | None = None
 ) -> Sequence[OffhoursSleep]:

@@ -244,6 +244,9 @@ class OffhoursService:
     async def reconcile(self) -> list[EnvOutcome]:
         """One pass over every active environment (the scheduled job's body)."""
         targets = await self.targets()
+        now = self.clock.now()
+        names = [t.environment for t in targets]
+        await self.db.run(lambda s: repo.close_sleeps_except(s, names, now))
         return list(await asyncio.gather(*(self.reconcile_target(t) for t in targets)))
 
     async def reconcile_environment(self, name: str) -> EnvOutcome:

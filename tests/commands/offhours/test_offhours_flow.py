@@ -13,8 +13,9 @@ from bot.clock import ManualClock
 from bot.runtime import Runtime
 from commands.offhours import views
 from integrations.sandbox.kube_api import KINDS
+from storage import environments as env_repo
 from storage import offhours as repo
-from storage.models import JobRun
+from storage.models import EnvState, JobRun
 from storage.offhours import OffhoursOriginal, OffhoursSleep
 from tests.commands.offhours.conftest import (
     ENV,
@@ -404,3 +405,23 @@ async def test_a_starting_replica_reconciles_at_once(h: Harness) -> None:
         assert len(runs) == 1
     finally:
         await restarted.stop()
+
+
+async def test_holidays_sleep_all_day_and_a_deleted_environment_stops_counting(h: Harness) -> None:
+    await h.add_environment()
+    h.at(datetime(2026, 12, 25, 10, 0, tzinfo=UTC))  # Friday, a catalog holiday, 11:00 Berlin
+    [outcome] = await h.service.reconcile()
+    assert outcome.acted == "slept"
+    assert h.runtime.db is not None
+    record = await h.runtime.db.run(lambda s: env_repo.live_by_name(s, ENV))
+    assert record is not None and record.id is not None
+    env_id = record.id
+    await h.runtime.db.run(
+        lambda s: env_repo.transition(
+            s, env_id, expected=[EnvState.ACTIVE], to=EnvState.DELETED, now=h.clock.now()
+        )
+    )
+    h.at(datetime(2026, 12, 25, 12, 0, tzinfo=UTC))
+    assert await h.service.reconcile() == []
+    sleeps = await h.runtime.db.run(lambda s: s.exec(select(OffhoursSleep)).all())  # type: ignore[arg-type]
+    assert [(s.ended_at, s.open_key) for s in sleeps] == [(h.clock.now(), None)]
