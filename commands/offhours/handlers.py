@@ -110,11 +110,11 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
     async def wake(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         cmd = parse.parse_wake(invocation.args)
         await ack()
-        until = await service.wake_for(invocation.actor, cmd.environment, cmd.duration)
+        until, zone = await service.wake_for(invocation.actor, cmd.environment, cmd.duration)
         await respond(
             **ephemeral(
-                f":sunny: Waking {cmd.environment} until {until:%a %H:%M} UTC; it goes back to "
-                "its schedule after that."
+                f":sunny: Waking {cmd.environment} until {views.local_day(until, zone)}; it goes "
+                "back to its schedule after that."
             )
         )
         outcome = await service.reconcile_environment(cmd.environment)

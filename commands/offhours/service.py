@@ -511,13 +511,16 @@ class OffhoursService:
 
     async def wake_for(
         self, actor: Actor, environment: str, duration: timedelta | None
-    ) -> datetime:
-        """`/forge env wake ENV [for 3h]`: up now, and back to the schedule after."""
+    ) -> tuple[datetime, str]:
+        """`/forge env wake ENV [for 3h]`: up now, and back to the schedule after. Returns
+        until when, and the schedule's zone to say it in."""
         target = await self._target(environment)
         self._authorize(actor, Action.ENV_WAKE, target)
         until = self.clock.now() + (duration or DEFAULT_WAKE)
         await self._override(actor, target, True, until, "woken on demand")
-        return until
+        now = self.clock.now()
+        setting = await self.db.run(lambda s: repo.setting(s, environment, now))
+        return until, self.resolve(target, setting, None).zone
 
     async def _override(
         self, actor: Actor, target: OffhoursTarget, up: bool, until: datetime, reason: str
