@@ -476,15 +476,23 @@ class OffhoursService:
         """A reminder button: keep (running 3 h longer), skip (tonight), sleep (now)."""
         target = await self._target(environment)
         self._authorize(actor, Action.OFFHOURS_SNOOZE, target)
-        shutdown_at = datetime.fromisoformat(shutdown_iso)
+        try:
+            shutdown_at = utc(datetime.fromisoformat(shutdown_iso))
+        except ValueError:
+            raise UserInputError("That button is broken; use `/forge env wake` instead.") from None
         now = self.clock.now()
-        key = f"offhours.choice:{environment}:{shutdown_iso}:{choice}"
-        if not await self.db.run(lambda s: idempotency.claim(s, key, now)):
-            raise Conflict("That choice was already made; nothing more to do.")
         setting = await self.db.run(lambda s: repo.setting(s, environment, now))
         annotations = await self.scaling.namespace_annotations(target.cluster, target.namespace)
         resolved = self.resolve(target, setting, annotations.get(SCHEDULE_ANNOTATION))
         zone = ZoneInfo(resolved.zone)
+        if now >= self._next_wake(resolved, shutdown_at):
+            raise Conflict(
+                f"This reminder was for the night of {_local(shutdown_at, zone)}, which is over; "
+                f"`/forge env wake {environment}` wakes it now."
+            )
+        key = f"offhours.choice:{environment}:{shutdown_iso}:{choice}"
+        if not await self.db.run(lambda s: idempotency.claim(s, key, now)):
+            raise Conflict("That choice was already made; nothing more to do.")
         if choice == "keep":
             until, up = shutdown_at + KEEP_RUNNING_FOR, True
             message = f"{environment} keeps running until {_local(until, zone)}."

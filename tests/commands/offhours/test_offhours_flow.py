@@ -168,6 +168,17 @@ async def test_skip_tonight_and_sleep_now(h: Harness) -> None:
     assert not outcome.desired_up, "and asleep again the next evening"
 
 
+async def test_an_old_reminder_cannot_change_a_later_night(h: Harness) -> None:
+    await h.add_environment()
+    h.at(WAKE + timedelta(hours=1))
+    await h.press(DEVELOPER, views.SLEEP, f"{ENV}|{SHUTDOWN.isoformat()}")
+    [reply] = await h.responses("which is over")
+    assert "/forge env wake pv-shop" in reply["text"]
+    assert replicas(h.kube) == AWAKE_COUNTS
+    await h.press(DEVELOPER, views.KEEP, f"{ENV}|not-a-time")
+    await h.responses("That button is broken")
+
+
 async def test_a_stranger_cannot_snooze(h: Harness) -> None:
     await h.add_environment()
     await h.press(STRANGER, views.KEEP, f"{ENV}|{SHUTDOWN.isoformat()}")
