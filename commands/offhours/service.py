@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bot.audit import AuditLog, AuditRecord
 from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog
+from bot.catalog import Catalog, Tier
 from bot.clock import Clock, utc
 from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
 from commands.offhours import sweep
@@ -49,6 +49,8 @@ from storage.offhours import OffhoursSetting, OffhoursState
 log = logging.getLogger(__name__)
 
 SCHEDULE_ANNOTATION = "forgebot.io/offhours"
+TEAM_ANNOTATION = "forgebot.io/team"
+MANAGED_BY = "forgebot.io/managed-by"
 KEEP_RUNNING_FOR = timedelta(hours=3)
 DEFAULT_WAKE = timedelta(hours=2)
 KUBE_KINDS = frozenset(ScalingGateway.KINDS)
@@ -235,8 +237,56 @@ class OffhoursService:
 
     # --- the reconciler ----------------------------------------------------------------------
     async def targets(self) -> list[OffhoursTarget]:
+        """Active environments, plus any other namespace annotated with a schedule on a cluster
+        that hosts non-production environments (kube-downscaler's per-namespace opt-in)."""
         records = await self.db.run(lambda s: env_repo.live(s))
-        return [OffhoursTarget.of(r) for r in records if r.state == EnvState.ACTIVE]
+        targets = [OffhoursTarget.of(r) for r in records if r.state == EnvState.ACTIVE]
+        taken = {r.name for r in records}
+        never = self._never_asleep()
+        for cluster in self._offhours_clusters():
+            try:
+                found = await self.scaling.annotated_namespaces(cluster, SCHEDULE_ANNOTATION)
+            except ForgebotError as exc:
+                log.warning("off-hours cannot list the namespaces of %s: %s", cluster, exc)
+                continue
+            for name, labels, notes in found:
+                if (
+                    name in taken
+                    or (cluster, name) in never
+                    or labels.get(MANAGED_BY) == "forgebot"  # an environment's, now gone
+                ):
+                    continue
+                taken.add(name)
+                team = notes.get(TEAM_ANNOTATION) or self._workload_team(cluster, name)
+                targets.append(OffhoursTarget(name, cluster, name, team, "", "", ""))
+        return targets
+
+    def _offhours_clusters(self) -> list[str]:
+        clusters = {t.cluster for t in self.catalog.templates}
+        clusters |= {
+            e.cluster
+            for e in self.catalog.environments
+            if e.policy.offhours and e.tier != Tier.PROD
+        }
+        return sorted(clusters)
+
+    def _never_asleep(self) -> set[tuple[str, str]]:
+        """Namespaces of catalog environments that must not sleep (prod, or offhours: false),
+        whatever their annotations say."""
+        protected: set[tuple[str, str]] = set()
+        for service in self.catalog.services:
+            for env_name, workload in service.workloads.items():
+                env = self.catalog.environment(env_name)
+                if env is None or not env.policy.offhours or env.tier == Tier.PROD:
+                    protected.add((workload.cluster, workload.namespace))
+        return protected
+
+    def _workload_team(self, cluster: str, namespace: str) -> str:
+        for service in self.catalog.services:
+            for workload in service.workloads.values():
+                if (workload.cluster, workload.namespace) == (cluster, namespace):
+                    return service.team
+        return ""
 
     async def reconcile_job(self, slot: datetime) -> None:
         await self.reconcile()

@@ -91,6 +91,18 @@ class ScalingGateway:
         info = await self.kube.get_namespace(cluster, namespace)
         return info.annotations
 
+    async def annotated_namespaces(
+        self, cluster: str, annotation: str
+    ) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """(name, labels, annotations) of the namespaces carrying `annotation` (annotations
+        cannot be selected on the server, so all namespaces are listed and filtered here)."""
+        found = await self.kube.list_namespaces(cluster, "")
+        return [
+            (n.name, n.labels, n.annotations)
+            for n in found
+            if annotation in n.annotations and n.phase != "Terminating"
+        ]
+
     async def list_scalables(self, cluster: str, namespace: str) -> list[Scalable]:
         def lister(kind: str) -> Callable[[client.ApiClient], list[Scalable]]:
             def read(api: client.ApiClient) -> list[Scalable]:

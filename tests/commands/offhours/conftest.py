@@ -47,13 +47,19 @@ def _pod_template(name: str) -> dict[str, Any]:
     }
 
 
-def seed_workloads(kube: FakeKube, namespace: str, *, schedule: str | None = SCHEDULE) -> None:
+def seed_workloads(
+    kube: FakeKube,
+    namespace: str,
+    *,
+    schedule: str | None = SCHEDULE,
+    labels: dict[str, str] | None = None,
+) -> None:
     """What a developer runs in a preview namespace, including what off-hours must leave alone."""
     annotations = {"forgebot.io/offhours": schedule} if schedule else {}
     kube.create(
         _KIND["Namespace"],
         "",
-        {"metadata": {"name": namespace, "annotations": annotations}},
+        {"metadata": {"name": namespace, "annotations": annotations, "labels": labels or {}}},
     )
 
     def deployment(name: str, replicas: int, annotations: dict[str, str] | None = None) -> None:
@@ -213,7 +219,9 @@ class Harness:
             )
         )
         if seed:
-            seed_workloads(self.kube, name, schedule=schedule)
+            # As provisioning labels an environment's namespace.
+            labels = {"forgebot.io/managed-by": "forgebot", "forgebot.io/environment": name}
+            seed_workloads(self.kube, name, schedule=schedule, labels=labels)
         return stored
 
     async def command(self, who: SlackIdentity, command: str, text: str) -> dict[str, Any]:

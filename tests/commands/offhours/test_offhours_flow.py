@@ -25,6 +25,7 @@ from tests.commands.offhours.conftest import (
     obj,
     patches,
     replicas,
+    seed_workloads,
     validate_all,
 )
 from tests.fixtures.slack import DEVELOPER, STRANGER
@@ -436,3 +437,26 @@ async def test_holidays_sleep_all_day_and_a_deleted_environment_stops_counting(h
     assert await h.service.reconcile() == []
     sleeps = await h.runtime.db.run(lambda s: s.exec(select(OffhoursSleep)).all())  # type: ignore[arg-type]
     assert [(s.ended_at, s.open_key) for s in sleeps] == [(h.clock.now(), None)]
+
+
+async def test_any_namespace_annotated_with_a_schedule_sleeps_too(h: Harness) -> None:
+    seed_workloads(h.kube, "search-sandbox")
+    h.kube.patch(
+        _KIND["Namespace"],
+        "",
+        "search-sandbox",
+        "application/merge-patch+json",
+        {"metadata": {"annotations": {"forgebot.io/team": "search"}}},
+    )
+    h.kube.seed_deployment("checkout-staging", "checkout", "registry.example.com/c:1", 2)
+    h.at(SHUTDOWN)
+    outcomes = {o.environment: o for o in await h.service.reconcile()}
+    assert set(outcomes) == {"search-sandbox"}, "only the annotated namespace is a target"
+    assert outcomes["search-sandbox"].acted == "slept"
+    assert replicas(h.kube, "search-sandbox")["web"] == 0
+    assert replicas(h.kube, "checkout-staging") == {"checkout": 2}
+    post = await h.message_containing("search-sandbox* is asleep")
+    assert post.args["channel"] == "C0SEARCH", "no owner: the team's channel hears it"
+    h.at(WAKE)
+    await h.service.reconcile()
+    assert replicas(h.kube, "search-sandbox") == AWAKE_COUNTS
