@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.audit import AuditLog, AuditRecord
@@ -47,6 +47,7 @@ from storage.models import AuditOutcome, EnvironmentRecord, EnvState
 from storage.offhours import OffhoursSetting, OffhoursState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEDULE_ANNOTATION = "forgebot.io/offhours"
 TEAM_ANNOTATION = "forgebot.io/team"
@@ -341,7 +342,7 @@ class OffhoursService:
             return await self._failed(target, setting, want_up, failures)
         return await self._succeeded(target, setting, resolved, want_up, changed, now)
 
-    async def _attempts(self, work: Any) -> Any:
+    async def _attempts(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run `work` (a coroutine factory), retrying what failed after the configured pauses.
         A partial failure raises after the last attempt with everything that failed."""
         for pause in (*self.retry_delays, None):
