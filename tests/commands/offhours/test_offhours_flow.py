@@ -460,3 +460,26 @@ async def test_any_namespace_annotated_with_a_schedule_sleeps_too(h: Harness) ->
     h.at(WAKE)
     await h.service.reconcile()
     assert replicas(h.kube, "search-sandbox") == AWAKE_COUNTS
+
+
+async def test_the_database_record_survives_a_lost_annotation(h: Harness) -> None:
+    await h.add_environment()
+    h.at(SHUTDOWN)
+    await h.service.reconcile()
+    # A `kubectl apply` at night replaces the annotations; the database still knows the 3.
+    h.kube.patch(
+        _KIND["Deployment"],
+        ENV,
+        "web",
+        "application/merge-patch+json",
+        {"metadata": {"annotations": {"forgebot.io/original-replicas": None}}},
+    )
+    # And someone deploys something new at night: the next pass puts it to sleep as well.
+    h.kube.seed_deployment(ENV, "late", "registry.example.com/late:1", replicas=2)
+    h.at(SHUTDOWN + timedelta(minutes=5))
+    [outcome] = await h.service.reconcile()
+    assert outcome.changed == 1 and replicas(h.kube)["late"] == 0
+    assert replicas(h.kube)["web"] == 0, "a lost annotation does not make it sleep twice"
+    h.at(WAKE)
+    await h.service.reconcile()
+    assert replicas(h.kube) == {**AWAKE_COUNTS, "late": 2}
