@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -153,5 +154,10 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
 
         ctx.extras.setdefault("startup_hooks", []).append(on_start)
 
+    async def home(user_id: str) -> list[dict[str, Any]]:
+        states = await service.states_of(user_id)
+        return views.home_section(states)
+
+    ctx.extras.setdefault("home_sections", []).append(home)
     ctx.extras["offhours"] = service
     return service

@@ -634,6 +634,13 @@ class OffhoursService:
         resolved = self.resolve(target, setting, annotations.get(SCHEDULE_ANNOTATION))
         return target, resolved, (setting, self.next_change(resolved, setting, now))
 
+    async def states_of(self, owner: str) -> list[tuple[str, str]]:
+        """(environment, awake|asleep) for a user's active environments."""
+        records = await self.db.run(lambda s: env_repo.live(s, owner=owner))
+        names = [r.name for r in records if r.state == EnvState.ACTIVE]
+        known = await self.db.run(lambda s: repo.settings(s, names))
+        return [(n, known[n].state if n in known else OffhoursState.AWAKE) for n in names]
+
     # --- savings -------------------------------------------------------------------------------
     def hourly_cost(self, target: OffhoursTarget) -> tuple[Decimal, str]:
         template = self.catalog.template(target.template)

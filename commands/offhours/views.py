@@ -131,3 +131,12 @@ def weekly(team: str, lines: Sequence[SavingsLine]) -> tuple[str, list[Block]]:
 
 def message_blocks(text: str) -> list[dict[str, Any]]:
     return [section(text)]
+
+
+def home_section(states: Sequence[tuple[str, str]]) -> list[Block]:
+    """The Home tab's off-hours line: each of the user's environments, awake or asleep."""
+    if not states:
+        return []
+    icons = {"asleep": ":zzz:", "awake": ":sunny:"}
+    lines = [f"{icons.get(state, '')} *{escape(name)}* {state}" for name, state in states[:30]]
+    return [section("*Off-hours*\n" + "\n".join(lines))]

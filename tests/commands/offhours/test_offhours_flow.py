@@ -13,6 +13,7 @@ from bot.clock import ManualClock
 from bot.runtime import Runtime
 from commands.offhours import views
 from integrations.sandbox.kube_api import KINDS
+from integrations.sandbox.slack_payloads import app_home_opened
 from storage import environments as env_repo
 from storage import offhours as repo
 from storage.models import EnvState, JobRun
@@ -483,3 +484,15 @@ async def test_the_database_record_survives_a_lost_annotation(h: Harness) -> Non
     h.at(WAKE)
     await h.service.reconcile()
     assert replicas(h.kube) == {**AWAKE_COUNTS, "late": 2}
+
+
+async def test_the_home_tab_shows_who_is_asleep(h: Harness) -> None:
+    await h.add_environment()
+    h.at(SHUTDOWN)
+    await h.service.reconcile()
+    await h.client.send(app_home_opened(DEVELOPER))
+    published = await h.slack.state.until(
+        lambda calls: [c for c in calls if c.method == "views.publish"], timeout=10
+    )
+    texts = [b.get("text", {}).get("text", "") for b in published[-1].args["view"]["blocks"]]
+    assert any("*Off-hours*" in t and ":zzz: *pv-shop* asleep" in t for t in texts), texts
