@@ -36,7 +36,7 @@ from commands.offhours.schedule import (
     next_transition,
     parse_schedule,
 )
-from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource
+from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupState
 from integrations.aws.resources import ResourceControl
 from integrations.kubernetes.scaling import ScalingGateway
 from storage import environments as env_repo
@@ -55,6 +55,7 @@ MANAGED_BY = "forgebot.io/managed-by"
 KEEP_RUNNING_FOR = timedelta(hours=3)
 DEFAULT_WAKE = timedelta(hours=2)
 KUBE_KINDS = frozenset(ScalingGateway.KINDS)
+ASLEEP_STATES = frozenset({"stopped", "stopping", GroupState.SCALED_TO_ZERO.value})
 
 
 @dataclass(frozen=True)
@@ -380,7 +381,12 @@ class OffhoursService:
         store = _DbOriginals(self.db, self.clock, target.environment, None)
         recorded = await store.live()
         found = await self.aws.find_tagged(ENVIRONMENT_TAG, target.environment)
-        todo = [r for r in found.resources if (r.kind.value, r.id) not in recorded]
+        # Off already (its owner stopped it): recording it would make the wake start it.
+        todo = [
+            r
+            for r in found.resources
+            if (r.kind.value, r.id) not in recorded and r.state not in ASLEEP_STATES
+        ]
         if not todo:
             return []
         await store.record([(r.kind.value, r.id, r.model_dump(mode="json")) for r in todo])

@@ -92,6 +92,11 @@ async def test_an_instance_stopped_by_its_owner_stays_stopped(
     await h.add_environment()
     h.at(SHUTDOWN)
     await h.service.reconcile()
+    h.at(SHUTDOWN + timedelta(minutes=5))
+    await h.service.reconcile()
+    assert h.runtime.db is not None
+    rows = await h.runtime.db.run(lambda s: s.exec(select(OffhoursOriginal)).all())  # type: ignore[arg-type]
+    assert [r for r in rows if r.kind == "ec2-instance"] == [], "nothing of its to restore"
     h.at(WAKE)
     [outcome] = await h.service.reconcile()
     assert outcome.acted == "woke"
