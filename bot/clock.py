@@ -52,3 +52,21 @@ def utc(value: datetime) -> datetime:
 
 def ceil_minutes(delta: timedelta) -> int:
     return int(-(-delta.total_seconds() // 60))
+
+
+class OffsetClock:
+    """Real time plus an adjustable offset: the demo's simulated clock (`:clock +2h`), which
+    keeps flowing between jumps so everything else behaves as with the system clock."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> datetime:
+        with self._lock:
+            self._offset += delta
+            return datetime.now(UTC) + self._offset

@@ -137,6 +137,9 @@ class Runtime:
             log.info("resumed %d unfinished operations", resumed)
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
             await asyncio.to_thread(self.scheduler.start, asyncio.get_running_loop())
+            # Capabilities' start-up work (e.g. off-hours reconciles at once after downtime).
+            for hook in ctx.extras.get("startup_hooks", []):
+                self._background.append(asyncio.create_task(hook()))
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         if self._runner is not None:

@@ -15,14 +15,17 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.catalog import Catalog, load_catalog
+from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
+from commands.offhours import demo as offhours_demo
+from commands.offhours.demo import clock_jump
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
@@ -43,6 +46,7 @@ Type a slash command as you would in Slack, e.g. /forge help, /env list, /deploy
   <number>      press the button with that number
   :as USER_ID   act as another Slack user (e.g. :as U0PLATFORM)
   :home         open the App Home tab
+  :clock +2h    move the bot's clock on (or :clock Tue 18:30 Europe/Berlin) and run its jobs
   :quit         leave (Ctrl-D works too)"""
 
 
@@ -248,6 +252,29 @@ class ShellSession:
         await self.client.send(app_home_opened(self.who))
         await self.after_request()
 
+    async def move_clock(self, text: str) -> None:
+        """Simulated time: jump the bot's clock, then run every scheduled job for the new time
+        (as the scheduler would when it fires), and show what the bot sent."""
+        clock, scheduler = self.runtime.clock, self.runtime.scheduler
+        if not isinstance(clock, OffsetClock):
+            self.say("(the clock can only be moved in the shell and the demo)")
+            return
+        if text.strip():
+            try:
+                delta = clock_jump(text, clock.now())
+            except ValueError as exc:
+                self.say(f"({exc})")
+                return
+            clock.advance(delta)
+            self.client.clock_offset += delta.total_seconds()
+        self.say(f"(the bot's clock: {clock.now():%a %d %b %H:%M} UTC)")
+        if scheduler is not None:
+            for job_id in scheduler.jobs:
+                await scheduler.run_now(job_id)
+        if self.runtime.ctx is not None:
+            await self.runtime.ctx.slack.flush()
+        await self.after_request()
+
     async def after_request(self) -> None:
         await self.settle()
         view = self.show_calls()
@@ -405,6 +432,8 @@ class ShellSession:
                 self.say(f"(now acting as {self.who.user_id})")
             elif line == ":home":
                 await self.home()
+            elif line.startswith(":clock"):
+                await self.move_clock(line[6:])
             elif line.isdigit():
                 await self.press(int(line))
             elif line.startswith("/"):
@@ -439,6 +468,7 @@ async def run_session(
     script: str | None = None,
     out: TextIO | None = None,
     stdin: TextIO | None = None,
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> int:
     """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal."""
     output = out or sys.stdout
@@ -461,9 +491,11 @@ async def run_session(
             "allowed_enterprise_ids": [],
         }
     )
-    runtime = Runtime(shell_settings, catalog)
+    runtime = Runtime(shell_settings, catalog, clock=OffsetClock())
     try:
         await runtime.start("127.0.0.1", 0)
+        if on_start is not None:
+            await on_start(runtime)
     except StartupError as exc:
         print(f"forgebot: {exc}", file=sys.stderr)
         fake.stop()
@@ -515,6 +547,13 @@ async def run_demo(
     catalog = load_catalog(catalog_path)
     kube = start_fake_kube()
     seed_demo_cluster(kube.state, catalog)
+    preview = catalog.template("web-preview")
+    offhours_demo.seed_cluster(kube.state, preview.offhours if preview else None)
+
+    async def seed_database(runtime: Runtime) -> None:
+        assert runtime.db is not None
+        await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
+
     settings = Settings(
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         FORGEBOT_CATALOG=str(catalog_path),
@@ -531,7 +570,13 @@ async def run_demo(
     )
     try:
         return await run_session(
-            settings, catalog, user=user or "U0DEVELOPER", script=script, out=output, stdin=stdin
+            settings,
+            catalog,
+            user=user or "U0DEVELOPER",
+            script=script,
+            out=output,
+            stdin=stdin,
+            on_start=seed_database,
         )
     finally:
         kube.stop()

@@ -64,6 +64,11 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         )
 
     async def command(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        # Verbs other capabilities add to `/env` (e.g. off-hours' `wake`).
+        extra = ctx.extras.get("env_verbs", {}).get(invocation.args.partition(" ")[0].lower())
+        if extra is not None:
+            await extra(invocation, ack, respond)
+            return
         cmd = parse.parse_command(invocation.args)
         if cmd.verb == "request":
             service.requester_team(

@@ -20,6 +20,7 @@ USAGE = "\n".join(
         "show NAME",
         "extend NAME 2d",
         "delete NAME",
+        "wake NAME [for 3h]",
     )
 )
 

@@ -10,11 +10,14 @@ because provisioning is re-run after a crash.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import os
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -111,6 +114,9 @@ class KubeGateway:
         self.clusters = clusters
         self._kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         self._semaphore = asyncio.Semaphore(concurrency)
+        # Its own threads, as many as the limit: the loop's default pool has min(32, cores + 4)
+        # workers, which on a small machine caps calls in flight below the configured limit.
+        self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._clients: dict[tuple[str, str | None, tuple[str, ...]], client.ApiClient] = {}
 
     def _client(
@@ -167,7 +173,8 @@ class KubeGateway:
         )
         async with self._semaphore:
             try:
-                return await asyncio.to_thread(fn, api)
+                call = functools.partial(contextvars.copy_context().run, fn, api)
+                return await asyncio.get_running_loop().run_in_executor(self._threads, call)
             except ForgebotError:
                 raise
             except Exception as exc:
@@ -562,6 +569,7 @@ class KubeGateway:
         for api in self._clients.values():
             await asyncio.to_thread(api.close)
         self._clients.clear()
+        self._threads.shutdown(wait=False)
 
 
 def _warm_calls(api: client.ApiClient) -> None:

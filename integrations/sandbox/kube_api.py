@@ -127,6 +127,7 @@ class FakeKube:
         self.rollout_seconds = 0.0
         """How long a rollout takes to become ready (0: at once), measured on `clock`."""
         self._rollouts: dict[tuple[str, str], Rollout] = {}
+        self._settled: set[tuple[str, str]] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -134,6 +135,7 @@ class FakeKube:
         with self.lock:
             self.objects.clear()
             self._rollouts = {}
+            self._settled = set()
             self.faults = Faults()
             self.requests = []
             self.max_in_flight = 0
@@ -185,13 +187,18 @@ class FakeKube:
             for ns, name in list(self._rollouts):
                 if namespace in (None, ns):
                     self._refresh(ns, name)
+            # Pick the kind's objects first and sort only those: a cluster holds thousands.
+            chosen = sorted(
+                (key, o)
+                for key, o in self.objects.items()
+                if key[0] == kind.group
+                and key[1] == kind.plural
+                and (namespace is None or key[2] == namespace)
+            )
             items = [
                 copy.deepcopy(o)
-                for (g, p, ns, _), o in sorted(self.objects.items())
-                if g == kind.group
-                and p == kind.plural
-                and (namespace is None or ns == namespace)
-                and all(m(o["metadata"].get("labels") or {}) for m in matchers)
+                for _, o in chosen
+                if all(m(o["metadata"].get("labels") or {}) for m in matchers)
                 and _field_match(o, field_selector)
             ]
         return items
@@ -379,6 +386,7 @@ class FakeKube:
         current["metadata"]["resourceVersion"] = str(next(self._rv))
         self.objects[("apps", "replicasets", namespace, current["metadata"]["name"])] = current
         meta.setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
+        self._settled.discard((namespace, meta["name"]))
         self._rollouts[(namespace, meta["name"])] = Rollout(
             started=self.clock.now().timestamp(),
             replica_set=current["metadata"]["name"],
@@ -392,6 +400,8 @@ class FakeKube:
         """The controller's view of a rollout now: ready replicas grow over `rollout_seconds`;
         an image tagged `broken` never becomes ready and passes its progress deadline."""
         rollout = self._rollouts.get((namespace, name))
+        if (namespace, name) in self._settled:
+            return  # finished (or past its deadline): nothing changes until the next rollout
         deployment = self.objects.get(("apps", "deployments", namespace, name))
         replica_set = (
             self.objects.get(("apps", "replicasets", namespace, rollout.replica_set))
@@ -445,6 +455,10 @@ class FakeKube:
             ],
         }
         self._pods(namespace, replica_set, replicas, ready, rollout.broken)
+        if (ready == replicas and not rollout.broken) or (
+            rollout.broken and elapsed >= rollout.deadline
+        ):
+            self._settled.add((namespace, name))
 
     def _pods(
         self, namespace: str, replica_set: dict[str, Any], replicas: int, ready: int, broken: bool
@@ -581,8 +595,34 @@ def _validate(kind: Kind, obj: dict[str, Any]) -> None:
                 "causes": [{"reason": "FieldValueInvalid", "field": "metadata.name"}],
             },
         )
+    spec = obj.get("spec") or {}
+    if kind.kind in ("Deployment", "StatefulSet") and int(spec.get("replicas", 1)) < 0:
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{kind.kind}.apps "{name}" is invalid: spec.replicas: Invalid value: '
+            f"{spec['replicas']}: must be greater than or equal to 0",
+            {"name": name, "kind": kind.kind},
+        )
+    if kind.kind == "HorizontalPodAutoscaler":
+        # As the API server validates autoscaling/v2 (without the HPAScaleToZero gate).
+        low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 0))
+        problem = (
+            f"spec.minReplicas: Invalid value: {low}: must be greater than or equal to 1"
+            if low < 1
+            else f"spec.maxReplicas: Invalid value: {high}: must be greater than or equal to "
+            "`minReplicas`"
+            if high < low
+            else ""
+        )
+        if problem:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'HorizontalPodAutoscaler.autoscaling "{name}" is invalid: {problem}',
+                {"name": name, "kind": kind.kind},
+            )
     if kind.kind == "Deployment":
-        spec = obj.get("spec") or {}
         selector = (spec.get("selector") or {}).get("matchLabels")
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if not selector:

@@ -1,0 +1,196 @@
+"""An off-hours shutdown sweep and a wake sweep over 200 namespaces x 10 Deployments.
+
+Runs the real bot (SQLite, the fake Slack Web API, the fake Kubernetes API with 20 ms added to
+every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 2,000
+Deployments to sleep, one at 08:00 the next morning wakes them. Then every Deployment's
+replica count is compared with what it was seeded with: the mismatches must be 0.
+
+    uv run python bench/offhours_sweep.py [--namespaces 200] [--deployments 10]
+                                          [--latency 0.02] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.catalog import parse_catalog  # noqa: E402
+from bot.clock import ManualClock  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.runtime import Runtime  # noqa: E402
+from integrations.sandbox.kube_api import KINDS, FakeKube, start_fake_kube  # noqa: E402
+from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
+from storage import environments as env_repo  # noqa: E402
+from storage.models import EnvironmentRecord, EnvState  # noqa: E402
+
+SCHEDULE = "Mon-Fri 08:00-19:00 Europe/Berlin"
+AWAKE = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # Tuesday 18:00 in Berlin
+SHUTDOWN = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # 19:00 in Berlin
+WAKE = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)  # Wednesday 08:00 in Berlin
+CATALOG = f"""
+platform_team: platform
+teams:
+  - name: platform
+    channel: C0PLATFORM
+    members: [U0PLATFORM]
+  - name: payments
+    channel: C0PAYMENTS
+    members: [U0DEV0000]
+templates:
+  - name: preview
+    description: a preview namespace
+    cluster: dev-cluster
+    approval: auto
+    sizes: {{M: {{cpu: 4, memory_gib: 8}}}}
+    default_ttl: 3d
+    max_ttl: 14d
+    offhours: {SCHEDULE}
+"""
+_KIND = {k.kind: k for k in KINDS}
+
+
+def seed(kube: FakeKube, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
+    """Namespaces with the schedule annotation and Deployments of 1 to 4 replicas."""
+    expected: dict[tuple[str, str], int] = {}
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        kube.create(
+            _KIND["Namespace"],
+            "",
+            {"metadata": {"name": namespace, "annotations": {"forgebot.io/offhours": SCHEDULE}}},
+        )
+        for d in range(deployments):
+            name, count = f"svc-{d:02d}", (n + d) % 4 + 1
+            labels = {"app": name}
+            kube.create(
+                _KIND["Deployment"],
+                namespace,
+                {
+                    "metadata": {"name": name, "labels": labels},
+                    "spec": {
+                        "replicas": count,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {"containers": [{"name": "app", "image": "r.example/a:1"}]},
+                        },
+                    },
+                },
+            )
+            expected[(namespace, name)] = count
+    return expected
+
+
+def counts(kube: FakeKube, namespaces: int) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        for item in kube.list(_KIND["Deployment"], namespace):
+            found[(namespace, item["metadata"]["name"])] = int(item["spec"]["replicas"])
+    return found
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--namespaces", type=int, default=200)
+    parser.add_argument("--deployments", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    catalog = parse_catalog(CATALOG)
+    clock = ManualClock(AWAKE)
+    slack = start_fake_slack("xoxb-bench")
+    kube = start_fake_kube(clock)
+    started = time.perf_counter()
+    expected = seed(kube.state, args.namespaces, args.deployments)
+    print(
+        f"seeded {args.namespaces} namespaces x {args.deployments} Deployments "
+        f"({len(expected)} objects, {sum(expected.values())} replicas) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            SLACK_BOT_TOKEN="xoxb-bench",
+            SLACK_SIGNING_SECRET="bench-secret-0123456789",
+            SLACK_API_URL=slack.api_url,
+            FORGEBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
+            FORGEBOT_KUBE_CONCURRENCY=str(args.concurrency),
+            KUBECONFIG=str(kube.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])),
+            _env_file=None,
+        )
+        runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
+        await runtime.start()
+        assert runtime.ctx is not None and runtime.db is not None
+        service = runtime.ctx.extras["offhours"]
+        try:
+            for n in range(args.namespaces):
+                record = EnvironmentRecord(
+                    name=f"pv-bench-{n:03d}",
+                    template="preview",
+                    size="M",
+                    team="payments",
+                    owner_user_id=f"U0DEV{n:04d}",
+                    cluster="dev-cluster",
+                    ttl_seconds=86400 * 14,
+                    requested_at=AWAKE,
+                    updated_at=AWAKE,
+                )
+                stored = await runtime.db.run(lambda s, r=record: env_repo.insert(s, r))
+                await runtime.db.run(
+                    lambda s, i=stored.id: env_repo.transition(
+                        s, i, expected=[EnvState.PENDING], to=EnvState.ACTIVE, now=AWAKE
+                    )
+                )
+            await runtime.ctx.kube.warm()
+            kube.state.faults.latency = args.latency
+            print(
+                f"fake API latency {args.latency * 1000:.0f} ms per call, "
+                f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
+            )
+
+            for label, moment, verb in (("shutdown", SHUTDOWN, "slept"), ("wake", WAKE, "woke")):
+                clock.set(moment)
+                kube.state.max_in_flight = 0
+                before = len(kube.state.requests)
+                started = time.perf_counter()
+                outcomes = await service.reconcile()
+                elapsed = time.perf_counter() - started
+                calls = len(kube.state.requests) - before
+                acted = sum(1 for o in outcomes if o.acted == verb)
+                failed = sum(1 for o in outcomes if o.failures)
+                print(
+                    f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, {failed} failed, "
+                    f"{calls} API calls in {elapsed:.2f} s (target < 30 s); "
+                    f"most in flight {kube.state.max_in_flight} (limit {args.concurrency})"
+                )
+                if label == "shutdown":
+                    asleep = counts(kube.state, args.namespaces)
+                    awake = sum(1 for v in asleep.values() if v != 0)
+                    print(f"  Deployments not at 0 after the shutdown: {awake}")
+            restored = counts(kube.state, args.namespaces)
+            mismatches = [
+                f"{ns}/{name}: expected {want}, found {restored.get((ns, name))}"
+                for (ns, name), want in expected.items()
+                if restored.get((ns, name)) != want
+            ]
+            print(f"wake restored original counts: mismatches {len(mismatches)} (must be 0)")
+            for line in mismatches[:20]:
+                print(f"  {line}")
+        finally:
+            clock.set(WAKE + timedelta(minutes=1))
+            await runtime.stop()
+            kube.stop()
+            slack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
