@@ -59,6 +59,7 @@ class Runtime:
             settings.slack_app_token,
             settings.api_token,
             settings.prometheus_token,
+            settings.prometheus_password,
         ):
             register_secret(secret.get_secret_value() if secret else None)
         db = Database(settings.database_url)
@@ -145,6 +146,8 @@ class Runtime:
             await self.ctx.operations.drain(drain_seconds)
             await self.ctx.slack.close()
             await self.ctx.kube.close()
+            for close in self.ctx.extras.get("closers", []):
+                await close()
         if self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.shutdown)
         for task in self._background:

@@ -1,5 +1,5 @@
 """Imports every module that defines tables, so metadata (Alembic, tests) sees them all."""
 
-from storage import models
+from storage import models, slo_alerts
 
-__all__ = ["models"]
+__all__ = ["models", "slo_alerts"]

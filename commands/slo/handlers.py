@@ -1,0 +1,124 @@
+"""`/forge slo` (alias `/slo`), the alert buttons, the deploy gate and the alert job."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.config import Settings
+from bot.context import AppContext
+from bot.errors import DependencyUnavailable
+from bot.interactions import Interaction, on_action
+from bot.router import Ack, Invocation, Subcommand, ephemeral
+from bot.scheduler import JobSpec
+from commands.deploy import parse as deploy_parse
+from commands.deploy import views as deploy_views
+from commands.slo import views
+from commands.slo.alerts import BurnAlerts
+from commands.slo.gate import SloBudgetGate
+from commands.slo.notifications import SlackAlertNotifier
+from commands.slo.service import SloQuery, SloService
+from integrations.prometheus import PrometheusClient, PrometheusGateway
+
+
+def prometheus_from(settings: Settings) -> PrometheusClient | None:
+    if not settings.prometheus_url:
+        return None
+    return PrometheusClient(
+        settings.prometheus_url,
+        token=settings.prometheus_token.get_secret_value() if settings.prometheus_token else None,
+        username=settings.prometheus_username,
+        password=(
+            settings.prometheus_password.get_secret_value()
+            if settings.prometheus_password
+            else None
+        ),
+        timeout=settings.prometheus_timeout,
+    )
+
+
+def register(app: AsyncApp, ctx: AppContext) -> SloService:
+    prometheus: PrometheusGateway | None = ctx.extras.get("prometheus")
+    if prometheus is None:
+        client = prometheus_from(ctx.settings)
+        if client is not None:
+            ctx.extras.setdefault("closers", []).append(client.close)
+            prometheus = client
+    service = SloService(ctx.catalog, ctx.clock, ctx.auth, prometheus)
+    ctx.extras["slos"] = service
+    ctx.budget_gate = SloBudgetGate(service)
+
+    async def handle(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
+        query = service.parse(invocation.actor, invocation.args)  # bad input answers in the ack
+        await ack()
+        text, blocks = views.slo_report(await service.report(query))
+        await respond(**ephemeral(text, blocks))
+
+    ctx.router.add(
+        Subcommand(
+            name="slo",
+            summary="SLOs: SLI, error budget left, burn rates and trend, worst first",
+            usage=["slo [SERVICE|TEAM]"],
+            handler=handle,
+            examples=["/slo", "/slo checkout", "/forge slo payments"],
+        )
+    )
+
+    alerts = BurnAlerts(ctx.catalog, ctx.db, ctx.clock, service, SlackAlertNotifier(ctx.slack))
+    ctx.extras["slo_alerts"] = alerts
+    scheduler = ctx.extras.get("scheduler")
+    if scheduler is not None:
+
+        async def alert_job(slot: object) -> None:
+            await alerts.run()
+
+        scheduler.add(
+            JobSpec("slo-burn-alerts", ctx.catalog.schedules.slo_alert_interval, alert_job)
+        )
+
+    async def reply(
+        i: Interaction, text: str, blocks: list[dict[str, object]] | None = None
+    ) -> None:
+        if i.respond is not None:
+            await i.respond(
+                **ephemeral(text, blocks),  # type: ignore[arg-type]
+                replace_original=False,
+            )
+
+    async def show(i: Interaction) -> None:
+        await i.ack()
+        query = SloQuery(i.value, service.refs([i.value]))
+        text, blocks = views.slo_report(await service.report(query))
+        await reply(i, text, blocks)
+
+    async def roll_back(i: Interaction) -> None:
+        await i.ack()
+        name, environment = i.value.split("|")
+        rollbacks = ctx.extras.get("rollbacks")
+        if rollbacks is None:
+            raise DependencyUnavailable("rollbacks are not available in this deployment")
+        plan = await rollbacks.plan(i.actor, deploy_parse.RollbackRequest(name, environment, None))
+        text, blocks = deploy_views.rollback_confirm(plan)
+        await reply(i, text, blocks)
+
+    async def freeze(i: Interaction) -> None:
+        await i.ack()
+        environment, key = i.value.split("|")
+        freezes = ctx.extras.get("freezes")
+        if freezes is None:
+            raise DependencyUnavailable("freezes are not available in this deployment")
+        state = await freezes.freeze(
+            i.actor,
+            deploy_parse.FreezeRequest(environment, None, f"error budget burn on {key}"),
+        )
+        if i.respond is not None:
+            await i.respond(
+                response_type="in_channel",
+                text=deploy_views.frozen_text(state),
+                replace_original=False,
+            )
+
+    on_action(app, ctx.boundary, views.SHOW_SLO, "slo.show", show)
+    on_action(app, ctx.boundary, views.ROLLBACK, "slo.rollback", roll_back)
+    on_action(app, ctx.boundary, views.FREEZE, "slo.freeze", freeze)
+    return service
