@@ -62,11 +62,27 @@ def open_episodes(session: Session) -> Sequence[SloAlertEpisode]:
     return rows
 
 
+POSTING = "posting"
+
+
+def claim_unposted(session: Session, episode_id: int, opened_before: datetime) -> bool:
+    """Claim posting an episode whose opener never posted (it crashed): once, and never while
+    the opener of this very evaluation may still be posting it."""
+    result = session.execute(
+        update(SloAlertEpisode)
+        .where(col(SloAlertEpisode.id) == episode_id, col(SloAlertEpisode.message_ts) == "")
+        .where(col(SloAlertEpisode.started_at) < opened_before)
+        .values(message_ts=POSTING)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def set_message(session: Session, episode_id: int, channel: str, ts: str) -> bool:
     """Record the posted message once (a second poster for the same episode gets False)."""
     result = session.execute(
         update(SloAlertEpisode)
-        .where(col(SloAlertEpisode.id) == episode_id, col(SloAlertEpisode.message_ts) == "")
+        .where(col(SloAlertEpisode.id) == episode_id)
+        .where(col(SloAlertEpisode.message_ts).in_(["", POSTING]))
         .values(channel=channel, message_ts=ts)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

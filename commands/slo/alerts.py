@@ -121,9 +121,16 @@ class BurnAlerts:
                 return  # another run opened it first; that run posts
             episode = created
             run.fired.append(item.ref.key)
+        else:
+            if episode.message_ts == repo.POSTING:
+                return  # claimed by an earlier run that did not finish posting
+            if not episode.message_ts:
+                # The opener crashed before posting: one later run claims and posts it.
+                episode_id = episode.id or 0
+                if not await self.db.run(lambda s: repo.claim_unposted(s, episode_id, now)):
+                    return
         deploy = await self._deploy(item, alert, now)
-        if not episode.message_ts:
-            # A crash between opening and posting leaves no ts: the next run posts it.
+        if not episode.message_ts or episode.message_ts == repo.POSTING:
             ts = await self.notifier.fired(channel, item, alert, deploy)
             episode_id = episode.id or 0
             await self.db.run(lambda s: repo.set_message(s, episode_id, channel, ts))
@@ -142,5 +149,5 @@ class BurnAlerts:
         episode_id = episode.id or 0
         if await self.db.run(lambda s: repo.resolve(s, episode_id, now)):
             run.resolved.append(episode.slo_key)
-            if episode.message_ts:
+            if episode.message_ts and episode.message_ts != repo.POSTING:
                 await self.notifier.resolved(episode.channel, episode.message_ts, episode, now)

@@ -172,7 +172,12 @@ async def _daily_chunk(
     try:
         series = await prometheus.range(query, start, at, timedelta(days=1))
     except PromQLError:
-        series = []  # the window query reports the broken SLO; the trend just stays empty
+        if len(refs) == 1:
+            return [[None] * days]  # the window query reports the broken SLO itself
+        singles = await asyncio.gather(
+            *(_daily_chunk(prometheus, [ref], window, at) for ref in refs)
+        )
+        return [days_of[0] for days_of in singles]
     by_index: dict[int, dict[int, float]] = {}
     for s in series:
         tag = s.labels.get(TAG, "")
