@@ -10,6 +10,7 @@ At most `concurrency` requests are in flight at once, whatever the callers ask f
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 from dataclasses import dataclass
@@ -82,8 +83,12 @@ class PrometheusClient:
         concurrency: int = 8,
     ) -> None:
         self.base = url.rstrip("/") + "/api/v1/"
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._auth = aiohttp.BasicAuth(username, password or "") if username else None
+        self._headers: dict[str, str] = {}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        elif username:
+            pair = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {pair}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retries = retries
         self._backoff = backoff
@@ -95,9 +100,7 @@ class PrometheusClient:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, auth=self._auth, timeout=self._timeout
-            )
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:
