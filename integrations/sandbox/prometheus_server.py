@@ -83,7 +83,7 @@ def start_prometheus(
             "tsdb",
             "create-blocks-from",
             "openmetrics",
-            "--max-block-duration=24h",
+            "--max-block-duration=240h",
             str(source),
             str(tsdb),
         ],

@@ -166,6 +166,32 @@ def fixture_stories() -> list[Story]:
     ]
 
 
+def demo_stories(shift: timedelta = timedelta(0)) -> list[Story]:
+    """The example catalog's services: checkout is burning now (it pages), ledger overspent its
+    budget last week (its prod deploys meet the budget gate). `shift` moves "now" back from the
+    end of the data, for data that runs on past the present."""
+    return [
+        Story(
+            "checkout",
+            900,
+            error_ratio=0.0003,
+            slow_ratio=0.002,
+            incidents=(
+                Incident(timedelta(minutes=50) + shift, shift - timedelta(hours=1), 0.03, 0.05),
+            ),
+        ),
+        Story(
+            "ledger",
+            300,
+            error_ratio=0.0001,
+            slow_ratio=0.001,
+            incidents=(
+                Incident(timedelta(days=6) + shift, timedelta(days=5, hours=20) + shift, 0.2, 0.3),
+            ),
+        ),
+    ]
+
+
 def slo_definitions(service: str, *, bad_ratio: bool = False) -> list[dict[str, object]]:
     """Catalog `slos:` for a service these stories describe: availability and latency."""
     availability: dict[str, object] = {
