@@ -96,7 +96,7 @@ async def measure(url: str, end: datetime, workdir: Path, repeats: int) -> None:
     runtime = Runtime(settings, catalog(), clock=clock, run_scheduler=False)
     await runtime.start()
     assert runtime.ctx is not None
-    prometheus = runtime.ctx.extras["slos"].prometheus
+    prometheus = runtime.ctx.prometheus
     assert isinstance(prometheus, PrometheusClient)
     signed = SignedSlackClient(runtime.url, SECRET, wall_clock=lambda: clock.now().timestamp())
     acks, answers, queries = [], [], []

@@ -146,8 +146,8 @@ class Runtime:
             await self.ctx.operations.drain(drain_seconds)
             await self.ctx.slack.close()
             await self.ctx.kube.close()
-            for close in self.ctx.extras.get("closers", []):
-                await close()
+            if self.ctx.prometheus is not None:
+                await self.ctx.prometheus.close()
         if self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.shutdown)
         for task in self._background:

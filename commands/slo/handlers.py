@@ -17,8 +17,8 @@ from commands.slo import views
 from commands.slo.alerts import BurnAlerts
 from commands.slo.gate import SloBudgetGate
 from commands.slo.notifications import SlackAlertNotifier
-from commands.slo.service import SloQuery, SloService
-from integrations.prometheus import PrometheusClient, PrometheusGateway
+from commands.slo.service import SloService
+from integrations.prometheus import PrometheusClient
 
 
 def prometheus_from(settings: Settings) -> PrometheusClient | None:
@@ -38,13 +38,9 @@ def prometheus_from(settings: Settings) -> PrometheusClient | None:
 
 
 def register(app: AsyncApp, ctx: AppContext) -> SloService:
-    prometheus: PrometheusGateway | None = ctx.extras.get("prometheus")
-    if prometheus is None:
-        client = prometheus_from(ctx.settings)
-        if client is not None:
-            ctx.extras.setdefault("closers", []).append(client.close)
-            prometheus = client
-    service = SloService(ctx.catalog, ctx.clock, ctx.auth, prometheus)
+    if ctx.prometheus is None:
+        ctx.prometheus = prometheus_from(ctx.settings)
+    service = SloService(ctx.catalog, ctx.clock, ctx.auth, ctx.prometheus)
     ctx.extras["slos"] = service
     ctx.budget_gate = SloBudgetGate(service)
 
@@ -87,7 +83,7 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
 
     async def show(i: Interaction) -> None:
         await i.ack()
-        query = SloQuery(i.value, service.refs([i.value]))
+        query = service.parse(i.actor, i.value)
         text, blocks = views.slo_report(await service.report(query))
         await reply(i, text, blocks)
 

@@ -94,6 +94,18 @@ def slo_lines(item: SloFigures) -> str:
     return "\n".join(lines)
 
 
+def _pack(lines: list[str], limit: int = 2900) -> list[str]:
+    """A service's SLO texts in as few sections as fit Slack's 3000 characters each."""
+    bodies: list[str] = []
+    for line in lines:
+        cut = line[:limit]
+        if bodies and len(bodies[-1]) + 2 + len(cut) <= limit:
+            bodies[-1] += "\n\n" + cut
+        else:
+            bodies.append(cut)
+    return bodies
+
+
 def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
     worst = report.items[0].status if report.items else Status.OK
     title = f"SLOs for {report.scope}"
@@ -105,15 +117,18 @@ def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
     sections: dict[str, list[str]] = {}
     for item in report.items:
         sections.setdefault(item.ref.service, []).append(slo_lines(item))
-    shown = list(sections.items())[:MAX_SECTIONS]
-    for _, lines in shown:
-        body = "\n\n".join(lines)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body[:2990]}})
+    shown = 0
+    for lines in sections.values():
+        bodies = _pack(lines)
+        if len(blocks) - 1 + len(bodies) > MAX_SECTIONS:
+            break
+        shown += 1
+        blocks.extend({"type": "section", "text": {"type": "mrkdwn", "text": b}} for b in bodies)
     note = (
         f"As of {report.at:%Y-%m-%d %H:%M} UTC. Burn 1x spends the budget exactly over the window."
     )
-    if len(sections) > len(shown):
-        note += f" {len(sections) - len(shown)} more services not shown: ask for one by name."
+    if len(sections) > shown:
+        note += f" {len(sections) - shown} more services not shown: ask for one by name."
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     return text, blocks
 

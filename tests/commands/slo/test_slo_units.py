@@ -4,6 +4,7 @@ SQLite and PostgreSQL), the deploy gate and `forgebot config check`, each on its
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from bot.clock import ManualClock
 from commands.slo.budget import Severity, Status, alert_for, figures
 from commands.slo.gate import SloBudgetGate
 from commands.slo.queries import Counts, SloRef, parts
-from commands.slo.service import SloService
-from commands.slo.views import sparkline
+from commands.slo.service import SloReport, SloService
+from commands.slo.views import slo_report, sparkline
 from integrations.prometheus import PrometheusClient
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from storage import slo_alerts as repo
@@ -241,3 +242,25 @@ def test_config_check_runs_each_slo_query(
     monkeypatch.setenv("PROMETHEUS_URL", "http://127.0.0.1:9")
     assert main(["config", "check", "--catalog", str(path)]) == 0
     assert "SLO queries not checked: SLO data unavailable" in capsys.readouterr().err
+
+
+def test_a_large_report_stays_inside_slack_limits() -> None:
+    ref = _ref()
+    many = [
+        figures(SloRef(f"svc-{i:02d}", ref.slo), Counts(5, 20_000), {}, [0.01] * 30, SloAlerting())
+        for i in range(60)
+    ] + [
+        figures(
+            SloRef("wide", ref.slo.model_copy(update={"name": f"slo-{j}"})),
+            Counts(5, 20_000),
+            {},
+            [0.01] * 30,
+            SloAlerting(),
+        )
+        for j in range(15)
+    ]
+    text, blocks = slo_report(SloReport("team big", datetime(2026, 11, 24, tzinfo=UTC), many))
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    assert "more services not shown" in json.dumps(blocks)
+    assert text == "SLOs for team big: 75 SLOs, worst ok"
