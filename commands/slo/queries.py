@@ -99,14 +99,18 @@ def _counts(slo: Slo, values: dict[str, float]) -> Counts:
         return Counts(values.get("bad", 0.0), total)
     good = values.get("good")
     if good is None:
-        if slo.latency is not None and total > 0:
+        if total <= 0:
+            return Counts(0.0, total)
+        # Treating a good selector that matches nothing as "all bad" would page people and
+        # block deploys over a typo; it is a configuration problem, shown as such.
+        if slo.latency is not None:
             return Counts(
                 None,
                 None,
                 f'the histogram has no bucket le="{slo.latency.threshold}" '
                 "(the threshold must be one of its bucket bounds)",
             )
-        good = 0.0
+        return Counts(None, None, "the `good` query matches no series while `total` does")
     return Counts(max(total - good, 0.0), total)
 
 

@@ -48,6 +48,15 @@ BROKEN = {
                 "threshold": "0.3",
             },
         },
+        {
+            "name": "fast",
+            "objective": 99,
+            "latency": {
+                "metric": "http_request_duration_seconds",
+                "selector": 'service="healthy"',
+                "threshold": "0.25",
+            },
+        },
     ],
 }
 
@@ -193,6 +202,9 @@ async def test_promql_error_in_the_catalog_is_shown_for_that_slo_only(
     # The same chunk's other SLOs still have their figures.
     assert "SLI" in _service_text(answer, "broken/latency")
     assert "SLI" in _service_text(answer, "healthy/latency")
+    # A threshold that is no bucket bound is a configuration problem, never "all requests slow".
+    fast = _service_text(answer, "broken/fast")
+    assert 'no bucket le="0.25"' in fast and "SLI" not in fast, fast
 
 
 async def test_unknown_service_and_slo_less_scopes_are_clear(
