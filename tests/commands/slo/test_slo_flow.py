@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import Catalog
+from bot.catalog import BurnCondition, Catalog, SloAlerting
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -24,7 +24,9 @@ from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command
 from storage import deployments as deploy_repo
+from storage import slo_alerts as slo_repo
 from storage.models import DeploymentRecord, DeployOutcome
+from storage.slo_alerts import SloAlertEpisode
 from tests.fixtures.prometheus import DATA_END, SLO_AT, with_slo_services
 from tests.fixtures.slack import DEVELOPER, ONCALL, SIGNING_SECRET, STRANGER
 from tests.tcp_proxy import TcpProxy
@@ -388,3 +390,64 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
     frozen = await press("Freeze deploys")
     assert frozen["response_type"] == "in_channel" and "prod" in frozen["text"], frozen
     assert await runtime.ctx.extras["freezes"].frozen("prod") is not None
+
+
+async def test_configured_ticket_escalates_to_page_in_the_same_message(
+    bot_settings: Settings,
+    catalog: Catalog,
+    fake_slack: RunningFakeSlack,
+    prometheus_server: RunningPrometheus,
+) -> None:
+    """Thresholds come from the catalog; a ticket that becomes a page updates its message, and
+    an episode whose opener died before posting is posted once by a later run."""
+    tuned = catalog.model_copy(
+        update={
+            "slo_alerting": SloAlerting(
+                ticket=[BurnCondition(long=timedelta(hours=2), short=timedelta(minutes=5), burn=3)]
+            )
+        }
+    )
+    clock = ManualClock(DATA_END - timedelta(minutes=75) + timedelta(seconds=30))
+    runtime = await _bot(
+        bot_settings.model_copy(update={"prometheus_url": prometheus_server.url}), tuned, clock
+    )
+    try:
+        assert runtime.ctx is not None and runtime.db is not None
+        alerts = runtime.ctx.extras["slo_alerts"]
+        fake_slack.state.reset()
+        # 15 minutes into burning's incident: 2h burn 6.25x (ticket), 1h burn 12.9x (no page).
+        first = await alerts.run()
+        assert first.fired == ["burning/availability"], first
+        await runtime.ctx.slack.flush()
+        (ticket,) = [c for c in fake_slack.state.calls if c.method == "chat.postMessage"]
+        assert "(ticket)" in ticket.args["text"]
+        ticket_ts = (ticket.response or {})["ts"]
+
+        # An opener that died between opening an episode and posting it.
+        orphan = SloAlertEpisode(
+            slo_key="burning/latency",
+            service="burning",
+            environment="prod",
+            severity="page",
+            condition="",
+            started_at=clock.now(),
+            channel="C0PAYMENTS",
+        )
+        assert await runtime.db.run(lambda s: slo_repo.open_episode(s, orphan)) is not None
+
+        clock.set(SLO_AT)
+        seen = len(fake_slack.state.calls)
+        runs = await asyncio.gather(alerts.run(), alerts.run())
+        assert sorted(k for r in runs for k in r.escalated) == ["burning/availability"]
+        assert [r.fired for r in runs] == [[], []], "nothing newly opened"
+        await runtime.ctx.slack.flush()
+        calls = fake_slack.state.calls[seen:]
+        updates = [c for c in calls if c.method == "chat.update"]
+        assert len(updates) == 1 and updates[0].args["ts"] == ticket_ts
+        assert "(page)" in updates[0].args["text"]
+        posts = [c for c in calls if c.method == "chat.postMessage"]
+        assert [p.args["text"] for p in posts] == [
+            ":rotating_light: burning/latency is burning its error budget (page)"
+        ], "the orphan is posted once, by one of the two runs"
+    finally:
+        await runtime.stop()
