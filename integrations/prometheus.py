@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.errors import DependencyUnavailable, ForgebotError
+from bot.metrics import DEPENDENCY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,19 @@ class PrometheusClient:
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            started, outcome = time.perf_counter(), "error"
             try:
-                return await self._attempts(endpoint, form, query)
+                data = await self._attempts(endpoint, form, query)
+                outcome = "ok"
+                return data
+            except PromQLError:
+                outcome = "promql_error"
+                raise
             finally:
                 self._in_flight -= 1
+                DEPENDENCY_SECONDS.labels("prometheus", endpoint, outcome).observe(
+                    time.perf_counter() - started
+                )
 
     async def _attempts(self, endpoint: str, form: dict[str, str], query: str) -> dict[str, Any]:
         problem = ""
