@@ -15,10 +15,11 @@ from commands.deploy import parse as deploy_parse
 from commands.deploy import views as deploy_views
 from commands.slo import views
 from commands.slo.alerts import BurnAlerts
+from commands.slo.budget import worst_first
 from commands.slo.gate import SloBudgetGate
 from commands.slo.notifications import SlackAlertNotifier
 from commands.slo.service import SloService
-from integrations.prometheus import PrometheusClient
+from integrations.prometheus import PrometheusClient, PrometheusUnavailable
 
 
 def prometheus_from(settings: Settings) -> PrometheusClient | None:
@@ -59,6 +60,21 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
             examples=["/slo", "/slo checkout", "/forge slo payments"],
         )
     )
+
+    async def home(user_id: str) -> list[dict[str, object]]:
+        team = ctx.auth.primary_team(user_id)
+        if team is None or service.prometheus is None:
+            return []
+        refs = service.refs([s.name for s in ctx.catalog.services if s.team == team.name])
+        if not refs:
+            return []
+        try:
+            items = worst_first(await service.evaluate(refs, ctx.clock.now(), trend=False))
+        except PrometheusUnavailable:
+            return views.home_section(team.name, None)
+        return views.home_section(team.name, items)
+
+    ctx.extras.setdefault("home_sections", []).append(home)
 
     alerts = BurnAlerts(ctx.catalog, ctx.db, ctx.clock, service, SlackAlertNotifier(ctx.slack))
     ctx.extras["slo_alerts"] = alerts

@@ -200,3 +200,20 @@ def resolved_message(
             ],
         },
     ]
+
+
+def home_section(team: str, items: list[SloFigures] | None) -> list[dict[str, Any]]:
+    """A few lines on the App Home tab: the team's SLOs by status, the worst three named."""
+    if items is None:
+        summary = f"*SLOs of {escape(team)}*: SLO data unavailable right now."
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": summary}}]
+    counts = {status: sum(1 for i in items if i.status is status) for status in Status}
+    tally = ", ".join(f"{STATUS_ICON[status]} {n} {status}" for status, n in counts.items() if n)
+    lines = [f"*SLOs of {escape(team)}*: {tally}"]
+    for item in items[:3]:
+        if item.status in (Status.CRITICAL, Status.WARNING):
+            left = item.budget_remaining
+            figure = f", budget left {left * 100:.0f}%" if left is not None else ""
+            lines.append(f"{STATUS_ICON[item.status]} {escape(item.ref.key)} {item.status}{figure}")
+    lines.append(f"`/slo {escape(team)}` for the figures.")
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]

@@ -22,7 +22,12 @@ from commands.slo.views import percent
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
-from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command
+from integrations.sandbox.slack_payloads import (
+    SignedSlackClient,
+    app_home_opened,
+    block_actions,
+    slash_command,
+)
 from storage import deployments as deploy_repo
 from storage import slo_alerts as slo_repo
 from storage.models import DeploymentRecord, DeployOutcome
@@ -451,3 +456,17 @@ async def test_configured_ticket_escalates_to_page_in_the_same_message(
         ], "the orphan is posted once, by one of the two runs"
     finally:
         await runtime.stop()
+
+
+async def test_app_home_shows_the_team_slos_worst_first(
+    bot: tuple[Runtime, SignedSlackClient, ManualClock], fake_slack: RunningFakeSlack
+) -> None:
+    _, signed, _ = bot
+    fake_slack.state.reset()
+    await signed.send(app_home_opened(DEVELOPER, "Ev0SLOHOME"))
+    (published,) = await fake_slack.state.until(
+        lambda calls: [c for c in calls if c.method == "views.publish"]
+    )
+    home = json.dumps(published.args["view"])
+    assert "*SLOs of payments*" in home and "critical" in home
+    assert "burned/availability critical, budget left -" in home
