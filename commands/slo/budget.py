@@ -108,35 +108,19 @@ def figures(
         burns[window] = (
             None if isinstance(counts, Exception) else burn_rate(counts, slo.budget_fraction)
         )
+
+    def unmeasured(status: Status, note: str) -> SloFigures:
+        return SloFigures(ref, status, None, None, None, burns, [], None, note)
+
     if isinstance(window_counts, Exception):
-        return SloFigures(ref, Status.ERROR, None, None, None, burns, [], None, str(window_counts))
+        return unmeasured(Status.ERROR, str(window_counts))
     if window_counts.problem:
-        return SloFigures(
-            ref, Status.ERROR, None, None, None, burns, [], None, window_counts.problem
-        )
+        return unmeasured(Status.ERROR, window_counts.problem)
     if window_counts.total is None:
-        return SloFigures(
-            ref,
-            Status.NO_DATA,
-            None,
-            None,
-            None,
-            burns,
-            [],
-            None,
-            "no data: no series for this SLI yet",
-        )
+        return unmeasured(Status.NO_DATA, "no data: no series for this SLI yet")
     if window_counts.total <= 0 or window_counts.bad is None:
-        return SloFigures(
-            ref,
-            Status.NO_DATA,
-            None,
-            None,
-            None,
-            burns,
-            [],
-            None,
-            f"no data: no traffic in the last {format_duration(slo.window)}",
+        return unmeasured(
+            Status.NO_DATA, f"no data: no traffic in the last {format_duration(slo.window)}"
         )
     error_ratio = window_counts.error_ratio or 0.0
     allowed = slo.budget_fraction * window_counts.total
