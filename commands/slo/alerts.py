@@ -25,6 +25,8 @@ from storage.slo_alerts import SloAlertEpisode
 
 log = logging.getLogger(__name__)
 
+JOB_DEADLINE_SECONDS = 60.0
+
 
 class AlertNotifier(Protocol):
     async def fired(
@@ -69,7 +71,7 @@ class BurnAlerts:
             return AlertRun([], [], [])
         now = self.clock.now()
         try:
-            items = await self.slos.evaluate(refs, now)
+            items = await self.slos.evaluate(refs, now, deadline=JOB_DEADLINE_SECONDS)
         except PrometheusUnavailable as exc:
             # Knowing nothing changes nothing: no alert opens or resolves on missing data.
             log.warning("SLO burn-rate alerts skipped: %s", exc)

@@ -90,15 +90,22 @@ class SloService:
         return SloReport(query.scope, at, worst_first(await self.evaluate(query.refs, at)))
 
     async def evaluate(
-        self, refs: Sequence[SloRef], at: datetime, *, trend: bool = True
+        self,
+        refs: Sequence[SloRef],
+        at: datetime,
+        *,
+        trend: bool = True,
+        deadline: float | None = None,
     ) -> list[SloFigures]:
+        """Figures for each ref at `at`; raises PrometheusUnavailable past the deadline (a
+        person is waiting by default; the alert job, nobody, so it gives Prometheus longer)."""
         prometheus = self.prometheus
         if prometheus is None:
             raise PrometheusNotConfigured(
                 "SLO data unavailable: Prometheus is not configured (set PROMETHEUS_URL)"
             )
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(deadline or self.deadline):
                 return await self._evaluate(prometheus, refs, at, trend)
         except TimeoutError:
             raise PrometheusUnavailable(
