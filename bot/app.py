@@ -25,6 +25,7 @@ from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
 from commands.offhours import handlers as offhours_handlers
+from commands.slo import handlers as slo_handlers
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def build_bolt_app(
     dora_handlers.register(ctx)
     deploy_handlers.register(app, ctx)
     offhours_handlers.register(app, ctx)
+    slo_handlers.register(app, ctx)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))

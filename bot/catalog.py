@@ -111,6 +111,79 @@ class Workload(_Strict):
         return _dns_label(v, "Kubernetes name")
 
 
+class RatioSli(_Strict):
+    """Counters of events: `good`/`total` or `bad`/`total`. Each is a counter selector (the bot
+    sums its `increase` over each window) or an expression holding `$window` to use as is."""
+
+    good: str | None = None
+    bad: str | None = None
+    total: str
+
+    @model_validator(mode="after")
+    def _one_numerator(self) -> RatioSli:
+        if (self.good is None) == (self.bad is None):
+            raise ValueError("a ratio SLI has exactly one of `good` or `bad`, plus `total`")
+        return self
+
+
+class LatencySli(_Strict):
+    """A histogram: requests at or under `threshold` seconds are good. `threshold` must be one
+    of the histogram's bucket bounds (its `le` label, written as the exporter writes it)."""
+
+    metric: str = Field(
+        description="histogram name without _bucket, e.g. http_request_duration_seconds"
+    )
+    selector: str = Field(default="", description='label matchers, e.g. service="checkout"')
+    threshold: str
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v) is None:
+            raise ValueError(f"“{v}” is not a Prometheus metric name")
+        return v.removesuffix("_bucket")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, v: object) -> object:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return repr(float(v)) if isinstance(v, float) else str(v)
+        return v
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        return v.strip().removeprefix("{").removesuffix("}").strip()
+
+
+class Slo(_Strict):
+    name: str
+    objective: Annotated[float, Field(gt=0, lt=100, description="percent, e.g. 99.9")]
+    window: Duration = timedelta(days=30)
+    environment: str = Field(default="prod", description="where the SLI is measured")
+    ratio: RatioSli | None = None
+    latency: LatencySli | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _dns_label(v, "SLO name")
+
+    @model_validator(mode="after")
+    def _one_sli(self) -> Slo:
+        if (self.ratio is None) == (self.latency is None):
+            raise ValueError(f"SLO {self.name} needs exactly one SLI: `ratio` or `latency`")
+        if self.window < timedelta(hours=1):
+            raise ValueError(f"SLO {self.name}: a window shorter than 1h is not an SLO window")
+        return self
+
+    @property
+    def budget_fraction(self) -> float:
+        """The share of events allowed to be bad: 0.001 for 99.9."""
+        return 1 - self.objective / 100
+
+
 class Service(_Strict):
     name: str
     team: str
@@ -121,7 +194,7 @@ class Service(_Strict):
     workloads: dict[str, Workload] = Field(
         default_factory=dict, description="environment name -> where the service runs there"
     )
-    slos: list[dict[str, Any]] = []
+    slos: list[Slo] = []
 
     @field_validator("name")
     @classmethod
@@ -238,6 +311,27 @@ class Budget(_Strict):
     environment: str | None = None
 
 
+class BurnCondition(_Strict):
+    """Fires when the burn rate exceeds `burn` over both the long and the short window."""
+
+    long: Duration
+    short: Duration
+    burn: Annotated[float, Field(gt=0)]
+
+
+class SloAlerting(_Strict):
+    """Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5)."""
+
+    page: list[BurnCondition] = [
+        BurnCondition(long=timedelta(hours=1), short=timedelta(minutes=5), burn=14.4),
+        BurnCondition(long=timedelta(hours=6), short=timedelta(minutes=30), burn=6),
+    ]
+    ticket: list[BurnCondition] = [
+        BurnCondition(long=timedelta(hours=24), short=timedelta(hours=2), burn=3),
+        BurnCondition(long=timedelta(days=3), short=timedelta(hours=6), burn=1),
+    ]
+
+
 class Schedules(_Strict):
     timezone: str = "UTC"
     offhours_reminder_lead: Duration = timedelta(minutes=30)
@@ -274,6 +368,7 @@ class Catalog(_Strict):
     )
     budgets: list[Budget] = []
     schedules: Schedules = Schedules()
+    slo_alerting: SloAlerting = SloAlerting()
     holidays: list[date] = []
 
     @model_validator(mode="after")
@@ -290,6 +385,13 @@ class Catalog(_Strict):
             for env in service.workloads:
                 if env not in envs:
                     raise ValueError(f"service {service.name}: environment “{env}” is not defined")
+            _unique([slo.name for slo in service.slos], f"service {service.name}: SLO")
+            for slo in service.slos:
+                if envs and slo.environment not in envs:
+                    raise ValueError(
+                        f"service {service.name}: SLO {slo.name}: environment "
+                        f"“{slo.environment}” is not defined"
+                    )
             if self.registries and not any(
                 service.image.startswith(r.rstrip("/") + "/") for r in self.registries
             ):

@@ -38,6 +38,30 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{path}: OK: {len(catalog.teams)} teams, {len(catalog.services)} services, "
         f"{len(catalog.environments)} environments, {len(catalog.templates)} templates"
     )
+    if settings.prometheus_url and any(s.slos for s in catalog.services):
+        return asyncio.run(_check_slo_queries(settings, catalog))
+    return 0
+
+
+async def _check_slo_queries(settings: Settings, catalog: Catalog) -> int:
+    from commands.slo.check import PrometheusUnavailable, check_slo_queries
+    from commands.slo.handlers import prometheus_from
+
+    prometheus = prometheus_from(settings)
+    assert prometheus is not None
+    try:
+        problems = await check_slo_queries(catalog, prometheus, SystemClock().now())
+    except PrometheusUnavailable as exc:
+        print(f"SLO queries not checked: {exc}", file=sys.stderr)
+        return 0
+    finally:
+        await prometheus.close()
+    if problems:
+        print(f"forgebot: {len(problems)} SLO query problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print("SLO queries: OK against Prometheus")
     return 0
 
 

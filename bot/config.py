@@ -52,6 +52,11 @@ class Settings(BaseSettings):
 
     prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
     prometheus_token: SecretStr | None = Field(default=None, validation_alias="PROMETHEUS_TOKEN")
+    prometheus_username: str | None = Field(default=None, validation_alias="PROMETHEUS_USERNAME")
+    prometheus_password: SecretStr | None = Field(
+        default=None, validation_alias="PROMETHEUS_PASSWORD"
+    )
+    prometheus_timeout: float = Field(default=2.0, validation_alias="PROMETHEUS_TIMEOUT")
 
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")

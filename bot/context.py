@@ -19,6 +19,7 @@ from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
 from commands.deploy.gates import BudgetGate
 from integrations.kubernetes.gateway import KubeGateway
+from integrations.prometheus import PrometheusGateway
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
 
@@ -39,6 +40,8 @@ class AppContext:
     kube: KubeGateway
     budget_gate: BudgetGate | None = None
     """Set by the SLO capability; the deploy gate asks it about error budgets."""
+    prometheus: PrometheusGateway | None = None
+    """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""

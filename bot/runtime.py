@@ -59,6 +59,7 @@ class Runtime:
             settings.slack_app_token,
             settings.api_token,
             settings.prometheus_token,
+            settings.prometheus_password,
         ):
             register_secret(secret.get_secret_value() if secret else None)
         db = Database(settings.database_url)
@@ -148,6 +149,8 @@ class Runtime:
             await self.ctx.operations.drain(drain_seconds)
             await self.ctx.slack.close()
             await self.ctx.kube.close()
+            if self.ctx.prometheus is not None:
+                await self.ctx.prometheus.close()
         if self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.shutdown)
         for task in self._background:

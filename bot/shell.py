@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +28,11 @@ from bot.runtime import Runtime, StartupError
 from commands.offhours import demo as offhours_demo
 from commands.offhours.demo import clock_jump
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
+from integrations.sandbox.prometheus_server import (
+    PrometheusNotInstalled,
+    RunningPrometheus,
+    start_prometheus,
+)
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
     SignedSlackClient,
@@ -36,6 +42,7 @@ from integrations.sandbox.slack_payloads import (
     slash_command,
     view_submission,
 )
+from integrations.sandbox.slo_data import demo_stories
 
 SANDBOX_TOKEN = "xoxb-sandbox-shell"
 QUIET_SECONDS = 0.35
@@ -554,20 +561,23 @@ async def run_demo(
         assert runtime.db is not None
         await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
 
+    output = out or sys.stdout
+    prometheus, slo_note = _demo_prometheus(workdir)
     settings = Settings(
+        PROMETHEUS_URL=prometheus.url if prometheus else None,
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         FORGEBOT_CATALOG=str(catalog_path),
         FORGEBOT_LOG_FORMAT="console",
         KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
         _env_file=None,
     )
-    output = out or sys.stdout
     print(
         "forgebot demo: a sandbox with a fake Slack and the example catalog "
         f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
         "U0PLATFORM (platform team).",
         file=output,
     )
+    print(slo_note, file=output)
     try:
         return await run_session(
             settings,
@@ -580,10 +590,30 @@ async def run_demo(
         )
     finally:
         kube.stop()
+        if prometheus is not None:
+            prometheus.stop()
         if keep:
             print(f"(demo database kept in {workdir})", file=output)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_prometheus(workdir: Path) -> tuple[RunningPrometheus | None, str]:
+    """A real Prometheus with 35 days of synthetic metrics when it is installed; the demo works
+    without it (and says how to get it), it only has no SLO data then."""
+    # The data runs two hours past now, so the demo's windows stay full while you try it.
+    shift = timedelta(hours=2)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) + shift
+    try:
+        running = start_prometheus(demo_stories(shift), end, workdir / "prometheus")
+    except PrometheusNotInstalled as exc:
+        return None, f"SLOs: no SLO data in this demo: {exc}."
+    except Exception as exc:  # the demo must start whatever happens to Prometheus
+        return None, f"SLOs: no SLO data in this demo: Prometheus did not start ({exc})."
+    return running, (
+        "SLOs: a local Prometheus holds 35 days of synthetic metrics; try /slo "
+        "(checkout is burning its budget now, ledger spent its budget last week)."
+    )
 
 
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:

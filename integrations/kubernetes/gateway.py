@@ -566,9 +566,11 @@ class KubeGateway:
         )
 
     async def close(self) -> None:
-        for api in self._clients.values():
-            await asyncio.to_thread(api.close)
+        # A snapshot: the start-up warm-up may still be adding the next cluster's client.
+        clients = list(self._clients.values())
         self._clients.clear()
+        for api in clients:
+            await asyncio.to_thread(api.close)
         self._threads.shutdown(wait=False)
 
 

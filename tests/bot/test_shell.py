@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+
+import pytest
 
 from bot.shell import run_demo
 
@@ -38,4 +41,22 @@ async def test_demo_requests_an_environment_through_the_modal() -> None:
     assert "Estimated cost" in text and "/month" in text
     assert "pv-feature-x* is provisioned on dev-cluster" in text
     assert "pv-feature-x* (active)" in text
+    assert "Traceback" not in text
+
+
+async def test_demo_shows_slos_from_synthetic_data() -> None:
+    text = await _demo("/slo\n")
+    assert "a local Prometheus holds 35 days of synthetic metrics" in text
+    assert "*ledger/availability* critical" in text and "error budget left -" in text
+    assert "*checkout/availability* critical" in text and "page: burn rate over 14.4x" in text
+    assert text.index("ledger/availability") < text.index("checkout/latency"), "worst first"
+
+
+async def test_demo_without_prometheus_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no prometheus on it
+    text = await _demo("/slo\n")
+    assert "no SLO data in this demo: install Prometheus" in text
+    assert "SLO data unavailable: Prometheus is not configured" in text
     assert "Traceback" not in text
