@@ -1,5 +1,5 @@
 """Imports every module that defines tables, so metadata (Alembic, tests) sees them all."""
 
-from storage import models
+from storage import cost, models
 
-__all__ = ["models"]
+__all__ = ["cost", "models"]
