@@ -1,0 +1,179 @@
+"""Budgets and budget alerts end to end: catalog budgets, `/forge budget set` (platform only,
+audited, stored over the catalog's), the list with actual and forecast, and alerts posted to
+the team channel once per budget, month and threshold, even across restarts and replicas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from commands.cost.alerts import BudgetAlerts
+from commands.cost.parse import Scope, ScopeKind
+from commands.cost.periods import Period
+from commands.cost.service import cost_query
+from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
+from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
+from storage import audit
+from storage import cost as cost_repo
+from tests.commands.cost.harness import NOW, CostBot, cost_bot, text_of
+from tests.fixtures.aws import MotoServer
+from tests.fixtures.slack import DEVELOPER, PLATFORM
+
+TEAMS_IN_BUDGET_ORDER = ("payments", "platform", "search")
+
+
+def seed_month(
+    moto: MotoServer, catalog: Catalog, today: date, teams: tuple[str, ...] = TEAMS_IN_BUDGET_ORDER
+) -> None:
+    seed_demo_costs(
+        moto.url,
+        [cost_query(Scope(ScopeKind.TEAM, t), Period.THIS_MONTH, today, catalog) for t in teams],
+        model=DemoCostModel(today=today),
+    )
+
+
+@pytest.fixture
+async def bot(
+    bot_settings: Settings, catalog: Catalog, fake_slack: RunningFakeSlack, moto_aws: MotoServer
+) -> AsyncIterator[CostBot]:
+    async with cost_bot(bot_settings, catalog, fake_slack) as running:
+        yield running
+
+
+def alerts_of(bot: CostBot) -> BudgetAlerts:
+    assert bot.runtime.ctx is not None
+    alerts: BudgetAlerts = bot.runtime.ctx.extras["budget_alerts"]
+    return alerts
+
+
+def posts(slack: RunningFakeSlack, channel: str) -> list[RecordedCall]:
+    return slack.state.find("chat.postMessage", channel=channel)
+
+
+async def test_budget_list_shows_actual_forecast_and_use(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+
+    shown = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+
+    # payments: $2,964.35 so far in November of $5,000 (59%).
+    assert "*team payments*: $2,964.35 of $5,000.00 (59% used)" in shown
+    assert "*team search*: $1,499.85 of $2,000.00 (75% used)" in shown
+    assert "*team platform*: $4,594.49 of $8,000.00 (57% used)" in shown
+    assert "forecast $3,874.20 (77%)" in shown
+    assert "budget from the catalog" in shown
+
+
+async def test_platform_sets_a_budget_that_overrides_the_catalog(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+
+    refused = await bot.command(DEVELOPER, "/forge", "budget set payments 9000")
+    assert refused["text"].startswith(":no_entry:")
+
+    done = await bot.command(PLATFORM, "/forge", "budget set payments 3.5k")
+    assert done["text"] == (
+        ":white_check_mark: The monthly budget of team payments is now $3,500.00 (was $5,000.00)."
+    )
+    shown = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+    assert "*team payments*: $2,964.35 of $3,500.00 (85% used)" in shown
+    assert "budget set by <@U0PLATFORM>" in shown
+    assert bot.runtime.db is not None
+    entries = await bot.runtime.db.run(lambda s: audit.recent(s, command_prefix="budget"))
+    outcomes = {(e.actor_user_id, e.arguments["text"], e.outcome) for e in entries}
+    assert ("U0PLATFORM", "set payments 3.5k", "ok") in outcomes
+    assert ("U0DEVELOPER", "set payments 9000", "denied") in outcomes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("set payments", "needs a team and a monthly amount"),
+        ("set nobody 100", "There is no team called `nobody`"),
+        ("set payments -5", "is not a monthly amount"),
+        ("set payments lots", "is not a monthly amount"),
+        ("raise payments 5", "is not a budget command"),
+    ],
+)
+async def test_bad_budget_input(bot: CostBot, text: str, expected: str) -> None:
+    reply = await bot.command(PLATFORM, "/forge", f"budget {text}")
+
+    assert expected in reply["text"]
+
+
+async def test_alerts_fire_once_per_budget_month_and_threshold(
+    bot: CostBot,
+    moto_aws: MotoServer,
+    catalog: Catalog,
+    bot_settings: Settings,
+    fake_slack: RunningFakeSlack,
+) -> None:
+    await bot.command(PLATFORM, "/forge", "budget set payments 3500")
+    seed_month(moto_aws, catalog, NOW.date())
+
+    assert await alerts_of(bot).check() == 3
+    [payments] = posts(fake_slack, "C0PAYMENTS")
+    # 85% spent crosses 50% and 80% at once: one message, about the higher one; the
+    # forecast over budget is told in the same message.
+    assert payments.args["text"].startswith(":rotating_light: team payments has spent $2,964.35")
+    assert "80% of its $3,500.00 budget reached (85%)" in payments.args["text"]
+    assert "Top cost drivers" in str(payments.args["blocks"])
+    assert "over budget" in str(payments.args["blocks"])
+    await fake_slack.until_call("files.completeUploadExternal", count=3, timeout=20)
+
+    # Again, and from a second replica on the same database: nothing new.
+    assert await alerts_of(bot).check() == 0
+    async with cost_bot(bot_settings, catalog, fake_slack) as replica:
+        assert await alerts_of(replica).check() == 0
+    assert len(posts(fake_slack, "C0PAYMENTS")) == 1
+    assert bot.runtime.db is not None
+    stored = await bot.runtime.db.run(lambda s: cost_repo.alerts_for_month(s, "2026-11"))
+    assert {(a.team, a.kind, a.threshold) for a in stored if a.team == "payments"} == {
+        ("payments", "actual", 50),
+        ("payments", "actual", 80),
+        ("payments", "forecast", 100),
+    }
+    assert all(a.state == "sent" and a.message_ts for a in stored)
+
+    # Four days later payments has spent its whole budget and search 90% of its: news.
+    later = NOW + timedelta(days=4)
+    bot.clock.set(later)
+    seed_month(moto_aws, catalog, later.date())
+    assert await alerts_of(bot).check() == 2
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "100% of its $3,500.00 budget reached" in latest.args["text"]
+    assert (
+        "80% of its $2,000.00 budget reached (90%)"
+        in posts(fake_slack, "C0SEARCH")[-1].args["text"]
+    )
+
+
+async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    assert (
+        catalog.schedules.timezone == "Europe/Berlin"
+        and catalog.schedules.budget_alert_time == "09:00"
+    )
+    alerts = alerts_of(bot)
+    seed_month(moto_aws, catalog, NOW.date())
+
+    bot.clock.set(datetime(2026, 11, 24, 7, 55, tzinfo=UTC))  # 08:55 in Berlin
+    await alerts.scheduled(bot.clock.now())
+    assert fake_slack.state.find("chat.postMessage") == []
+
+    bot.clock.set(datetime(2026, 11, 24, 8, 5, tzinfo=UTC))  # 09:05 in Berlin
+    await alerts.scheduled(bot.clock.now())
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
+
+    # Later the same day the job has done its work; the next day it looks again.
+    bot.clock.set(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    before = moto_aws.cost_explorer_request_bodies()
+    await alerts.scheduled(bot.clock.now())
+    assert moto_aws.cost_explorer_request_bodies() == before
