@@ -10,6 +10,7 @@ from typing import Any
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
 from commands.environments.pricing import money
+from integrations.aws.resource_types import ENVIRONMENT_TAG
 from integrations.slack.blockkit import escape
 from integrations.slack.blocks import context, divider, header, section
 
@@ -146,7 +147,7 @@ def _tag_hint(summary: CostSummary) -> str:
     return {
         ScopeKind.TEAM: "team",
         ScopeKind.SERVICE: "service",
-        ScopeKind.ENVIRONMENT: "environment",
+        ScopeKind.ENVIRONMENT: ENVIRONMENT_TAG,
     }[summary.scope.kind]
 
 
@@ -250,5 +251,5 @@ def environment_cost_line(summary: CostSummary | None, problem: str | None) -> s
     month = f"{summary.window.month.start:%B}"
     return (
         f":moneybag: Actual cost in {month}: {money(summary.month_to_date, summary.currency)} "
-        "(AWS, tag environment)"
+        f"(AWS, tag {ENVIRONMENT_TAG})"
     )

@@ -174,7 +174,7 @@ async def test_empty_results_say_so(bot: CostBot, moto_aws: MotoServer) -> None:
 
     shown = text_of(reply)
     assert "No cost recorded for environment pv-nothing" in shown
-    assert "`environment` tag" in shown
+    assert "`forgebot:environment` tag" in shown
 
 
 @pytest.mark.parametrize(
@@ -196,3 +196,57 @@ async def test_someone_in_no_team_is_asked_to_name_one(bot: CostBot) -> None:
     reply = await bot.command(STRANGER, "/cost", "")
 
     assert "You are not in a team" in reply["text"]
+
+
+async def test_environments_show_their_actual_cost(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    from integrations.aws.cost_types import DateRange
+    from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
+    from integrations.sandbox.slack_payloads import app_home_opened
+    from storage import environments as env_repo
+    from storage.models import EnvironmentRecord, EnvState
+
+    assert bot.runtime.db is not None
+    await bot.runtime.db.run(
+        lambda s: env_repo.insert(
+            s,
+            EnvironmentRecord(
+                name="pv-checkout",
+                live_name="pv-checkout",
+                template="web-preview",
+                size="S",
+                team="payments",
+                owner_user_id=DEVELOPER.user_id,
+                cluster="dev-cluster",
+                state=EnvState.ACTIVE,
+                ttl_seconds=259200,
+                expires_at=NOW + timedelta(days=2),
+                requested_at=NOW,
+                updated_at=NOW,
+            ),
+        )
+    )
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in (22, 23)]
+    moto_aws.queue_cost_results(
+        [
+            cost_and_usage_response(
+                [result_by_time(day, groups={EC2_COMPUTE: Decimal("3.15")}) for day in days],
+                group_by="SERVICE",
+            )
+        ]
+    )
+
+    reply = await bot.command(DEVELOPER, "/env", "show pv-checkout")
+
+    assert "Actual cost in November: $6.30 (AWS, tag forgebot:environment)" in text_of(reply)
+    [body] = moto_aws.cost_explorer_request_bodies()
+    assert body["Filter"]["Tags"] == {
+        "Key": "forgebot:environment",
+        "Values": ["pv-checkout"],
+        "MatchOptions": ["EQUALS"],
+    }
+
+    await bot.client.send(app_home_opened(DEVELOPER, event_id="Ev0COST1"))
+    [published] = await bot.slack.until_call("views.publish", timeout=20)
+    assert "Actual cost in November: $6.30" in str(published.args["view"])
