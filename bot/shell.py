@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +23,7 @@ from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
+from integrations.aws.cost_explorer import CostSource
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
@@ -173,7 +174,7 @@ class ShellSession:
                 )
             elif call.method == "files.completeUploadExternal":
                 self.say(
-                    f"\n#{where}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
+                    f"\n#{where or args.get('channel_id', '')}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
                 )
         return opened
 
@@ -432,6 +433,8 @@ async def run_session(
     script: str | None = None,
     out: TextIO | None = None,
     stdin: TextIO | None = None,
+    cost_source: CostSource | None = None,
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> int:
     """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal."""
     output = out or sys.stdout
@@ -454,7 +457,7 @@ async def run_session(
             "allowed_enterprise_ids": [],
         }
     )
-    runtime = Runtime(shell_settings, catalog)
+    runtime = Runtime(shell_settings, catalog, cost_source=cost_source)
     try:
         await runtime.start("127.0.0.1", 0)
     except StartupError as exc:
@@ -462,6 +465,8 @@ async def run_session(
         fake.stop()
         return 2
     try:
+        if on_start is not None:
+            await on_start(runtime)
         who = SlackIdentity(user_id=user, channel_id=channel, channel_name=channel_name)
         session = ShellSession(runtime, fake, secret, who, output)
         interactive = script is None and (stdin or sys.stdin).isatty()
@@ -508,10 +513,12 @@ async def run_demo(
     catalog = load_catalog(catalog_path)
     kube = start_fake_kube()
     seed_demo_cluster(kube.state, catalog)
+    aws = _demo_aws()
     settings = Settings(
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         FORGEBOT_CATALOG=str(catalog_path),
         FORGEBOT_LOG_FORMAT="console",
+        FORGEBOT_COST_FORECAST="linear",
         KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
         _env_file=None,
     )
@@ -524,14 +531,50 @@ async def run_demo(
     )
     try:
         return await run_session(
-            settings, catalog, user=user or "U0DEVELOPER", script=script, out=output, stdin=stdin
+            settings,
+            catalog,
+            user=user or "U0DEVELOPER",
+            script=script,
+            out=output,
+            stdin=stdin,
+            cost_source=aws[0] if aws else None,
+            on_start=aws[1] if aws else None,
         )
     finally:
         kube.stop()
+        if aws:
+            aws[2]()
         if keep:
             print(f"(demo database kept in {workdir})", file=output)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_aws() -> (
+    tuple[CostSource, Callable[[Runtime], Awaitable[None]], Callable[[], None]] | None
+):
+    """moto as the demo's AWS, with seeded Cost Explorer results: the cost source, the
+    start-up step that seeds and warms the cost cache, and how to stop moto. None (and no
+    cost commands' data) where moto is not installed."""
+    from bot.clock import SystemClock
+    from integrations.aws.cost_explorer import CostExplorerGateway
+    from integrations.sandbox.aws_seed import sandbox_clients, start_moto
+
+    try:
+        url, stop = start_moto()
+    except RuntimeError:
+        return None
+    source = CostExplorerGateway(
+        sandbox_clients(url), SystemClock(), use_cost_explorer_forecast=False
+    )
+
+    async def warm(runtime: Runtime) -> None:
+        from commands.cost.demo import seed_and_warm
+
+        assert runtime.ctx is not None
+        await seed_and_warm(runtime.ctx.extras["cost"], url, runtime.ctx.catalog)
+
+    return source, warm, stop
 
 
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:

@@ -55,3 +55,10 @@ def render_png(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def warm() -> None:
+    """Import matplotlib and draw once (about a second), so the first real chart is quick."""
+    from datetime import date
+
+    render_png("", [DailyCost(date(2026, 1, 1), Decimal(1))], currency="USD", budget=Decimal(2))

@@ -39,3 +39,17 @@ async def test_demo_requests_an_environment_through_the_modal() -> None:
     assert "pv-feature-x* is provisioned on dev-cluster" in text
     assert "pv-feature-x* (active)" in text
     assert "Traceback" not in text
+
+
+async def test_demo_shows_cost_and_budgets() -> None:
+    text = await _demo(
+        "/cost chart\n/cost team search last-month\n:as U0PLATFORM\n"
+        "/forge budget set payments 2500\n/forge budget\n"
+    )
+    assert "Cost of team payments, this month" in text
+    assert "Top services" in text and "Forecast for" in text
+    assert "#C0PAYMENTS: [file uploaded: Daily cost of team payments, this month]" in text
+    assert "Cost of team search, last month" in text
+    assert "The monthly budget of team payments is now $2,500.00 (was $5,000.00)." in text
+    assert "*team payments*:" in text and "budget set by @U0PLATFORM" in text
+    assert "Traceback" not in text
