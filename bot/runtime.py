@@ -141,6 +141,8 @@ class Runtime:
         if groups:
             self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
         self._background.append(asyncio.create_task(ctx.kube.warm()))
+        if isinstance(ctx.cost_source, CostExplorerGateway):
+            self._background.append(asyncio.create_task(ctx.cost_source.warm()))
         resumed = await ctx.operations.recover()
         if resumed:
             log.info("resumed %d unfinished operations", resumed)

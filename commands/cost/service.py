@@ -22,7 +22,7 @@ from typing import Literal
 from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.errors import ForgebotError, NotFound, UserInputError
-from commands.cost.cache import CostCache
+from commands.cost.cache import Codec, CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import FORECAST_BASIS_DAYS, Period, Window, window
 from integrations.aws.cost_explorer import CostSource
@@ -48,6 +48,11 @@ SERVICE_TAG = "service"
 TOP_SERVICES = 5
 CENT = Decimal("0.01")
 ForecastMode = Literal["linear", "cost-explorer"]
+BUDGETS_REFRESH = timedelta(minutes=1)
+"""How long a replica trusts its copy of the budgets: one set on another replica shows here
+within this time (on the replica that set it, at once)."""
+REPORT_CODEC = Codec(CostReport.model_dump_json, CostReport.model_validate_json)
+FORECAST_CODEC = Codec(Forecast.model_dump_json, Forecast.model_validate_json)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class CostService:
         self.source = source
         self.cache = cache
         self.forecast_mode = forecast_mode
+        self._budgets: tuple[datetime, list[BudgetLine]] | None = None
 
     def today(self) -> date:
         return self.clock.now().date()  # Cost Explorer's days are UTC days
@@ -184,36 +190,39 @@ class CostService:
 
     async def summary(self, scope: Scope, period: Period) -> CostSummary:
         today = self.today()
-        win = window(period, today)
         query = cost_query(scope, period, today, self.catalog)
         report, fetched_at, hit = await self._report(query)
-        daily = _daily(report)
-        by_service = _by_service(report, win.current)
-        current = _days(daily, win.current)
-        month = _days(daily, DateRange(start=win.month.start, end=today + timedelta(days=1)))
+        ce_forecast = None
+        if self.forecast_mode == "cost-explorer":
+            ce_forecast = await self._cost_explorer_forecast(scope, _rest_of_month(today))
         budget = await self.budget_for(scope)
-        forecast = await self._forecast(scope, win, daily, today, report.currency)
-        return CostSummary(
-            scope=scope,
-            window=win,
-            currency=report.currency,
-            total=_sum(current),
-            previous_total=_sum(_days(daily, win.previous)),
-            services=tuple(by_service),
-            daily=tuple(current),
-            month_daily=tuple(month),
-            month_to_date=_sum(month),
-            forecast=forecast,
-            budget=budget,
-            fetched_at=fetched_at,
-            from_cache=hit,
-            estimated=report.estimated,
+        return _summarize(scope, period, today, report, fetched_at, hit, budget, ce_forecast)
+
+    def summary_from_memory(self, scope: Scope, period: Period) -> CostSummary | None:
+        """The summary if everything it needs is in this process's memory (no I/O at all,
+        so it can be the ack itself); None otherwise."""
+        today = self.today()
+        report = self.cache.peek(cache_key(cost_query(scope, period, today, self.catalog)))
+        budgets = self._budgets_in_memory()
+        if report is None or budgets is None:
+            return None
+        ce_forecast = None
+        if self.forecast_mode == "cost-explorer":
+            remembered = self.cache.peek(
+                _forecast_key(tag_filter(scope, self.catalog), _rest_of_month(today))
+            )
+            if remembered is None:
+                return None
+            ce_forecast = remembered.value
+        budget = next((b for b in budgets if b.scope == scope), None)
+        return _summarize(
+            scope, period, today, report.value, report.fetched_at, True, budget, ce_forecast
         )
 
     async def _report(self, query: CostQuery) -> tuple[CostReport, datetime, bool]:
-        async def fetch() -> str:
+        async def fetch() -> CostReport:
             try:
-                report = await self.source.cost_and_usage(
+                return await self.source.cost_and_usage(
                     query.period,
                     query.granularity,
                     filter_tag=query.filter_tag,
@@ -224,58 +233,30 @@ class CostService:
                     "Cost Explorer is not set up for forgebot: it has no AWS credentials. "
                     "The platform team can give it a role with ce:GetCostAndUsage."
                 ) from None
-            return report.model_dump_json()
 
-        cached = await self.cache.get(cache_key(query), fetch)
-        return CostReport.model_validate_json(cached.payload), cached.fetched_at, cached.hit
-
-    async def _forecast(
-        self,
-        scope: Scope,
-        win: Window,
-        daily: dict[date, Decimal],
-        today: date,
-        currency: str,
-    ) -> MonthForecast | None:
-        so_far = (
-            _sum(_days(daily, DateRange(start=win.month.start, end=today)))
-            if today > win.month.start
-            else Decimal(0)
-        )
-        remaining = DateRange(start=today, end=win.month.end)
-        if self.forecast_mode == "cost-explorer":
-            forecast = await self._cost_explorer_forecast(scope, remaining)
-            if forecast is not None:
-                return MonthForecast(
-                    win.month, (so_far + forecast.amount).quantize(CENT), forecast.explanation()
-                )
-        basis = DateRange(start=today - timedelta(days=FORECAST_BASIS_DAYS), end=today)
-        basis_days = _days(daily, basis)
-        if not any(d.amount for d in basis_days):
-            return None
-        average = _sum(basis_days) / len(basis_days)
-        amount = so_far + average * remaining.days
-        return MonthForecast(
-            win.month,
-            amount.quantize(CENT, rounding=ROUND_HALF_UP),
-            f"linear projection of the average daily cost over the last {len(basis_days)} days",
-        )
+        cached = await self.cache.get(cache_key(query), fetch, REPORT_CODEC)
+        return cached.value, cached.fetched_at, cached.hit
 
     async def _cost_explorer_forecast(self, scope: Scope, remaining: DateRange) -> Forecast | None:
         tag = tag_filter(scope, self.catalog)
-        key = f"ce:forecast:{tag.key}={tag.value}:{remaining.start}:{remaining.end}"
+        key = _forecast_key(tag, remaining)
 
-        async def fetch() -> str:
-            return (await self.source.forecast(remaining, filter_tag=tag)).model_dump_json()
+        async def fetch() -> Forecast:
+            return await self.source.forecast(remaining, filter_tag=tag)
 
         try:
-            cached = await self.cache.get(key, fetch)
+            cached = await self.cache.get(key, fetch, FORECAST_CODEC)
         except ForgebotError as exc:
             log.info("no Cost Explorer forecast for %s: %s", scope.describe(), exc)
             return None
-        return Forecast.model_validate_json(cached.payload)
+        return cached.value
 
     # --- budgets ------------------------------------------------------------------------------
+
+    def _budgets_in_memory(self) -> list[BudgetLine] | None:
+        if self._budgets is None or self.clock.now() - self._budgets[0] > BUDGETS_REFRESH:
+            return None
+        return self._budgets[1]
 
     async def budgets(self) -> list[BudgetLine]:
         """Every budget: the catalog's, each replaced by one set in Slack if there is one."""
@@ -290,10 +271,17 @@ class CostService:
             lines[(override.team, override.service, override.environment)] = BudgetLine(
                 override.team, scope, Decimal(override.monthly), "slack", override.set_by
             )
-        return sorted(lines.values(), key=lambda b: (b.team, b.scope.kind != ScopeKind.TEAM, b.key))
+        result = sorted(
+            lines.values(), key=lambda b: (b.team, b.scope.kind != ScopeKind.TEAM, b.key)
+        )
+        self._budgets = (self.clock.now(), result)
+        return result
 
     async def budget_for(self, scope: Scope) -> BudgetLine | None:
-        return next((b for b in await self.budgets() if b.scope == scope), None)
+        budgets = self._budgets_in_memory()
+        if budgets is None:
+            budgets = await self.budgets()
+        return next((b for b in budgets if b.scope == scope), None)
 
     async def set_budget(self, team: str, amount: Decimal, actor: str) -> Decimal | None:
         """Set a team's monthly budget (platform only: the handler authorizes). Returns the
@@ -303,7 +291,76 @@ class CostService:
         before = await self.budget_for(Scope(ScopeKind.TEAM, team))
         now = self.clock.now()
         await self.db.run(lambda s: repo.set_override(s, team, amount, actor, now))
+        self._budgets = None
         return before.monthly if before else None
+
+
+def _rest_of_month(today: date) -> DateRange:
+    return DateRange(start=today, end=DateRange.month_of(today).end)
+
+
+def _forecast_key(tag: TagFilter, remaining: DateRange) -> str:
+    return f"ce:forecast:{tag.key}={tag.value}:{remaining.start}:{remaining.end}"
+
+
+def _summarize(
+    scope: Scope,
+    period: Period,
+    today: date,
+    report: CostReport,
+    fetched_at: datetime,
+    hit: bool,
+    budget: BudgetLine | None,
+    ce_forecast: Forecast | None,
+) -> CostSummary:
+    win = window(period, today)
+    daily = _daily(report)
+    current = _days(daily, win.current)
+    month = _days(daily, DateRange(start=win.month.start, end=today + timedelta(days=1)))
+    return CostSummary(
+        scope=scope,
+        window=win,
+        currency=report.currency,
+        total=_sum(current),
+        previous_total=_sum(_days(daily, win.previous)),
+        services=tuple(_by_service(report, win.current)),
+        daily=tuple(current),
+        month_daily=tuple(month),
+        month_to_date=_sum(month),
+        forecast=_month_forecast(win, daily, today, ce_forecast),
+        budget=budget,
+        fetched_at=fetched_at,
+        from_cache=hit,
+        estimated=report.estimated,
+    )
+
+
+def _month_forecast(
+    win: Window, daily: dict[date, Decimal], today: date, ce_forecast: Forecast | None
+) -> MonthForecast | None:
+    """The month's expected total: the actual days before today plus a forecast of the rest
+    (Cost Explorer's when given, else a linear projection of the recent daily average)."""
+    so_far = (
+        _sum(_days(daily, DateRange(start=win.month.start, end=today)))
+        if today > win.month.start
+        else Decimal(0)
+    )
+    if ce_forecast is not None:
+        return MonthForecast(
+            win.month, (so_far + ce_forecast.amount).quantize(CENT), ce_forecast.explanation()
+        )
+    remaining = _rest_of_month(today)
+    basis = DateRange(start=today - timedelta(days=FORECAST_BASIS_DAYS), end=today)
+    basis_days = _days(daily, basis)
+    if not any(d.amount for d in basis_days):
+        return None
+    average = _sum(basis_days) / len(basis_days)
+    amount = so_far + average * remaining.days
+    return MonthForecast(
+        win.month,
+        amount.quantize(CENT, rounding=ROUND_HALF_UP),
+        f"linear projection of the average daily cost over the last {len(basis_days)} days",
+    )
 
 
 def _budget_scope(team: str, service: str | None, environment: str | None) -> Scope:

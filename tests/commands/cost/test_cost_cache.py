@@ -126,3 +126,19 @@ async def test_an_alert_is_claimed_once(database: Database) -> None:
     )
     await database.run(lambda s: repo.release_alert(s, alert().alert_key))
     assert not await database.run(lambda s: repo.claim_alert(s, alert())), "a sent alert stays"
+
+
+async def test_an_answer_in_memory_is_the_ack_itself(bot: CostBot) -> None:
+    from tests.fixtures.slack import DEVELOPER
+
+    await bot.command(DEVELOPER, "/cost", "")
+    before = len(bot.slack.state.find("response_url"))
+
+    response = await bot.client.send(
+        slash_command(DEVELOPER, "/cost", "team payments", bot.slack.new_response_url())
+    )
+
+    acked = response.json()
+    assert acked["response_type"] == "ephemeral"
+    assert "Cost of team payments, this month" in acked["text"]
+    assert len(bot.slack.state.find("response_url")) == before
