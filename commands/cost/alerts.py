@@ -97,6 +97,7 @@ class BudgetAlerts:
         self.db = db
         self.clock = clock
         self.channel = channel
+        self.failed: list[str] = []
 
     async def scheduled(self, slot: datetime) -> None:
         """The scheduler's body: the first run at or after the alert time each local day."""
@@ -110,17 +111,25 @@ class BudgetAlerts:
         if done:
             return
         await self.check()
+        if self.failed:
+            return  # the next run (minutes later) tries the budgets that failed again
         now = self.clock.now()
         await self.db.run(lambda s: idempotency.claim(s, day_key, now))
 
     async def check(self) -> int:
-        """Evaluate every budget now; returns how many alerts were posted."""
+        """Evaluate every budget now; returns how many alerts were posted. Budgets that could
+        not be checked or announced are left in `failed`."""
         posted = 0
+        self.failed = []
         for budget in await self.service.budgets():
             try:
                 posted += await self._check_one(budget)
             except ForgebotError as exc:
+                self.failed.append(budget.key)
                 log.warning("budget check for %s failed: %s", budget.key, exc)
+            except Exception:
+                self.failed.append(budget.key)
+                log.exception("budget alert for %s could not be posted", budget.key)
         return posted
 
     async def _check_one(self, budget: BudgetLine) -> int:

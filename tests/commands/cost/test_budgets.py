@@ -177,3 +177,27 @@ async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
     before = moto_aws.cost_explorer_request_bodies()
     await alerts.scheduled(bot.clock.now())
     assert moto_aws.cost_explorer_request_bodies() == before
+
+
+async def test_an_alert_slack_refused_is_posted_at_the_next_run(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    alerts = alerts_of(bot)
+    fake_slack.fail_next(3, method="chat.postMessage", status=400)  # not retried
+
+    await alerts.scheduled(NOW)
+    assert alerts.failed == [
+        "payments/team/payments",
+        "platform/team/platform",
+        "search/team/search",
+    ]
+    assert fake_slack.state.find("chat.postMessage") == []
+
+    fake_slack.clear_faults()
+    bot.clock.advance(timedelta(minutes=15))
+    await alerts.scheduled(bot.clock.now())
+    posted = fake_slack.state.find("chat.postMessage")
+    assert sorted(c.args["channel"] for c in posted) == ["C0PAYMENTS", "C0PLATFORM", "C0SEARCH"]
+    await alerts.scheduled(bot.clock.now() + timedelta(minutes=15))
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
