@@ -19,7 +19,7 @@ from commands.cost.alerts import BudgetAlerts
 from commands.cost.cache import CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.cost.service import BudgetLine, CostService, CostSummary
+from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,8 @@ def register(ctx: AppContext) -> CostService | None:
         """The actual-cost line for `/env show` and App Home; never fails the caller."""
         try:
             summary = await service.summary(Scope(ScopeKind.ENVIRONMENT, name), Period.THIS_MONTH)
+        except CostNotConfigured:
+            return ""  # no AWS for this bot: nothing to say about actual cost
         except ForgebotError as exc:
             return views.environment_cost_line(None, str(exc))
         return views.environment_cost_line(summary, None)

@@ -142,3 +142,16 @@ async def test_an_answer_in_memory_is_the_ack_itself(bot: CostBot) -> None:
     assert acked["response_type"] == "ephemeral"
     assert "Cost of team payments, this month" in acked["text"]
     assert len(bot.slack.state.find("response_url")) == before
+
+
+async def test_another_replica_finds_the_answer_in_the_database(
+    bot: CostBot, bot_settings: Settings, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    first = await bot.service.summary(PAYMENTS, Period.THIS_MONTH)
+    bot.clock.advance(timedelta(hours=1))
+
+    async with cost_bot(bot_settings, catalog, fake_slack, now=bot.clock.now()) as replica:
+        seen = await replica.service.summary(PAYMENTS, Period.THIS_MONTH)
+        assert gateway_of(replica).requests_made == 0
+    assert seen.from_cache and seen.fetched_at == first.fetched_at
+    assert seen.total == first.total and seen.services == first.services
