@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 BUDGET_JOB_EVERY = timedelta(minutes=15)
 """How often the budget job looks at the clock; it acts once a day, at the alert time."""
+CACHE_PURGE_EVERY = timedelta(hours=6)
 CHART_BUDGET_PERIODS = (Period.THIS_MONTH, Period.LAST_MONTH, Period.LAST_30_DAYS)
 
 
@@ -32,12 +33,13 @@ def register(ctx: AppContext) -> CostService | None:
     if ctx.cost_source is None:
         return None
     catalog = ctx.catalog
+    cache = CostCache(ctx.db, ctx.clock, ctx.settings.cost_cache_ttl)
     service = CostService(
         catalog=catalog,
         db=ctx.db,
         clock=ctx.clock,
         source=ctx.cost_source,
-        cache=CostCache(ctx.db, ctx.clock, ctx.settings.cost_cache_ttl),
+        cache=cache,
         forecast_mode=ctx.settings.cost_forecast,
     )
 
@@ -131,6 +133,11 @@ def register(ctx: AppContext) -> CostService | None:
     scheduler = ctx.extras.get("scheduler")
     if scheduler is not None:
         scheduler.add(JobSpec("budget-alerts", BUDGET_JOB_EVERY, alerts.scheduled))
+
+        async def purge_cache(slot: datetime) -> None:
+            await cache.purge_expired()
+
+        scheduler.add(JobSpec("cost-cache-purge", CACHE_PURGE_EVERY, purge_cache))
 
     async def environment_cost(name: str) -> str:
         """The actual-cost line for `/env show` and App Home; never fails the caller."""

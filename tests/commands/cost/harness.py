@@ -82,10 +82,11 @@ async def cost_bot(
     *,
     cost_source: Callable[[ManualClock], CostSource] | None = None,
     now: datetime = NOW,
+    forecast: str = "linear",
 ) -> AsyncIterator[CostBot]:
     clock = ManualClock(now)
     runtime = Runtime(
-        settings.model_copy(update={"cost_forecast": "linear"}),
+        settings.model_copy(update={"cost_forecast": forecast}),
         catalog,
         clock=clock,
         run_scheduler=False,

@@ -157,26 +157,28 @@ async def test_alerts_fire_once_per_budget_month_and_threshold(
 async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    assert (
-        catalog.schedules.timezone == "Europe/Berlin"
-        and catalog.schedules.budget_alert_time == "09:00"
-    )
-    alerts = alerts_of(bot)
+    assert catalog.schedules.timezone == "Europe/Berlin"
+    assert catalog.schedules.budget_alert_time == "09:00"
+    scheduler = bot.runtime.scheduler
+    assert scheduler is not None and "budget-alerts" in scheduler.jobs
     seed_month(moto_aws, catalog, NOW.date())
 
-    bot.clock.set(datetime(2026, 11, 24, 7, 55, tzinfo=UTC))  # 08:55 in Berlin
-    await alerts.scheduled(bot.clock.now())
+    async def fire(at: datetime) -> bool:
+        bot.clock.set(at)
+        return await scheduler.run_now("budget-alerts", at)
+
+    assert await fire(datetime(2026, 11, 24, 7, 55, tzinfo=UTC))  # 08:55 in Berlin
     assert fake_slack.state.find("chat.postMessage") == []
 
-    bot.clock.set(datetime(2026, 11, 24, 8, 5, tzinfo=UTC))  # 09:05 in Berlin
-    await alerts.scheduled(bot.clock.now())
+    assert await fire(datetime(2026, 11, 24, 8, 5, tzinfo=UTC))  # 09:05 in Berlin
     assert len(fake_slack.state.find("chat.postMessage")) == 3
+    assert not await fire(datetime(2026, 11, 24, 8, 6, tzinfo=UTC)), "same slot: runs once"
 
-    # Later the same day the job has done its work; the next day it looks again.
-    bot.clock.set(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    # Later the same day the job has done its work: not even Cost Explorer is asked.
     before = moto_aws.cost_explorer_request_bodies()
-    await alerts.scheduled(bot.clock.now())
+    assert await fire(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     assert moto_aws.cost_explorer_request_bodies() == before
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
 
 
 async def test_an_alert_slack_refused_is_posted_at_the_next_run(

@@ -18,7 +18,7 @@ from integrations.aws.cost_types import DateRange
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
 from integrations.sandbox.slack_api import RunningFakeSlack
-from tests.commands.cost.harness import CostBot, cost_bot
+from tests.commands.cost.harness import CostBot, cost_bot, text_of
 from tests.fixtures.slack import DEVELOPER
 from tests.integrations.aws.ce_stub import CostExplorerStub, Reply, start_cost_explorer_stub
 
@@ -144,3 +144,59 @@ async def test_no_credentials_at_all(
         ":x: Cost Explorer is not set up for forgebot: it has no AWS credentials. "
         "The platform team can give it a role with ce:GetCostAndUsage."
     )
+
+
+async def test_cost_explorer_forecast_is_added_to_the_month_so_far(
+    stub: CostExplorerStub,
+    bot_settings: Settings,
+    catalog: Catalog,
+    fake_slack: RunningFakeSlack,
+    aws_test_config: AwsConfig,
+) -> None:
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in range(1, 25)]
+    # $100 a day so far (today, the 24th, has no cost yet); Cost Explorer expects $812.34 more.
+    stub.always(
+        USAGE,
+        Reply.ok(
+            cost_and_usage_response(
+                [result_by_time(day, groups={"AWS Lambda": Decimal("100")}) for day in days[:-1]],
+                group_by="SERVICE",
+            )
+        ),
+    )
+    stub.always(
+        "GetCostForecast",
+        Reply.ok(
+            {
+                "Total": {"Amount": "812.34", "Unit": "USD"},
+                "ForecastResultsByTime": [
+                    {
+                        "TimePeriod": {"Start": "2026-11-24", "End": "2026-12-01"},
+                        "MeanValue": "812.34",
+                        "PredictionIntervalLowerBound": "700",
+                        "PredictionIntervalUpperBound": "900",
+                    }
+                ],
+            }
+        ),
+    )
+
+    def gateway(clock: ManualClock) -> CostExplorerGateway:
+        return CostExplorerGateway(AwsClients(aws_test_config), clock)
+
+    async with cost_bot(
+        bot_settings, catalog, fake_slack, cost_source=gateway, forecast="cost-explorer"
+    ) as bot:
+        reply = await bot.command(DEVELOPER, "/cost", "")
+        again = await bot.command(DEVELOPER, "/cost", "")
+
+    shown = text_of(reply)
+    # $2,300.00 spent by the 23rd plus Cost Explorer's $812.34 for the rest of the month.
+    assert "Forecast for November: *$3,112.34*" in shown
+    assert "62% of the $5,000.00 budget (within budget)" in shown
+    assert "Cost Explorer forecast (80% prediction interval)" in shown
+    [asked] = stub.received("GetCostForecast")
+    assert asked.body["TimePeriod"] == {"Start": "2026-11-24", "End": "2026-12-01"}
+    assert asked.body["Filter"]["Tags"]["Values"] == ["payments"]
+    assert text_of(again) == shown, "the forecast is cached with the report"
+    assert len(stub.received(USAGE)) == 1
