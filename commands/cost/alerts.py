@@ -148,7 +148,11 @@ class BudgetAlerts:
         claimed: list[tuple[str, Crossing]] = []
         for crossing in found:
             key = alert_key(budget, month, crossing)
-            amount = summary.month_to_date if crossing.kind == ACTUAL else summary.forecast.amount  # type: ignore[union-attr]
+            amount = (
+                summary.forecast.amount
+                if crossing.kind == FORECAST and summary.forecast is not None
+                else summary.month_to_date
+            )
             record = repo.BudgetAlert(
                 alert_key=key,
                 team=budget.team,

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from commands.cost.parse import ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
 from commands.environments.pricing import money
@@ -142,8 +143,6 @@ def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
 
 
 def _tag_hint(summary: CostSummary) -> str:
-    from commands.cost.parse import ScopeKind
-
     return {
         ScopeKind.TEAM: "team",
         ScopeKind.SERVICE: "service",

@@ -203,3 +203,19 @@ async def test_an_alert_slack_refused_is_posted_at_the_next_run(
     assert sorted(c.args["channel"] for c in posted) == ["C0PAYMENTS", "C0PLATFORM", "C0SEARCH"]
     await alerts.scheduled(bot.clock.now() + timedelta(minutes=15))
     assert len(fake_slack.state.find("chat.postMessage")) == 3
+
+
+async def test_a_forecast_over_budget_is_announced_on_its_own(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    assert await alerts_of(bot).check() == 3  # each team past 50% of its budget
+
+    await bot.command(PLATFORM, "/forge", "budget set payments 3800")
+    assert await alerts_of(bot).check() == 1
+
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert latest.args["text"] == (
+        ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
+        "102% of its $3,800.00 budget"
+    )
