@@ -48,6 +48,7 @@ SERVICE_TAG = "service"
 TOP_SERVICES = 5
 CENT = Decimal("0.01")
 ForecastMode = Literal["linear", "cost-explorer"]
+FORECAST_RETRY_AFTER = timedelta(minutes=15)
 BUDGETS_REFRESH = timedelta(minutes=1)
 """How long a replica trusts its copy of the budgets: one set on another replica shows here
 within this time (on the replica that set it, at once)."""
@@ -172,6 +173,7 @@ class CostService:
         self.cache = cache
         self.forecast_mode = forecast_mode
         self._budgets: tuple[datetime, list[BudgetLine]] | None = None
+        self._forecast_failures: dict[str, datetime] = {}
 
     def today(self) -> date:
         return self.clock.now().date()  # Cost Explorer's days are UTC days
@@ -208,12 +210,12 @@ class CostService:
             return None
         ce_forecast = None
         if self.forecast_mode == "cost-explorer":
-            remembered = self.cache.peek(
-                _forecast_key(tag_filter(scope, self.catalog), _rest_of_month(today))
-            )
-            if remembered is None:
+            key = _forecast_key(tag_filter(scope, self.catalog), _rest_of_month(today))
+            remembered = self.cache.peek(key)
+            if remembered is not None:
+                ce_forecast = remembered.value
+            elif not self._forecast_recently_failed(key):
                 return None
-            ce_forecast = remembered.value
         budget = next((b for b in budgets if b.scope == scope), None)
         return _summarize(
             scope, period, today, report.value, report.fetched_at, True, budget, ce_forecast
@@ -240,6 +242,8 @@ class CostService:
     async def _cost_explorer_forecast(self, scope: Scope, remaining: DateRange) -> Forecast | None:
         tag = tag_filter(scope, self.catalog)
         key = _forecast_key(tag, remaining)
+        if self._forecast_recently_failed(key):
+            return None
 
         async def fetch() -> Forecast:
             return await self.source.forecast(remaining, filter_tag=tag)
@@ -247,9 +251,16 @@ class CostService:
         try:
             cached = await self.cache.get(key, fetch, FORECAST_CODEC)
         except ForgebotError as exc:
+            # The linear projection stands in; not asking again at once keeps a role without
+            # ce:GetCostForecast (or a throttled account) from paying for every command.
             log.info("no Cost Explorer forecast for %s: %s", scope.describe(), exc)
+            self._forecast_failures[key] = self.clock.now()
             return None
         return cached.value
+
+    def _forecast_recently_failed(self, key: str) -> bool:
+        failed_at = self._forecast_failures.get(key)
+        return failed_at is not None and self.clock.now() - failed_at < FORECAST_RETRY_AFTER
 
     # --- budgets ------------------------------------------------------------------------------
 

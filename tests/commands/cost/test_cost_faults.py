@@ -200,3 +200,41 @@ async def test_cost_explorer_forecast_is_added_to_the_month_so_far(
     assert asked.body["Filter"]["Tags"]["Values"] == ["payments"]
     assert text_of(again) == shown, "the forecast is cached with the report"
     assert len(stub.received(USAGE)) == 1
+
+
+async def test_without_forecast_permission_the_projection_stands_in(
+    stub: CostExplorerStub,
+    bot_settings: Settings,
+    catalog: Catalog,
+    fake_slack: RunningFakeSlack,
+    aws_test_config: AwsConfig,
+) -> None:
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in range(1, 24)]
+    stub.always(
+        USAGE,
+        Reply.ok(
+            cost_and_usage_response(
+                [result_by_time(day, groups={"AWS Lambda": Decimal("100")}) for day in days],
+                group_by="SERVICE",
+            )
+        ),
+    )
+    stub.always(
+        "GetCostForecast",
+        Reply.error("AccessDeniedException", "not authorized to perform ce:GetCostForecast"),
+    )
+
+    def gateway(clock: ManualClock) -> CostExplorerGateway:
+        return CostExplorerGateway(AwsClients(aws_test_config), clock)
+
+    async with cost_bot(
+        bot_settings, catalog, fake_slack, cost_source=gateway, forecast="cost-explorer"
+    ) as bot:
+        first = text_of(await bot.command(DEVELOPER, "/cost", ""))
+        second = text_of(await bot.command(DEVELOPER, "/cost", ""))
+
+    # $2,300 by the 23rd, then $100 a day for the 7 days left.
+    assert "Forecast for November: *$3,000.00*" in first
+    assert "linear projection of the average daily cost over the last 14 days" in first
+    assert second == first
+    assert len(stub.received("GetCostForecast")) == 1, "not asked again at once"
