@@ -219,3 +219,45 @@ async def test_a_forecast_over_budget_is_announced_on_its_own(
         ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
         "102% of its $3,800.00 budget"
     )
+
+
+async def test_a_service_budget_from_the_catalog(
+    bot_settings: Settings, fake_slack: RunningFakeSlack, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    from decimal import Decimal
+
+    from bot.catalog import Budget
+    from integrations.aws.cost_types import DateRange
+    from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
+
+    with_service = catalog.model_copy(
+        update={
+            "budgets": [
+                Budget(team="payments", monthly=Decimal(5000)),
+                Budget(team="payments", service="checkout", monthly=Decimal(1000)),
+            ]
+        }
+    )
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in range(1, 24)]
+    checkout = cost_and_usage_response(
+        [result_by_time(day, groups={"AWS Lambda": Decimal("40")}) for day in days],
+        group_by="SERVICE",
+    )
+    # Asked in the list's order: the team's budget first, then the service's.
+    seed_month(moto_aws, with_service, NOW.date(), teams=("payments",))
+    moto_aws.queue_cost_results([checkout])
+
+    async with cost_bot(bot_settings, with_service, fake_slack) as bot:
+        listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+        shown = text_of(await bot.command(DEVELOPER, "/cost", "service checkout"))
+        assert await alerts_of(bot).check() == 2
+
+    assert "*service checkout*: $920.00 of $1,000.00 (92% used)" in listed
+    assert "forecast $1,200.00 (120%)" in listed
+    assert "120% of the $1,000.00 budget (over budget)" in shown
+    [team_alert, service_alert] = posts(fake_slack, "C0PAYMENTS")
+    assert "team payments has spent" in team_alert.args["text"]
+    assert service_alert.args["text"].startswith(
+        ":rotating_light: service checkout has spent $920.00"
+    )
+    assert "80% of its $1,000.00 budget reached (92%)" in service_alert.args["text"]
