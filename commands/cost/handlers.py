@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 
 from bot.auth import Action
 from bot.context import AppContext
@@ -72,12 +73,17 @@ def register(ctx: AppContext) -> CostService | None:
         png = await asyncio.to_thread(
             chart.render_png, title, summary.daily, currency=summary.currency, budget=budget
         )
-        await ctx.slack.upload_file(
-            channel,
-            f"cost-{summary.scope.kind.value}-{summary.scope.name}-{current.start}.png",
-            png,
-            f"Daily cost of {title}",
-        )
+        try:
+            await ctx.slack.upload_file(
+                channel,
+                f"cost-{summary.scope.kind.value}-{summary.scope.name}-{current.start}.png",
+                png,
+                f"Daily cost of {title}",
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "error")
+            hint = " Invite me with `/invite @forgebot`." if error == "not_in_channel" else ""
+            raise ForgebotError(f"I could not post the chart here ({error}).{hint}") from None
 
     async def budget(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         command = parse.parse_budget(invocation.args, catalog)

@@ -250,3 +250,27 @@ async def test_environments_show_their_actual_cost(
     await bot.client.send(app_home_opened(DEVELOPER, event_id="Ev0COST1"))
     [published] = await bot.slack.until_call("views.publish", timeout=20)
     assert "Actual cost in November: $6.30" in str(published.args["view"])
+
+
+async def test_a_chart_slack_refuses_is_explained(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    seed(moto_aws, catalog, (PAYMENTS, Period.THIS_MONTH))
+    bot.slack.fail_next(1, method="files.getUploadURLExternal", status=400)
+
+    await bot.command(DEVELOPER, "/cost", "chart")
+
+    calls = await bot.slack.until(
+        lambda calls: (
+            [
+                c
+                for c in calls
+                if c.method == "response_url"
+                and "could not post the chart" in c.args.get("text", "")
+            ]
+            or None
+        ),
+        timeout=20,
+    )
+    assert calls[0].args["text"].startswith(":x: I could not post the chart here (")
+    assert calls[0].args["response_type"] == "ephemeral"
