@@ -51,7 +51,7 @@ def register(ctx: AppContext) -> CostService | None:
         )
         summary = service.summary_from_memory(scope, command.period)
         if summary is not None:
-            # Answered from memory in well under a millisecond: the ack is the answer.
+            # Everything is in memory (a few milliseconds, no I/O): the ack is the answer.
             text, blocks = views.cost_summary(summary, ctx.clock.now())
             await ack(**ephemeral(text, blocks))
         else:

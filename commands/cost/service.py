@@ -3,9 +3,10 @@ heading against its budget, and which budgets apply.
 
 One `/forge cost` costs at most one Cost Explorer request per scope and period within the
 cache TTL: a single daily, by-service report over the period, the period before it, the
-month to date and the forecast basis answers every figure shown. Forecasts are a linear
-projection of that report by default (no extra request); with `forecast_mode="cost-explorer"`
-Cost Explorer's own forecast is asked for (one more request per scope and month, cached too).
+month to date and the forecast basis answers every figure shown. The month's forecast is
+Cost Explorer's own with `forecast_mode="cost-explorer"` (the production default: one more
+request per scope and month, cached too), or a linear projection of that report (no extra
+request; also the stand-in whenever Cost Explorer cannot forecast).
 """
 
 from __future__ import annotations
