@@ -340,12 +340,27 @@ class Schedules(_Strict):
     ttl_reminders: list[Duration] = [timedelta(hours=24), timedelta(hours=1)]
     budget_alert_time: str = "09:00"
     budget_thresholds: list[int] = [50, 80, 100]
+    budget_forecast_thresholds: list[int] = [100]
     slo_alert_interval: Duration = timedelta(minutes=5)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         return _zone(v)
+
+    @field_validator("budget_alert_time")
+    @classmethod
+    def _time_of_day(cls, v: str) -> str:
+        if re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v) is None:
+            raise ValueError(f"“{v}” is not a time of day like 09:00")
+        return v
+
+    @field_validator("budget_thresholds", "budget_forecast_thresholds")
+    @classmethod
+    def _percentages(cls, v: list[int]) -> list[int]:
+        if any(t <= 0 or t > 1000 for t in v):
+            raise ValueError("thresholds are percentages of the budget, like 50, 80, 100")
+        return sorted(set(v))
 
 
 def _zone(name: str) -> str:

@@ -5,6 +5,7 @@ Secrets are `SecretStr`, so a settings object printed or logged never shows them
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.catalog import Catalog, load_catalog
+from bot.durations import Duration
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -60,6 +62,12 @@ class Settings(BaseSettings):
 
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    cost_cache_ttl: Duration = Field(
+        default=timedelta(hours=6), validation_alias="FORGEBOT_COST_CACHE_TTL"
+    )
+    cost_forecast: Literal["linear", "cost-explorer"] = Field(
+        default="cost-explorer", validation_alias="FORGEBOT_COST_FORECAST"
+    )
 
     @field_validator("allowed_app_ids", "allowed_team_ids", "allowed_enterprise_ids", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
 from commands.deploy.gates import BudgetGate
+from integrations.aws.cost_explorer import CostSource
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
 from integrations.slack.web import SlackOutbox
@@ -39,6 +40,8 @@ class AppContext:
     boundary: Boundary
     kube: KubeGateway
     budget_gate: BudgetGate | None = None
+    cost_source: CostSource | None = None
+    """AWS Cost Explorer (or the sandbox's): set by the runtime before capabilities register."""
     """Set by the SLO capability; the deploy gate asks it about error budgets."""
     prometheus: PrometheusGateway | None = None
     """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""

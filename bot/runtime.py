@@ -24,6 +24,8 @@ from bot.context import AppContext, build_context
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
+from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
+from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
@@ -42,6 +44,8 @@ class Runtime:
     catalog: Catalog
     clock: Clock = field(default_factory=SystemClock)
     run_scheduler: bool = True
+    cost_source: CostSource | None = None
+    """Cost Explorer by default (standard credential chain); the demo and benches pass moto's."""
     db: Database | None = None
     ctx: AppContext | None = None
     bolt: AsyncApp | None = None
@@ -94,6 +98,11 @@ class Runtime:
             ),
             kube,
         )
+        ctx.cost_source = self.cost_source or CostExplorerGateway(
+            AwsClients(AwsConfig.from_settings(settings)),
+            self.clock,
+            use_cost_explorer_forecast=settings.cost_forecast == "cost-explorer",
+        )
         self.ctx = ctx
         self.scheduler = Scheduler(db, self.clock)
         ctx.extras["scheduler"] = self.scheduler
@@ -133,6 +142,8 @@ class Runtime:
         if groups:
             self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
         self._background.append(asyncio.create_task(ctx.kube.warm()))
+        if isinstance(ctx.cost_source, CostExplorerGateway):
+            self._background.append(asyncio.create_task(ctx.cost_source.warm()))
         resumed = await ctx.operations.recover()
         if resumed:
             log.info("resumed %d unfinished operations", resumed)

@@ -27,6 +27,7 @@ from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
 from commands.offhours import demo as offhours_demo
 from commands.offhours.demo import clock_jump
+from integrations.aws.cost_explorer import CostSource
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.prometheus_server import (
     PrometheusNotInstalled,
@@ -191,7 +192,7 @@ class ShellSession:
                 )
             elif call.method == "files.completeUploadExternal":
                 self.say(
-                    f"\n#{where}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
+                    f"\n#{where or args.get('channel_id', '')}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
                 )
         return opened
 
@@ -475,6 +476,7 @@ async def run_session(
     script: str | None = None,
     out: TextIO | None = None,
     stdin: TextIO | None = None,
+    cost_source: CostSource | None = None,
     on_start: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> int:
     """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal."""
@@ -498,7 +500,7 @@ async def run_session(
             "allowed_enterprise_ids": [],
         }
     )
-    runtime = Runtime(shell_settings, catalog, clock=OffsetClock())
+    runtime = Runtime(shell_settings, catalog, clock=OffsetClock(), cost_source=cost_source)
     try:
         await runtime.start("127.0.0.1", 0)
         if on_start is not None:
@@ -556,10 +558,13 @@ async def run_demo(
     seed_demo_cluster(kube.state, catalog)
     preview = catalog.template("web-preview")
     offhours_demo.seed_cluster(kube.state, preview.offhours if preview else None)
+    aws = _demo_aws()
 
-    async def seed_database(runtime: Runtime) -> None:
+    async def seed(runtime: Runtime) -> None:
         assert runtime.db is not None
         await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
+        if aws:
+            await aws[1](runtime)
 
     output = out or sys.stdout
     prometheus, slo_note = _demo_prometheus(workdir)
@@ -568,6 +573,7 @@ async def run_demo(
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         FORGEBOT_CATALOG=str(catalog_path),
         FORGEBOT_LOG_FORMAT="console",
+        FORGEBOT_COST_FORECAST="linear",
         KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
         _env_file=None,
     )
@@ -586,12 +592,15 @@ async def run_demo(
             script=script,
             out=output,
             stdin=stdin,
-            on_start=seed_database,
+            cost_source=aws[0] if aws else None,
+            on_start=seed,
         )
     finally:
         kube.stop()
         if prometheus is not None:
             prometheus.stop()
+        if aws:
+            aws[2]()
         if keep:
             print(f"(demo database kept in {workdir})", file=output)
         else:
@@ -614,6 +623,33 @@ def _demo_prometheus(workdir: Path) -> tuple[RunningPrometheus | None, str]:
         "SLOs: a local Prometheus holds 35 days of synthetic metrics; try /slo "
         "(checkout is burning its budget now, ledger spent its budget last week)."
     )
+
+
+def _demo_aws() -> (
+    tuple[CostSource, Callable[[Runtime], Awaitable[None]], Callable[[], None]] | None
+):
+    """moto as the demo's AWS, with seeded Cost Explorer results: the cost source, the
+    start-up step that seeds and warms the cost cache, and how to stop moto. None (and no
+    cost commands' data) where moto is not installed."""
+    from bot.clock import SystemClock
+    from integrations.aws.cost_explorer import CostExplorerGateway
+    from integrations.sandbox.aws_seed import sandbox_clients, start_moto
+
+    try:
+        url, stop = start_moto()
+    except RuntimeError:
+        return None
+    source = CostExplorerGateway(
+        sandbox_clients(url), SystemClock(), use_cost_explorer_forecast=False
+    )
+
+    async def warm(runtime: Runtime) -> None:
+        from commands.cost.demo import seed_and_warm
+
+        assert runtime.ctx is not None
+        await seed_and_warm(runtime.ctx.extras["cost"], url, runtime.ctx.catalog)
+
+    return source, warm, stop
 
 
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:

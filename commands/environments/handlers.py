@@ -87,7 +87,8 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             )
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "show":
-            text, blocks = views.environment_detail(await service.find(cmd.name), now)
+            record = await service.find(cmd.name)
+            text, blocks = views.environment_detail(record, now, await _actual_cost(record.name))
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "extend":
             assert cmd.extend_by is not None
@@ -252,9 +253,16 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             JobSpec("env-ttl", catalog.schedules.ttl_sweep_interval, service.sweep_expiry)
         )
 
+    async def _actual_cost(name: str) -> str:
+        # The cost capability (when AWS is configured) registers this; it never raises.
+        cost_line = ctx.extras.get("environment_cost")
+        return str(await cost_line(name)) if cost_line is not None else ""
+
     async def home(user_id: str) -> list[dict[str, Any]]:
         records = await ctx.db.run(lambda s: env_repo.live(s, owner=user_id))
-        return views.home_section(records, ctx.clock.now())
+        active = [r.name for r in records if r.state == EnvState.ACTIVE][:10]
+        costs = {name: await _actual_cost(name) for name in active}
+        return views.home_section(records, ctx.clock.now(), costs)
 
     ctx.extras.setdefault("home_sections", []).append(home)
     ctx.extras["environments"] = service

@@ -4,7 +4,7 @@ progress, lists and reminders. Pure functions from data to dicts."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -370,12 +370,14 @@ def environment_list(
 
 
 def environment_detail(
-    record: EnvironmentRecord, now: datetime
+    record: EnvironmentRecord, now: datetime, actual_cost: str = ""
 ) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = [
         _section(environment_line(record, now)),
         {"type": "section", "fields": _facts(record, now)},
     ]
+    if actual_cost:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": actual_cost}]})
     if record.purpose:
         blocks.append(_section(f"*Purpose*: {escape(record.purpose)}"))
     if record.failure:
@@ -409,7 +411,12 @@ def confirm_delete(record: EnvironmentRecord) -> tuple[str, list[dict[str, Any]]
     ]
 
 
-def home_section(records: Sequence[EnvironmentRecord], now: datetime) -> list[dict[str, Any]]:
+def home_section(
+    records: Sequence[EnvironmentRecord],
+    now: datetime,
+    actual_costs: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    costs = actual_costs or {}
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain("Your environments")},
     ]
@@ -417,7 +424,8 @@ def home_section(records: Sequence[EnvironmentRecord], now: datetime) -> list[di
         blocks.append(_section("You have no environments."))
     # Two blocks per environment; 40 fit comfortably under the Home tab's 100.
     for record in records[:40]:
-        blocks.append(_section(environment_line(record, now)))
+        cost = f"\n{costs[record.name]}" if costs.get(record.name) else ""
+        blocks.append(_section(environment_line(record, now) + cost))
         if record.state == EnvState.ACTIVE:
             blocks.append(
                 {

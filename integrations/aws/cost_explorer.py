@@ -17,6 +17,7 @@ last days linearly instead, and the forecast says so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -94,6 +95,14 @@ class CostExplorerGateway:
         self._max_pages = max_pages
         self._requests = 0
         self._requests_lock = threading.Lock()
+
+    async def warm(self) -> None:
+        """Build the client off the event loop before the first command needs it: creating a
+        boto3 client takes about a tenth of a second of CPU (and may resolve credentials)."""
+        try:
+            await asyncio.to_thread(self._clients.cost_explorer)
+        except Exception as exc:  # the first real call reports the problem to its user
+            log.info("could not prepare the Cost Explorer client: %s", type(exc).__name__)
 
     @property
     def requests_made(self) -> int:

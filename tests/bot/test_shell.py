@@ -59,4 +59,17 @@ async def test_demo_without_prometheus_says_how_to_get_it(
     text = await _demo("/slo\n")
     assert "no SLO data in this demo: install Prometheus" in text
     assert "SLO data unavailable: Prometheus is not configured" in text
+
+
+async def test_demo_shows_cost_and_budgets() -> None:
+    text = await _demo(
+        "/cost chart\n/cost team search last-month\n:as U0PLATFORM\n"
+        "/forge budget set payments 2500\n/forge budget\n"
+    )
+    assert "Cost of team payments, this month" in text
+    assert "Top services" in text and "Forecast for" in text
+    assert "#C0PAYMENTS: [file uploaded: Daily cost of team payments, this month]" in text
+    assert "Cost of team search, last month" in text
+    assert "The monthly budget of team payments is now $2,500.00 (was $5,000.00)." in text
+    assert "*team payments*:" in text and "budget set by @U0PLATFORM" in text
     assert "Traceback" not in text

@@ -1,7 +1,7 @@
 """off-hours: settings, originals and sleep periods
 
 Revision ID: 0007_offhours
-Revises: 0005_slo
+Revises: 0006_cost
 Create Date: 2026-11-24 21:49:26.071796
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0007_offhours'
-down_revision: str | Sequence[str] | None = '0005_slo'
+down_revision: str | Sequence[str] | None = '0006_cost'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

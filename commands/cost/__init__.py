@@ -1,0 +1,1 @@
+"""Cost and budgets: `/forge cost`, `/forge budget` and the daily budget alerts."""

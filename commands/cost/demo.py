@@ -1,0 +1,37 @@
+"""Cost data for `forgebot demo`: moto's Cost Explorer seeded with one consistent set of
+daily costs per team, and the bot's cache warmed in the same order.
+
+moto hands queued answers to requests in the order they arrive, so the demo asks every
+question once, right after seeding, in the seeding order; from then on the cache (and moto's
+memory of each request) answers, whatever order people type commands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.catalog import Catalog
+from commands.cost import chart
+from commands.cost.parse import Scope, ScopeKind
+from commands.cost.periods import Period
+from commands.cost.service import CostService, cost_query
+from integrations.sandbox.aws_seed import DemoCostModel, reset_moto, seed_demo_costs
+
+
+async def seed_and_warm(service: CostService, endpoint_url: str, catalog: Catalog) -> int:
+    """Seed every team's costs for every period and fetch each once; returns the queries."""
+    today = service.today()
+    questions = [
+        (Scope(ScopeKind.TEAM, team.name), period) for team in catalog.teams for period in Period
+    ]
+    queries = [cost_query(scope, period, today, catalog) for scope, period in questions]
+
+    def seed() -> None:
+        reset_moto(endpoint_url)
+        seed_demo_costs(endpoint_url, queries, model=DemoCostModel(today=today))
+
+    await asyncio.to_thread(seed)
+    await asyncio.to_thread(chart.warm)
+    for scope, period in questions:
+        await service.summary(scope, period)
+    return len(queries)

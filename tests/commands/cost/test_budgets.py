@@ -1,0 +1,263 @@
+"""Budgets and budget alerts end to end: catalog budgets, `/forge budget set` (platform only,
+audited, stored over the catalog's), the list with actual and forecast, and alerts posted to
+the team channel once per budget, month and threshold, even across restarts and replicas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from commands.cost.alerts import BudgetAlerts
+from commands.cost.parse import Scope, ScopeKind
+from commands.cost.periods import Period
+from commands.cost.service import cost_query
+from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
+from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
+from storage import audit
+from storage import cost as cost_repo
+from tests.commands.cost.harness import NOW, CostBot, cost_bot, text_of
+from tests.fixtures.aws import MotoServer
+from tests.fixtures.slack import DEVELOPER, PLATFORM
+
+TEAMS_IN_BUDGET_ORDER = ("payments", "platform", "search")
+
+
+def seed_month(
+    moto: MotoServer, catalog: Catalog, today: date, teams: tuple[str, ...] = TEAMS_IN_BUDGET_ORDER
+) -> None:
+    seed_demo_costs(
+        moto.url,
+        [cost_query(Scope(ScopeKind.TEAM, t), Period.THIS_MONTH, today, catalog) for t in teams],
+        model=DemoCostModel(today=today),
+    )
+
+
+@pytest.fixture
+async def bot(
+    bot_settings: Settings, catalog: Catalog, fake_slack: RunningFakeSlack, moto_aws: MotoServer
+) -> AsyncIterator[CostBot]:
+    async with cost_bot(bot_settings, catalog, fake_slack) as running:
+        yield running
+
+
+def alerts_of(bot: CostBot) -> BudgetAlerts:
+    assert bot.runtime.ctx is not None
+    alerts: BudgetAlerts = bot.runtime.ctx.extras["budget_alerts"]
+    return alerts
+
+
+def posts(slack: RunningFakeSlack, channel: str) -> list[RecordedCall]:
+    return slack.state.find("chat.postMessage", channel=channel)
+
+
+async def test_budget_list_shows_actual_forecast_and_use(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+
+    shown = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+
+    # payments: $2,964.35 so far in November of $5,000 (59%).
+    assert "*team payments*: $2,964.35 of $5,000.00 (59% used)" in shown
+    assert "*team search*: $1,499.85 of $2,000.00 (75% used)" in shown
+    assert "*team platform*: $4,594.49 of $8,000.00 (57% used)" in shown
+    assert "forecast $3,874.20 (77%)" in shown
+    assert "budget from the catalog" in shown
+
+
+async def test_platform_sets_a_budget_that_overrides_the_catalog(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+
+    refused = await bot.command(DEVELOPER, "/forge", "budget set payments 9000")
+    assert refused["text"].startswith(":no_entry:")
+
+    done = await bot.command(PLATFORM, "/forge", "budget set payments 3.5k")
+    assert done["text"] == (
+        ":white_check_mark: The monthly budget of team payments is now $3,500.00 (was $5,000.00)."
+    )
+    shown = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+    assert "*team payments*: $2,964.35 of $3,500.00 (85% used)" in shown
+    assert "budget set by <@U0PLATFORM>" in shown
+    assert bot.runtime.db is not None
+    entries = await bot.runtime.db.run(lambda s: audit.recent(s, command_prefix="budget"))
+    outcomes = {(e.actor_user_id, e.arguments["text"], e.outcome) for e in entries}
+    assert ("U0PLATFORM", "set payments 3.5k", "ok") in outcomes
+    assert ("U0DEVELOPER", "set payments 9000", "denied") in outcomes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("set payments", "needs a team and a monthly amount"),
+        ("set nobody 100", "There is no team called `nobody`"),
+        ("set payments -5", "is not a monthly amount"),
+        ("set payments lots", "is not a monthly amount"),
+        ("raise payments 5", "is not a budget command"),
+    ],
+)
+async def test_bad_budget_input(bot: CostBot, text: str, expected: str) -> None:
+    reply = await bot.command(PLATFORM, "/forge", f"budget {text}")
+
+    assert expected in reply["text"]
+
+
+async def test_alerts_fire_once_per_budget_month_and_threshold(
+    bot: CostBot,
+    moto_aws: MotoServer,
+    catalog: Catalog,
+    bot_settings: Settings,
+    fake_slack: RunningFakeSlack,
+) -> None:
+    await bot.command(PLATFORM, "/forge", "budget set payments 3500")
+    seed_month(moto_aws, catalog, NOW.date())
+
+    assert await alerts_of(bot).check() == 3
+    [payments] = posts(fake_slack, "C0PAYMENTS")
+    # 85% spent crosses 50% and 80% at once: one message, about the higher one; the
+    # forecast over budget is told in the same message.
+    assert payments.args["text"].startswith(":rotating_light: team payments has spent $2,964.35")
+    assert "80% of its $3,500.00 budget reached (85%)" in payments.args["text"]
+    assert "Top cost drivers" in str(payments.args["blocks"])
+    assert "over budget" in str(payments.args["blocks"])
+    await fake_slack.until_call("files.completeUploadExternal", count=3, timeout=20)
+
+    # Again, and from a second replica on the same database: nothing new.
+    assert await alerts_of(bot).check() == 0
+    async with cost_bot(bot_settings, catalog, fake_slack) as replica:
+        assert await alerts_of(replica).check() == 0
+    assert len(posts(fake_slack, "C0PAYMENTS")) == 1
+    assert bot.runtime.db is not None
+    stored = await bot.runtime.db.run(lambda s: cost_repo.alerts_for_month(s, "2026-11"))
+    assert {(a.team, a.kind, a.threshold) for a in stored if a.team == "payments"} == {
+        ("payments", "actual", 50),
+        ("payments", "actual", 80),
+        ("payments", "forecast", 100),
+    }
+    assert all(a.state == "sent" and a.message_ts for a in stored)
+
+    # Four days later payments has spent its whole budget and search 90% of its: news.
+    later = NOW + timedelta(days=4)
+    bot.clock.set(later)
+    seed_month(moto_aws, catalog, later.date())
+    assert await alerts_of(bot).check() == 2
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "100% of its $3,500.00 budget reached" in latest.args["text"]
+    assert (
+        "80% of its $2,000.00 budget reached (90%)"
+        in posts(fake_slack, "C0SEARCH")[-1].args["text"]
+    )
+
+
+async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    assert catalog.schedules.timezone == "Europe/Berlin"
+    assert catalog.schedules.budget_alert_time == "09:00"
+    scheduler = bot.runtime.scheduler
+    assert scheduler is not None and "budget-alerts" in scheduler.jobs
+    seed_month(moto_aws, catalog, NOW.date())
+
+    async def fire(at: datetime) -> bool:
+        bot.clock.set(at)
+        return await scheduler.run_now("budget-alerts", at)
+
+    assert await fire(datetime(2026, 11, 24, 7, 55, tzinfo=UTC))  # 08:55 in Berlin
+    assert fake_slack.state.find("chat.postMessage") == []
+
+    assert await fire(datetime(2026, 11, 24, 8, 5, tzinfo=UTC))  # 09:05 in Berlin
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
+    assert not await fire(datetime(2026, 11, 24, 8, 6, tzinfo=UTC)), "same slot: runs once"
+
+    # Later the same day the job has done its work: not even Cost Explorer is asked.
+    before = moto_aws.cost_explorer_request_bodies()
+    assert await fire(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    assert moto_aws.cost_explorer_request_bodies() == before
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
+
+
+async def test_an_alert_slack_refused_is_posted_at_the_next_run(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    alerts = alerts_of(bot)
+    fake_slack.fail_next(3, method="chat.postMessage", status=400)  # not retried
+
+    await alerts.scheduled(NOW)
+    assert alerts.failed == [
+        "payments/team/payments",
+        "platform/team/platform",
+        "search/team/search",
+    ]
+    assert fake_slack.state.find("chat.postMessage") == []
+
+    fake_slack.clear_faults()
+    bot.clock.advance(timedelta(minutes=15))
+    await alerts.scheduled(bot.clock.now())
+    posted = fake_slack.state.find("chat.postMessage")
+    assert sorted(c.args["channel"] for c in posted) == ["C0PAYMENTS", "C0PLATFORM", "C0SEARCH"]
+    await alerts.scheduled(bot.clock.now() + timedelta(minutes=15))
+    assert len(fake_slack.state.find("chat.postMessage")) == 3
+
+
+async def test_a_forecast_over_budget_is_announced_on_its_own(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    assert await alerts_of(bot).check() == 3  # each team past 50% of its budget
+
+    await bot.command(PLATFORM, "/forge", "budget set payments 3800")
+    assert await alerts_of(bot).check() == 1
+
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert latest.args["text"] == (
+        ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
+        "102% of its $3,800.00 budget"
+    )
+
+
+async def test_a_service_budget_from_the_catalog(
+    bot_settings: Settings, fake_slack: RunningFakeSlack, moto_aws: MotoServer, catalog: Catalog
+) -> None:
+    from decimal import Decimal
+
+    from bot.catalog import Budget
+    from integrations.aws.cost_types import DateRange
+    from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
+
+    with_service = catalog.model_copy(
+        update={
+            "budgets": [
+                Budget(team="payments", monthly=Decimal(5000)),
+                Budget(team="payments", service="checkout", monthly=Decimal(1000)),
+            ]
+        }
+    )
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in range(1, 24)]
+    checkout = cost_and_usage_response(
+        [result_by_time(day, groups={"AWS Lambda": Decimal("40")}) for day in days],
+        group_by="SERVICE",
+    )
+    # Asked in the list's order: the team's budget first, then the service's.
+    seed_month(moto_aws, with_service, NOW.date(), teams=("payments",))
+    moto_aws.queue_cost_results([checkout])
+
+    async with cost_bot(bot_settings, with_service, fake_slack) as bot:
+        listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+        shown = text_of(await bot.command(DEVELOPER, "/cost", "service checkout"))
+        assert await alerts_of(bot).check() == 2
+
+    assert "*service checkout*: $920.00 of $1,000.00 (92% used)" in listed
+    assert "forecast $1,200.00 (120%)" in listed
+    assert "120% of the $1,000.00 budget (over budget)" in shown
+    [team_alert, service_alert] = posts(fake_slack, "C0PAYMENTS")
+    assert "team payments has spent" in team_alert.args["text"]
+    assert service_alert.args["text"].startswith(
+        ":rotating_light: service checkout has spent $920.00"
+    )
+    assert "80% of its $1,000.00 budget reached (92%)" in service_alert.args["text"]
