@@ -8,6 +8,7 @@ audits the outcome, counts it in metrics and tags logs with a request id.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import time
@@ -112,6 +113,16 @@ class Boundary:
 
     def __init__(self, audit: AuditLog) -> None:
         self.audit = audit
+        self.in_flight: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for handlers still working after their ack (graceful shutdown); True if all
+        finished within `timeout` seconds."""
+        running = {t for t in self.in_flight if t is not asyncio.current_task()}
+        if not running:
+            return True
+        _, pending = await asyncio.wait(running, timeout=timeout) if timeout > 0 else ((), running)
+        return not pending
 
     async def run(
         self,
@@ -127,6 +138,10 @@ class Boundary:
     ) -> None:
         token = request_id.set(uuid.uuid4().hex[:12])
         started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        metrics.IN_FLIGHT.inc()
         outcome, error = AuditOutcome.OK, ""
         try:
             await work()
@@ -181,6 +196,9 @@ class Boundary:
                     )
                 )
             request_id.reset(token)
+            metrics.IN_FLIGHT.dec()
+            if task is not None:
+                self.in_flight.discard(task)
 
     @staticmethod
     async def _tell(

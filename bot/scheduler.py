@@ -16,7 +16,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -65,7 +64,8 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._id = "forgebot"
-        self.running_tasks: set[asyncio.Future[Any]] = set()
+        self.running_tasks: set[asyncio.Task[bool]] = set()
+        self._running_runs: set[int] = set()
 
     def add(self, spec: JobSpec) -> None:
         if spec.job_id in self._jobs:
@@ -99,21 +99,71 @@ class Scheduler:
             )
         scheduler.start()
         self._scheduler = scheduler
-        metrics.LEADER.set(1)
 
     def shutdown(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        metrics.LEADER.set(0)
+
+    async def take_over(self) -> int:
+        """On becoming the leader: finish what a previous leader left, then start firing.
+
+        A run a dead (or deposed) leader started but never finished is re-run here for the
+        same fire time, claimed over with a guarded update; a job whose current fire time
+        nobody ran yet (the leader died before it) runs once now, coalescing what was missed,
+        instead of waiting for its next fire time. Returns how many runs that was."""
+        here = set(self._running_runs)
+        adopted = await self._db.run(
+            lambda s: job_runs.unfinished(s, list(self._jobs), exclude=here)
+        )
+        ran = 0
+        for run_id, job_id, fire_time in adopted:
+            ran += await self._run_claimed_over(run_id, job_id, fire_time)
+        for job_id, spec in self._jobs.items():
+            now = self._clock.now()
+            last = await self._latest_slot(job_id)
+            if last is not None and last < spec.slot(now):
+                ran += await self.run_now(job_id, now)
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.start, asyncio.get_running_loop())
+        return ran
+
+    async def _latest_slot(self, job_id: str) -> datetime | None:
+        return await self._db.run(lambda s: job_runs.latest_slot(s, job_id))
+
+    async def step_down(self, grace: float = 0.0) -> None:
+        """Stop firing; give running jobs `grace` seconds, then interrupt them: the next
+        leader re-runs an interrupted run for the same fire time."""
+        await asyncio.to_thread(self.shutdown)
+        running = [t for t in self.running_tasks if not t.done()]
+        if running and grace > 0:
+            _, still = await asyncio.wait(running, timeout=grace)
+            running = list(still)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _run_claimed_over(self, run_id: int, job_id: str, fire_time: datetime) -> int:
+        now = self._clock.now()
+        taken = await self._db.run(lambda s: job_runs.claim_over(s, run_id, now, self.replica))
+        if not taken:
+            return 0
+        log.info("re-running %s for %s, left unfinished by another replica", job_id, fire_time)
+        await self._execute(job_id, run_id, fire_time)
+        return 1
 
     def fire(self, job_id: str) -> None:
         """Called on the scheduler thread: run the job on the bot's loop."""
         if self._loop is None or self._loop.is_closed():
             return
-        future = asyncio.run_coroutine_threadsafe(self.run_now(job_id), self._loop)
-        self.running_tasks.add(future)  # type: ignore[arg-type]
-        future.add_done_callback(self.running_tasks.discard)  # type: ignore[arg-type]
+        self._loop.call_soon_threadsafe(self._spawn, job_id)
+
+    def _spawn(self, job_id: str) -> None:
+        task = asyncio.create_task(self.run_now(job_id), name=f"job-{job_id}")
+        self.running_tasks.add(task)
+        task.add_done_callback(self.running_tasks.discard)
 
     async def run_now(self, job_id: str, now: datetime | None = None) -> bool:
         """Run one slot of a job if no replica ran it yet. True if it ran here."""
@@ -126,14 +176,25 @@ class Scheduler:
         if run_id is None:
             metrics.JOB_RUNS.labels(job_id, "skipped").inc()
             return False
+        await self._execute(job_id, run_id, slot)
+        return True
+
+    async def _execute(self, job_id: str, run_id: int, slot: datetime) -> None:
+        spec = self._jobs[job_id]
         outcome = "ok"
+        self._running_runs.add(run_id)
         try:
             await spec.body(slot)
+        except asyncio.CancelledError:
+            # Stepping down: leave the run unfinished, so the next leader re-runs it.
+            outcome = "interrupted"
+            raise
         except Exception:
             outcome = "failed"
             log.exception("scheduled job %s failed for slot %s", job_id, slot.isoformat())
         finally:
+            self._running_runs.discard(run_id)
             metrics.JOB_RUNS.labels(job_id, outcome).inc()
-            finished = self._clock.now()
-            await self._db.run(lambda s: job_runs.finish(s, run_id, finished, outcome))
-        return True
+            if outcome != "interrupted":
+                finished = self._clock.now()
+                await self._db.run(lambda s: job_runs.finish(s, run_id, finished, outcome))
