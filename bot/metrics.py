@@ -53,8 +53,8 @@ DEPENDENCY_SECONDS = Histogram(
 )
 JOB_RUNS = Counter(
     "forgebot_job_runs_total",
-    "Scheduled job runs by job and outcome",
-    ["job", "outcome"],
+    "Scheduled job runs by job and outcome (not `job`: Prometheus' scrape sets that label)",
+    ["scheduled_job", "outcome"],
     registry=REGISTRY,
 )
 SLACK_RETRIES = Counter(
