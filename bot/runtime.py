@@ -206,6 +206,7 @@ class Runtime:
         elif self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.shutdown)
         if self.ctx is not None:
+            await self.ctx.audit.flush(max(left(), 1.0))
             await self.ctx.slack.close(timeout=max(left(), 1.0))
             await self.ctx.kube.close()
         for task in self._background:

@@ -66,6 +66,7 @@ class Scheduler:
         self._id = "forgebot"
         self.running_tasks: set[asyncio.Task[bool]] = set()
         self._running_runs: set[int] = set()
+        self._firing = False
 
     def add(self, spec: JobSpec) -> None:
         if spec.job_id in self._jobs:
@@ -97,10 +98,13 @@ class Scheduler:
                 name=spec.job_id,
                 replace_existing=True,
             )
+        self._firing = True
         scheduler.start()
         self._scheduler = scheduler
 
     def shutdown(self) -> None:
+        # A fire already on its way to the loop is dropped: the next leader runs that slot.
+        self._firing = False
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -161,6 +165,8 @@ class Scheduler:
         self._loop.call_soon_threadsafe(self._spawn, job_id)
 
     def _spawn(self, job_id: str) -> None:
+        if not self._firing:
+            return
         task = asyncio.create_task(self.run_now(job_id), name=f"job-{job_id}")
         self.running_tasks.add(task)
         task.add_done_callback(self.running_tasks.discard)
