@@ -13,9 +13,10 @@ import asyncio
 import logging
 import socket
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -112,26 +113,41 @@ class Scheduler:
     async def take_over(self) -> int:
         """On becoming the leader: finish what a previous leader left, then start firing.
 
-        A run a dead (or deposed) leader started but never finished is re-run here for the
-        same fire time, claimed over with a guarded update; a job whose current fire time
-        nobody ran yet (the leader died before it) runs once now, coalescing what was missed,
-        instead of waiting for its next fire time. Returns how many runs that was."""
+        A run a dead (or deposed) leader started but never finished is re-run for the same
+        fire time, claimed over with a guarded update; a job whose current fire time nobody
+        ran yet (the leader died before it) runs once now, coalescing what was missed, instead
+        of waiting for its next fire time. Claims are made here, the runs go on in the
+        background (the election loop must keep renewing meanwhile). Returns how many."""
         here = set(self._running_runs)
         adopted = await self._db.run(
             lambda s: job_runs.unfinished(s, list(self._jobs), exclude=here)
         )
-        ran = 0
+        started = 0
         for run_id, job_id, fire_time in adopted:
-            ran += await self._run_claimed_over(run_id, job_id, fire_time)
+            if await self._claim_over(run_id):
+                log.info("re-running %s for %s, left unfinished", job_id, fire_time.isoformat())
+                self._track(job_id, self._execute(job_id, run_id, fire_time))
+                started += 1
         for job_id, spec in self._jobs.items():
             now = self._clock.now()
             last = await self._latest_slot(job_id)
             if last is not None and last < spec.slot(now):
-                ran += await self.run_now(job_id, now)
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+                claimed = await self._claim(job_id, spec.slot(now), now)
+                if claimed is not None:
+                    self._track(job_id, self._execute(job_id, claimed, spec.slot(now)))
+                    started += 1
         await asyncio.to_thread(self.start, asyncio.get_running_loop())
-        return ran
+        return started
+
+    def _track(self, job_id: str, run: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(run, name=f"job-{job_id}")
+        self.running_tasks.add(task)
+        task.add_done_callback(self.running_tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until no job runs here (tests)."""
+        while self.running_tasks:
+            await asyncio.gather(*list(self.running_tasks), return_exceptions=True)
 
     async def _latest_slot(self, job_id: str) -> datetime | None:
         return await self._db.run(lambda s: job_runs.latest_slot(s, job_id))
@@ -149,15 +165,6 @@ class Scheduler:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def _run_claimed_over(self, run_id: int, job_id: str, fire_time: datetime) -> int:
-        now = self._clock.now()
-        taken = await self._db.run(lambda s: job_runs.claim_over(s, run_id, now, self.replica))
-        if not taken:
-            return 0
-        log.info("re-running %s for %s, left unfinished by another replica", job_id, fire_time)
-        await self._execute(job_id, run_id, fire_time)
-        return 1
-
     def fire(self, job_id: str) -> None:
         """Called on the scheduler thread: run the job on the bot's loop."""
         if self._loop is None or self._loop.is_closed():
@@ -165,25 +172,27 @@ class Scheduler:
         self._loop.call_soon_threadsafe(self._spawn, job_id)
 
     def _spawn(self, job_id: str) -> None:
-        if not self._firing:
-            return
-        task = asyncio.create_task(self.run_now(job_id), name=f"job-{job_id}")
-        self.running_tasks.add(task)
-        task.add_done_callback(self.running_tasks.discard)
+        if self._firing:
+            self._track(job_id, self.run_now(job_id))
 
     async def run_now(self, job_id: str, now: datetime | None = None) -> bool:
         """Run one slot of a job if no replica ran it yet. True if it ran here."""
         spec = self._jobs[job_id]
         current = now or self._clock.now()
         slot = spec.slot(current)
-        run_id = await self._db.run(
-            lambda s: job_runs.claim(s, job_id, slot, current, self.replica)
-        )
+        run_id = await self._claim(job_id, slot, current)
         if run_id is None:
             metrics.JOB_RUNS.labels(job_id, "skipped").inc()
             return False
         await self._execute(job_id, run_id, slot)
         return True
+
+    async def _claim_over(self, run_id: int) -> bool:
+        now = self._clock.now()
+        return await self._db.run(lambda s: job_runs.claim_over(s, run_id, now, self.replica))
+
+    async def _claim(self, job_id: str, slot: datetime, now: datetime) -> int | None:
+        return await self._db.run(lambda s: job_runs.claim(s, job_id, slot, now, self.replica))
 
     async def _execute(self, job_id: str, run_id: int, slot: datetime) -> None:
         spec = self._jobs[job_id]

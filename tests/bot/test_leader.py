@@ -228,6 +228,7 @@ async def test_a_new_leader_reruns_an_interrupted_run_and_a_missed_slot(
     clock.advance(timedelta(minutes=2))  # and a whole slot passes without a leader
     try:
         assert await new.take_over() == 2
+        await new.wait_idle()
     finally:
         await new.step_down()
     assert ran == [
