@@ -152,11 +152,14 @@ class Runtime:
         serves HTTP, only the leader fires scheduled jobs."""
         ctx, scheduler = self.ctx, self.scheduler
         assert ctx is not None and scheduler is not None
-        elector = build_elector(
-            ctx.settings,
-            scheduler.replica,
-            in_cluster=bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
-        )
+        try:
+            elector = build_elector(
+                ctx.settings,
+                scheduler.replica,
+                in_cluster=bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+            )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
 
         async def elected() -> None:
             ran = await scheduler.take_over()
@@ -193,6 +196,7 @@ class Runtime:
         if self._state is not None:
             self._state.draining = True
         if self._runner is not None:
+            # Closes the listening socket, then waits (bounded) for requests in flight.
             self._runner._shutdown_timeout = min(left(), 10.0)
             await self._runner.cleanup()
             self._runner = None

@@ -245,3 +245,50 @@ async def test_a_new_leader_reruns_an_interrupted_run_and_a_missed_slot(
     assert database.run_sync(lambda s: job_runs.unfinished(s, ["sweep"], exclude=set())) == []
     assert await new.take_over() == 0, "nothing left: a second election runs nothing again"
     await new.step_down()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "mode", "in_cluster", "context", "expected"),
+    [
+        ("sqlite:///x.db", "auto", True, None, "always"),
+        ("postgresql://u@h/db", "auto", False, None, "advisory-lock"),
+        ("postgresql://u@h/db", "auto", True, None, "lease"),
+        ("postgresql://u@h/db", "auto", False, "dev-cluster", "lease"),
+        ("postgresql://u@h/db", "always", True, None, "always"),
+        ("postgresql://u@h/db", "advisory-lock", True, None, "advisory-lock"),
+    ],
+)
+def test_the_election_follows_where_the_bot_runs(
+    database_url: str, mode: str, in_cluster: bool, context: str | None, expected: str
+) -> None:
+    from bot.config import Settings
+    from bot.leader import build_elector
+
+    settings = Settings(
+        FORGEBOT_DATABASE_URL=database_url,
+        FORGEBOT_LEADER_ELECTION=mode,
+        FORGEBOT_LEASE_CONTEXT=context,
+        FORGEBOT_LEASE_NAMESPACE="forgebot",
+        _env_file=None,
+    )
+    elector = build_elector(settings, "pod-1", in_cluster=in_cluster)
+    assert elector.kind == expected
+    if isinstance(elector, LeaseElector):
+        assert (elector.namespace, elector.name, elector.identity) == (
+            "forgebot",
+            "forgebot-scheduler",
+            "pod-1",
+        )
+
+
+def test_advisory_lock_on_sqlite_is_refused() -> None:
+    from bot.config import Settings
+    from bot.leader import build_elector
+
+    settings = Settings(
+        FORGEBOT_DATABASE_URL="sqlite:///x.db",
+        FORGEBOT_LEADER_ELECTION="advisory-lock",
+        _env_file=None,
+    )
+    with pytest.raises(ValueError, match="needs PostgreSQL"):
+        build_elector(settings, "pod-1", in_cluster=False)
