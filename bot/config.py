@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     )
     prometheus_timeout: float = Field(default=2.0, validation_alias="PROMETHEUS_TIMEOUT")
 
+    replica: str | None = Field(default=None, validation_alias="FORGEBOT_REPLICA")
+    """This process's name among the replicas (default: the host name, i.e. the pod name)."""
+    leader_election: Literal["auto", "lease", "advisory-lock", "always"] = Field(
+        default="auto", validation_alias="FORGEBOT_LEADER_ELECTION"
+    )
+    lease_name: str = Field(default="forgebot-scheduler", validation_alias="FORGEBOT_LEASE_NAME")
+    lease_namespace: str | None = Field(default=None, validation_alias="FORGEBOT_LEASE_NAMESPACE")
+    lease_context: str | None = Field(default=None, validation_alias="FORGEBOT_LEASE_CONTEXT")
+    """kubeconfig context holding the Lease outside a cluster (default: in-cluster config)."""
+    lease_seconds: float = Field(default=15.0, gt=0, validation_alias="FORGEBOT_LEASE_SECONDS")
+    shutdown_seconds: float = Field(
+        default=20.0, ge=0, validation_alias="FORGEBOT_SHUTDOWN_SECONDS"
+    )
+    """SIGTERM budget for in-flight handlers and the Slack outbox (keep it under the pod's
+    terminationGracePeriodSeconds)."""
+
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     cost_cache_ttl: Duration = Field(

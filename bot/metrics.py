@@ -1,6 +1,14 @@
-"""Prometheus metrics for the bot itself, served on /metrics."""
+"""Prometheus metrics for the bot itself, served on /metrics.
+
+`deploy/grafana-dashboard.json` and `deploy/prometheus-rules.yaml` query these names; a test
+keeps them in step.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -45,11 +53,44 @@ DEPENDENCY_SECONDS = Histogram(
 )
 JOB_RUNS = Counter(
     "forgebot_job_runs_total",
-    "Scheduled job runs by job and outcome",
-    ["job", "outcome"],
+    "Scheduled job runs by job and outcome (not `job`: Prometheus' scrape sets that label)",
+    ["scheduled_job", "outcome"],
+    registry=REGISTRY,
+)
+SLACK_RETRIES = Counter(
+    "forgebot_slack_api_retries_total",
+    "Slack Web API calls retried, by method and reason (rate_limited = HTTP 429)",
+    ["method", "reason"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "forgebot_handlers_in_flight",
+    "Commands and interactions being handled (graceful shutdown waits for them)",
+    registry=REGISTRY,
+)
+LEADER_CHANGES = Counter(
+    "forgebot_scheduler_leader_changes_total",
+    "Times this replica became (elected) or stopped being (deposed) the scheduler leader",
+    ["change"],
     registry=REGISTRY,
 )
 LEADER = Gauge(
     "forgebot_scheduler_leader", "1 when this replica runs the scheduler", registry=REGISTRY
 )
 READY = Gauge("forgebot_ready", "1 when the database is reachable", registry=REGISTRY)
+
+
+@contextmanager
+def observe_call(system: str, operation: str) -> Iterator[None]:
+    """Time one call to an external system (kubernetes, aws, prometheus, ...) and count its
+    outcome: "ok" or the exception's type name. `operation` must be low-cardinality (a verb or
+    an API operation name, never an object name)."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except BaseException as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        DEPENDENCY_SECONDS.labels(system, operation, outcome).observe(time.perf_counter() - started)

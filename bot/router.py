@@ -118,8 +118,16 @@ class Boundary:
 
     def __init__(self, audit: AuditLog) -> None:
         self.audit = audit
-        self.in_flight = 0
-        """Listeners still working (after their ack): for draining and the terminal shell."""
+        self.in_flight: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for handlers still working after their ack (graceful shutdown); True if all
+        finished within `timeout` seconds."""
+        running = {t for t in self.in_flight if t is not asyncio.current_task()}
+        if not running:
+            return True
+        _, pending = await asyncio.wait(running, timeout=timeout) if timeout > 0 else ((), running)
+        return not pending
 
     async def run(
         self,
@@ -135,8 +143,11 @@ class Boundary:
     ) -> None:
         token = request_id.set(uuid.uuid4().hex[:12])
         started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        metrics.IN_FLIGHT.inc()
         outcome, error = AuditOutcome.OK, ""
-        self.in_flight += 1
         try:
             await work()
         except UserInputError as exc:
@@ -173,7 +184,6 @@ class Boundary:
                 "for the platform team.",
             )
         finally:
-            self.in_flight -= 1
             if not ack.done:
                 await ack()
             metrics.COMMANDS.labels(name, outcome.value).inc()
@@ -191,6 +201,9 @@ class Boundary:
                     )
                 )
             request_id.reset(token)
+            metrics.IN_FLIGHT.dec()
+            if task is not None:
+                self.in_flight.discard(task)
 
     @staticmethod
     async def _tell(

@@ -10,6 +10,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,6 +24,7 @@ from bot.catalog import Catalog
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext, build_context
+from bot.leader import Leadership, build_elector
 from bot.logs import register_secret
 from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
@@ -51,6 +55,10 @@ class Runtime:
     bolt: AsyncApp | None = None
     scheduler: Scheduler | None = None
     url: str = ""
+    leadership: Leadership | None = None
+    _job_grace: float = 0.0
+    """Seconds a running job may finish when this replica steps down (only when stopping)."""
+    _state: ServingState | None = None
     _runner: web.AppRunner | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -104,7 +112,7 @@ class Runtime:
             use_cost_explorer_forecast=settings.cost_forecast == "cost-explorer",
         )
         self.ctx = ctx
-        self.scheduler = Scheduler(db, self.clock)
+        self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())
         ctx.extras["scheduler"] = self.scheduler
         self.bolt = bolt_app.build_bolt_app(ctx)
         return ctx
@@ -133,6 +141,7 @@ class Runtime:
         # GC from rescanning hundreds of thousands of import-time objects mid-request.
         gc.collect()
         gc.freeze()
+        self._state = state
         state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
 
     async def start_background(self) -> None:
@@ -148,27 +157,82 @@ class Runtime:
         if resumed:
             log.info("resumed %d unfinished operations", resumed)
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
-            await asyncio.to_thread(self.scheduler.start, asyncio.get_running_loop())
-            # Capabilities' start-up work (e.g. off-hours reconciles at once after downtime).
+            await self.start_leadership()
+
+    async def start_leadership(self) -> None:
+        """Elect the scheduler leader among the replicas (see `bot.leader`); every replica
+        serves HTTP, only the leader fires scheduled jobs."""
+        ctx, scheduler = self.ctx, self.scheduler
+        assert ctx is not None and scheduler is not None
+        try:
+            elector = build_elector(
+                ctx.settings,
+                scheduler.replica,
+                in_cluster=bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+            )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+
+        async def elected() -> None:
+            ran = await scheduler.take_over()
+            if ran:
+                log.info("ran %d scheduled job(s) a previous leader missed or left", ran)
+            # Capabilities' work on becoming leader (off-hours reconciles at once after downtime).
             for hook in ctx.extras.get("startup_hooks", []):
                 self._background.append(asyncio.create_task(hook()))
 
-    async def stop(self, drain_seconds: float = 10.0) -> None:
+        async def deposed() -> None:
+            await scheduler.step_down(grace=self._job_grace)
+
+        self.leadership = Leadership(
+            elector,
+            on_elected=elected,
+            on_deposed=deposed,
+            lease_seconds=ctx.settings.lease_seconds,
+        )
+        # The first round runs before the replica reports ready, so a lone replica (SQLite)
+        # is the leader from its first request on.
+        await self.leadership.step()
+        self.leadership.start()
+
+    async def stop(self, drain_seconds: float | None = None) -> None:
+        """Graceful shutdown (SIGTERM), each step bounded by one budget:
+
+        not ready -> stop accepting and finish the HTTP requests in flight (acks) -> finish
+        the handlers still working after their ack and running operations -> step down as
+        scheduler leader (release the lease or lock) -> drain the Slack outbox -> close the
+        clients and the database pool."""
+        budget = self.settings.shutdown_seconds if drain_seconds is None else drain_seconds
+        deadline = time.monotonic() + budget
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        if self._state is not None:
+            self._state.draining = True
         if self._runner is not None:
-            await self._runner.shutdown()
+            # Closes the listening socket, then waits (bounded) for requests in flight.
+            self._runner._shutdown_timeout = min(left(), 10.0)
+            await self._runner.cleanup()
+            self._runner = None
         if self.ctx is not None:
-            await self.ctx.operations.drain(drain_seconds)
-            await self.ctx.slack.close()
+            if not await self.ctx.boundary.drain(left()):
+                log.warning("shutdown: handlers still running after the grace period")
+            await self.ctx.operations.drain(left())
+        if self.leadership is not None:
+            self._job_grace = left()
+            await self.leadership.stop()
+        elif self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.shutdown)
+        if self.ctx is not None:
+            await self.ctx.audit.flush(max(left(), 1.0))
+            await self.ctx.slack.close(timeout=max(left(), 1.0))
             await self.ctx.kube.close()
             if self.ctx.prometheus is not None:
                 await self.ctx.prometheus.close()
-        if self.scheduler is not None:
-            await asyncio.to_thread(self.scheduler.shutdown)
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
         if self.db is not None:
             await asyncio.to_thread(self.db.close)

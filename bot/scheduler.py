@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,7 +65,9 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._id = "forgebot"
-        self.running_tasks: set[asyncio.Future[Any]] = set()
+        self.running_tasks: set[asyncio.Task[bool]] = set()
+        self._running_runs: set[int] = set()
+        self._firing = False
 
     def add(self, spec: JobSpec) -> None:
         if spec.job_id in self._jobs:
@@ -97,43 +99,117 @@ class Scheduler:
                 name=spec.job_id,
                 replace_existing=True,
             )
+        self._firing = True
         scheduler.start()
         self._scheduler = scheduler
-        metrics.LEADER.set(1)
 
     def shutdown(self) -> None:
+        # A fire already on its way to the loop is dropped: the next leader runs that slot.
+        self._firing = False
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        metrics.LEADER.set(0)
+
+    async def take_over(self) -> int:
+        """On becoming the leader: finish what a previous leader left, then start firing.
+
+        A run a dead (or deposed) leader started but never finished is re-run for the same
+        fire time, claimed over with a guarded update; a job whose current fire time nobody
+        ran yet (the leader died before it) runs once now, coalescing what was missed, instead
+        of waiting for its next fire time. Claims are made here, the runs go on in the
+        background (the election loop must keep renewing meanwhile). Returns how many."""
+        here = set(self._running_runs)
+        adopted = await self._db.run(
+            lambda s: job_runs.unfinished(s, list(self._jobs), exclude=here)
+        )
+        started = 0
+        for run_id, job_id, fire_time in adopted:
+            if await self._claim_over(run_id):
+                log.info("re-running %s for %s, left unfinished", job_id, fire_time.isoformat())
+                self._track(job_id, self._execute(job_id, run_id, fire_time))
+                started += 1
+        for job_id, spec in self._jobs.items():
+            now = self._clock.now()
+            last = await self._latest_slot(job_id)
+            if last is not None and last < spec.slot(now):
+                claimed = await self._claim(job_id, spec.slot(now), now)
+                if claimed is not None:
+                    self._track(job_id, self._execute(job_id, claimed, spec.slot(now)))
+                    started += 1
+        await asyncio.to_thread(self.start, asyncio.get_running_loop())
+        return started
+
+    def _track(self, job_id: str, run: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(run, name=f"job-{job_id}")
+        self.running_tasks.add(task)
+        task.add_done_callback(self.running_tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until no job runs here (tests)."""
+        while self.running_tasks:
+            await asyncio.gather(*list(self.running_tasks), return_exceptions=True)
+
+    async def _latest_slot(self, job_id: str) -> datetime | None:
+        return await self._db.run(lambda s: job_runs.latest_slot(s, job_id))
+
+    async def step_down(self, grace: float = 0.0) -> None:
+        """Stop firing; give running jobs `grace` seconds, then interrupt them: the next
+        leader re-runs an interrupted run for the same fire time."""
+        await asyncio.to_thread(self.shutdown)
+        running = [t for t in self.running_tasks if not t.done()]
+        if running and grace > 0:
+            _, still = await asyncio.wait(running, timeout=grace)
+            running = list(still)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     def fire(self, job_id: str) -> None:
         """Called on the scheduler thread: run the job on the bot's loop."""
         if self._loop is None or self._loop.is_closed():
             return
-        future = asyncio.run_coroutine_threadsafe(self.run_now(job_id), self._loop)
-        self.running_tasks.add(future)  # type: ignore[arg-type]
-        future.add_done_callback(self.running_tasks.discard)  # type: ignore[arg-type]
+        self._loop.call_soon_threadsafe(self._spawn, job_id)
+
+    def _spawn(self, job_id: str) -> None:
+        if self._firing:
+            self._track(job_id, self.run_now(job_id))
 
     async def run_now(self, job_id: str, now: datetime | None = None) -> bool:
         """Run one slot of a job if no replica ran it yet. True if it ran here."""
         spec = self._jobs[job_id]
         current = now or self._clock.now()
         slot = spec.slot(current)
-        run_id = await self._db.run(
-            lambda s: job_runs.claim(s, job_id, slot, current, self.replica)
-        )
+        run_id = await self._claim(job_id, slot, current)
         if run_id is None:
             metrics.JOB_RUNS.labels(job_id, "skipped").inc()
             return False
+        await self._execute(job_id, run_id, slot)
+        return True
+
+    async def _claim_over(self, run_id: int) -> bool:
+        now = self._clock.now()
+        return await self._db.run(lambda s: job_runs.claim_over(s, run_id, now, self.replica))
+
+    async def _claim(self, job_id: str, slot: datetime, now: datetime) -> int | None:
+        return await self._db.run(lambda s: job_runs.claim(s, job_id, slot, now, self.replica))
+
+    async def _execute(self, job_id: str, run_id: int, slot: datetime) -> None:
+        spec = self._jobs[job_id]
         outcome = "ok"
+        self._running_runs.add(run_id)
         try:
             await spec.body(slot)
+        except asyncio.CancelledError:
+            # Stepping down: leave the run unfinished, so the next leader re-runs it.
+            outcome = "interrupted"
+            raise
         except Exception:
             outcome = "failed"
             log.exception("scheduled job %s failed for slot %s", job_id, slot.isoformat())
         finally:
+            self._running_runs.discard(run_id)
             metrics.JOB_RUNS.labels(job_id, outcome).inc()
-            finished = self._clock.now()
-            await self._db.run(lambda s: job_runs.finish(s, run_id, finished, outcome))
-        return True
+            if outcome != "interrupted":
+                finished = self._clock.now()
+                await self._db.run(lambda s: job_runs.finish(s, run_id, finished, outcome))

@@ -53,6 +53,8 @@ class ServingState:
     db: Database | None = None
     signing_secret: str = ""
     api_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    draining: bool = False
+    """Set on SIGTERM: /readyz answers 503 so the load balancer stops sending requests."""
 
     def attach(
         self, bolt: AsyncApp, db: Database, signing_secret: str, routes: list[Route]
@@ -107,6 +109,9 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         if state.db is None:
             return _starting()
+        if state.draining:
+            metrics.READY.set(0)
+            return web.Response(status=503, text="shutting down")
         ready = await state.db.ping()
         metrics.READY.set(1 if ready else 0)
         if ready:

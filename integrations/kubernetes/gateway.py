@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from bot.metrics import observe_call
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import translate
 from integrations.kubernetes.rollout import RolloutStatus, rollback_template, status_of
@@ -172,13 +173,14 @@ class KubeGateway:
             else self._client(cluster)
         )
         async with self._semaphore:
-            try:
-                call = functools.partial(contextvars.copy_context().run, fn, api)
-                return await asyncio.get_running_loop().run_in_executor(self._threads, call)
-            except ForgebotError:
-                raise
-            except Exception as exc:
-                raise translate(exc, cluster=cluster, verb=verb, what=what) from None
+            with observe_call("kubernetes", verb):
+                try:
+                    call = functools.partial(contextvars.copy_context().run, fn, api)
+                    return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+                except ForgebotError:
+                    raise
+                except Exception as exc:
+                    raise translate(exc, cluster=cluster, verb=verb, what=what) from None
 
     async def warm(self) -> None:
         """Load each cluster's client and dry-run forgebot's writes, off the request path (see

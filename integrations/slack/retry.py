@@ -24,6 +24,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot.metrics import SLACK_RETRIES
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -131,6 +133,7 @@ class RateLimitRetryHandler(AsyncRetryHandler):
         wait = parse_retry_after(header, self._wall_clock(), cap=self._max_wait)
         # Never earlier than asked; a little later so replicas do not retry in lockstep.
         wait += self._rng() * min(0.25, wait * 0.1 + 0.05)
+        SLACK_RETRIES.labels(method_of(request), "rate_limited").inc()
         log.info(
             "Slack rate-limited %s; retry %d in %.2fs",
             method_of(request),
@@ -163,6 +166,8 @@ class _BackoffHandler(AsyncRetryHandler):
         error: Exception | None = None,
     ) -> None:
         wait = self.interval_calculator.calculate_sleep_duration(state.current_attempt)
+        reason = "server_error" if response is not None else "connection"
+        SLACK_RETRIES.labels(method_of(request), reason).inc()
         log.info(
             "Slack call %s failed (%s); retry %d in %.2fs",
             method_of(request),
