@@ -14,7 +14,7 @@ from typing import Any
 from bot.auth import Action, Actor, Authorizer, Target
 from bot.catalog import Catalog, Workload
 from bot.clock import Clock
-from bot.errors import ForgebotError, NotAuthorized, UserInputError
+from bot.errors import NotAuthorized, UserInputError
 from bot.operations import OperationRunner
 from commands.deploy.history import version_of
 from commands.deploy.parse import RollbackRequest
@@ -133,17 +133,7 @@ class RollbackService:
                 workload.cluster, workload.namespace, workload.deployment, revision
             )
 
-        status = await self.rollouts.run(
-            int(payload["deployment_id"]),
-            change,
-            str(payload["channel"]),
-            str(payload["ts"]),
-            undo,
-        )
-        if not status.done:
-            raise ForgebotError(
-                f"the rollback of {change.service} in {change.environment} failed: {status.reason}"
-            )
+        await self.rollouts.execute(payload, undo)
         return {"revision": revision}
 
     @staticmethod

@@ -148,6 +148,23 @@ class RolloutRunner:
             await self.db.run(lambda s: repo.discard(s, deployment_id))
         return submission.created
 
+    async def execute(
+        self, payload: dict[str, Any], act: Callable[[], Awaitable[object]]
+    ) -> RolloutStatus:
+        """Run the rollout an operation carries (see `begin`); a failed rollout fails the
+        operation, so it is recorded as failed there too."""
+        change = Change(**payload["change"])
+        status = await self.run(
+            int(payload["deployment_id"]), change, str(payload["channel"]), str(payload["ts"]), act
+        )
+        if not status.done:
+            what = "rollback" if change.is_rollback else "deploy"
+            raise ForgebotError(
+                f"the {what} of {change.service} {change.to_version} in {change.environment} "
+                f"failed: {status.reason}"
+            )
+        return status
+
     async def run(
         self,
         deployment_id: int,

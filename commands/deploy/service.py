@@ -498,18 +498,7 @@ class DeployService:
                 workload.cluster, workload.namespace, workload.deployment, workload.container, image
             )
 
-        status = await self.rollouts.run(
-            int(payload["deployment_id"]),
-            change,
-            str(payload["channel"]),
-            str(payload["ts"]),
-            patch,
-        )
-        if not status.done:
-            raise ForgebotError(
-                f"the deploy of {change.service} {change.to_version} to {change.environment} "
-                f"failed: {status.reason}"
-            )
+        await self.rollouts.execute(payload, patch)
         return {"image": image}
 
 

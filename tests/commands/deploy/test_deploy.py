@@ -25,7 +25,6 @@ from commands.deploy.parse import DeployRequest, Version
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
-    SignedSlackClient,
     SlackIdentity,
     block_actions,
     slash_command,
@@ -33,8 +32,8 @@ from integrations.sandbox.slack_payloads import (
 )
 from storage import audit
 from storage import deployments as repo
-from tests.commands.environments.test_environment_flow import START, Harness
-from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, SIGNING_SECRET, STRANGER
+from tests.bot_harness import BotHarness, running_bot_harness
+from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, STRANGER
 
 IMAGE = "registry.example.com/payments/checkout"
 DEPLOYMENTS = next(k for k in KINDS if k.plural == "deployments")
@@ -46,7 +45,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class DeployHarness(Harness):
+class DeployHarness(BotHarness):
     async def deploy(self, who: SlackIdentity, text: str, *, reply: bool = True) -> dict[str, Any]:
         """The reply the person sees: the immediate answer, or the first later response
         (`reply=False` where the answer is a dialog instead)."""
@@ -127,20 +126,16 @@ async def harness(
     fake_kube: FakeKube,
     kubeconfig: Path,
 ) -> AsyncIterator[DeployHarness]:
-    clock = ManualClock(START)
-    settings = bot_settings.model_copy(update={"kubeconfig": str(kubeconfig)})
-    runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
-    await runtime.start()
-    assert runtime.ctx is not None
-    runtime.ctx.extras["rollouts"].poll_seconds = 0.02
-    client = SignedSlackClient(
-        runtime.url, SIGNING_SECRET, clock_offset=(START - datetime.now(UTC)).total_seconds()
-    )
+    def prepare(runtime: Runtime) -> None:
+        assert runtime.ctx is not None
+        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+
     fake_kube.seed_deployment("checkout-staging", "checkout", f"{IMAGE}:1.4.1", replicas=3)
     fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.1", replicas=3)
-    yield DeployHarness(runtime, client, fake_slack, fake_kube, clock)
-    await client.close()
-    await runtime.stop()
+    async with running_bot_harness(
+        DeployHarness, bot_settings, catalog, fake_slack, fake_kube, kubeconfig, prepare=prepare
+    ) as harness:
+        yield harness
 
 
 class StubBudget:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,10 @@ import kubernetes_validate
 import pytest
 
 from bot.catalog import Catalog
-from bot.clock import ManualClock
 from bot.config import Settings
-from bot.runtime import Runtime
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
-    SignedSlackClient,
     SlackIdentity,
     app_home_opened,
     block_actions,
@@ -31,63 +27,17 @@ from integrations.sandbox.slack_payloads import (
 from storage import audit
 from storage import environments as env_repo
 from storage.models import EnvState
-from tests.fixtures.slack import DEVELOPER, PLATFORM, SIGNING_SECRET, STRANGER
+from tests.bot_harness import START, BotHarness, running_bot_harness
+from tests.fixtures.slack import DEVELOPER, PLATFORM, STRANGER
 
-START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
-
-class Harness:
-    def __init__(
-        self,
-        runtime: Runtime,
-        client: SignedSlackClient,
-        slack: RunningFakeSlack,
-        kube: FakeKube,
-        clock: ManualClock,
-    ) -> None:
-        self.runtime, self.client, self.slack, self.kube, self.clock = (
-            runtime,
-            client,
-            slack,
-            kube,
-            clock,
-        )
-
+class Harness(BotHarness):
     async def command(self, who: SlackIdentity, text: str) -> dict[str, Any]:
         response = await self.client.send(
             slash_command(who, "/env", text, self.slack.new_response_url())
         )
         assert response.status == 200
         return response.json() or {}
-
-    async def until(self, method: str, **match: Any) -> RecordedCall:
-        def found(calls: list[RecordedCall]) -> RecordedCall | None:
-            hits = [
-                c
-                for c in calls
-                if c.method == method and all(c.args.get(k) == v for k, v in match.items())
-            ]
-            return hits[-1] if hits else None
-
-        result: RecordedCall = await self.slack.state.until(found, timeout=10)
-        return result
-
-    async def idle(self) -> None:
-        """Wait for the bot to finish what the last requests started (handlers run after the
-        ack, operations after the handler): until the audit log and the outbox are quiet."""
-        assert self.runtime.ctx is not None and self.runtime.db is not None
-        deadline = time.monotonic() + 10
-        last = -1
-        while time.monotonic() < deadline:
-            await self.runtime.ctx.operations.wait_idle()
-            await self.runtime.ctx.slack.flush()
-            count = await self.runtime.db.run(lambda s: len(audit.recent(s, limit=10_000)))
-            calls = len(self.slack.state.calls)
-            if (count, calls) == last and not self.runtime.ctx.operations._tasks:
-                return
-            last = (count, calls)  # type: ignore[assignment]
-            await asyncio.sleep(0.1)
-        raise AssertionError("the bot did not settle")
 
     async def open_modal(self, who: SlackIdentity) -> dict[str, Any]:
         await self.command(who, "request")
@@ -153,11 +103,6 @@ class Harness:
             if c.args["channel"].startswith("D")
         ]
 
-    def advance(self, delta: timedelta) -> None:
-        """Move the bot's clock; Slack's signatures move with it (they are checked against it)."""
-        self.clock.advance(delta)
-        self.client.clock_offset += delta.total_seconds()
-
     async def record(self, name: str) -> Any:
         assert self.runtime.db is not None
         return await self.runtime.db.run(lambda s: env_repo.live_by_name(s, name))
@@ -171,16 +116,10 @@ async def harness(
     fake_kube: FakeKube,
     kubeconfig: Path,
 ) -> AsyncIterator[Harness]:
-    clock = ManualClock(START)
-    settings = bot_settings.model_copy(update={"kubeconfig": str(kubeconfig)})
-    runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
-    await runtime.start()
-    client = SignedSlackClient(
-        runtime.url, SIGNING_SECRET, clock_offset=(START - datetime.now(UTC)).total_seconds()
-    )
-    yield Harness(runtime, client, fake_slack, fake_kube, clock)
-    await client.close()
-    await runtime.stop()
+    async with running_bot_harness(
+        Harness, bot_settings, catalog, fake_slack, fake_kube, kubeconfig
+    ) as harness:
+        yield harness
 
 
 async def test_auto_approved_environment_is_provisioned(harness: Harness) -> None:

@@ -3,8 +3,6 @@ workloads, and helpers to read back what the cluster holds."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,18 +12,16 @@ import kubernetes_validate
 import pytest
 
 from bot.catalog import Catalog
-from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime
 from commands.offhours.service import OffhoursService
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
-from integrations.sandbox.slack_payloads import SignedSlackClient, SlackIdentity, block_actions
+from integrations.sandbox.slack_payloads import SlackIdentity, block_actions
 from integrations.sandbox.slack_payloads import slash_command as slash
-from storage import audit
 from storage import environments as env_repo
 from storage.models import EnvironmentRecord, EnvState
-from tests.fixtures.slack import SIGNING_SECRET
+from tests.bot_harness import BotHarness, running_bot_harness
 
 # Tuesday 24 November 2026, 17:00 UTC = 18:00 in Berlin (CET, UTC+1).
 START = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -161,23 +157,7 @@ def patches(kube: FakeKube) -> list[str]:
     return [path for method, path, _, _ in kube.requests if method == "PATCH"]
 
 
-class Harness:
-    def __init__(
-        self,
-        runtime: Runtime,
-        client: SignedSlackClient,
-        slack: RunningFakeSlack,
-        kube: FakeKube,
-        clock: ManualClock,
-    ) -> None:
-        self.runtime, self.client, self.slack, self.kube, self.clock = (
-            runtime,
-            client,
-            slack,
-            kube,
-            clock,
-        )
-
+class Harness(BotHarness):
     @property
     def service(self) -> OffhoursService:
         assert self.runtime.ctx is not None
@@ -268,26 +248,6 @@ class Harness:
         )
         return [c.args for c in found]
 
-    async def idle(self) -> None:
-        assert self.runtime.ctx is not None and self.runtime.db is not None
-        deadline = time.monotonic() + 10
-        last: tuple[int, int] | None = None
-        while time.monotonic() < deadline:
-            await self.runtime.ctx.slack.flush()
-            count = await self.runtime.db.run(lambda s: len(audit.recent(s, limit=10_000)))
-            calls = len(self.slack.state.calls)
-            if (count, calls) == last:
-                return
-            last = (count, calls)
-            await asyncio.sleep(0.1)
-        raise AssertionError("the bot did not settle")
-
-    def at(self, when: datetime) -> None:
-        """Move the bot's clock; Slack's signatures move with it."""
-        delta = when - self.clock.now()
-        self.clock.set(when)
-        self.client.clock_offset += delta.total_seconds()
-
 
 @pytest.fixture
 async def h(
@@ -297,15 +257,18 @@ async def h(
     fake_kube: FakeKube,
     kubeconfig: Path,
 ) -> AsyncIterator[Harness]:
-    clock = ManualClock(START)
-    settings = bot_settings.model_copy(update={"kubeconfig": str(kubeconfig)})
-    runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
-    await runtime.start()
-    assert runtime.ctx is not None
-    runtime.ctx.extras["offhours"].retry_delays = (0.0,)
-    client = SignedSlackClient(
-        runtime.url, SIGNING_SECRET, clock_offset=(START - datetime.now(UTC)).total_seconds()
-    )
-    yield Harness(runtime, client, fake_slack, fake_kube, clock)
-    await client.close()
-    await runtime.stop()
+    def prepare(runtime: Runtime) -> None:
+        assert runtime.ctx is not None
+        runtime.ctx.extras["offhours"].retry_delays = (0.0,)
+
+    async with running_bot_harness(
+        Harness,
+        bot_settings,
+        catalog,
+        fake_slack,
+        fake_kube,
+        kubeconfig,
+        start=START,
+        prepare=prepare,
+    ) as harness:
+        yield harness
