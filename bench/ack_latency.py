@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import subprocess
@@ -23,11 +22,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import bot_environment, free_port, start_forgebot, wait_healthy  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import SignedSlackClient, SlackIdentity, slash_command  # noqa: E402
 
@@ -63,29 +61,6 @@ BARE_APP = textwrap.dedent(
     web.run_app(web_app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
     """
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(
-    url: str, started: float, timeout: float = 30.0, path: str = "/healthz"
-) -> float:
-    async with aiohttp.ClientSession() as session:
-        while time.perf_counter() - started < timeout:
-            try:
-                async with session.get(url + path) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.01)
-    raise RuntimeError(f"{url} did not become healthy")
 
 
 def rss_mb(pid: int) -> float:
@@ -135,40 +110,16 @@ async def main() -> None:
     fake = start_fake_slack(TOKEN)
     workdir = Path(tempfile.mkdtemp(prefix="forgebot-bench-"))
     forge_port, bare_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.api_url,
-        "FORGEBOT_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-        "FORGEBOT_CATALOG": str(ROOT / "catalog.example.yaml"),
-        "FORGEBOT_LOG_LEVEL": "WARNING",
-    }
-    # The database is migrated first, as `forgebot db upgrade` would be in production, so the
-    # start-up figure is the server's own.
-    subprocess.run(
-        [sys.executable, "-m", "bot.cli", "db", "upgrade"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+    env = bot_environment(
+        token=TOKEN,
+        secret=SECRET,
+        slack_api_url=fake.api_url,
+        database=workdir / "bench.db",
+        catalog=ROOT / "catalog.example.yaml",
     )
+    # The database is migrated before the clock starts, so the start-up figure is the server's.
+    forge = start_forgebot(env, forge_port)
     started = time.perf_counter()
-    forge = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(forge_port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
     forge_url = f"http://127.0.0.1:{forge_port}"
     ready_seconds = await wait_healthy(forge_url, started)
     # Load starts once the app is attached, as a load balancer would wait for readiness.

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import bot_environment, free_port, start_forgebot  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from commands.cost.parse import Scope, ScopeKind  # noqa: E402
 from commands.cost.periods import Period  # noqa: E402
@@ -255,40 +255,24 @@ async def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="forgebot-bench-"))
     (workdir / "catalog.yaml").write_text(catalog_yaml)
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "FORGEBOT_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-        "FORGEBOT_CATALOG": str(workdir / "catalog.yaml"),
-        "FORGEBOT_LOG_LEVEL": "WARNING",
-        "FORGEBOT_COST_FORECAST": "linear",  # moto cannot forecast
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
-    }
-    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            *profile,
-            "-m",
-            "bot.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
+    env = bot_environment(
+        token=TOKEN,
+        secret=SECRET,
+        slack_api_url=slack.api_url,
+        database=workdir / "bench.db",
+        catalog=workdir / "catalog.yaml",
+        inherit={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        FORGEBOT_COST_FORECAST="linear",  # moto cannot forecast
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(workdir / "no-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-aws-credentials"),
     )
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    server = start_forgebot(env, port, python_args=profile)
     url = f"http://127.0.0.1:{port}"
     client = SignedSlackClient(url, SECRET)
     try:
@@ -328,12 +312,6 @@ async def main() -> None:
         moto.terminate()
         moto.wait(timeout=20)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ack_latency import free_port, wait_healthy  # noqa: E402
+from bench.processes import bot_environment, free_port, start_forgebot, wait_healthy  # noqa: E402
 from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import (  # noqa: E402
@@ -104,31 +102,15 @@ async def main() -> None:
     database = workdir / "bench.db"
     (workdir / "catalog.yaml").write_text(catalog_text(args.deploys), encoding="utf-8")
     port = free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "FORGEBOT_DATABASE_URL": f"sqlite:///{database}",
-        "FORGEBOT_CATALOG": str(workdir / "catalog.yaml"),
-        "FORGEBOT_LOG_LEVEL": "WARNING",
-        "KUBECONFIG": str(kube.write_kubeconfig(workdir / "kubeconfig", ["dev-cluster"])),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "bot.cli", "db", "upgrade"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+    env = bot_environment(
+        token=TOKEN,
+        secret=SECRET,
+        slack_api_url=slack.api_url,
+        database=database,
+        catalog=workdir / "catalog.yaml",
+        KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", ["dev-cluster"])),
     )
-    # The bot runs as `forgebot serve` in its own process, as in production; this process
-    # plays Slack and the cluster.
-    bot = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
+    bot = start_forgebot(env, port)
     url = f"http://127.0.0.1:{port}"
     client = SignedSlackClient(url, SECRET)
     try:

@@ -39,7 +39,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ack_latency import BARE_APP, free_port, pct, wait_healthy  # noqa: E402
+from bench.ack_latency import BARE_APP, pct  # noqa: E402
+from bench.processes import free_port, wait_healthy  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import (  # noqa: E402
     SignedSlackClient,
