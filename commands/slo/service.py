@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from bot.auth import Actor, Authorizer
 from bot.catalog import Catalog
 from bot.clock import Clock
-from bot.errors import NotFound, UserInputError
+from bot.errors import NotFound
+from bot.scopes import service_or_team
 from commands.slo import queries
 from commands.slo.budget import REPORT_WINDOWS, SloFigures, figures, worst_first
 from commands.slo.queries import Counts, SloRef
@@ -58,32 +59,17 @@ class SloService:
         ]
 
     def parse(self, actor: Actor, args: str) -> SloQuery:
-        words = args.split()
-        if len(words) > 1:
-            raise UserInputError("Name one service or team.", usage=USAGE)
-        if not words:
-            team = self.auth.primary_team(actor.user_id)
-            if team is None:
-                raise UserInputError(
-                    "You are in no team in the catalog; name a service or team.", usage=USAGE
-                )
-            words = [team.name]
-        name = words[0].lower()
-        if self.catalog.service(name) is not None:
-            refs = self.refs([name])
-            if not refs:
-                raise NotFound(
-                    f"`{escape(name)}` has no SLOs in the catalog yet (add them under its `slos:`)."
-                )
-            return SloQuery(name, refs)
-        if self.catalog.team(name) is not None:
-            refs = self.refs([s.name for s in self.catalog.services if s.team == name])
-            if not refs:
-                raise NotFound(
-                    f"No service of team `{escape(name)}` has an SLO in the catalog yet."
-                )
-            return SloQuery(f"team {name}", refs)
-        raise NotFound(f"There is no service or team called `{escape(name)}`.", usage=USAGE)
+        scope = service_or_team(self.catalog, self.auth, actor, args.split(), USAGE)
+        refs = self.refs(scope.services)
+        if not refs and scope.is_team:
+            raise NotFound(
+                f"No service of team `{escape(scope.name)}` has an SLO in the catalog yet."
+            )
+        if not refs:
+            raise NotFound(
+                f"`{escape(scope.name)}` has no SLOs in the catalog yet (add them under its `slos:`)."
+            )
+        return SloQuery(scope.title, refs)
 
     async def report(self, query: SloQuery) -> SloReport:
         at = self.clock.now()
