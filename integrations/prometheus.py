@@ -13,7 +13,6 @@ import asyncio
 import base64
 import logging
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.errors import DependencyUnavailable, ForgebotError
-from bot.metrics import DEPENDENCY_SECONDS
+from bot.metrics import observe_call
 
 log = logging.getLogger(__name__)
 
@@ -141,19 +140,11 @@ class PrometheusClient:
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            started, outcome = time.perf_counter(), "error"
             try:
-                data = await self._attempts(endpoint, form, query)
-                outcome = "ok"
-                return data
-            except PromQLError:
-                outcome = "promql_error"
-                raise
+                with observe_call("prometheus", endpoint):
+                    return await self._attempts(endpoint, form, query)
             finally:
                 self._in_flight -= 1
-                DEPENDENCY_SECONDS.labels("prometheus", endpoint, outcome).observe(
-                    time.perf_counter() - started
-                )
 
     async def _attempts(self, endpoint: str, form: dict[str, str], query: str) -> dict[str, Any]:
         problem = ""

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -20,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.metrics import DEPENDENCY_SECONDS
+from bot.metrics import observe_call
 from integrations.aws.errors import AwsCall, translate
 
 if TYPE_CHECKING:
@@ -118,28 +117,23 @@ class AwsClients:
     async def run(self, call: AwsCall, fn: Callable[[], T]) -> T:
         """Run a blocking boto3 call in a worker thread, at most `concurrency` at a time, and
         turn its failure into a domain error."""
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            async with self._semaphore:
-                return await asyncio.to_thread(fn)
-        except (BotoCoreError, ClientError) as exc:
-            # Anything else is a bug in forgebot and propagates as one.
-            error = translate(exc, call)
-            outcome = type(error).__name__
-            log.warning(
-                "AWS %s.%s failed: %s -> %s (%s)",
-                call.service,
-                call.operation,
-                type(exc).__name__,
-                outcome,
-                getattr(error, "code", None) or "no code",
-            )
-            raise error from exc
-        finally:
-            DEPENDENCY_SECONDS.labels("aws", f"{call.service}.{call.operation}", outcome).observe(
-                time.perf_counter() - started
-            )
+        # The domain error is raised inside the timing, so the metric's outcome names it.
+        with observe_call("aws", f"{call.service}.{call.operation}"):
+            try:
+                async with self._semaphore:
+                    return await asyncio.to_thread(fn)
+            except (BotoCoreError, ClientError) as exc:
+                # Anything else is a bug in forgebot and propagates as one.
+                error = translate(exc, call)
+                log.warning(
+                    "AWS %s.%s failed: %s -> %s (%s)",
+                    call.service,
+                    call.operation,
+                    type(exc).__name__,
+                    type(error).__name__,
+                    getattr(error, "code", None) or "no code",
+                )
+                raise error from exc
 
     def _client(self, service: str, region: str, *, max_attempts: int | None = None) -> Any:
         attempts = max_attempts or self.config.max_attempts
