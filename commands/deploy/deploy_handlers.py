@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.auth import Actor
 from bot.context import AppContext
 from bot.errors import ForgebotError, UserInputError
 from bot.interactions import Interaction, on_action, on_block_action, on_view
@@ -56,10 +57,8 @@ def register(
     ctx.extras["deploys"] = deploys
     catalog, boundary, client = ctx.catalog, ctx.boundary, ctx.slack_client
 
-    plan = deploys.plan
-
     async def review_in_modal(
-        actor: Any, request: parse.DeployRequest, channel: str, trigger_id: str
+        actor: Actor, request: parse.DeployRequest, channel: str, trigger_id: str
     ) -> None:
         """Open a dialog at once (the trigger expires in 3 s), then fill it with the gates."""
         opened = await client.views_open(
@@ -68,10 +67,10 @@ def register(
         await fill_review(actor, request, channel, str(opened["view"]["id"]))
 
     async def fill_review(
-        actor: Any, request: parse.DeployRequest, channel: str, view_id: str
+        actor: Actor, request: parse.DeployRequest, channel: str, view_id: str
     ) -> None:
         try:
-            found = await plan(actor, request)
+            found = await deploys.plan(actor, request)
         except ForgebotError as exc:
             await client.views_update(view_id=view_id, view=views.error_modal(str(exc)))
             raise
@@ -105,7 +104,7 @@ def register(
                 invocation.actor, request, invocation.channel_id, invocation.trigger_id
             )
             return
-        found = await plan(invocation.actor, request)
+        found = await deploys.plan(invocation.actor, request)
         if found.blocked:
             await respond(**ephemeral(*views.deploy_blocked(found)))
             return
