@@ -20,6 +20,7 @@ from commands.deploy.history import version_of
 from commands.deploy.notifications import SlackApprovalNotifier
 from commands.deploy.rollout import RolloutRunner
 from commands.deploy.service import DeployService, Started, StartKind
+from integrations.slack.blocks import state_value
 
 
 def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
@@ -32,9 +33,7 @@ def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
 
 
 def _selected(values: dict[str, Any], block: str) -> str:
-    element = (values.get(block) or {}).get("value") or {}
-    option = element.get("selected_option") or {}
-    return str(option.get("value") or element.get("value") or "").strip()
+    return state_value(values, block).strip()
 
 
 def register(

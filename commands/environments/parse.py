@@ -11,6 +11,7 @@ from bot.catalog import DNS_LABEL, Catalog, Template
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.errors import UserInputError
 from integrations.slack.blockkit import escape
+from integrations.slack.blocks import state_value
 
 USAGE = "\n".join(
     f"`/forge env {line}`"
@@ -89,15 +90,8 @@ def full_name(template: Template, name: str) -> str:
     return name if name.startswith(template.name_prefix) else template.name_prefix + name
 
 
-def _selected(values: dict[str, Any], block: str) -> str:
-    element: dict[str, Any] = next(iter(values.get(block, {}).values()), {}) or {}
-    option = element.get("selected_option") or {}
-    return str(option.get("value") or "")
-
-
-def _text(values: dict[str, Any], block: str) -> str:
-    element: dict[str, Any] = next(iter(values.get(block, {}).values()), {}) or {}
-    return str(element.get("value") or "")
+# A select's chosen value or a text input's text: one reader serves both kinds of block.
+_selected = _text = state_value
 
 
 _NAME_HINT = (

@@ -159,3 +159,11 @@ def modal(
     if private_metadata:
         view["private_metadata"] = private_metadata
     return view
+
+
+def state_value(values: dict[str, Any], block_id: str) -> str:
+    """What a modal's input block holds, from `view.state.values`: the chosen option's value
+    of a select, or the text of a text input; "" when empty or absent."""
+    element: dict[str, Any] = next(iter((values.get(block_id) or {}).values()), {}) or {}
+    option = element.get("selected_option") or {}
+    return str(option.get("value") or element.get("value") or "")
