@@ -106,6 +106,11 @@ class Subcommand:
         return "\n".join(f"`{TOP_COMMAND} {line}`" for line in self.usage)
 
 
+def usage_lines(usage: str) -> list[str]:
+    """A capability's usage text (lines like "`/forge env list`") as `Subcommand.usage`."""
+    return [line.removeprefix(f"`{TOP_COMMAND} ").removesuffix("`") for line in usage.splitlines()]
+
+
 def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"response_type": "ephemeral", "text": text}
     if blocks:

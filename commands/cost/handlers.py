@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.auth import Action
 from bot.context import AppContext
 from bot.errors import ForgebotError, NotAuthorized
-from bot.router import Ack, Invocation, Subcommand, ephemeral
+from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
 from bot.scheduler import JobSpec
 from commands.cost import chart, parse, views
 from commands.cost.alerts import BudgetAlerts
@@ -112,10 +112,7 @@ def register(ctx: AppContext) -> CostService | None:
         Subcommand(
             name="cost",
             summary="cloud cost by team, service or environment, with forecast and budget",
-            usage=[
-                line.removeprefix("`/forge ").removesuffix("`")
-                for line in parse.COST_USAGE.splitlines()
-            ],
+            usage=usage_lines(parse.COST_USAGE),
             handler=cost,
             examples=["/cost", "/cost team payments last-month", "/cost service checkout 7d chart"],
         )
@@ -124,10 +121,7 @@ def register(ctx: AppContext) -> CostService | None:
         Subcommand(
             name="budget",
             summary="monthly budgets with actual and forecast spend; platform sets them",
-            usage=[
-                line.removeprefix("`/forge ").removesuffix("`")
-                for line in parse.BUDGET_USAGE.splitlines()
-            ],
+            usage=usage_lines(parse.BUDGET_USAGE),
             handler=budget,
             examples=["/forge budget", "/forge budget set payments 5000"],
         )

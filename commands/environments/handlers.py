@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.errors import NotAuthorized, UserInputError
 from bot.interactions import Interaction, on_action, on_block_action, on_view
-from bot.router import Ack, Invocation, Subcommand, ephemeral
+from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
 from bot.scheduler import JobSpec
 from commands.environments import parse, views
 from commands.environments.notifications import SlackEnvironmentNotifier
@@ -103,9 +103,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         Subcommand(
             name="env",
             summary="request, list, extend and delete your environments",
-            usage=[
-                line.removeprefix("`/forge ").removesuffix("`") for line in parse.USAGE.splitlines()
-            ],
+            usage=usage_lines(parse.USAGE),
             handler=command,
             examples=[
                 "/env request",

@@ -12,7 +12,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
 from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
+from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
 from bot.scheduler import JobSpec
 from commands.offhours import parse, views
 from commands.offhours.notifications import SlackOffhoursNotifier
@@ -96,9 +96,7 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
         Subcommand(
             name="offhours",
             summary="off-hours schedules, reminders and the savings report",
-            usage=[
-                line.removeprefix("`/forge ").removesuffix("`") for line in parse.USAGE.splitlines()
-            ],
+            usage=usage_lines(parse.USAGE),
             handler=command,
             examples=[
                 '/forge offhours set pv-checkout "Mon-Fri 08:00-19:00 Europe/Berlin"',
