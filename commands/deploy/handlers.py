@@ -51,7 +51,7 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         ctx.clock,
         ctx.operations,
         ctx.kube,
-        SlackRolloutNotifier(ctx.slack, ctx.clock),
+        SlackRolloutNotifier(ctx.slack),
     )
     ctx.extras["rollouts"] = rollouts
     rollbacks = RollbackService(

@@ -3,7 +3,6 @@ and the result announced in the owning team's channel."""
 
 from __future__ import annotations
 
-from bot.clock import Clock
 from commands.deploy import views
 from commands.deploy.rollout import Change
 from commands.deploy.service import DeployPlan
@@ -13,9 +12,8 @@ from storage.models import DeployApproval
 
 
 class SlackRolloutNotifier:
-    def __init__(self, slack: SlackGateway, clock: Clock) -> None:
+    def __init__(self, slack: SlackGateway) -> None:
         self.slack = slack
-        self.clock = clock
 
     async def started(self, change: Change, channel: str) -> tuple[str, str]:
         text, blocks = views.rollout_message(change, None, 0)
