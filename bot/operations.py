@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bot.clock import Clock
 from bot.errors import ForgebotError
@@ -51,6 +51,8 @@ OperationHandler = Callable[[Operation], Awaitable[dict[str, Any] | None]]
 FailureListener = Callable[[Operation, str], Awaitable[None]]
 Announcer = Callable[[Operation, str], Awaitable[None]]
 """Tells the person behind an operation that it failed, when its handler could not say so."""
+
+T = TypeVar("T")
 
 DEFAULT_DEADLINE = timedelta(minutes=30)
 DEFAULT_LEASE_SECONDS = 30.0
@@ -67,6 +69,12 @@ def process_owner(replica: str | None = None) -> str:
 class Submission:
     operation: Operation
     created: bool
+
+
+@dataclass(frozen=True)
+class Accepted(Generic[T]):
+    value: T | None
+    duplicate: bool
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,7 @@ class OperationRunner:
         channel_id: str = "",
         message_ts: str = "",
         start: bool = True,
+        running: bool = False,
     ) -> Submission:
         """Write the row (the request is durable from here on), then run it in the background.
         A second submission with the same key returns the first row (`created` False)."""
@@ -147,10 +156,74 @@ class OperationRunner:
             lease_expires_at=now + timedelta(seconds=self.lease_seconds),
             deadline_at=now + entry.deadline,
         )
+        if running:
+            row.state, row.attempts = OperationState.RUNNING, 1
         operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
         if created and start:
             self.start(operation.id)
         return Submission(operation, created)
+
+    async def accept(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        act: Callable[[], Awaitable[T]],
+        *,
+        idempotency_key: str,
+        actor_user_id: str = "",
+        channel_id: str = "",
+    ) -> Accepted[T]:
+        """Handle an acked Slack request durably: write its row first, then run `act` here.
+
+        The row is written before any slow work (gates included), so a crash in between does
+        not lose the request: the row's lease runs out and recovery runs the kind's registered
+        handler, which does the same work and tells the person. A retry of the same request
+        finds the row and gets `duplicate=True` before anything else runs."""
+        submission = await self.submit(
+            kind,
+            payload,
+            idempotency_key=idempotency_key,
+            actor_user_id=actor_user_id,
+            channel_id=channel_id,
+            start=False,
+            running=True,  # claimed by this process as it is written: one round trip
+        )
+        operation = submission.operation
+        if not submission.created:
+            log.info("request %s (%s) already accepted: a retry", idempotency_key, kind)
+            return Accepted(None, duplicate=True)
+        current = asyncio.current_task()
+        if current is not None:
+            self._running[operation.id] = current  # type: ignore[assignment]
+            self._renewed[operation.id] = time.monotonic()
+        outcome: OperationState | None = None
+        error = ""
+        try:
+            value = await act()
+            outcome = OperationState.SUCCEEDED
+        except ForgebotError as exc:
+            outcome, error = OperationState.FAILED, str(exc)  # the person is told by the caller
+            raise
+        except Exception as exc:
+            outcome, error = OperationState.FAILED, f"internal error ({type(exc).__name__})"
+            raise
+        finally:
+            # Cancelled (lost lease, shutdown): no outcome; recovery finishes it.
+            self._running.pop(operation.id, None)
+            self._renewed.pop(operation.id, None)
+            self._lost.discard(operation.id)
+            if outcome is not None:
+                done, final = self._clock.now(), outcome
+                with (
+                    contextlib.suppress(DatabaseUnavailable),
+                    retrying_until(time.monotonic() + self.lease_seconds),
+                ):
+                    await self._db.run(
+                        lambda s: repo.finish(
+                            s, operation.id, owner=self.owner, to=final, now=done, error=error
+                        )
+                    )
+        return Accepted(value, duplicate=False)
 
     def start(self, operation_id: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self.execute(operation_id), name=f"operation-{operation_id}")
