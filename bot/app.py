@@ -33,24 +33,32 @@ log = logging.getLogger(__name__)
 SLASH_COMMANDS = re.compile(r"^/(forge|env|deploy|rollback|slo|cost)$")
 
 
+def _id_of(value: object) -> str:
+    """`team` / `enterprise` arrive as an object with an id, or (in some payloads) the id."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return value if isinstance(value, str) else ""
+
+
 def _allowed(ctx: AppContext, body: dict[str, Any]) -> str | None:
-    """Why this request is refused, or None. Checks only signed body fields, no I/O."""
+    """Why this request is refused, or None. Checks only signed body fields, no I/O.
+
+    Allow-lists deny by default: with one set, a request that does not say which workspace
+    or organisation it comes from is refused, not served."""
     settings = ctx.settings
     app_id = str(body.get("api_app_id", ""))
     if settings.allowed_app_ids and app_id not in settings.allowed_app_ids:
         return "this request is for another Slack app"
     user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team_ids = {str(body.get("team_id", "")), str((body.get("team") or {}).get("id", ""))}
-    team_ids |= {str(user.get("team_id", ""))} if user else set()
+    team_ids = {str(body.get("team_id") or ""), _id_of(body.get("team"))}
+    team_ids |= {str(user.get("team_id") or "")} if user else set()
     team_ids.discard("")
-    if settings.allowed_team_ids and not team_ids <= set(settings.allowed_team_ids):
-        return "forgebot is not enabled for your workspace"
-    enterprise = str(body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or "")
-    if (
-        settings.allowed_enterprise_ids
-        and enterprise
-        and enterprise not in settings.allowed_enterprise_ids
+    if settings.allowed_team_ids and (
+        not team_ids or not team_ids <= set(settings.allowed_team_ids)
     ):
+        return "forgebot is not enabled for your workspace"
+    enterprise = str(body.get("enterprise_id") or "") or _id_of(body.get("enterprise"))
+    if settings.allowed_enterprise_ids and enterprise not in settings.allowed_enterprise_ids:
         return "forgebot is not enabled for your organisation"
     return None
 

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     lease_context: str | None = Field(default=None, validation_alias="FORGEBOT_LEASE_CONTEXT")
     """kubeconfig context holding the Lease outside a cluster (default: in-cluster config)."""
     lease_seconds: float = Field(default=15.0, gt=0, validation_alias="FORGEBOT_LEASE_SECONDS")
+    operation_lease_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="FORGEBOT_OPERATION_LEASE_SECONDS"
+    )
+    """How long an operation's owner holds it without renewing (renewed every third of it);
+    after that another replica may take it over."""
+    recovery_seconds: float = Field(
+        default=15.0, gt=0, validation_alias="FORGEBOT_RECOVERY_SECONDS"
+    )
+    """How often every process looks for operations nobody is running any more."""
     shutdown_seconds: float = Field(
         default=20.0, ge=0, validation_alias="FORGEBOT_SHUTDOWN_SECONDS"
     )

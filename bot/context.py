@@ -5,6 +5,7 @@ Capabilities receive an `AppContext` when they register; services take the parts
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,14 +16,16 @@ from bot.auth import Authorizer, MembershipCache
 from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.config import Settings
-from bot.operations import OperationRunner
+from bot.operations import OperationRunner, process_owner
 from bot.router import Boundary, CommandRouter
 from commands.deploy.gates import BudgetGate
 from integrations.aws.cost_explorer import CostSource
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
+from integrations.slack.blockkit import escape
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
+from storage.models import Operation
 
 
 @dataclass
@@ -61,6 +64,14 @@ def build_context(
 ) -> AppContext:
     audit = AuditLog(db, clock)
     boundary = Boundary(audit)
+    operations = OperationRunner(
+        db,
+        clock,
+        owner=process_owner(settings.replica),
+        lease_seconds=settings.operation_lease_seconds,
+        recovery_seconds=settings.recovery_seconds,
+    )
+    operations.announce = functools.partial(_announce_failure, slack)
 
     async def usergroup_members(group: str) -> list[str]:
         response = await slack_client.usergroups_users_list(usergroup=group)
@@ -74,10 +85,20 @@ def build_context(
         db=db,
         audit=audit,
         auth=Authorizer(catalog, MembershipCache(fetch=usergroup_members)),
-        operations=OperationRunner(db, clock),
+        operations=operations,
         slack_client=slack_client,
         slack=slack,
         router=CommandRouter(boundary),
         boundary=boundary,
         kube=kube,
     )
+
+
+async def _announce_failure(slack: SlackOutbox, operation: Operation, reason: str) -> None:
+    """The operation runner's last word when a handler could not report a failure itself."""
+    what = operation.kind.replace(".", " ")
+    text = f":x: Your {what} (reference `{operation.id[:8]}`) did not finish: {escape(reason)}"
+    if operation.actor_user_id.startswith(("U", "W")):
+        await slack.dm(operation.actor_user_id, text)
+    elif operation.channel_id:
+        await slack.post(operation.channel_id, text)

@@ -33,7 +33,7 @@ from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,15 @@ class Runtime:
         self._background.append(asyncio.create_task(ctx.kube.warm()))
         if isinstance(ctx.cost_source, CostExplorerGateway):
             self._background.append(asyncio.create_task(ctx.cost_source.warm()))
-        resumed = await ctx.operations.recover()
+        try:
+            resumed = await ctx.operations.recover()
+        except DatabaseUnavailable as exc:
+            resumed = 0
+            log.warning("start-up recovery skipped, database unavailable (%s)", exc)
         if resumed:
             log.info("resumed %d unfinished operations", resumed)
+        # Heartbeat of the leases held here and recovery, in every process (see bot.operations).
+        ctx.operations.start_maintenance()
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
             await self.start_leadership()
 
@@ -218,7 +224,10 @@ class Runtime:
         if self.ctx is not None:
             if not await self.ctx.boundary.drain(left()):
                 log.warning("shutdown: handlers still running after the grace period")
-            await self.ctx.operations.drain(left())
+            if not await self.ctx.operations.drain(left()):
+                log.warning("shutdown: handing unfinished operations to the other replicas")
+            await self.ctx.operations.stop_maintenance()
+            await self.ctx.operations.release()
         if self.leadership is not None:
             self._job_grace = left()
             await self.leadership.stop()

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
 from bot.clock import Clock
+from integrations.slack.body import malformed
 from integrations.slack.signing import verify_request
 
 if TYPE_CHECKING:
@@ -92,12 +93,32 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
             metrics.REQUESTS.labels(kind, "401").inc()
             log.warning("rejected a Slack request: %s", verdict.reason)
             return web.Response(status=401, text="invalid signature")
+        problem = malformed(body, request.content_type)
+        if problem is not None:
+            metrics.REQUESTS.labels(kind, "400").inc()
+            log.warning("refused a malformed Slack request (%s): %s", kind, problem)
+            return web.Response(status=400, text="malformed request")
         bolt_request = AsyncBoltRequest(
             body=body.decode("utf-8"),
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
         )
-        bolt_response = await state.bolt.async_dispatch(bolt_request)
+        try:
+            bolt_response = await state.bolt.async_dispatch(bolt_request)
+        except Exception as exc:  # a shape bolt cannot parse that `malformed` let through
+            metrics.REQUESTS.labels(kind, "400").inc()
+            log.warning(
+                "refused a Slack request bolt could not parse (%s): %s", kind, type(exc).__name__
+            )
+            return web.Response(status=400, text="malformed request")
+        if bolt_response.status == 404:
+            # Verified, but no listener wants it (an old button, an event type not used):
+            # Slack retries failures and disables event subscriptions that keep failing.
+            log.info("no listener for a %s request; acknowledged", kind)
+            bolt_response.status, bolt_response.body = 200, ""
+        elif bolt_response.status >= 500:
+            log.warning("bolt answered %s to a %s request", bolt_response.status, kind)
+            bolt_response.status, bolt_response.body = 400, "malformed request"
         response = await to_aiohttp_response(bolt_response)
         metrics.REQUESTS.labels(kind, str(response.status)).inc()
         metrics.ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)

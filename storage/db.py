@@ -3,6 +3,16 @@
 SQLModel/SQLAlchemy sessions here are synchronous; the bot's event loop never runs them.
 `Database.run(fn)` executes `fn(session)` on a small dedicated thread pool and commits, so a
 slow or unreachable database never stalls Slack acks.
+
+Every call is bounded: PostgreSQL connections time out connecting (3 s), each statement is
+cancelled by the server after `STATEMENT_TIMEOUT_MS`, TCP keepalives and a user timeout turn
+a silent network partition into an error within seconds, and a full pool is waited on for at
+most 5 s. Each of those failures surfaces as `DatabaseUnavailable`, which request handlers
+answer with "temporarily unavailable".
+
+Inside `retrying_until(deadline)` (what the operation runner wraps each operation in), a
+`DatabaseUnavailable` is retried with backoff until the database is back or the deadline
+passes, so an outcome reached during a short outage is still written.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,9 +30,35 @@ from typing import Any, TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 15_000
+"""No statement the bot runs takes more than a few milliseconds; 15 s means the server or the
+network is in trouble."""
+POOL_TIMEOUT_S = 5
+TCP_USER_TIMEOUT_MS = 10_000
+"""Unacknowledged data on a connection for this long (a silent partition) fails the call."""
+
+_retry_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "forgebot_db_retry_deadline", default=None
+)
+
+
+@contextmanager
+def retrying_until(deadline: float) -> Iterator[None]:
+    """Within this block (and the tasks it starts), `Database.run` retries an unreachable
+    database with backoff until `deadline` (`time.monotonic()` seconds)."""
+    token = _retry_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _retry_deadline.reset(token)
 
 
 class DatabaseUnavailable(Exception):
@@ -57,8 +95,18 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=5,
-        connect_args={"connect_timeout": 3},
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+            f" -c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_MS * 2}",
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        },
     )
 
 
@@ -90,12 +138,27 @@ class Database:
             if _is_connectivity(exc):
                 raise DatabaseUnavailable(str(exc.orig).splitlines()[0]) from exc
             raise
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable("every database connection is busy") from exc
 
     async def run(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn(session)` in a transaction off the event loop; commit on success."""
+        """Run `fn(session)` in a transaction off the event loop; commit on success.
+
+        Retried while the database is unreachable inside `retrying_until` (see the module
+        docstring); raises `DatabaseUnavailable` otherwise."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, self.run_sync, fn)
-        return await loop.run_in_executor(self._executor, call)
+        delay = 0.2
+        while True:
+            call = functools.partial(contextvars.copy_context().run, self.run_sync, fn)
+            try:
+                return await loop.run_in_executor(self._executor, call)
+            except DatabaseUnavailable as exc:
+                deadline = _retry_deadline.get()
+                if deadline is None or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def ping(self) -> bool:
         try:

@@ -62,7 +62,10 @@ class Operation(SQLModel, table=True):
     """A state change, written before it runs and executed from this row."""
 
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_state_kind", "state", "kind"),)
+    __table_args__ = (
+        Index("ix_operations_state_kind", "state", "kind"),
+        Index("ix_operations_state_lease", "state", "lease_expires_at"),
+    )
 
     id: str = Field(primary_key=True)
     kind: str
@@ -78,6 +81,11 @@ class Operation(SQLModel, table=True):
     created_at: datetime = _time()
     updated_at: datetime = _time()
     finished_at: datetime | None = _time(nullable=True)
+    owner: str | None = Field(default=None, description="process that holds the lease")
+    lease_expires_at: datetime | None = _time(nullable=True)
+    """The owner renews it while it runs the operation; past it, any replica may take over."""
+    deadline_at: datetime | None = _time(nullable=True)
+    """The operation is terminal by then: succeeded, failed, or failed for running out of time."""
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -21,6 +21,7 @@ from commands.deploy.notifications import SlackApprovalNotifier
 from commands.deploy.rollout import RolloutRunner
 from commands.deploy.service import DeployService, Started, StartKind
 from integrations.slack.blocks import state_value
+from storage.models import Operation
 
 
 def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
@@ -34,6 +35,31 @@ def _request(metadata: dict[str, Any]) -> parse.DeployRequest:
 
 def _selected(values: dict[str, Any], block: str) -> str:
     return state_value(values, block).strip()
+
+
+REQUEST = "deploy.request"
+"""An acked deploy request (the command or the confirmed dialog), durable before its gates run:
+see `OperationRunner.accept`."""
+
+Reply = tuple[str, list[dict[str, Any]] | None]
+
+
+def _request_payload(
+    actor: Actor, request: parse.DeployRequest, *, channel: str, key: str, reason: str, via: str
+) -> dict[str, Any]:
+    return {
+        "actor": actor.user_id,
+        "slack_team_id": actor.slack_team_id,
+        "enterprise_id": actor.enterprise_id,
+        "service": request.service,
+        "version": request.version.text,
+        "environment": request.environment,
+        "hotfix": request.hotfix,
+        "channel": channel,
+        "key": key,
+        "reason": reason,
+        "via": via,
+    }
 
 
 def register(
@@ -76,15 +102,10 @@ def register(
         view = views.blocked_modal(found) if found.blocked else views.confirm_modal(found, channel)
         await client.views_update(view_id=view_id, view=view)
 
-    async def tell(actor: str, channel: str, result: Started) -> None:
+    def _started_reply(result: Started) -> str:
         if result.kind is StartKind.AWAITING_APPROVAL and result.approval is not None:
-            text = views.awaiting_text(result.approval)
-        else:
-            text = views.started_text(result.plan, result.kind is StartKind.ALREADY)
-        if channel:
-            await ctx.slack.post_ephemeral(channel, actor, text)
-        else:
-            await ctx.slack.dm(actor, text)
+            return views.awaiting_text(result.approval)
+        return views.started_text(result.plan, result.kind is StartKind.ALREADY)
 
     # --- /forge deploy ----------------------------------------------------------------------
     async def deploy(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
@@ -103,24 +124,72 @@ def register(
                 invocation.actor, request, invocation.channel_id, invocation.trigger_id
             )
             return
-        found = await deploys.plan(invocation.actor, request)
-        if found.blocked:
-            await respond(**ephemeral(*views.deploy_blocked(found)))
-            return
-        if found.asks_first:
-            await respond(**ephemeral(*views.deploy_needs_review(found, invocation.channel_id)))
-            return
-        result = await deploys.submit(
-            invocation.actor,
-            request,
-            reason="",
-            channel=invocation.channel_id,
-            key=f"deploy:{invocation.trigger_id}",
+        key = f"deploy:{invocation.trigger_id}"
+        accepted = await ctx.operations.accept(
+            REQUEST,
+            _request_payload(
+                invocation.actor,
+                request,
+                channel=invocation.channel_id,
+                key=key,
+                reason="",
+                via="command",
+            ),
+            lambda: from_command(invocation.actor, request, invocation.channel_id, key),
+            idempotency_key=f"{REQUEST}:{key}",
+            actor_user_id=invocation.actor.user_id,
+            channel_id=invocation.channel_id,
         )
+        if accepted.value is not None:  # a retry of the same request gets no second answer
+            await respond(**ephemeral(*accepted.value))
+
+    async def from_command(
+        actor: Actor, request: parse.DeployRequest, channel: str, key: str
+    ) -> Reply:
+        """The gates, then the start or what stands in its way, as the reply to show."""
+        found = await deploys.plan(actor, request)
+        if found.blocked:
+            return views.deploy_blocked(found)
+        if found.asks_first:
+            return views.deploy_needs_review(found, channel)
+        result = await deploys.submit(actor, request, reason="", channel=channel, key=key)
         if result.kind is StartKind.AWAITING_APPROVAL and result.approval is not None:
-            await respond(**ephemeral(views.awaiting_text(result.approval)))
+            return views.awaiting_text(result.approval), None
+        return views.started_text(found, result.kind is StartKind.ALREADY), None
+
+    async def resume_request(operation: Operation) -> dict[str, Any]:
+        """Recovery of an accepted request a crash interrupted: do it, and tell the person."""
+        p = operation.payload
+        actor = Actor(
+            str(p["actor"]), str(p.get("slack_team_id", "")), str(p.get("enterprise_id", ""))
+        )
+        request = _request(p)
+        channel, key = str(p["channel"]), str(p["key"])
+        prefix = ":arrows_counterclockwise: forgebot restarted while handling your deploy. "
+        try:
+            if p.get("via") == "dialog":
+                result = await deploys.submit(
+                    actor, request, reason=str(p.get("reason", "")), channel=channel, key=key
+                )
+                text, blocks = _started_reply(result), None
+            else:
+                text, blocks = await from_command(actor, request, channel, key)
+        except ForgebotError as exc:
+            text, blocks = str(exc), None
+            await say(actor.user_id, channel, prefix + text, blocks)
+            raise
+        await say(actor.user_id, channel, prefix + text, blocks)
+        return {"answered": True}
+
+    async def say(
+        user: str, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        if channel:
+            await ctx.slack.post_ephemeral(channel, user, text, blocks)
         else:
-            await respond(**ephemeral(views.started_text(found, result.kind is StartKind.ALREADY)))
+            await ctx.slack.dm(user, text, blocks)
+
+    ctx.operations.register(REQUEST, resume_request)
 
     ctx.router.add(
         Subcommand(
@@ -219,10 +288,19 @@ def register(
         await i.ack()
         request = _request(metadata)
         channel = str(metadata.get("channel", ""))
-        result = await deploys.submit(
-            i.actor, request, reason=reason, channel=channel, key=f"deploy:{i.view.get('id')}"
+        key = f"deploy:{i.view.get('id')}"
+        accepted = await ctx.operations.accept(
+            REQUEST,
+            _request_payload(
+                i.actor, request, channel=channel, key=key, reason=reason, via="dialog"
+            ),
+            lambda: deploys.submit(i.actor, request, reason=reason, channel=channel, key=key),
+            idempotency_key=f"{REQUEST}:{key}",
+            actor_user_id=i.actor.user_id,
+            channel_id=channel,
         )
-        await tell(i.actor.user_id, channel, result)
+        if accepted.value is not None:  # a retry of the same submission gets no second answer
+            await say(i.actor.user_id, channel, _started_reply(accepted.value))
 
     on_view(app, boundary, views.DEPLOY_CONFIRM_VIEW, "deploy.confirm", confirmed)
 

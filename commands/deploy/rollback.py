@@ -46,7 +46,7 @@ class RollbackService:
     rollouts: RolloutRunner
 
     def register_operations(self) -> None:
-        self.operations.register(ROLLBACK, self.execute)
+        self.operations.register(ROLLBACK, self.execute, self.rollouts.failed)
 
     def _workload(self, service: str, environment: str) -> Workload:
         return workload_of(self.catalog, service, environment)

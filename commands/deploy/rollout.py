@@ -21,7 +21,7 @@ from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as repo
 from storage import operations as operations_repo
 from storage.db import Database
-from storage.models import DeployKind, DeploymentRecord, DeployOutcome
+from storage.models import DeployKind, DeploymentRecord, DeployOutcome, Operation
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,17 @@ class RolloutRunner:
             deployment_id = record.id or 0
             await self.db.run(lambda s: repo.discard(s, deployment_id))
         return submission.created
+
+    async def failed(self, operation: Operation, reason: str) -> None:
+        """The operation failed (a crash, its deadline, given up after restarts): close the
+        deploy record if the rollout did not, so the service is not held "in progress"."""
+        deployment_id = int(operation.payload.get("deployment_id") or 0)
+        now = self.clock.now()
+        await self.db.run(
+            lambda s: repo.finish(
+                s, deployment_id, outcome=DeployOutcome.FAILED, now=now, failure_reason=reason[:500]
+            )
+        )
 
     async def execute(
         self, payload: dict[str, Any], act: Callable[[], Awaitable[object]]

@@ -150,7 +150,7 @@ class DeployService:
     """Asked at each plan: the SLO capability plugs its gate in after start-up."""
 
     def register_operations(self) -> None:
-        self.operations.register(DEPLOY, self.execute)
+        self.operations.register(DEPLOY, self.execute, self.rollouts.failed)
 
     # --- the gates ---------------------------------------------------------------------------
     def _resolve(self, request: DeployRequest) -> tuple[Service, Environment, Workload]:

@@ -344,12 +344,30 @@ class EnvironmentService:
         await self.notify.to_owner(await self._get(_id(record)), "failed", reason)
 
     async def _operation_failed(self, operation: Operation, reason: str) -> None:
-        log.warning(
-            "operation %s for environment %s failed: %s",
-            operation.kind,
-            operation.payload.get("env_id"),
-            reason,
-        )
+        """A provisioning failed. If its handler did not settle the environment (a crash, its
+        deadline, given up after restarts), what was made is removed and the environment marked
+        failed here, so it never stays `provisioning` forever, and the owner is told."""
+        env_id = int(operation.payload["env_id"])
+        log.warning("operation %s for environment %s failed: %s", operation.kind, env_id, reason)
+        record = await self._get(env_id)
+        if operation.kind != PROVISION:
+            return  # a failed deletion stays `deleting`: the namespace may still exist
+        if record.state == EnvState.PROVISIONING:
+            await self._undo(record, [], reason)  # removes what was made, tells the owner
+        elif record.state == EnvState.APPROVED:
+            now = self.clock.now()
+            moved = await self.db.run(
+                lambda s: repo.transition(
+                    s,
+                    env_id,
+                    expected=[EnvState.APPROVED],
+                    to=EnvState.FAILED,
+                    now=now,
+                    failure=reason[:1000],
+                )
+            )
+            if moved:
+                await self.notify.to_owner(await self._get(env_id), "failed", reason)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def find(self, name: str) -> EnvironmentRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import ManualClock
@@ -88,7 +88,11 @@ async def test_restart_resumes_unfinished_operations(database: Database) -> None
             now=now,
         )
     )
+    # The new process must not take over before the dead one's leases expire (it cannot tell
+    # a dead owner from a live one on another replica until then).
     restarted, seen = _runner(database)
+    assert await restarted.recover() == 0 and seen == []
+    restarted._clock.advance(timedelta(seconds=restarted.lease_seconds + 1))  # type: ignore[attr-defined]
     assert await restarted.recover() == 2
     await restarted.wait_idle()
     assert sorted(p["n"] for p in seen) == [7, 8]

@@ -593,3 +593,62 @@ async def test_the_deploy_form_suggests_versions_and_reviews(harness: DeployHarn
     await harness.submit_view(DEVELOPER, review, {})
     await harness.idle()
     assert harness.image() == f"{IMAGE}:1.4.2"
+
+
+async def test_a_retried_slash_command_is_recognised_before_the_gates(
+    harness: DeployHarness,
+) -> None:
+    """Slack retries a request it thinks was lost: the retry must not be answered with "a
+    rollout is already in progress" (its own), nor deploy twice."""
+    harness.slack.state.reset()
+    body = slash_command(
+        ELSEWHERE, "/deploy", "checkout 1.4.2 to staging", harness.slack.new_response_url()
+    )
+    first, retry = await asyncio.gather(harness.client.send(body), harness.client.send(body))
+    assert first.status == retry.status == 200
+    await harness.until("response_url")
+    await harness.slack.state.until(
+        lambda calls: [c for c in calls if c.method == "chat.postMessage"], timeout=10
+    )
+    await harness.idle()
+    answers = [c.args.get("text", "") for c in harness.slack.state.find("response_url")]
+    assert len(answers) == 1 and "Deploying checkout `1.4.2` to staging" in answers[0], answers
+    assert not any("already in progress" in a for a in answers)
+    assert await harness.records("staging") == [
+        ("deploy", "1.4.2", "1.4.1", "succeeded", "U0DEVELOPER")
+    ]
+
+
+async def test_an_acked_deploy_interrupted_before_its_gates_is_done_and_told_after_restart(
+    harness: DeployHarness,
+) -> None:
+    """The request row is written before the gates run: a crash right after it loses nothing,
+    recovery runs the request and the person is told what happened."""
+    from commands.deploy.deploy_handlers import REQUEST, _request_payload
+
+    ctx = harness.runtime.ctx
+    assert ctx is not None
+    request = DeployRequest("checkout", Version("1.4.2"), "staging")
+    payload = _request_payload(
+        Actor("U0DEVELOPER"),
+        request,
+        channel="C0RANDOM",
+        key="deploy:T0CRASH",
+        reason="",
+        via="command",
+    )
+    # What `accept` writes first; then the process died.
+    await ctx.operations.submit(
+        REQUEST,
+        payload,
+        idempotency_key=f"{REQUEST}:deploy:T0CRASH",
+        actor_user_id="U0DEVELOPER",
+        start=False,
+    )
+    harness.slack.state.reset()
+    assert await ctx.operations.recover() == 1  # what the next start-up (or replica) does
+    await harness.idle()
+    assert harness.image() == f"{IMAGE}:1.4.2"
+    told = [c for c in harness.slack.state.calls if c.method == "chat.postEphemeral"]
+    assert told and "restarted while handling your deploy" in told[0].args["text"]
+    assert "Deploying checkout `1.4.2` to staging" in told[0].args["text"]
