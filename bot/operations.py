@@ -180,6 +180,10 @@ class OperationRunner:
         _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         return not pending
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
     async def wait_idle(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

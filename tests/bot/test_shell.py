@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.shell import run_demo
+from tests.fixtures import requirements
 
 
 async def _demo(script: str) -> str:
@@ -45,6 +46,8 @@ async def test_demo_requests_an_environment_through_the_modal() -> None:
 
 
 async def test_demo_shows_slos_from_synthetic_data() -> None:
+    requirements.binary("prometheus", "the `prometheus` package")
+    requirements.binary("promtool", "the `prometheus` package")
     text = await _demo("/slo\n")
     assert "a local Prometheus holds 35 days of synthetic metrics" in text
     assert "*ledger/availability* critical" in text and "error budget left -" in text
