@@ -150,14 +150,22 @@ def cmd_shell(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging("console", args.log_level)
     catalog = _catalog_or_exit(settings.catalog_path)
-    return asyncio.run(run_shell(settings, catalog, user=args.user, script=args.script))
+    try:
+        return asyncio.run(run_shell(settings, catalog, user=args.user, script=args.script))
+    except KeyboardInterrupt:
+        print("\nforgebot shell: interrupted", file=sys.stderr)
+        return 130
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.shell import run_demo
 
     configure_logging("console", args.log_level)
-    return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+    try:
+        return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+    except KeyboardInterrupt:  # Ctrl-C before the prompt came: everything started is stopped
+        print("\nforgebot demo: interrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
