@@ -80,6 +80,7 @@ class ShellSession:
         self._seen = 0
         self._views: dict[str, dict[str, Any]] = {}
         self._opened: dict[str, Any] | None = None
+        self._form_view_id = ""
         # The message printed last and how many lines it took: an update of it is redrawn in
         # place on a terminal instead of printed again.
         self._last_shown: tuple[tuple[str, str], int] | None = None
@@ -141,12 +142,18 @@ class ShellSession:
                 )
             )
 
-    def show_calls(self) -> dict[str, Any] | None:
-        """Print what the bot sent since last time; return the modal it opened, if any.
+    def take_opened(self) -> dict[str, Any] | None:
+        """The modal the bot opened (or updated while it is shown as a form), once."""
+        opened, self._opened = self._opened, None
+        return opened
+
+    def show_calls(self) -> None:
+        """Print what the bot sent since last time; keep the modal it opened (`take_opened`).
 
         A message and its updates in one batch print once, as they ended; on a terminal an
         update of the message shown last is redrawn in place."""
         calls = self.new_calls()
+        merged: set[tuple[str, str]] = set()  # posted with their final content already
         final: dict[tuple[str, str], int] = {}
         for index, call in enumerate(calls):
             if call.method in ("chat.postMessage", "chat.update"):
@@ -156,11 +163,12 @@ class ShellSession:
             where = str(args.get("channel", ""))
             if call.method in ("chat.postMessage", "chat.update"):
                 key = self._message_key(call)
-                if final[key] != index and call.method == "chat.update":
-                    continue  # a later update in this batch replaces it
+                if call.method == "chat.update" and (final[key] != index or key in merged):
+                    continue  # shown with a later content already, or about to be
                 latest = calls[final[key]].args
                 if call.method == "chat.postMessage" and final[key] != index:
                     args = {**args, "text": latest.get("text", ""), "blocks": latest.get("blocks")}
+                    merged.add(key)
                 source = {
                     "channel": where,
                     "ts": key[1],
@@ -196,6 +204,10 @@ class ShellSession:
                 self._opened = self._stored_view(call)
             elif call.method == "views.update":
                 view = self._stored_view(call)
+                shown = self._form_view_id or (self._opened or {}).get("id")
+                if shown and view.get("id") == shown:
+                    self._opened = view  # the form on screen (or about to be) continues with it
+                    continue
                 self.say(
                     "\n(modal updated)\n"
                     + "\n".join(
@@ -219,8 +231,6 @@ class ShellSession:
                 )
             elif call.method == "files.completeUploadExternal":
                 self.show_files(call)
-        opened, self._opened = self._opened, None
-        return opened
 
     def _message_key(self, call: RecordedCall) -> tuple[str, str]:
         channel = str(call.args.get("channel", ""))
@@ -338,7 +348,8 @@ class ShellSession:
 
     async def after_request(self) -> None:
         await self.settle()
-        view = self.show_calls()
+        self.show_calls()
+        view = self.take_opened()
         if view is not None and self.lines is not None:
             await self.fill_modal(view)
 
@@ -367,12 +378,22 @@ class ShellSession:
         return line
 
     async def fill_modal(self, view: dict[str, Any]) -> None:
+        """A modal as a form: its fields asked one by one, then submitted. A view without
+        fields (a confirmation) asks before it submits; a view without a Submit button (the
+        bot is still working) waits for the bot to update it. :cancel or Ctrl-C closes it."""
+        self._form_view_id = str(view.get("id", ""))
+        try:
+            await self._fill(view)
+        finally:
+            self._form_view_id = ""
+
+    async def _fill(self, view: dict[str, Any]) -> None:
         title = plain(str(view.get("title", {}).get("text", "")))
         self.say(
             f"\n┌ {title} " + "─" * max(0, 36 - len(title)) + f" ({CANCEL} or Ctrl-C closes it)"
         )
         values: dict[str, dict[str, Any]] = {}
-        index = 0
+        index, asked = 0, False
         while index < len(view.get("blocks", [])):
             block = view["blocks"][index]
             index += 1
@@ -380,6 +401,7 @@ class ShellSession:
                 for line in render_blocks([block], self.buttons, view):
                     self.say("│ " + line)
                 continue
+            asked = True
             answer = await self.answer_field(block)
             if answer is None:
                 self.say("└ cancelled: nothing was submitted")
@@ -388,6 +410,30 @@ class ShellSession:
                 values[str(block.get("block_id", ""))] = answer
             if block.get("dispatch_action") and answer:
                 view = await self.dispatch(view, block, answer, values)
+        if not view.get("submit"):
+            # Nothing to submit: the bot is working on this view and will update it.
+            await self.settle(live=False)
+            self.show_calls()
+            updated = self.take_opened()
+            if updated is None:
+                self.say("└ closed")
+                return
+            self.say("└ updated by the bot")
+            await self._fill(updated)
+            return
+        if not asked:
+            submit_label = plain(str(view["submit"].get("text", "Submit")))
+            close_label = plain(str((view.get("close") or {}).get("text", "Cancel")))
+            while True:
+                reply = await self.ask_field(
+                    f"│ [Enter] {submit_label}   [{CANCEL}] {close_label}: "
+                )
+                if reply is None:
+                    self.say("└ cancelled: nothing was submitted")
+                    return
+                if not reply.strip():
+                    break
+                self.say(f"│ press Enter to {submit_label.lower()}, or type {CANCEL}")
         while True:
             submit = await self.client.send(view_submission(self.who, view, values))
             body = submit.json() if submit.body else None
@@ -403,8 +449,10 @@ class ShellSession:
                 continue
             self.say("└ submitted")
             if isinstance(body, dict) and body.get("response_action") in ("update", "push"):
-                await self.fill_modal(body["view"])
+                next_view = {**body["view"], "id": view.get("id", "")}
+                await self._fill(next_view)
                 return
+            self._form_view_id = ""  # a plain ack closes the modal
             await self.after_request()
             return
 
