@@ -226,7 +226,11 @@ class EnvironmentService:
     async def _already_decided(self, env_id: int) -> None:
         record = await self._get(env_id)
         who = f" by <@{record.decided_by}>" if record.decided_by.startswith(("U", "W")) else ""
-        raise Conflict(f"The request for {record.name} was already {record.state}{who}.")
+        if record.state == EnvState.CANCELLED:
+            raise Conflict(f"The request for {record.name} was cancelled.")
+        # The decision, not where the environment went since ("already active by @U").
+        decision = "denied" if record.state == EnvState.DENIED else "approved"
+        raise Conflict(f"The request for {record.name} was already {decision}{who}.")
 
     # --- provisioning (an operation) -----------------------------------------------------------
     async def provision(self, operation: Operation) -> dict[str, Any]:

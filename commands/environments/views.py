@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog import Catalog, Template
-from bot.clock import ceil_minutes
-from bot.durations import format_duration
+from bot.durations import format_duration, format_for_people
 from commands.environments import parse
 from commands.environments.pricing import PriceTag, money
 from integrations.slack.blockkit import escape, truncate
@@ -72,8 +71,8 @@ def expires_text(expires_at: datetime | None, now: datetime) -> str:
     left = expires_at - now
     if left <= timedelta(0):
         return "expired"
-    # Whole minutes, rounded up: "in 3d" right after provisioning, never "in 2d23h59m".
-    return f"in {format_duration(timedelta(minutes=ceil_minutes(left)))}"
+    # Rounded for people: "in 3d" right after provisioning, never "in 2d23h59m".
+    return f"in {format_for_people(left)}"
 
 
 def request_modal(
@@ -325,10 +324,10 @@ def owner_message(record: EnvironmentRecord, event: str, detail: str, now: datet
 
 
 def reminder(record: EnvironmentRecord, left: timedelta) -> tuple[str, list[dict[str, Any]]]:
-    text = f"{record.name} expires in {format_duration(left)}"
+    text = f"{record.name} expires in {format_for_people(left)}"
     return text, [
         _section(
-            f":alarm_clock: *{escape(record.name)}* expires in {format_duration(left)} and will be deleted then."
+            f":alarm_clock: *{escape(record.name)}* expires in {format_for_people(left)} and will be deleted then."
         ),
         {
             "type": "actions",
