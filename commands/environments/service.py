@@ -431,13 +431,19 @@ class EnvironmentService:
         )
         return await self._get(_id(record))
 
-    async def delete(
-        self, actor: Actor, name: str, *, reason: str = "deleted on request"
-    ) -> EnvironmentRecord:
+    async def deletable(self, actor: Actor, name: str) -> EnvironmentRecord:
+        """The environment `actor` may delete; checked before asking "Delete …?" as well as
+        after, so nobody is asked to confirm what they will then be refused."""
         record = await self.find(name)
         decision = self.auth.authorize(actor, Action.ENV_DELETE, self._target(record))
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ENV_DELETE))
+        return record
+
+    async def delete(
+        self, actor: Actor, name: str, *, reason: str = "deleted on request"
+    ) -> EnvironmentRecord:
+        record = await self.deletable(actor, name)
         return await self._start_delete(record, actor.user_id, reason)
 
     async def _start_delete(

@@ -19,6 +19,7 @@ REQUEST_CALLBACK = "env_request"
 DENY_CALLBACK = "env_deny_reason"
 APPROVE, DENY = "env_approve", "env_deny"
 EXTEND_DAY, DELETE_NOW, CONFIRM_DELETE = "env_extend_day", "env_delete_now", "env_confirm_delete"
+CANCEL_DELETE = "env_cancel_delete"
 OPEN_REQUEST = "env_open_request"
 EXTEND_APPROVE, EXTEND_DENY = "env_extend_approve", "env_extend_deny"
 
@@ -405,6 +406,7 @@ def confirm_delete(record: EnvironmentRecord) -> tuple[str, list[dict[str, Any]]
             "block_id": f"confirm-{record.id}",
             "elements": [
                 _button("Yes, delete it", CONFIRM_DELETE, record.name, "danger"),
+                _button("Cancel", CANCEL_DELETE, record.name),
             ],
         },
     ]
