@@ -36,7 +36,10 @@ SLO_READY = (
     "SLOs are ready: a local Prometheus holds 35 days of synthetic metrics; try /slo "
     "(checkout is burning its budget now, ledger spent its budget last week)."
 )
-COST_READY = "Costs are ready: moto plays AWS Cost Explorer; try /cost or /forge budget."
+COST_READY = (
+    "Costs are ready: moto plays AWS Cost Explorer; try /cost or /forge budget "
+    "(the daily budget check ran: teams over budget were alerted in their channels)."
+)
 
 
 @dataclass
@@ -112,6 +115,11 @@ class DemoServices:
             )
             assert runtime.ctx is not None
             await seed_and_warm(runtime.ctx.extras["cost"], self.moto_url, runtime.ctx.catalog)
+            # The daily budget check, once now: a team forecast over its budget is announced in
+            # its channel, as the bot would at the alert time.
+            alerts = runtime.ctx.extras.get("budget_alerts")
+            if alerts is not None:
+                await alerts.check()
         except Exception as exc:  # the demo goes on without cost data
             log.info("demo moto did not start", exc_info=True)
             self.notify(f"Costs: no cost data in this demo: moto did not start ({exc}).")

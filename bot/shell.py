@@ -536,6 +536,7 @@ class ShellSession:
             f"forgebot shell: you are {self.who.user_id} in #{self.who.channel_name}. Type :help for help."
         )
         while True:
+            self.show_calls()  # what background work (scheduled jobs) posted meanwhile
             self.show_notices()
             line = await self.ask(f"{self.who.user_id}> " if interactive else "> ")
             if line is None or line is INTERRUPT:
