@@ -16,8 +16,29 @@ from bot.config import Settings
 from bot.logs import configure_logging
 
 
+class CliError(Exception):
+    """A command cannot go on: its message is printed as one line, the exit code is 2."""
+
+
 def _settings() -> Settings:
-    return Settings()
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise CliError(f"invalid settings: {problems}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one line, without secrets (drivers quote URLs and passwords)."""
+    from bot.logs import redact
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return redact(lines[0] if lines else type(exc).__name__)
 
 
 def _catalog_or_exit(path: Path) -> Catalog:
@@ -66,15 +87,27 @@ async def _check_slo_queries(settings: Settings, catalog: Catalog) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage import migrate
     from storage.db import make_engine
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    try:
+        engine = make_engine(settings.database_url)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise CliError(
+            "unsupported FORGEBOT_DATABASE_URL (use sqlite:///PATH or "
+            f"postgresql://USER:PASSWORD@HOST:PORT/DB): {_first_line(exc)}"
+        ) from None
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine, args.revision)
         after = migrate.current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise CliError(
+            f"cannot migrate the database: {_first_line(getattr(exc, 'orig', None) or exc)}"
+        ) from None
     finally:
         engine.dispose()
     print(f"database migrated: {before or 'empty'} -> {after}")
@@ -93,6 +126,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> int:
     from bot.server import ServingState, build_web_app, listen
 
+    if settings.slack_bot_token is None:
+        print(
+            "forgebot: set SLACK_BOT_TOKEN (the app's Bot User OAuth Token, xoxb-...); "
+            "to try forgebot without Slack run `forgebot demo`",
+            file=sys.stderr,
+        )
+        return 2
     if settings.slack_app_token is None and settings.slack_signing_secret is None:
         print(
             "forgebot: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode); "
@@ -150,14 +190,22 @@ def cmd_shell(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging("console", args.log_level)
     catalog = _catalog_or_exit(settings.catalog_path)
-    return asyncio.run(run_shell(settings, catalog, user=args.user, script=args.script))
+    try:
+        return asyncio.run(run_shell(settings, catalog, user=args.user, script=args.script))
+    except KeyboardInterrupt:
+        print("\nforgebot shell: interrupted", file=sys.stderr)
+        return 130
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.shell import run_demo
 
     configure_logging("console", args.log_level)
-    return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+    try:
+        return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+    except KeyboardInterrupt:  # Ctrl-C before the prompt came: everything started is stopped
+        print("\nforgebot demo: interrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"forgebot: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -52,6 +52,17 @@ class AppContext:
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""
 
+    async def settle(self) -> None:
+        """Wait for everything the requests so far started: handlers still working after their
+        ack, the operations they submitted and the Slack messages they queued, until none is
+        left (work started by work is awaited too). It awaits the work itself, never quiet."""
+        while True:
+            await self.boundary.wait_idle()
+            await self.operations.wait_idle()
+            await self.slack.flush()
+            if not (self.boundary.busy or self.operations.busy or self.slack.busy):
+                return
+
 
 def build_context(
     settings: Settings,

@@ -46,6 +46,23 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts)
 
 
+def format_for_people(delta: timedelta) -> str:
+    """How long, for a person: rounded so that "14d" just after asking for 14 days never
+    reads "13d23h59m". Days and hours from a day on (to the nearest hour), hours and minutes
+    from an hour on (to the nearest 5 minutes), minutes below (at least 1m)."""
+    seconds = delta.total_seconds()
+    if seconds <= 0:
+        return "0m"
+    if seconds >= 86400 - 1800:
+        step = 3600
+    elif seconds >= 3600 - 150:
+        step = 300
+    else:
+        step = 60
+    rounded = max(step, int((seconds + step / 2) // step * step))
+    return format_duration(timedelta(seconds=rounded))
+
+
 def _coerce(value: Any) -> Any:
     if isinstance(value, str):
         return parse_duration(value)

@@ -476,6 +476,10 @@ class OperationRunner:
             with contextlib.suppress(DatabaseUnavailable):
                 await self._db.run(lambda s: repo.release(s, ids, owner=self.owner, now=now))
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
     async def wait_idle(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

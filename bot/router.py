@@ -134,6 +134,16 @@ class Boundary:
         _, pending = await asyncio.wait(running, timeout=timeout) if timeout > 0 else ((), running)
         return not pending
 
+    @property
+    def busy(self) -> bool:
+        """Some handler other than the caller is still working after its ack."""
+        return any(t is not asyncio.current_task() for t in self.in_flight)
+
+    async def wait_idle(self) -> None:
+        """Wait until no handler (other than the caller) is working (tests, the demo)."""
+        while running := {t for t in self.in_flight if t is not asyncio.current_task()}:
+            await asyncio.gather(*running, return_exceptions=True)
+
     async def run(
         self,
         name: str,

@@ -15,8 +15,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,15 +25,12 @@ from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
+from bot.shell_input import INTERRUPT, Input, LineSource
+from bot.shell_log import NoticeHandler, logging_to_file
 from commands.offhours import demo as offhours_demo
 from commands.offhours.demo import clock_jump
 from integrations.aws.cost_explorer import CostSource
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
-from integrations.sandbox.prometheus_server import (
-    PrometheusNotInstalled,
-    RunningPrometheus,
-    start_prometheus,
-)
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
     SignedSlackClient,
@@ -43,11 +40,11 @@ from integrations.sandbox.slack_payloads import (
     slash_command,
     view_submission,
 )
-from integrations.sandbox.slo_data import demo_stories
 
 SANDBOX_TOKEN = "xoxb-sandbox-shell"
-QUIET_SECONDS = 0.35
-MAX_WAIT_SECONDS = 30.0
+MAX_WAIT_SECONDS = 60.0
+LIVE_REFRESH_SECONDS = 0.25
+CANCEL = ":cancel"
 
 SHELL_HELP = """\
 Type a slash command as you would in Slack, e.g. /forge help, /env list, /deploy checkout 1.4.2 to staging.
@@ -55,12 +52,21 @@ Type a slash command as you would in Slack, e.g. /forge help, /env list, /deploy
   :as USER_ID   act as another Slack user (e.g. :as U0PLATFORM)
   :home         open the App Home tab
   :clock +2h    move the bot's clock on (or :clock Tue 18:30 Europe/Berlin) and run its jobs
-  :quit         leave (Ctrl-D works too)"""
+  :cancel       inside a form: close it without submitting (Ctrl-C does the same)
+  :quit         leave (Ctrl-D or Ctrl-C at the prompt work too)"""
 
 
 class ShellSession:
     def __init__(
-        self, runtime: Runtime, fake: RunningFakeSlack, secret: str, who: SlackIdentity, out: TextIO
+        self,
+        runtime: Runtime,
+        fake: RunningFakeSlack,
+        secret: str,
+        who: SlackIdentity,
+        out: TextIO,
+        *,
+        charts_dir: Path | None = None,
+        notices: NoticeHandler | None = None,
     ) -> None:
         self.runtime = runtime
         self.fake = fake
@@ -68,32 +74,50 @@ class ShellSession:
         self.who = who
         self.out = out
         self.buttons = Buttons()
+        self.charts_dir = charts_dir
+        self.notices = notices
+        self.extra_notices: list[str] = []
         self._seen = 0
         self._views: dict[str, dict[str, Any]] = {}
+        self._opened: dict[str, Any] | None = None
+        self._form_view_id = ""
+        # The message printed last and how many lines it took: an update of it is redrawn in
+        # place on a terminal instead of printed again.
+        self._last_shown: tuple[tuple[str, str], int] | None = None
+        self.live = out is sys.stdout and out.isatty()
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+        self._last_shown = None
+
+    def notice(self, text: str) -> None:
+        """A line for the user, shown between commands (never inside a form)."""
+        self.extra_notices.append(text)
+
+    def show_notices(self) -> None:
+        taken = self.extra_notices + (self.notices.take() if self.notices else [])
+        self.extra_notices = []
+        for text in taken:
+            self.say(f"({text})")
 
     # --- waiting for the bot ---------------------------------------------------------------
-    async def settle(self) -> None:
-        """Wait until the bot has finished reacting: no new calls and no running operations."""
+    async def settle(self, *, live: bool = True) -> None:
+        """Wait for everything the bot started for the last request: its handler, operations
+        and queued messages (awaited, not guessed); on a terminal, show progress meanwhile."""
+        if self.runtime.ctx is None:
+            return
+        work = asyncio.ensure_future(self.runtime.ctx.settle())
+        live = live and self.live
         deadline = time.monotonic() + MAX_WAIT_SECONDS
-        last_count, quiet_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            count = len(self.fake.state.calls)
-            busy = bool(
-                self.runtime.ctx
-                and (self.runtime.ctx.operations._tasks or self.runtime.ctx.boundary.in_flight)
-            )
-            if count != last_count or busy:
-                last_count, quiet_since = count, time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET_SECONDS:
-                # Paced messages may still wait their turn in the outbox: deliver them too.
-                if self.runtime.ctx is not None:
-                    await self.runtime.ctx.slack.flush()
-                if len(self.fake.state.calls) == count:
-                    return
+        while not work.done():
+            await asyncio.wait({work}, timeout=LIVE_REFRESH_SECONDS if live else MAX_WAIT_SECONDS)
+            if live:
+                self.show_calls()
+            if time.monotonic() >= deadline and not work.done():
+                self.say(
+                    "(the bot is still working; what it sends next shows after your next command)"
+                )
+                return
 
     def new_calls(self) -> list[RecordedCall]:
         calls = self.fake.state.calls[self._seen :]
@@ -118,39 +142,50 @@ class ShellSession:
                 )
             )
 
-    def show_calls(self) -> dict[str, Any] | None:
-        """Print what the bot sent; return the modal it opened, if any."""
-        opened: dict[str, Any] | None = None
-        for call in self.new_calls():
+    def take_opened(self) -> dict[str, Any] | None:
+        """The modal the bot opened (or updated while it is shown as a form), once."""
+        opened, self._opened = self._opened, None
+        return opened
+
+    def show_calls(self) -> None:
+        """Print what the bot sent since last time; keep the modal it opened (`take_opened`).
+
+        A message and its updates in one batch print once, as they ended; on a terminal an
+        update of the message shown last is redrawn in place."""
+        calls = self.new_calls()
+        merged: set[tuple[str, str]] = set()  # posted with their final content already
+        final: dict[tuple[str, str], int] = {}
+        for index, call in enumerate(calls):
+            if call.method in ("chat.postMessage", "chat.update"):
+                final[self._message_key(call)] = index
+        for index, call in enumerate(calls):
             args = call.args
             where = str(args.get("channel", ""))
-            if call.method == "chat.postMessage":
-                ts = self._ts_of(call)
+            if call.method in ("chat.postMessage", "chat.update"):
+                key = self._message_key(call)
+                if call.method == "chat.update" and (final[key] != index or key in merged):
+                    continue  # shown with a later content already, or about to be
+                latest = calls[final[key]].args
+                if call.method == "chat.postMessage" and final[key] != index:
+                    args = {**args, "text": latest.get("text", ""), "blocks": latest.get("blocks")}
+                    merged.add(key)
                 source = {
                     "channel": where,
-                    "ts": ts,
+                    "ts": key[1],
                     "text": args.get("text", ""),
                     "blocks": args.get("blocks") or [],
                 }
-                self.say(
-                    f"\n#{where}:\n"
-                    + render_message(
-                        str(args.get("text", "")), args.get("blocks"), self.buttons, source
-                    )
+                body = render_message(
+                    str(args.get("text", "")), args.get("blocks"), self.buttons, source
                 )
-            elif call.method == "chat.update":
-                source = {
-                    "channel": where,
-                    "ts": args.get("ts", ""),
-                    "text": args.get("text", ""),
-                    "blocks": args.get("blocks") or [],
-                }
-                self.say(
-                    f"\n#{where} (updated):\n"
-                    + render_message(
-                        str(args.get("text", "")), args.get("blocks"), self.buttons, source
-                    )
-                )
+                if call.method == "chat.update" and self.live and self._last_shown:
+                    shown_key, lines = self._last_shown
+                    if shown_key == key:
+                        self.out.write(f"\x1b[{lines}F\x1b[J")  # up to its start, clear below
+                        self._show_message(key, f"#{where}:\n{body}")
+                        continue
+                label = "(updated)" if call.method == "chat.update" else ""
+                self._show_message(key, f"\n#{where}{' ' + label if label else ''}:\n{body}")
             elif call.method == "chat.postEphemeral":
                 self.say(
                     "\n(only you) "
@@ -166,9 +201,13 @@ class ShellSession:
                     json.dumps(args), {"channel": self.who.channel_id, "response_url": True}
                 )
             elif call.method in ("views.open", "views.push"):
-                opened = self._stored_view(call)
+                self._opened = self._stored_view(call)
             elif call.method == "views.update":
                 view = self._stored_view(call)
+                shown = self._form_view_id or (self._opened or {}).get("id")
+                if shown and view.get("id") == shown:
+                    self._opened = view  # the form on screen (or about to be) continues with it
+                    continue
                 self.say(
                     "\n(modal updated)\n"
                     + "\n".join(
@@ -191,10 +230,34 @@ class ShellSession:
                     )
                 )
             elif call.method == "files.completeUploadExternal":
-                self.say(
-                    f"\n#{where or args.get('channel_id', '')}: [file uploaded: {', '.join(str(f.get('title')) for f in args.get('files', []))}]"
-                )
-        return opened
+                self.show_files(call)
+
+    def _message_key(self, call: RecordedCall) -> tuple[str, str]:
+        channel = str(call.args.get("channel", ""))
+        if call.method == "chat.update":
+            return channel, str(call.args.get("ts", ""))
+        ts = str((call.response or {}).get("ts", "")) or self._ts_of(call)
+        return channel, ts
+
+    def _show_message(self, key: tuple[str, str], text: str) -> None:
+        print(text, file=self.out, flush=True)
+        self._last_shown = (key, text.lstrip("\n").count("\n") + 1)
+
+    def show_files(self, call: RecordedCall) -> None:
+        """A file the bot shared: saved in the demo's folder, its path printed."""
+        where = str(call.args.get("channel_id") or call.args.get("channel") or "")
+        files = (call.response or {}).get("files") or call.args.get("files") or []
+        for shared in files:
+            title = str(shared.get("title") or shared.get("name") or "file")
+            content = self.fake.state.uploads.get(str(shared.get("id", "")))
+            if self.charts_dir is None or content is None:
+                self.say(f"\n#{where}: [file uploaded: {title}]")
+                continue
+            self.charts_dir.mkdir(parents=True, exist_ok=True)
+            name = Path(str(shared.get("name") or "file")).name
+            path = self.charts_dir / f"{shared.get('id', '')}-{name}"
+            path.write_bytes(content)
+            self.say(f"\n#{where}: [file uploaded: {title}] saved as {path}")
 
     def _ts_of(self, call: RecordedCall) -> str:
         channel = str(call.args.get("channel", ""))
@@ -285,29 +348,52 @@ class ShellSession:
 
     async def after_request(self) -> None:
         await self.settle()
-        view = self.show_calls()
+        self.show_calls()
+        view = self.take_opened()
         if view is not None and self.lines is not None:
             await self.fill_modal(view)
 
-    lines: AsyncIterator[str] | None = None
+    lines: LineSource | None = None
 
-    async def ask(self, prompt: str) -> str | None:
+    async def ask(self, prompt: str) -> Input:
+        """One line typed at `prompt`, `INTERRUPT` for Ctrl-C, or None at the end of input."""
         self.out.write(prompt)
         self.out.flush()
+        self._last_shown = None
         assert self.lines is not None
-        try:
-            line = await anext(self.lines)
-        except StopAsyncIteration:
-            return None
-        if not sys.stdin.isatty() or self.out is not sys.stdout:
+        line = await self.lines.next()
+        if line is INTERRUPT:
+            self.out.write("^C\n")
+        elif line is None:
+            self.out.write("\n")
+        elif not sys.stdin.isatty() or self.out is not sys.stdout:
             self.out.write(line + "\n")
         return line
 
+    async def ask_field(self, prompt: str) -> str | None:
+        """A form's answer; None when the form is cancelled (:cancel, Ctrl-C or end of input)."""
+        line = await self.ask(prompt)
+        if line is None or line is INTERRUPT or line.strip() == CANCEL:
+            return None
+        return line
+
     async def fill_modal(self, view: dict[str, Any]) -> None:
+        """A modal as a form: its fields asked one by one, then submitted. A view without
+        fields (a confirmation) asks before it submits; a view without a Submit button (the
+        bot is still working) waits for the bot to update it. :cancel or Ctrl-C closes it."""
+        self._form_view_id = str(view.get("id", ""))
+        try:
+            await self._fill(view)
+        finally:
+            self._form_view_id = ""
+
+    async def _fill(self, view: dict[str, Any]) -> None:
         title = plain(str(view.get("title", {}).get("text", "")))
-        self.say(f"\n┌ {title} " + "─" * max(0, 36 - len(title)))
+        self.say(
+            f"\n┌ {title} " + "─" * max(0, 36 - len(title)) + f" ({CANCEL} or Ctrl-C closes it)"
+        )
         values: dict[str, dict[str, Any]] = {}
-        index = 0
+        index, asked = 0, False
         while index < len(view.get("blocks", [])):
             block = view["blocks"][index]
             index += 1
@@ -315,14 +401,39 @@ class ShellSession:
                 for line in render_blocks([block], self.buttons, view):
                     self.say("│ " + line)
                 continue
+            asked = True
             answer = await self.answer_field(block)
             if answer is None:
-                self.say("└ (modal closed)")
+                self.say("└ cancelled: nothing was submitted")
                 return
             if answer:
                 values[str(block.get("block_id", ""))] = answer
             if block.get("dispatch_action") and answer:
                 view = await self.dispatch(view, block, answer, values)
+        if not view.get("submit"):
+            # Nothing to submit: the bot is working on this view and will update it.
+            await self.settle(live=False)
+            self.show_calls()
+            updated = self.take_opened()
+            if updated is None:
+                self.say("└ closed")
+                return
+            self.say("└ updated by the bot")
+            await self._fill(updated)
+            return
+        if not asked:
+            submit_label = plain(str(view["submit"].get("text", "Submit")))
+            close_label = plain(str((view.get("close") or {}).get("text", "Cancel")))
+            while True:
+                reply = await self.ask_field(
+                    f"│ [Enter] {submit_label}   [{CANCEL}] {close_label}: "
+                )
+                if reply is None:
+                    self.say("└ cancelled: nothing was submitted")
+                    return
+                if not reply.strip():
+                    break
+                self.say(f"│ press Enter to {submit_label.lower()}, or type {CANCEL}")
         while True:
             submit = await self.client.send(view_submission(self.who, view, values))
             body = submit.json() if submit.body else None
@@ -332,14 +443,16 @@ class ShellSession:
                     block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
                     answer = await self.answer_field(block)
                     if answer is None:
-                        self.say("└ (modal closed)")
+                        self.say("└ cancelled: nothing was submitted")
                         return
                     values[block_id] = answer
                 continue
             self.say("└ submitted")
             if isinstance(body, dict) and body.get("response_action") in ("update", "push"):
-                await self.fill_modal(body["view"])
+                next_view = {**body["view"], "id": view.get("id", "")}
+                await self._fill(next_view)
                 return
+            self._form_view_id = ""  # a plain ack closes the modal
             await self.after_request()
             return
 
@@ -359,7 +472,7 @@ class ShellSession:
         }
         current = {**view, "state": {"values": values}}
         await self.client.send(block_actions(self.who, action, response_url="", view=current))
-        await self.settle()
+        await self.settle(live=False)
         for call in self.new_calls():
             if call.method == "views.update":
                 updated = self._stored_view(call)
@@ -386,7 +499,7 @@ class ShellSession:
                 self.say(f"│   {n}) {plain(str(option['text']['text']))}")
             while True:
                 default = f" [{plain(str(initial['text']['text']))}]" if initial else ""
-                reply = await self.ask(f"│ choose 1-{len(options)}{default}: ")
+                reply = await self.ask_field(f"│ choose 1-{len(options)}{default}: ")
                 if reply is None:
                     return None
                 reply = reply.strip()
@@ -403,7 +516,9 @@ class ShellSession:
         initial_value = element.get("initial_value") or element.get("initial_date") or ""
         default = f" [{initial_value}]" if initial_value else ""
         suffix = f" ({hint})" if hint else ""
-        reply = await self.ask(f"│ {label}{suffix}{' (optional)' if optional else ''}{default}: ")
+        reply = await self.ask_field(
+            f"│ {label}{suffix}{' (optional)' if optional else ''}{default}: "
+        )
         if reply is None:
             return None
         value = reply.strip() or str(initial_value)
@@ -415,14 +530,16 @@ class ShellSession:
             return {action_id: {"type": kind, "selected_user": value}}
         return {action_id: {"type": kind or "plain_text_input", "value": value}}
 
-    async def run(self, lines: AsyncIterator[str], interactive: bool) -> None:
+    async def run(self, lines: LineSource, interactive: bool) -> None:
         self.lines = lines
         self.say(
             f"forgebot shell: you are {self.who.user_id} in #{self.who.channel_name}. Type :help for help."
         )
         while True:
+            self.show_calls()  # what background work (scheduled jobs) posted meanwhile
+            self.show_notices()
             line = await self.ask(f"{self.who.user_id}> " if interactive else "> ")
-            if line is None:
+            if line is None or line is INTERRUPT:
                 break
             line = line.strip()
             if not line or line.startswith("#"):
@@ -450,20 +567,6 @@ class ShellSession:
                 self.say(
                     "Commands start with '/', e.g. /forge help. Type :help for the shell's own commands."
                 )
-        await self.client.close()
-
-
-async def _lines_from(source: TextIO | None, path: str | None) -> AsyncIterator[str]:
-    if path and path != "-":
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            yield line
-        return
-    stream = source or sys.stdin
-    while True:
-        line = await asyncio.to_thread(stream.readline)
-        if not line:
-            return
-        yield line.rstrip("\n")
 
 
 async def run_session(
@@ -477,7 +580,9 @@ async def run_session(
     out: TextIO | None = None,
     stdin: TextIO | None = None,
     cost_source: CostSource | None = None,
-    on_start: Callable[[Runtime], Awaitable[None]] | None = None,
+    on_start: Callable[[Runtime, ShellSession], Awaitable[None]] | None = None,
+    charts_dir: Path | None = None,
+    notices: NoticeHandler | None = None,
 ) -> int:
     """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal."""
     output = out or sys.stdout
@@ -501,20 +606,28 @@ async def run_session(
         }
     )
     runtime = Runtime(shell_settings, catalog, clock=OffsetClock(), cost_source=cost_source)
+    source = stdin or sys.stdin
+    lines = LineSource.open(source, script)
+    lines.catch_interrupts()
+    session: ShellSession | None = None
     try:
-        await runtime.start("127.0.0.1", 0)
-        if on_start is not None:
-            await on_start(runtime)
-    except StartupError as exc:
-        print(f"forgebot: {exc}", file=sys.stderr)
-        fake.stop()
-        return 2
-    try:
+        try:
+            await runtime.start("127.0.0.1", 0)
+        except StartupError as exc:
+            print(f"forgebot: {exc}", file=sys.stderr)
+            return 2
         who = SlackIdentity(user_id=user, channel_id=channel, channel_name=channel_name)
-        session = ShellSession(runtime, fake, secret, who, output)
-        interactive = script is None and (stdin or sys.stdin).isatty()
-        await session.run(_lines_from(stdin, script), interactive)
+        session = ShellSession(
+            runtime, fake, secret, who, output, charts_dir=charts_dir, notices=notices
+        )
+        if on_start is not None:
+            await on_start(runtime, session)
+        interactive = script is None and source.isatty()
+        await session.run(lines, interactive)
     finally:
+        lines.release_interrupts()
+        if session is not None:
+            await session.client.close()
         await runtime.stop()
         fake.stop()
     return 0
@@ -550,106 +663,88 @@ async def run_demo(
     out: TextIO | None = None,
     stdin: TextIO | None = None,
 ) -> int:
-    """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog."""
-    workdir = Path(tempfile.mkdtemp(prefix="forgebot-demo-"))
+    """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog.
+
+    The prompt comes as soon as the bot runs; Prometheus and moto start behind it and say
+    when they are ready (a script waits for them first, so its output does not depend on
+    timing). The bot's log goes to a file in the demo folder, with warnings shown in one line
+    between commands; charts the bot posts are saved there too, and the folder stays."""
+    started = time.monotonic()
+    output = out or sys.stdout
+    folder = Path(tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-"))
+    workdir = folder / "state"
+    workdir.mkdir()
     catalog_path = demo_catalog_path()
     catalog = load_catalog(catalog_path)
-    kube = start_fake_kube()
-    seed_demo_cluster(kube.state, catalog)
-    preview = catalog.template("web-preview")
-    offhours_demo.seed_cluster(kube.state, preview.offhours if preview else None)
-    aws = _demo_aws()
-
-    async def seed(runtime: Runtime) -> None:
-        assert runtime.db is not None
-        await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
-        if aws:
-            await aws[1](runtime)
-
-    output = out or sys.stdout
-    prometheus, slo_note = _demo_prometheus(workdir)
-    settings = Settings(
-        PROMETHEUS_URL=prometheus.url if prometheus else None,
-        FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
-        FORGEBOT_CATALOG=str(catalog_path),
-        FORGEBOT_LOG_FORMAT="console",
-        FORGEBOT_COST_FORECAST="linear",
-        KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
-        _env_file=None,
-    )
     print(
         "forgebot demo: a sandbox with a fake Slack and the example catalog "
         f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
         "U0PLATFORM (platform team).",
         file=output,
     )
-    print(slo_note, file=output)
-    try:
-        return await run_session(
-            settings,
-            catalog,
-            user=user or "U0DEVELOPER",
-            script=script,
-            out=output,
-            stdin=stdin,
-            cost_source=aws[0] if aws else None,
-            on_start=seed,
+    print(
+        "Starting: the fake Kubernetes API and Slack, the bot on SQLite...", file=output, flush=True
+    )
+    kube = start_fake_kube()
+    seed_demo_cluster(kube.state, catalog)
+    preview = catalog.template("web-preview")
+    offhours_demo.seed_cluster(kube.state, preview.offhours if preview else None)
+    from bot.demo_services import DemoServices
+
+    with logging_to_file(folder / "forgebot.log") as notices:
+        services = DemoServices(workdir, notices.pending.append)
+        settings = Settings(
+            PROMETHEUS_URL=services.prometheus_url,
+            FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
+            FORGEBOT_CATALOG=str(catalog_path),
+            FORGEBOT_LOG_FORMAT="console",
+            FORGEBOT_COST_FORECAST="linear",
+            KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
+            _env_file=None,
         )
-    finally:
-        kube.stop()
-        if prometheus is not None:
-            prometheus.stop()
-        if aws:
-            aws[2]()
-        if keep:
-            print(f"(demo database kept in {workdir})", file=output)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        interactive = script is None and (stdin or sys.stdin).isatty()
 
+        async def begin(runtime: Runtime, session: ShellSession) -> None:
+            assert runtime.db is not None
+            await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
+            services.start(runtime)
+            session.notice(f"the bot's log and the charts it posts are saved in {folder}")
+            if services.slo_note:
+                session.notice(services.slo_note)
+            if services.starting and interactive:
+                session.notice(
+                    f"ready in {time.monotonic() - started:.1f} s; "
+                    f"{' and '.join(services.starting)} start in the background "
+                    "(you will see a line when SLOs and costs are ready)"
+                )
+            elif services.starting:
+                print(
+                    f"Starting {' and '.join(services.starting)} (SLOs and costs)...",
+                    file=output,
+                    flush=True,
+                )
+                await services.ready()
 
-def _demo_prometheus(workdir: Path) -> tuple[RunningPrometheus | None, str]:
-    """A real Prometheus with 35 days of synthetic metrics when it is installed; the demo works
-    without it (and says how to get it), it only has no SLO data then."""
-    # The data runs two hours past now, so the demo's windows stay full while you try it.
-    shift = timedelta(hours=2)
-    end = datetime.now(UTC).replace(second=0, microsecond=0) + shift
-    try:
-        running = start_prometheus(demo_stories(shift), end, workdir / "prometheus")
-    except PrometheusNotInstalled as exc:
-        return None, f"SLOs: no SLO data in this demo: {exc}."
-    except Exception as exc:  # the demo must start whatever happens to Prometheus
-        return None, f"SLOs: no SLO data in this demo: Prometheus did not start ({exc})."
-    return running, (
-        "SLOs: a local Prometheus holds 35 days of synthetic metrics; try /slo "
-        "(checkout is burning its budget now, ledger spent its budget last week)."
-    )
-
-
-def _demo_aws() -> (
-    tuple[CostSource, Callable[[Runtime], Awaitable[None]], Callable[[], None]] | None
-):
-    """moto as the demo's AWS, with seeded Cost Explorer results: the cost source, the
-    start-up step that seeds and warms the cost cache, and how to stop moto. None (and no
-    cost commands' data) where moto is not installed."""
-    from bot.clock import SystemClock
-    from integrations.aws.cost_explorer import CostExplorerGateway
-    from integrations.sandbox.aws_seed import sandbox_clients, start_moto
-
-    try:
-        url, stop = start_moto()
-    except RuntimeError:
-        return None
-    source = CostExplorerGateway(
-        sandbox_clients(url), SystemClock(), use_cost_explorer_forecast=False
-    )
-
-    async def warm(runtime: Runtime) -> None:
-        from commands.cost.demo import seed_and_warm
-
-        assert runtime.ctx is not None
-        await seed_and_warm(runtime.ctx.extras["cost"], url, runtime.ctx.catalog)
-
-    return source, warm, stop
+        try:
+            return await run_session(
+                settings,
+                catalog,
+                user=user or "U0DEVELOPER",
+                script=script,
+                out=output,
+                stdin=stdin,
+                cost_source=services.cost_source(),
+                on_start=begin,
+                charts_dir=folder / "charts",
+                notices=notices,
+            )
+        finally:
+            await services.stop()
+            kube.stop()
+            if keep:
+                print(f"(demo database kept in {workdir})", file=output)
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:

@@ -4,8 +4,6 @@ fake Slack Web API and the fake Kubernetes API on the other side. Capabilities' 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +17,6 @@ from bot.runtime import Runtime
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient
-from storage import audit
 from tests.fixtures.slack import SIGNING_SECRET
 
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -58,21 +55,10 @@ class BotHarness:
         return result
 
     async def idle(self) -> None:
-        """Wait for the bot to finish what the last requests started (handlers run after the
-        ack, operations after the handler): until the audit log and the outbox are quiet."""
-        assert self.runtime.ctx is not None and self.runtime.db is not None
-        deadline = time.monotonic() + 10
-        last: tuple[int, int] | None = None
-        while time.monotonic() < deadline:
-            await self.runtime.ctx.operations.wait_idle()
-            await self.runtime.ctx.slack.flush()
-            count = await self.runtime.db.run(lambda s: len(audit.recent(s, limit=10_000)))
-            calls = len(self.slack.state.calls)
-            if (count, calls) == last and not self.runtime.ctx.operations._tasks:
-                return
-            last = (count, calls)
-            await asyncio.sleep(0.1)
-        raise AssertionError("the bot did not settle")
+        """Wait for the bot to finish what the requests so far started: the handlers still
+        working after their ack, the operations they submitted and the messages they queued."""
+        assert self.runtime.ctx is not None
+        await self.runtime.ctx.settle()
 
     def advance(self, delta: timedelta) -> None:
         """Move the bot's clock; Slack's signatures move with it (they are checked against it)."""

@@ -130,6 +130,7 @@ def register(ctx: AppContext) -> CostService | None:
     alerts = BudgetAlerts(
         service=service, catalog=catalog, db=ctx.db, clock=ctx.clock, channel=ctx.slack
     )
+    ctx.extras["budget_alerts"] = alerts
     scheduler = ctx.extras.get("scheduler")
     if scheduler is not None:
         scheduler.add(JobSpec("budget-alerts", BUDGET_JOB_EVERY, alerts.scheduled))

@@ -40,8 +40,10 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         await ack()
         lifted = await freezes.unfreeze(invocation.actor, words[0].lower())
         still = await freezes.frozen(words[0].lower())
+        # Lifting a freeze concerns the channel; finding nothing to lift only the one who asked.
         await respond(
-            response_type="in_channel", text=views.unfrozen_text(words[0].lower(), lifted, still)
+            response_type="in_channel" if lifted else "ephemeral",
+            text=views.unfrozen_text(words[0].lower(), lifted, still),
         )
 
     revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube)

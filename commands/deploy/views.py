@@ -25,7 +25,8 @@ def _until(state: FreezeState) -> str:
 
 def frozen_text(state: FreezeState) -> str:
     return (
-        f":snowflake: *{escape(state.environment)}* is frozen {_until(state)} by <@{state.by}>: "
+        f":snowflake: *{escape(state.environment)}* is frozen {_until(state)} (frozen by "
+        f"<@{state.by}>): "
         f"{escape(state.reason)}. Deploys are refused; on-call may still roll back."
     )
 

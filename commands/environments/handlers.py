@@ -95,7 +95,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             extension = await service.extend(invocation.actor, cmd.name, cmd.extend_by)
             await respond(**ephemeral(_extension_text(extension, now)))
         elif cmd.verb == "delete":
-            record = await service.find(cmd.name)
+            record = await service.deletable(invocation.actor, cmd.name)
             text, blocks = views.confirm_delete(record)
             await respond(**ephemeral(text, blocks))
 
@@ -228,7 +228,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
 
     async def delete_now(i: Interaction) -> None:
         await i.ack()
-        record = await service.find(i.value)
+        record = await service.deletable(i.actor, i.value)
         text, blocks = views.confirm_delete(record)
         if i.respond is not None:
             await i.respond(**ephemeral(text, blocks))
@@ -243,6 +243,12 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         await _tell(i, f":wastebasket: Deleting {record.name}…", replace=True)
 
     on_action(app, boundary, views.CONFIRM_DELETE, "env.delete", confirm_delete)
+
+    async def keep(i: Interaction) -> None:
+        await i.ack()
+        await _tell(i, f"Kept {i.value}: nothing was deleted.", replace=True)
+
+    on_action(app, boundary, views.CANCEL_DELETE, "env.delete.cancel", keep)
 
     # --- schedule and App Home -----------------------------------------------------------------
     scheduler = ctx.extras.get("scheduler")

@@ -226,7 +226,11 @@ class EnvironmentService:
     async def _already_decided(self, env_id: int) -> None:
         record = await self._get(env_id)
         who = f" by <@{record.decided_by}>" if record.decided_by.startswith(("U", "W")) else ""
-        raise Conflict(f"The request for {record.name} was already {record.state}{who}.")
+        if record.state == EnvState.CANCELLED:
+            raise Conflict(f"The request for {record.name} was cancelled.")
+        # The decision, not where the environment went since ("already active by @U").
+        decision = "denied" if record.state == EnvState.DENIED else "approved"
+        raise Conflict(f"The request for {record.name} was already {decision}{who}.")
 
     # --- provisioning (an operation) -----------------------------------------------------------
     async def provision(self, operation: Operation) -> dict[str, Any]:
@@ -445,13 +449,19 @@ class EnvironmentService:
         )
         return await self._get(_id(record))
 
-    async def delete(
-        self, actor: Actor, name: str, *, reason: str = "deleted on request"
-    ) -> EnvironmentRecord:
+    async def deletable(self, actor: Actor, name: str) -> EnvironmentRecord:
+        """The environment `actor` may delete; checked before asking "Delete …?" as well as
+        after, so nobody is asked to confirm what they will then be refused."""
         record = await self.find(name)
         decision = self.auth.authorize(actor, Action.ENV_DELETE, self._target(record))
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ENV_DELETE))
+        return record
+
+    async def delete(
+        self, actor: Actor, name: str, *, reason: str = "deleted on request"
+    ) -> EnvironmentRecord:
+        record = await self.deletable(actor, name)
         return await self._start_delete(record, actor.user_id, reason)
 
     async def _start_delete(

@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog import Catalog, Template
-from bot.clock import ceil_minutes
-from bot.durations import format_duration
+from bot.durations import format_duration, format_for_people
 from commands.environments import parse
 from commands.environments.pricing import PriceTag, money
 from integrations.slack.blockkit import escape, truncate
@@ -20,6 +19,7 @@ REQUEST_CALLBACK = "env_request"
 DENY_CALLBACK = "env_deny_reason"
 APPROVE, DENY = "env_approve", "env_deny"
 EXTEND_DAY, DELETE_NOW, CONFIRM_DELETE = "env_extend_day", "env_delete_now", "env_confirm_delete"
+CANCEL_DELETE = "env_cancel_delete"
 OPEN_REQUEST = "env_open_request"
 EXTEND_APPROVE, EXTEND_DENY = "env_extend_approve", "env_extend_deny"
 
@@ -72,8 +72,8 @@ def expires_text(expires_at: datetime | None, now: datetime) -> str:
     left = expires_at - now
     if left <= timedelta(0):
         return "expired"
-    # Whole minutes, rounded up: "in 3d" right after provisioning, never "in 2d23h59m".
-    return f"in {format_duration(timedelta(minutes=ceil_minutes(left)))}"
+    # Rounded for people: "in 3d" right after provisioning, never "in 2d23h59m".
+    return f"in {format_for_people(left)}"
 
 
 def request_modal(
@@ -325,10 +325,10 @@ def owner_message(record: EnvironmentRecord, event: str, detail: str, now: datet
 
 
 def reminder(record: EnvironmentRecord, left: timedelta) -> tuple[str, list[dict[str, Any]]]:
-    text = f"{record.name} expires in {format_duration(left)}"
+    text = f"{record.name} expires in {format_for_people(left)}"
     return text, [
         _section(
-            f":alarm_clock: *{escape(record.name)}* expires in {format_duration(left)} and will be deleted then."
+            f":alarm_clock: *{escape(record.name)}* expires in {format_for_people(left)} and will be deleted then."
         ),
         {
             "type": "actions",
@@ -406,6 +406,7 @@ def confirm_delete(record: EnvironmentRecord) -> tuple[str, list[dict[str, Any]]
             "block_id": f"confirm-{record.id}",
             "elements": [
                 _button("Yes, delete it", CONFIRM_DELETE, record.name, "danger"),
+                _button("Cancel", CANCEL_DELETE, record.name),
             ],
         },
     ]

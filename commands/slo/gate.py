@@ -46,7 +46,6 @@ class SloBudgetGate:
             return None
         exhausted = [i for i in measured if (i.budget_remaining or 0) <= 0]
         shown = exhausted or sorted(measured, key=lambda i: i.budget_remaining or 0)[:1]
+        # The gate's line says "exhausted" itself: the summary only names the SLOs.
         summary = "; ".join(_line(i) for i in shown)
-        if exhausted:
-            summary = "Error budget exhausted: " + summary
         return BudgetVerdict(exhausted=bool(exhausted), summary=summary)

@@ -138,7 +138,8 @@ def alert_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     icon = ":rotating_light:" if alert.severity is Severity.PAGE else ":warning:"
     slo = item.ref.slo
-    text = f"{icon} {item.ref.key} is burning its error budget ({alert.severity})"
+    title = f"{item.ref.key} is burning its error budget ({alert.severity})"
+    text = f"{icon} {title}"
     detail = slo_lines(item)
     buttons: list[dict[str, Any]] = [
         {
@@ -167,7 +168,7 @@ def alert_message(
         }
     )
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{escape(text)}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{escape(title)}*"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": detail[:2990]}},
     ]
     if deploy is not None:

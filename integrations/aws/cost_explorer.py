@@ -7,7 +7,9 @@ Tags that are not activated for cost allocation do not make Cost Explorer fail: 
 with every cost under the empty tag value ("team$") or with nothing at all. So when a tag
 query finds no tagged cost, the gateway asks ListCostAllocationTags whether the key is
 active, and only then says "tag X is not activated". If that look-up itself fails (the
-role may lack ce:ListCostAllocationTags), the empty report stands.
+role may lack ce:ListCostAllocationTags, or the endpoint may not implement it), the empty
+report stands, the failure is logged once in one line, and the look-up is not tried again for
+an hour (`TAG_LOOKUP_RETRY`), so an unavailable API costs neither time nor log noise.
 
 Forecasts come from GetCostForecast. When Cost Explorer cannot forecast (it answers
 DataUnavailableException with too little history, and endpoints that do not implement the
@@ -21,7 +23,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -78,6 +80,9 @@ class CostSource(Protocol):
     ) -> Forecast: ...
 
 
+TAG_LOOKUP_RETRY = timedelta(hours=1)
+
+
 class CostExplorerGateway:
     def __init__(
         self,
@@ -95,6 +100,7 @@ class CostExplorerGateway:
         self._max_pages = max_pages
         self._requests = 0
         self._requests_lock = threading.Lock()
+        self._tag_lookup_unavailable_until: datetime | None = None
 
     async def warm(self) -> None:
         """Build the client off the event loop before the first command needs it: creating a
@@ -198,6 +204,9 @@ class CostExplorerGateway:
 
     async def _require_activated(self, tag_keys: frozenset[str]) -> None:
         keys = sorted(tag_keys)
+        now = self._clock.now()
+        if self._tag_lookup_unavailable_until and now < self._tag_lookup_unavailable_until:
+            return
         try:
             response = await self._call(
                 LIST_COST_ALLOCATION_TAGS,
@@ -206,12 +215,15 @@ class CostExplorerGateway:
                 ),
             )
         except Exception as exc:
-            log.info(
-                "cannot tell whether cost allocation tags %s are active: %s",
-                ", ".join(keys),
+            self._tag_lookup_unavailable_until = now + TAG_LOOKUP_RETRY
+            log.warning(
+                "ListCostAllocationTags is unavailable (%s): an empty cost report cannot tell "
+                "an inactive tag from no cost; next try in %d minutes",
                 type(exc).__name__,
+                TAG_LOOKUP_RETRY.total_seconds() // 60,
             )
             return
+        self._tag_lookup_unavailable_until = None
         active = {
             str(tag.get("TagKey"))
             for tag in response.get("CostAllocationTags", [])

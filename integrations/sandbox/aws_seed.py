@@ -77,8 +77,11 @@ def start_moto(port: int = 0) -> tuple[str, Callable[[], None]]:
     # moto loads its ~1300 default images into every fresh EC2 backend, which costs about
     # 1.5 s after each reset; the sandbox registers the one image it needs instead.
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    # Werkzeug logs every request at INFO; the demo's terminal is for the bot's own output.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Werkzeug logs every request at INFO, and a traceback for every action moto does not
+    # implement: a sandbox server's log is not the bot's, so none of it is shown or kept.
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        logging.getLogger(name).propagate = False
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

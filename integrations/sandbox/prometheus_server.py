@@ -59,7 +59,7 @@ def binaries() -> tuple[str, str]:
     return prometheus, promtool
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -67,8 +67,15 @@ def _free_port() -> int:
 
 
 def start_prometheus(
-    stories: list[Story], end: datetime, workdir: Path, *, ready_timeout: float = 60.0
+    stories: list[Story],
+    end: datetime,
+    workdir: Path,
+    *,
+    ready_timeout: float = 60.0,
+    port: int | None = None,
 ) -> RunningPrometheus:
+    """Backfill and start Prometheus on `port` (a free one when None; the demo picks it ahead
+    so the bot can be configured before Prometheus is ready)."""
     prometheus, promtool = binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     data = generate(stories, end)
@@ -93,7 +100,7 @@ def start_prometheus(
     source.unlink()
     config = workdir / "prometheus.yml"
     config.write_text(CONFIG, encoding="utf-8")
-    port = _free_port()
+    port = port or free_port()
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - our own arguments
         [

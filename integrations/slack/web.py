@@ -265,6 +265,11 @@ class SlackOutbox:
             if self._flushers.get(key) is asyncio.current_task():
                 del self._flushers[key]
 
+    @property
+    def busy(self) -> bool:
+        """Updates are queued or being sent."""
+        return any(not task.done() for task in self._flushers.values())
+
     async def flush(self) -> None:
         """Wait until every queued update has been sent (tests, shutdown)."""
         while self._flushers:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.durations import DurationError, format_duration, parse_duration
+from bot.durations import DurationError, format_duration, format_for_people, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,20 @@ def test_rejects(text: str) -> None:
 def test_format_round_trips_whole_minutes(minutes: int) -> None:
     delta = timedelta(minutes=minutes)
     assert parse_duration(format_duration(delta)) == delta
+
+
+@pytest.mark.parametrize(
+    ("delta", "shown"),
+    [
+        (timedelta(days=14) - timedelta(seconds=61), "14d"),
+        (timedelta(days=3, hours=5, minutes=20), "3d5h"),
+        (timedelta(hours=23, minutes=59), "1d"),
+        (timedelta(hours=2, minutes=33), "2h35m"),
+        (timedelta(minutes=59, seconds=50), "1h"),
+        (timedelta(minutes=44, seconds=31), "45m"),
+        (timedelta(seconds=5), "1m"),
+        (timedelta(0), "0m"),
+    ],
+)
+def test_durations_for_people_are_rounded(delta: timedelta, shown: str) -> None:
+    assert format_for_people(delta) == shown

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
 from bot.shell import run_demo
+from tests.fixtures import requirements
 
 
 async def _demo(script: str) -> str:
@@ -45,6 +47,8 @@ async def test_demo_requests_an_environment_through_the_modal() -> None:
 
 
 async def test_demo_shows_slos_from_synthetic_data() -> None:
+    requirements.binary("prometheus", "the `prometheus` package")
+    requirements.binary("promtool", "the `prometheus` package")
     text = await _demo("/slo\n")
     assert "a local Prometheus holds 35 days of synthetic metrics" in text
     assert "*ledger/availability* critical" in text and "error budget left -" in text
@@ -73,3 +77,35 @@ async def test_demo_shows_cost_and_budgets() -> None:
     assert "The monthly budget of team payments is now $2,500.00 (was $5,000.00)." in text
     assert "*team payments*:" in text and "budget set by @U0PLATFORM" in text
     assert "Traceback" not in text
+
+
+async def test_demo_deploys_through_the_form_and_asks_before_prod() -> None:
+    text = await _demo(
+        "/deploy\n1\n1\n1.4.2\n\n\n"  # the form, then Enter on the confirmation
+        "/deploy checkout 1.4.2 to prod\nyes\n:cancel\n/env list\n"
+    )
+    assert "Deploy to staging" in text and "[Enter] Deploy" in text
+    assert text.count("deploying `1.4.1` → `1.4.2`") == 1, "a progress message shows once"
+    assert ":white_check_mark: done in" in text
+    assert "press Enter to ask for approval, or type :cancel" in text
+    assert "cancelled: nothing was submitted" in text
+    assert "Asked for approval" not in text
+    assert "(only you) *Environments" in text, "the prompt is back after the cancelled form"
+    assert "Traceback" not in text
+
+
+async def test_demo_saves_charts_and_cancels_forms() -> None:
+    text = await _demo("/cost chart\n/env request\n:cancel\n/forge help\n")
+    saved = re.search(r"saved as (\S+\.png)", text)
+    assert saved is not None, text
+    assert Path(saved.group(1)).read_bytes().startswith(b"\x89PNG")
+    assert "cancelled: nothing was submitted" in text
+    assert "forgebot: your platform in Slack" in text
+    assert "Traceback" not in text and "werkzeug" not in text
+
+
+async def test_demo_shows_a_budget_alert_before_the_first_command() -> None:
+    text = await _demo("/forge help\n")
+    alert = text.index("team search is forecast to spend")
+    assert alert < text.index("> /forge help"), "background posts show between commands"
+    assert "102% of its $2,000.00 budget" in text

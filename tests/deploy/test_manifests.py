@@ -21,6 +21,7 @@ from kubernetes import client
 from bot import metrics
 from bot.catalog import load_catalog
 from integrations.kubernetes import manifests
+from tests.fixtures import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -301,7 +302,7 @@ def _queries() -> list[str]:
 
 
 def test_alert_rules_pass_promtool() -> None:
-    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    promtool = requirements.binary("promtool", "the `prometheus` package")
     result = subprocess.run(
         [promtool, "check", "rules", str(DEPLOY / "prometheus-rules.yaml")],
         capture_output=True,

@@ -42,7 +42,11 @@ async def test_on_call_freezes_and_platform_unfreezes(running_bot: RunningBot) -
     running_bot.slack.state.reset()
     opened = await _say(running_bot, PLATFORM, "unfreeze staging")
     assert "open for deploys again" in opened
+    assert '"response_type": "in_channel"' in opened, "the channel learns of a lifted freeze"
     assert await freezes.frozen("staging") is None
+    running_bot.slack.state.reset()
+    nothing = await _say(running_bot, PLATFORM, "unfreeze staging")
+    assert '"response_type": "ephemeral"' in nothing, "nothing lifted: only the asker is told"
 
 
 async def test_bad_freeze_input(running_bot: RunningBot) -> None:

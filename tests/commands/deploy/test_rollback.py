@@ -103,8 +103,7 @@ async def test_rollback_is_confirmed_followed_and_recorded(
     assert texts[0].startswith("Rolling back") or texts[1].startswith("Rolling back")
     assert any("already" in t for t in texts), texts
     assert runtime.ctx is not None
-    await runtime.ctx.operations.wait_idle()
-    await runtime.ctx.slack.flush()
+    await runtime.ctx.settle()
 
     deployment = fake_kube.find("deployments", "checkout", "checkout")
     assert deployment is not None
@@ -159,8 +158,7 @@ async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(
     ][0]["image"].endswith(":1.4.2")  # type: ignore[index]
 
     assert await runtime.ctx.operations.recover() == 1  # what start-up does
-    await runtime.ctx.operations.wait_idle()
-    await runtime.ctx.slack.flush()
+    await runtime.ctx.settle()
     deployment = fake_kube.find("deployments", "checkout", "checkout")
     assert deployment is not None and deployment["spec"]["template"]["spec"]["containers"][0][
         "image"

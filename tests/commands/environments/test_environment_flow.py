@@ -429,7 +429,20 @@ async def test_delete_asks_first_and_only_the_owner_side_may(harness: Harness) -
         "nothing happens before confirming"
     )
 
+    buttons = [e for b in confirm.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["action_id"] for b in buttons] == ["env_confirm_delete", "env_cancel_delete"]
+    await harness.press(DEVELOPER, "env_cancel_delete", "pv-gone")
+    await harness.idle()
+    kept = harness.slack.state.find("response_url")[-1].args
+    assert kept["text"] == "Kept pv-gone: nothing was deleted." and kept["replace_original"]
+    assert harness.kube.find("namespaces", "", "pv-gone") is not None
+
     outsider = SlackIdentity(user_id="U0SEARCHDEV", channel_id="C0SEARCH")
+    await harness.command(outsider, "delete pv-gone")
+    await harness.idle()
+    refused = harness.slack.state.find("response_url")[-1].args
+    assert refused["text"].startswith(":no_entry:"), "refused before being asked to confirm"
+    assert "blocks" not in refused, refused
     await harness.press(outsider, "env_confirm_delete", "pv-gone")
     await harness.idle()
     assert harness.kube.find("namespaces", "", "pv-gone") is not None, (

@@ -13,7 +13,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.errors import DependencyUnavailable, NotAuthorized, UserInputError
-from integrations.aws.cost_explorer import CostExplorerGateway
+from integrations.aws.cost_explorer import TAG_LOOKUP_RETRY, CostExplorerGateway
 from integrations.aws.cost_types import DateRange, ForecastMethod, Granularity
 from integrations.aws.errors import (
     AwsAccessDenied,
@@ -251,6 +251,28 @@ async def test_when_tag_status_cannot_be_read_the_report_stands(
 
     assert report.by_group() == {"": Decimal("40")}
     assert len(stub.received(TAGS)) == 1  # a look-up that may fail is tried once
+
+
+async def test_an_unavailable_tag_look_up_is_not_asked_again_for_an_hour(
+    stub: CostExplorerStub, running_stub: RunningStub, aws_test_config: AwsConfig
+) -> None:
+    """moto, or a role without ce:ListCostAllocationTags: every empty report would otherwise
+    wait for (and log) the same failure again."""
+    clock = ManualClock(TODAY)
+    gateway = CostExplorerGateway(AwsClients(aws_test_config), clock)
+    stub.always(USAGE, only_untagged("team", "40"))
+    stub.always(TAGS, Reply.error("InternalFailure", "not implemented", status=500))
+
+    for _ in range(3):
+        report = await gateway.cost_and_usage(day(1), Granularity.DAILY, group_by="team")
+        assert report.by_group() == {"": Decimal("40")}
+    assert len(stub.received(TAGS)) == 1
+
+    clock.advance(TAG_LOOKUP_RETRY)
+    stub.always(TAGS, tag_status("team", "Inactive"))
+    with pytest.raises(TagNotActivated):
+        await gateway.cost_and_usage(day(1), Granularity.DAILY, group_by="team")
+    assert len(stub.received(TAGS)) == 2
 
 
 async def test_cost_explorer_forecast_with_prediction_interval(
