@@ -250,11 +250,20 @@ class Environment(_Strict):
     policy: EnvironmentPolicy = EnvironmentPolicy()
     freeze_windows: list[FreezeWindow] = []
     allowed_channels: list[str] = []
+    production: bool | None = Field(
+        default=None,
+        description="whether DORA counts it as production (default: true for tier prod)",
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _dns_label(v, "environment name")
+
+    @property
+    def is_production(self) -> bool:
+        """What DORA's four keys measure by default: the `production` flag, else tier prod."""
+        return self.production if self.production is not None else self.tier is Tier.PROD
 
     @model_validator(mode="after")
     def _prod_defaults(self) -> Environment:
