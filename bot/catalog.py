@@ -338,6 +338,16 @@ class Budget(_Strict):
     environment: str | None = None
 
 
+class CostSettings(_Strict):
+    """How `/forge cost`, budgets and their alerts measure cost."""
+
+    metric: Literal["unblended", "amortized", "net-unblended", "net-amortized"] = Field(
+        default="unblended",
+        description="Cost Explorer's cost metric: unblended (the bill as charged), amortized "
+        "(upfront commitments spread over their term), or net of discounts",
+    )
+
+
 class BurnCondition(_Strict):
     """Fires when the burn rate exceeds `burn` (strictly, as in the SRE workbook's
     `> 14.4 * (1 - objective)`) over both the long and the short window."""
@@ -415,6 +425,7 @@ class Catalog(_Strict):
         default_factory=list, description="image registries deploys may use"
     )
     budgets: list[Budget] = []
+    cost: CostSettings = CostSettings()
     schedules: Schedules = Schedules()
     slo_alerting: SloAlerting = SloAlerting()
     holidays: list[date] = []

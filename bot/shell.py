@@ -498,6 +498,8 @@ async def run_session(
             "allowed_app_ids": [],
             "allowed_team_ids": [],
             "allowed_enterprise_ids": [],
+            # The sandbox's Cost Explorer (moto) cannot forecast: project linearly.
+            **({"cost_forecast": "linear"} if cost_source is not None else {}),
         }
     )
     runtime = Runtime(shell_settings, catalog, clock=OffsetClock(), cost_source=cost_source)
@@ -639,9 +641,7 @@ def _demo_aws() -> (
         url, stop = start_moto()
     except RuntimeError:
         return None
-    source = CostExplorerGateway(
-        sandbox_clients(url), SystemClock(), use_cost_explorer_forecast=False
-    )
+    source = CostExplorerGateway(sandbox_clients(url), SystemClock())
 
     async def warm(runtime: Runtime) -> None:
         from commands.cost.demo import seed_and_warm

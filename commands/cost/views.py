@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from commands.cost.parse import ScopeKind
-from commands.cost.periods import Period
+from commands.cost.periods import day_range
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
 from commands.environments.pricing import money
+from integrations.aws.cost_types import DateRange
 from integrations.aws.resource_types import ENVIRONMENT_TAG
 from integrations.slack.blockkit import escape
 from integrations.slack.blocks import context, divider, header, section
@@ -28,10 +29,7 @@ def day_text(day: date) -> str:
 
 
 def range_text(start: date, end_exclusive: date) -> str:
-    last = end_exclusive - timedelta(days=1)
-    if start == last:
-        return day_text(start)
-    return f"{day_text(start)} – {day_text(last)}"
+    return day_range(DateRange(start=start, end=end_exclusive))
 
 
 def age_text(fetched_at: datetime, now: datetime) -> str:
@@ -56,19 +54,32 @@ def sparkline(days: Sequence[DailyCost]) -> str:
 
 
 def change_text(summary: CostSummary) -> str:
-    compared = {
-        Period.THIS_MONTH: "the same days last month",
-        Period.LAST_MONTH: "the month before",
-        Period.LAST_30_DAYS: "the 30 days before",
-        Period.LAST_7_DAYS: "the 7 days before",
-    }[summary.period]
-    previous = money(summary.previous_total, summary.currency)
+    """The change, naming the complete days on both sides (and "per day" when the day counts
+    differ, so daily averages are compared)."""
+    compared, previous = summary.window.compared, summary.window.previous
+    if compared is None:
+        return (
+            "no complete day this month yet to compare: today's cost so far is an estimate "
+            "until the day ends (UTC)"
+        )
+    before = range_text(previous.start, previous.end)
+    now = range_text(compared.start, compared.end)
     change = summary.change
     if change is None:
-        return f"no cost in {compared} to compare with"
+        return f"no cost on {before} to compare {now} with"
     arrow = ":arrow_up_small:" if change > 0 else ":arrow_down_small:" if change < 0 else "="
     sign = "+" if change > 0 else ""
-    return f"{arrow} {sign}{percent(change)} vs {compared} ({previous})"
+    if summary.prorated:
+        per_day_now = money(summary.compared_total / compared.days, summary.currency)
+        per_day_before = money(summary.previous_total / previous.days, summary.currency)
+        return (
+            f"{arrow} {sign}{percent(change)} per day: {now} ({per_day_now}/day over "
+            f"{compared.days} days) vs {before} ({per_day_before}/day over {previous.days} days)"
+        )
+    return (
+        f"{arrow} {sign}{percent(change)}: {now} ({money(summary.compared_total, summary.currency)})"
+        f" vs {before} ({money(summary.previous_total, summary.currency)}), complete days"
+    )
 
 
 def forecast_text(summary: CostSummary) -> str:
@@ -114,6 +125,8 @@ def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
         )
         blocks.append(_age(summary, now))
         return f"{text} (no cost recorded)", blocks
+    if summary.stale:
+        blocks.append(section(stale_text(summary, now)))
     blocks.append(
         section(f"*{total}* from {range_text(current.start, current.end)}\n{change_text(summary)}")
     )
@@ -150,8 +163,23 @@ def _tag_hint(summary: CostSummary) -> str:
     }[summary.scope.kind]
 
 
+def source_text(summary: CostSummary, now: datetime) -> str:
+    """Where every figure comes from: the source, the metric, the days' zone and the age."""
+    return (
+        f":clock3: AWS Cost Explorer data, {age_text(summary.fetched_at, now)} · "
+        f"{summary.metric.label} · days are UTC days"
+    )
+
+
+def stale_text(summary: CostSummary, now: datetime) -> str:
+    return (
+        f":warning: Cost Explorer could not be asked again ({summary.stale}), so these are "
+        f"the last known figures, {age_text(summary.fetched_at, now)}."
+    )
+
+
 def _age(summary: CostSummary, now: datetime) -> dict[str, Any]:
-    notes = [f":clock3: AWS Cost Explorer data, {age_text(summary.fetched_at, now)}"]
+    notes = [source_text(summary, now)]
     if summary.estimated:
         notes.append("recent days are estimates until AWS closes the bill")
     notes.append("add `chart` for a chart")

@@ -8,8 +8,7 @@ will be made; `DemoCostModel` answers each query from one consistent set of dail
 totals agree whichever way they are grouped.
 
 moto does not implement GetCostForecast (or ListCostAllocationTags): it answers HTTP 500.
-The demo should build the Cost Explorer gateway with `use_cost_explorer_forecast=False`
-to skip straight to the linear projection instead of waiting out the retries.
+The demo runs the bot with `FORGEBOT_COST_FORECAST=linear`, which never asks for one.
 """
 
 from __future__ import annotations
