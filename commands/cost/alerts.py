@@ -1,5 +1,10 @@
 """The daily budget check: post to a team's channel when its actual or forecast spend crosses
-a threshold of its monthly budget, once per budget, month and threshold.
+a threshold of its monthly budget, once per budget in force, month and threshold.
+
+"The budget in force" is its revision (amount, and when it was set in Slack): raising a
+budget mid-month re-arms its thresholds, so 53% of a budget raised from 1,000 to 3,000 is
+announced once as "50% reached" although 50% of the old 1,000 was announced before.
+Comparisons are exact (`Decimal`): spend equal to a threshold has reached it.
 
 Each crossing is claimed in `budget_alerts` under a unique key before anything is posted, so
 a restart, a catch-up run or a second replica never repeats one; a claim whose message could
@@ -79,7 +84,7 @@ def crossings(
 
 
 def alert_key(budget: BudgetLine, month: str, crossing: Crossing) -> str:
-    return f"{budget.key}|{month}|{crossing.kind}|{crossing.threshold}"
+    return f"{budget.key}|{month}|{crossing.kind}|{crossing.threshold}|{budget.revision}"
 
 
 class BudgetAlerts:

@@ -88,10 +88,18 @@ class BudgetLine:
     monthly: Decimal
     source: Literal["catalog", "slack"]
     set_by: str = ""
+    set_at: datetime | None = None
 
     @property
     def key(self) -> str:
         return f"{self.team}/{self.scope.kind.value}/{self.scope.name}"
+
+    @property
+    def revision(self) -> str:
+        """Which budget is in force: its amount, and when it was set in Slack. Alerts are
+        once per threshold of a revision, so any change of the budget re-arms them."""
+        amount = format(self.monthly.normalize(), "f")
+        return f"{amount}@{self.set_at.isoformat()}" if self.set_at else amount
 
 
 @dataclass(frozen=True)
@@ -354,7 +362,12 @@ class CostService:
         for override in await self.db.run(repo.overrides):
             scope = _budget_scope(override.team, override.service, override.environment)
             lines[(override.team, override.service, override.environment)] = BudgetLine(
-                override.team, scope, Decimal(override.monthly), "slack", override.set_by
+                override.team,
+                scope,
+                Decimal(override.monthly),
+                "slack",
+                override.set_by,
+                override.set_at,
             )
         result = sorted(
             lines.values(), key=lambda b: (b.team, b.scope.kind != ScopeKind.TEAM, b.key)

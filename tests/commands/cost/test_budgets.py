@@ -211,14 +211,71 @@ async def test_a_forecast_over_budget_is_announced_on_its_own(
     seed_month(moto_aws, catalog, NOW.date())
     assert await alerts_of(bot).check() == 3  # each team past 50% of its budget
 
+    # A lower budget is a new budget in force: its thresholds are armed again. Spend is
+    # 78% of 3,800 (past 50%) and the forecast 102% (past 100%): one message, headed by the
+    # actual spend, with the forecast in it.
     await bot.command(PLATFORM, "/forge", "budget set payments 3800")
     assert await alerts_of(bot).check() == 1
 
     latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "50% of its $3,800.00 budget reached (78%)" in latest.args["text"]
+    assert "102% of the $3,800.00 budget (over budget)" in str(latest.args["blocks"])
+
+
+async def test_a_forecast_alone_is_announced_as_a_forecast(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    # $2,964.35 spent is 49.4% of 6,000 (no actual threshold); the forecast $3,874.20 is 65%.
+    await bot.command(PLATFORM, "/forge", "budget set payments 6000")
+    await alerts_of(bot).check()
+    assert posts(fake_slack, "C0PAYMENTS") == []
+    # Forecast thresholds of 60% only: the forecast is announced on its own.
+    assert bot.runtime.ctx is not None
+    alerts = BudgetAlerts(
+        service=alerts_of(bot).service,
+        catalog=catalog.model_copy(
+            update={
+                "schedules": catalog.schedules.model_copy(
+                    update={"budget_forecast_thresholds": [60]}
+                )
+            }
+        ),
+        db=bot.runtime.ctx.db,
+        clock=bot.clock,
+        channel=bot.runtime.ctx.slack,
+    )
+    await alerts.check()
+    [latest] = posts(fake_slack, "C0PAYMENTS")
     assert latest.args["text"] == (
         ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
-        "102% of its $3,800.00 budget"
+        "65% of its $6,000.00 budget"
     )
+
+
+async def test_a_budget_changed_mid_month_re_arms_its_thresholds(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    await bot.command(PLATFORM, "/forge", "budget set payments 2000")
+    assert await alerts_of(bot).check() == 3  # payments past 100% of 2,000; the others 50%
+    assert (
+        "100% of its $2,000.00 budget reached (148%)"
+        in (posts(fake_slack, "C0PAYMENTS")[-1].args["text"])
+    )
+
+    # Raised to 5,500: $2,964.35 is 54% of it. The 50% of the budget in force was never
+    # announced: one message. 80% and 100% are not reached; the forecast (70%) is under 100%.
+    await bot.command(PLATFORM, "/forge", "budget set payments 5500")
+    assert await alerts_of(bot).check() == 1
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "50% of its $5,500.00 budget reached (54%)" in latest.args["text"]
+    assert await alerts_of(bot).check() == 0, "once per threshold of the budget in force"
+
+    # Setting the same amount again is no change: nothing is re-armed.
+    await bot.command(PLATFORM, "/forge", "budget set payments 5500")
+    assert await alerts_of(bot).check() == 0
+    assert len(posts(fake_slack, "C0PAYMENTS")) == 2
 
 
 async def test_a_service_budget_from_the_catalog(
