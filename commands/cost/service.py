@@ -254,7 +254,7 @@ class CostService:
         if self.forecast_mode == "cost-explorer":
             ce_forecast = await self._cost_explorer_forecast(scope, _rest_of_month(today))
         budget = await self.budget_for(scope)
-        return _summarize(scope, period, today, report, budget, ce_forecast)
+        return summarize(scope, period, today, report, budget, ce_forecast)
 
     def summary_from_memory(self, scope: Scope, period: Period) -> CostSummary | None:
         """The summary if everything it needs is in this process's memory (no I/O at all,
@@ -278,7 +278,7 @@ class CostService:
             else:
                 return None
         budget = next((b for b in budgets if b.scope == scope), None)
-        return _summarize(scope, period, today, report, budget, ce_forecast)
+        return summarize(scope, period, today, report, budget, ce_forecast)
 
     async def _report(self, query: CostQuery) -> Cached[CostReport]:
         async def fetch() -> CostReport:
@@ -397,7 +397,7 @@ def _rest_of_month(today: date) -> DateRange:
     return DateRange(start=today, end=DateRange.month_of(today).end)
 
 
-def _summarize(
+def summarize(
     scope: Scope,
     period: Period,
     today: date,
