@@ -150,6 +150,19 @@ class CostCache:
                 self._memory.pop(next(iter(self._memory)))
         self._memory[key] = result
 
+    async def last_known(self, key: str, codec: Codec[T]) -> Cached[T] | None:
+        """The answer held for `key`, even expired (up to `STALE_KEEP`), without fetching;
+        an expired one is marked stale."""
+        remembered = self.peek(key)
+        if remembered is not None:
+            return Cached(remembered.value, remembered.fetched_at, remembered.expires_at, True)
+        now = self._clock.now()
+        entry = await self._db.run(lambda s: repo.cached(s, key, now - STALE_KEEP))
+        if entry is None:
+            return None
+        stale = "not refreshed since" if entry.expires_at <= now else None
+        return Cached(codec.decode(entry.payload), entry.fetched_at, entry.expires_at, True, stale)
+
     async def note(self, key: str, text: str, lifetime: timedelta) -> None:
         """Remember `text` under `key` for `lifetime`, in memory and for every replica."""
         now = self._clock.now()

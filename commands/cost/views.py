@@ -10,6 +10,7 @@ from typing import Any
 from commands.cost.parse import ScopeKind
 from commands.cost.periods import day_range
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
+from commands.cost.untagged import UntaggedSpend
 from commands.environments.pricing import money
 from integrations.aws.cost_types import DateRange
 from integrations.aws.resource_types import ENVIRONMENT_TAG
@@ -108,7 +109,26 @@ def forecast_text(summary: CostSummary) -> str:
     return f"{text}\n_{forecast.explanation}_"
 
 
-def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
+def untagged_text(untagged: UntaggedSpend, now: datetime) -> str:
+    """The account's untagged spend this month, its share, last month's share, and where the
+    figure comes from (it is refreshed by `/forge budget` and the daily budget check)."""
+    this, last = untagged.this_month, untagged.last_month
+    share = percent(this.share) if this.share is not None else "no spend"
+    before = percent(last.share) if last.share is not None else "no spend"
+    trend = " :arrow_up_small: growing" if untagged.grew and last.share is not None else ""
+    return (
+        f":label: *Untagged* (no `team` tag, in no team's figures): "
+        f"{money(this.untagged, untagged.currency)} of {money(this.total, untagged.currency)} "
+        f"spent {range_text(this.month.start, this.month.end)} ({share}; "
+        f"{range_text(last.month.start, last.month.end)}: {before}){trend}\n"
+        f"_account-wide, AWS Cost Explorer {untagged.metric.label}, UTC days, "
+        f"{age_text(untagged.fetched_at, now)}_"
+    )
+
+
+def cost_summary(
+    summary: CostSummary, now: datetime, untagged: UntaggedSpend | None = None
+) -> tuple[str, Blocks]:
     who = summary.scope.describe()
     current = summary.window.current
     title = f"Cost of {who}, {summary.period.label}"
@@ -141,6 +161,8 @@ def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
             other = sum((a for _, a in rest), Decimal(0))
             lines.append(f"   and {len(rest)} more: {money(other, summary.currency)}")
         blocks.append(section("*Top services*\n" + "\n".join(lines)))
+    if untagged is not None and summary.scope.kind is ScopeKind.TEAM:
+        blocks.append(section(untagged_text(untagged, now)))
     blocks.append(section(forecast_text(summary)))
     if summary.daily:
         peak = max(summary.daily, key=lambda d: d.amount)
@@ -187,7 +209,12 @@ def _age(summary: CostSummary, now: datetime) -> dict[str, Any]:
 
 
 def budget_list(
-    rows: Sequence[tuple[BudgetLine, CostSummary | None, str | None]], currency: str = "USD"
+    rows: Sequence[tuple[BudgetLine, CostSummary | None, str | None]],
+    currency: str = "USD",
+    *,
+    untagged: UntaggedSpend | None = None,
+    untagged_problem: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[str, Blocks]:
     if not rows:
         return "No budgets yet.", [
@@ -205,7 +232,12 @@ def budget_list(
             blocks.append(section(f"*{who}* budget {limit} ({source})\n:warning: {problem}"))
             continue
         actual = summary.month_to_date
-        line = f"*{who}*: {money(actual, summary.currency)} of {limit} ({percent(actual / budget.monthly)} used)"
+        month = summary.window.month
+        line = (
+            f"*{who}*: {money(actual, summary.currency)} of {limit} "
+            f"({percent(actual / budget.monthly)} used) "
+            f"{range_text(month.start, summary.window.current.end)}"
+        )
         if summary.forecast is not None:
             used = summary.forecast.amount / budget.monthly
             icon = (
@@ -217,9 +249,16 @@ def budget_list(
             )
             line += f"\n{icon} forecast {money(summary.forecast.amount, summary.currency)} ({percent(used)})"
         blocks.append(section(f"{line}\n_budget {source}_"))
+    if untagged is not None and now is not None:
+        blocks.append(section(untagged_text(untagged, now)))
+    elif untagged_problem:
+        blocks.append(section(f":label: Untagged spend: unavailable ({untagged_problem})"))
     blocks.append(divider())
     blocks.append(
-        context("Budgets are monthly. Platform can change one with `/forge budget set TEAM 5000`.")
+        context(
+            "Budgets are monthly, over UTC days, from AWS Cost Explorer. Platform can change "
+            "one with `/forge budget set TEAM 5000`."
+        )
     )
     return f"{len(rows)} budget(s)", blocks
 
@@ -265,6 +304,26 @@ def budget_alert(
     blocks.append(
         context(f"Details: `/forge cost {_scope_words(budget)}` · budgets: `/forge budget`")
     )
+    return headline, blocks
+
+
+def untagged_alert(untagged: UntaggedSpend, now: datetime) -> tuple[str, Blocks]:
+    this, last = untagged.this_month, untagged.last_month
+    share = percent(this.share) if this.share is not None else "0%"
+    before = percent(last.share) if last.share is not None else "nothing"
+    headline = (
+        f":label: Untagged spend is growing: {share} of the account's spend "
+        f"{range_text(this.month.start, this.month.end)} carries no `team` tag "
+        f"({money(this.untagged, untagged.currency)}), against {before} last month"
+    )
+    blocks: Blocks = [
+        section(headline),
+        section(untagged_text(untagged, now)),
+        context(
+            "Untagged cost is in no team's figures or budget. Tag the resources with `team` "
+            "(Cost Explorer: Cost allocation tags). Details: `/forge budget`"
+        ),
+    ]
     return headline, blocks
 
 

@@ -318,3 +318,62 @@ async def test_a_service_budget_from_the_catalog(
         ":rotating_light: service checkout has spent $920.00"
     )
     assert "80% of its $1,000.00 budget reached (92%)" in service_alert.args["text"]
+
+
+def untagged_answer(october: tuple[str, str], november: tuple[str, str]) -> dict[str, object]:
+    """The account-wide monthly answer grouped by the team tag: (untagged, payments) each
+    month; `team$` is Cost Explorer's name for cost without the tag."""
+    from decimal import Decimal
+
+    from integrations.aws.cost_types import DateRange
+    from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
+
+    months = (
+        (DateRange(start=date(2026, 10, 1), end=date(2026, 11, 1)), october),
+        (DateRange(start=date(2026, 11, 1), end=date(2026, 11, 25)), november),
+    )
+    return cost_and_usage_response(
+        [
+            result_by_time(
+                period, groups={"team$": Decimal(untagged), "team$payments": Decimal(tagged)}
+            )
+            for period, (untagged, tagged) in months
+        ],
+        group_by="team",
+    )
+
+
+async def test_untagged_spend_is_shown_and_its_growth_told_to_the_platform_team(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    # October: 100 of 1,000 untagged (10%); November so far: 300 of 1,200 (25%).
+    moto_aws.queue_cost_results([untagged_answer(("100", "900"), ("300", "900"))])
+
+    listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+    assert (
+        "*Untagged* (no `team` tag, in no team's figures): $300.00 of $1,200.00 spent "
+        "Nov 1 – Nov 24 (25%; Oct 1 – Oct 31: 10%) :arrow_up_small: growing"
+    ) in listed
+    # One account-wide request: monthly, grouped by the team tag, from the first of last month.
+    untagged_body = moto_aws.cost_explorer_request_bodies()[-1]
+    assert untagged_body["Granularity"] == "MONTHLY" and "Filter" not in untagged_body
+    assert untagged_body["GroupBy"] == [{"Type": "TAG", "Key": "team"}]
+    assert untagged_body["TimePeriod"] == {"Start": "2026-10-01", "End": "2026-11-25"}
+
+    # Next to a team's breakdown, from what is held (no request of its own).
+    before = len(moto_aws.cost_explorer_request_bodies())
+    shown = text_of(await bot.command(DEVELOPER, "/cost", "team payments"))
+    assert "$300.00 of $1,200.00 spent Nov 1 – Nov 24 (25%" in shown
+    assert len(moto_aws.cost_explorer_request_bodies()) == before
+
+    # The daily check tells the platform team once; a second run says nothing more.
+    await alerts_of(bot).check()
+    [told] = posts(fake_slack, "C0PLATFORM")[-1:]
+    assert told.args["text"] == (
+        ":label: Untagged spend is growing: 25% of the account's spend Nov 1 – Nov 24 carries "
+        "no `team` tag ($300.00), against 10% last month"
+    )
+    count = len(posts(fake_slack, "C0PLATFORM"))
+    await alerts_of(bot).check()
+    assert len(posts(fake_slack, "C0PLATFORM")) == count
