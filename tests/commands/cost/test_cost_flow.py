@@ -289,3 +289,20 @@ async def test_a_chart_slack_refuses_is_explained(
     )
     assert calls[0].args["text"].startswith(":x: I could not post the chart here (")
     assert calls[0].args["response_type"] == "ephemeral"
+
+
+async def test_the_catalog_chooses_the_cost_metric_and_the_answer_names_it(
+    bot_settings: Settings, catalog: Catalog, fake_slack: RunningFakeSlack, moto_aws: MotoServer
+) -> None:
+    amortized = catalog.model_copy(
+        update={"cost": catalog.cost.model_copy(update={"metric": "amortized"})}
+    )
+    seed(moto_aws, amortized, (PAYMENTS, Period.THIS_MONTH))
+    async with cost_bot(bot_settings, amortized, fake_slack) as running:
+        shown = text_of(await running.command(DEVELOPER, "/cost", ""))
+
+    [body] = moto_aws.cost_explorer_request_bodies()
+    assert body["Metrics"] == ["AmortizedCost"]
+    total = spend("payments", date(2026, 11, 1), date(2026, 11, 25))
+    assert f"*{money(total, 'USD')}* from Nov 1 – Nov 24" in shown
+    assert "amortized cost · days are UTC days" in shown
