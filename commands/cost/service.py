@@ -23,6 +23,7 @@ Figures are the catalog's `cost.metric` (unblended by default), in UTC days.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -230,6 +231,8 @@ class CostService:
         self.cache = cache
         self.forecast_mode = forecast_mode
         self._budgets: tuple[datetime, list[BudgetLine]] | None = None
+        self._forecast_probe = asyncio.Lock()
+        self._forecast_worked_at: datetime | None = None
 
     def today(self) -> date:
         return self.clock.now().date()  # Cost Explorer's days are UTC days
@@ -308,9 +311,25 @@ class CostService:
     async def _cost_explorer_forecast(self, scope: Scope, remaining: DateRange) -> Forecast | str:
         """Cost Explorer's forecast of the rest of the month, or why there is none (then the
         linear projection stands in). A failure is remembered (see the module's call budget),
-        so it costs one request per scope, or one for all scopes, per TTL."""
+        so it costs one request per scope, or one for all scopes, per TTL. Until a forecast
+        has come back in this process, forecasts are asked one at a time: ten people asking
+        at once of an endpoint that cannot forecast cost one failed request, not ten."""
         tag = tag_filter(scope, self.catalog)
         key = self._forecast_key(tag, remaining)
+        if self._forecast_known_to_work():
+            return await self._ask_forecast(scope, tag, key, remaining)
+        async with self._forecast_probe:
+            return await self._ask_forecast(scope, tag, key, remaining)
+
+    def _forecast_known_to_work(self) -> bool:
+        return (
+            self._forecast_worked_at is not None
+            and self.clock.now() - self._forecast_worked_at < self.cache.ttl
+        )
+
+    async def _ask_forecast(
+        self, scope: Scope, tag: TagFilter, key: str, remaining: DateRange
+    ) -> Forecast | str:
         for note in (FORECAST_UNAVAILABLE_EVERYWHERE, key + ":unavailable"):
             reason = await self.cache.noted(note)
             if reason is not None:
@@ -340,6 +359,7 @@ class CostService:
             reason = str(exc)
             await self.cache.note(key + ":unavailable", reason, FORECAST_RETRY_AFTER)
         else:
+            self._forecast_worked_at = self.clock.now()
             return cached.value
         log.info("no Cost Explorer forecast for %s: %s", scope.describe(), reason)
         return reason

@@ -302,7 +302,11 @@ def budget_alert(
     if drivers:
         blocks.append(section("*Top cost drivers*\n" + "\n".join(drivers)))
     blocks.append(
-        context(f"Details: `/forge cost {_scope_words(budget)}` · budgets: `/forge budget`")
+        context(
+            f"AWS Cost Explorer {summary.metric.label}, "
+            f"{range_text(summary.window.month.start, summary.window.current.end)} (UTC days) · "
+            f"Details: `/forge cost {_scope_words(budget)}` · budgets: `/forge budget`"
+        )
     )
     return headline, blocks
 
@@ -334,8 +338,8 @@ def _scope_words(budget: BudgetLine) -> str:
 def environment_cost_line(summary: CostSummary | None, problem: str | None) -> str:
     if summary is None:
         return f":moneybag: Actual cost: unavailable ({problem})" if problem else ""
-    month = f"{summary.window.month.start:%B}"
+    days = range_text(summary.window.month.start, summary.window.current.end)
     return (
-        f":moneybag: Actual cost in {month}: {money(summary.month_to_date, summary.currency)} "
-        f"(AWS, tag {ENVIRONMENT_TAG})"
+        f":moneybag: Actual cost {days}: {money(summary.month_to_date, summary.currency)} "
+        f"(AWS Cost Explorer {summary.metric.label}, UTC days, tag {ENVIRONMENT_TAG})"
     )

@@ -254,7 +254,10 @@ async def test_environments_show_their_actual_cost(
 
     reply = await bot.command(DEVELOPER, "/env", "show pv-checkout")
 
-    assert "Actual cost in November: $6.30 (AWS, tag forgebot:environment)" in text_of(reply)
+    assert (
+        "Actual cost Nov 1 – Nov 24: $6.30 (AWS Cost Explorer unblended cost, UTC days, "
+        "tag forgebot:environment)"
+    ) in text_of(reply)
     [body] = moto_aws.cost_explorer_request_bodies()
     assert body["Filter"]["Tags"] == {
         "Key": "forgebot:environment",
@@ -264,7 +267,7 @@ async def test_environments_show_their_actual_cost(
 
     await bot.client.send(app_home_opened(DEVELOPER, event_id="Ev0COST1"))
     [published] = await bot.slack.until_call("views.publish", timeout=20)
-    assert "Actual cost in November: $6.30" in str(published.args["view"])
+    assert "Actual cost Nov 1 – Nov 24: $6.30" in str(published.args["view"])
 
 
 async def test_a_chart_slack_refuses_is_explained(
