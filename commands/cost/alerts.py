@@ -143,7 +143,7 @@ class BudgetAlerts:
             try:
                 posted += await self._check_untagged(self.untagged)
             except ForgebotError as exc:
-                self.failed.append(UNTAGGED_KEY)
+                # Not retried within the day: each retry would be another billed query.
                 log.warning("untagged spend check failed: %s", exc)
             except Exception:
                 self.failed.append(UNTAGGED_KEY)
