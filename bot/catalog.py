@@ -10,6 +10,7 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -156,9 +157,16 @@ class LatencySli(_Strict):
         return v.strip().removeprefix("{").removesuffix("}").strip()
 
 
+def _plain_decimal(value: Decimal) -> Decimal:
+    """99.0 -> 99 and 14.40 -> 14.4, without the exponent `normalize` gives 10 (1E+1)."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
 class Slo(_Strict):
     name: str
-    objective: Annotated[float, Field(gt=0, lt=100, description="percent, e.g. 99.9")]
+    objective: Annotated[
+        Decimal, Field(gt=0, lt=100, description="percent, e.g. 99.9 (exact: a decimal)")
+    ]
     window: Duration = timedelta(days=30)
     environment: str = Field(default="prod", description="where the SLI is measured")
     ratio: RatioSli | None = None
@@ -170,6 +178,11 @@ class Slo(_Strict):
     def _name(cls, v: str) -> str:
         return _dns_label(v, "SLO name")
 
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: Decimal) -> Decimal:
+        return _plain_decimal(v)
+
     @model_validator(mode="after")
     def _one_sli(self) -> Slo:
         if (self.ratio is None) == (self.latency is None):
@@ -179,9 +192,14 @@ class Slo(_Strict):
         return self
 
     @property
+    def budget_share(self) -> Fraction:
+        """The share of events allowed to be bad, exactly: 1/1000 for 99.9."""
+        return 1 - Fraction(self.objective) / 100
+
+    @property
     def budget_fraction(self) -> float:
-        """The share of events allowed to be bad: 0.001 for 99.9."""
-        return 1 - self.objective / 100
+        """`budget_share` as a float, for display and for arithmetic that is only shown."""
+        return float(self.budget_share)
 
 
 class Service(_Strict):
@@ -250,11 +268,20 @@ class Environment(_Strict):
     policy: EnvironmentPolicy = EnvironmentPolicy()
     freeze_windows: list[FreezeWindow] = []
     allowed_channels: list[str] = []
+    production: bool | None = Field(
+        default=None,
+        description="whether DORA counts it as production (default: true for tier prod)",
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _dns_label(v, "environment name")
+
+    @property
+    def is_production(self) -> bool:
+        """What DORA's four keys measure by default: the `production` flag, else tier prod."""
+        return self.production if self.production is not None else self.tier is Tier.PROD
 
     @model_validator(mode="after")
     def _prod_defaults(self) -> Environment:
@@ -311,24 +338,40 @@ class Budget(_Strict):
     environment: str | None = None
 
 
+class CostSettings(_Strict):
+    """How `/forge cost`, budgets and their alerts measure cost."""
+
+    metric: Literal["unblended", "amortized", "net-unblended", "net-amortized"] = Field(
+        default="unblended",
+        description="Cost Explorer's cost metric: unblended (the bill as charged), amortized "
+        "(upfront commitments spread over their term), or net of discounts",
+    )
+
+
 class BurnCondition(_Strict):
-    """Fires when the burn rate exceeds `burn` over both the long and the short window."""
+    """Fires when the burn rate exceeds `burn` (strictly, as in the SRE workbook's
+    `> 14.4 * (1 - objective)`) over both the long and the short window."""
 
     long: Duration
     short: Duration
-    burn: Annotated[float, Field(gt=0)]
+    burn: Annotated[Decimal, Field(gt=0, description="burn-rate factor, exact: 14.4 is 144/10")]
+
+    @field_validator("burn")
+    @classmethod
+    def _burn(cls, v: Decimal) -> Decimal:
+        return _plain_decimal(v)
 
 
 class SloAlerting(_Strict):
     """Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5)."""
 
     page: list[BurnCondition] = [
-        BurnCondition(long=timedelta(hours=1), short=timedelta(minutes=5), burn=14.4),
-        BurnCondition(long=timedelta(hours=6), short=timedelta(minutes=30), burn=6),
+        BurnCondition(long=timedelta(hours=1), short=timedelta(minutes=5), burn=Decimal("14.4")),
+        BurnCondition(long=timedelta(hours=6), short=timedelta(minutes=30), burn=Decimal(6)),
     ]
     ticket: list[BurnCondition] = [
-        BurnCondition(long=timedelta(hours=24), short=timedelta(hours=2), burn=3),
-        BurnCondition(long=timedelta(days=3), short=timedelta(hours=6), burn=1),
+        BurnCondition(long=timedelta(hours=24), short=timedelta(hours=2), burn=Decimal(3)),
+        BurnCondition(long=timedelta(days=3), short=timedelta(hours=6), burn=Decimal(1)),
     ]
 
 
@@ -382,6 +425,7 @@ class Catalog(_Strict):
         default_factory=list, description="image registries deploys may use"
     )
     budgets: list[Budget] = []
+    cost: CostSettings = CostSettings()
     schedules: Schedules = Schedules()
     slo_alerting: SloAlerting = SloAlerting()
     holidays: list[date] = []

@@ -68,9 +68,7 @@ class DemoServices:
             return None
         from integrations.sandbox.aws_seed import sandbox_clients
 
-        return CostExplorerGateway(
-            sandbox_clients(self.moto_url), SystemClock(), use_cost_explorer_forecast=False
-        )
+        return CostExplorerGateway(sandbox_clients(self.moto_url), SystemClock())
 
     @property
     def starting(self) -> list[str]:

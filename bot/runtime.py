@@ -107,9 +107,7 @@ class Runtime:
             kube,
         )
         ctx.cost_source = self.cost_source or CostExplorerGateway(
-            AwsClients(AwsConfig.from_settings(settings)),
-            self.clock,
-            use_cost_explorer_forecast=settings.cost_forecast == "cost-explorer",
+            AwsClients(AwsConfig.from_settings(settings)), self.clock
         )
         self.ctx = ctx
         self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())

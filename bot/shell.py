@@ -603,6 +603,8 @@ async def run_session(
             "allowed_app_ids": [],
             "allowed_team_ids": [],
             "allowed_enterprise_ids": [],
+            # The sandbox's Cost Explorer (moto) cannot forecast: project linearly.
+            **({"cost_forecast": "linear"} if cost_source is not None else {}),
         }
     )
     runtime = Runtime(shell_settings, catalog, clock=OffsetClock(), cost_source=cost_source)

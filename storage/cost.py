@@ -54,7 +54,8 @@ class BudgetAlertState:
 
 
 class BudgetAlert(SQLModel, table=True):
-    """A threshold crossing announced once: the unique key is budget + month + threshold."""
+    """A threshold crossing announced once: the unique key is budget + month + kind +
+    threshold + the budget's revision (a changed budget re-arms its thresholds)."""
 
     __tablename__ = "budget_alerts"
 
@@ -130,7 +131,8 @@ def set_override(
     service: str = "",
     environment: str = "",
 ) -> Decimal | None:
-    """Set a budget; returns the amount it replaced (None if it had no override)."""
+    """Set a budget; returns the amount it replaced (None if it had no override). Setting
+    the amount in force again changes nothing (its alerts stay spent)."""
     existing = session.execute(
         select(BudgetOverride).where(
             col(BudgetOverride.team) == team,
@@ -152,6 +154,8 @@ def set_override(
         session.flush()
         return None
     previous = Decimal(existing.monthly)
+    if previous == monthly:
+        return previous
     existing.monthly, existing.set_by, existing.set_at = str(monthly), set_by, now
     session.add(existing)
     return previous

@@ -225,17 +225,26 @@ def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]
 
 
 def _median(seconds: list[Any]) -> tuple[timedelta | None, int]:
-    """The upper median, in whole seconds (SQLite's julianday arithmetic is exact to ~1 ms)."""
+    """The standard median (the mean of the two middle values of an even count), to the whole
+    second (SQLite's julianday arithmetic is exact to ~1 ms, so each value is rounded first)."""
     if not seconds:
         return None, 0
-    ordered = sorted(float(v) for v in seconds)
-    return timedelta(seconds=round(ordered[len(ordered) // 2])), len(ordered)
+    ordered = sorted(round(float(v)) for v in seconds)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return timedelta(seconds=ordered[middle]), len(ordered)
+    return timedelta(seconds=(ordered[middle - 1] + ordered[middle]) / 2), len(ordered)
 
 
 def dora(
-    session: Session, services: Sequence[str], since: datetime, until: datetime
+    session: Session,
+    services: Sequence[str],
+    since: datetime,
+    until: datetime,
+    environments: Sequence[str] | None = None,
 ) -> DoraFigures:
-    """The four keys in one pass of window functions per service and environment.
+    """The four keys in one pass of window functions per service and environment, counting
+    only the events in `environments` (every environment when None).
 
     A change failed when its rollout failed, or when the next event for the same service and
     environment was a rollback (a rollback before any further deploy). Time to restore runs from
@@ -263,6 +272,7 @@ def dora(
             col(d.service).in_(list(services)),
             col(d.started_at) >= since,
             col(d.started_at) < until,
+            *([col(d.environment).in_(list(environments))] if environments is not None else []),
         )
         .subquery()
     )

@@ -1,5 +1,10 @@
 """The daily budget check: post to a team's channel when its actual or forecast spend crosses
-a threshold of its monthly budget, once per budget, month and threshold.
+a threshold of its monthly budget, once per budget in force, month and threshold.
+
+"The budget in force" is its revision (amount, and when it was set in Slack): raising a
+budget mid-month re-arms its thresholds, so 53% of a budget raised from 1,000 to 3,000 is
+announced once as "50% reached" although 50% of the old 1,000 was announced before.
+Comparisons are exact (`Decimal`): spend equal to a threshold has reached it.
 
 Each crossing is claimed in `budget_alerts` under a unique key before anything is posted, so
 a restart, a catch-up run or a second replica never repeats one; a claim whose message could
@@ -24,6 +29,7 @@ from bot.errors import ForgebotError
 from commands.cost import chart, views
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostService, CostSummary
+from commands.cost.untagged import UntaggedCost
 from storage import cost as repo
 from storage import idempotency
 from storage.db import Database
@@ -31,7 +37,8 @@ from storage.models import IdempotencyKey
 
 log = logging.getLogger(__name__)
 
-ACTUAL, FORECAST = "actual", "forecast"
+ACTUAL, FORECAST, UNTAGGED = "actual", "forecast", "untagged"
+UNTAGGED_KEY = "untagged"
 
 
 class AlertChannel(Protocol):
@@ -79,7 +86,7 @@ def crossings(
 
 
 def alert_key(budget: BudgetLine, month: str, crossing: Crossing) -> str:
-    return f"{budget.key}|{month}|{crossing.kind}|{crossing.threshold}"
+    return f"{budget.key}|{month}|{crossing.kind}|{crossing.threshold}|{budget.revision}"
 
 
 class BudgetAlerts:
@@ -91,12 +98,14 @@ class BudgetAlerts:
         db: Database,
         clock: Clock,
         channel: AlertChannel,
+        untagged: UntaggedCost | None = None,
     ) -> None:
         self.service = service
         self.catalog = catalog
         self.db = db
         self.clock = clock
         self.channel = channel
+        self.untagged = untagged
         self.failed: list[str] = []
 
     async def scheduled(self, slot: datetime) -> None:
@@ -130,7 +139,57 @@ class BudgetAlerts:
             except Exception:
                 self.failed.append(budget.key)
                 log.exception("budget alert for %s could not be posted", budget.key)
+        if self.untagged is not None:
+            try:
+                posted += await self._check_untagged(self.untagged)
+            except ForgebotError as exc:
+                # Not retried within the day: each retry would be another billed query.
+                log.warning("untagged spend check failed: %s", exc)
+            except Exception:
+                self.failed.append(UNTAGGED_KEY)
+                log.exception("untagged spend alert could not be posted")
         return posted
+
+    async def _check_untagged(self, source: UntaggedCost) -> int:
+        """Tell the platform team when the untagged share of the month's spend is above last
+        month's: once per month and whole percent it reaches, so a share that keeps growing
+        is told again, a steady one is not."""
+        spend = await source.refresh(self.service.today())
+        share = spend.this_month.share
+        platform = self.catalog.team(self.catalog.platform_team)
+        if not spend.grew or share is None or platform is None or spend.stale:
+            return 0
+        level = int(share * 100)
+        month = spend.this_month.month.start.strftime("%Y-%m")
+        key = f"{UNTAGGED_KEY}|{month}|{level}"
+        record = repo.BudgetAlert(
+            alert_key=key,
+            team=platform.name,
+            budget=UNTAGGED_KEY,
+            month=month,
+            kind=UNTAGGED,
+            threshold=level,
+            amount=str(spend.this_month.untagged),
+            claimed_at=self.clock.now(),
+        )
+        if not await self.db.run(partial(repo.claim_alert, alert=record)):
+            return 0
+        text, blocks = views.untagged_alert(spend, self.clock.now())
+        try:
+            ts = await self.channel.post(platform.channel, text, blocks)
+        except Exception:
+            await self.db.run(partial(repo.release_alert, alert_key=key))
+            raise
+        await self.db.run(
+            partial(
+                repo.mark_alert_sent,
+                alert_key=key,
+                channel=platform.channel,
+                ts=ts,
+                now=self.clock.now(),
+            )
+        )
+        return 1
 
     async def _check_one(self, budget: BudgetLine) -> int:
         team = self.catalog.team(budget.team)

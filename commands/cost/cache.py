@@ -9,6 +9,12 @@ Each process also keeps the decoded answers it has seen, until their database en
 decoding a two-month daily report costs milliseconds of event-loop time, which under load
 delayed other requests' acks more than anything else. An entry never changes before it
 expires, so this copy cannot go stale.
+
+An expired entry stays in the database for `STALE_KEEP` more: when the refresh fails for a
+passing reason (throttling, an unreachable or failing endpoint), the last known answer is
+returned, marked stale with the reason, so people see a figure with its age rather than
+"try again". Notes (`note`/`noted`) remember short facts with their own lifetime, such as
+"Cost Explorer cannot forecast for this scope", so no replica pays to learn them again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = timedelta(hours=6)
+STALE_KEEP = timedelta(days=7)
+"""How long after expiry an answer is kept to stand in when a refresh fails."""
 MEMORY_ENTRIES = 2000
 """Decoded answers kept per process (one per scope and period asked about)."""
 
@@ -40,6 +48,8 @@ class Cached(Generic[T]):
     expires_at: datetime
     hit: bool
     """Whether it came from the cache (no request was made for this caller)."""
+    stale: str | None = None
+    """Why an expired answer stands in (the refresh failed), or None for a fresh one."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,17 @@ class CostCache:
         self.hits += 1
         return remembered
 
-    async def get(self, key: str, fetch: Callable[[], Awaitable[T]], codec: Codec[T]) -> Cached[T]:
+    async def get(
+        self,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        codec: Codec[T],
+        *,
+        stale_on: tuple[type[Exception], ...] = (),
+    ) -> Cached[T]:
+        """The answer for `key`: from memory, the database, or `fetch`. If `fetch` raises
+        one of `stale_on`, the last expired answer (kept `STALE_KEEP`) is returned, marked
+        stale with the error's message; without one, the error is raised."""
         remembered = self._memory.get(key)
         if remembered is not None and remembered.expires_at > self._clock.now():
             self.hits += 1
@@ -79,7 +99,7 @@ class CostCache:
         future: asyncio.Future[Cached[Any]] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._load(key, fetch, codec)
+            result = await self._load(key, fetch, codec, stale_on)
         except BaseException as exc:
             future.set_exception(exc)
             # Waiters get the error; nobody else must see "exception was never retrieved".
@@ -87,13 +107,18 @@ class CostCache:
             raise
         else:
             future.set_result(result)
-            self._remember(key, result)
+            if result.stale is None:
+                self._remember(key, result)
             return result
         finally:
             del self._in_flight[key]
 
     async def _load(
-        self, key: str, fetch: Callable[[], Awaitable[T]], codec: Codec[T]
+        self,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        codec: Codec[T],
+        stale_on: tuple[type[Exception], ...],
     ) -> Cached[T]:
         now = self._clock.now()
         entry = await self._db.run(lambda s: repo.cached(s, key, now))
@@ -101,7 +126,16 @@ class CostCache:
             self.hits += 1
             return Cached(codec.decode(entry.payload), entry.fetched_at, entry.expires_at, hit=True)
         self.misses += 1
-        value = await fetch()
+        try:
+            value = await fetch()
+        except stale_on as exc:
+            old = await self._db.run(lambda s: repo.cached(s, key, now - STALE_KEEP))
+            if old is None:
+                raise
+            log.info("serving a stale answer for %s: %s", key, exc)
+            return Cached(
+                codec.decode(old.payload), old.fetched_at, old.expires_at, hit=True, stale=str(exc)
+            )
         fetched_at = self._clock.now()
         expires_at = fetched_at + self.ttl
         payload = codec.encode(value)
@@ -116,7 +150,47 @@ class CostCache:
                 self._memory.pop(next(iter(self._memory)))
         self._memory[key] = result
 
+    async def last_known(self, key: str, codec: Codec[T]) -> Cached[T] | None:
+        """The answer held for `key`, even expired (up to `STALE_KEEP`), without fetching;
+        an expired one is marked stale."""
+        remembered = self.peek(key)
+        if remembered is not None:
+            return Cached(remembered.value, remembered.fetched_at, remembered.expires_at, True)
+        now = self._clock.now()
+        entry = await self._db.run(lambda s: repo.cached(s, key, now - STALE_KEEP))
+        if entry is None:
+            return None
+        stale = "not refreshed since" if entry.expires_at <= now else None
+        return Cached(codec.decode(entry.payload), entry.fetched_at, entry.expires_at, True, stale)
+
+    async def note(self, key: str, text: str, lifetime: timedelta) -> None:
+        """Remember `text` under `key` for `lifetime`, in memory and for every replica."""
+        now = self._clock.now()
+        entry: Cached[Any] = Cached(text, now, now + lifetime, hit=True)
+        await self._db.run(lambda s: repo.store(s, key, text, now, now + lifetime))
+        self._remember(key, entry)
+
+    def noted_in_memory(self, key: str) -> str | None:
+        remembered = self._memory.get(key)
+        if remembered is None or remembered.expires_at <= self._clock.now():
+            return None
+        return str(remembered.value)
+
+    async def noted(self, key: str) -> str | None:
+        """A note still alive, from memory or the database."""
+        text = self.noted_in_memory(key)
+        if text is not None:
+            return text
+        now = self._clock.now()
+        entry = await self._db.run(lambda s: repo.cached(s, key, now))
+        if entry is None:
+            return None
+        self._remember(key, Cached(entry.payload, entry.fetched_at, entry.expires_at, hit=True))
+        return entry.payload
+
     async def purge_expired(self) -> int:
+        """Forget what expired more than `STALE_KEEP` ago (a refresh that fails meanwhile
+        still has the last answer to show)."""
         now = self._clock.now()
         self._memory = {k: v for k, v in self._memory.items() if v.expires_at > now}
-        return await self._db.run(lambda s: repo.purge_expired(s, now))
+        return await self._db.run(lambda s: repo.purge_expired(s, now - STALE_KEEP))

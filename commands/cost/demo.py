@@ -15,6 +15,7 @@ from commands.cost import chart
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import CostService, cost_query
+from commands.cost.untagged import UntaggedCost, untagged_query
 from integrations.sandbox.aws_seed import DemoCostModel, reset_moto, seed_demo_costs
 
 
@@ -25,6 +26,7 @@ async def seed_and_warm(service: CostService, endpoint_url: str, catalog: Catalo
         (Scope(ScopeKind.TEAM, team.name), period) for team in catalog.teams for period in Period
     ]
     queries = [cost_query(scope, period, today, catalog) for scope, period in questions]
+    queries.append(untagged_query(today, catalog))  # asked last, by `/forge budget`
 
     def seed() -> None:
         reset_moto(endpoint_url)
@@ -34,4 +36,5 @@ async def seed_and_warm(service: CostService, endpoint_url: str, catalog: Catalo
     await asyncio.to_thread(chart.warm)
     for scope, period in questions:
         await service.summary(scope, period)
+    await UntaggedCost(catalog=catalog, source=service.source, cache=service.cache).refresh(today)
     return len(queries)

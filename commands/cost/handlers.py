@@ -21,6 +21,7 @@ from commands.cost.cache import CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
+from commands.cost.untagged import UntaggedCost, UntaggedSpend
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ def register(ctx: AppContext) -> CostService | None:
         cache=cache,
         forecast_mode=ctx.settings.cost_forecast,
     )
+    untagged_cost = UntaggedCost(catalog=catalog, source=ctx.cost_source, cache=cache)
+
+    async def last_untagged(scope: Scope) -> UntaggedSpend | None:
+        if scope.kind is not ScopeKind.TEAM:
+            return None
+        try:
+            return await untagged_cost.last_known()
+        except Exception:  # a line of context; the cost itself is already answered
+            log.warning("could not read the last untagged spend", exc_info=True)
+            return None
 
     async def cost(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         command = parse.parse_cost(invocation.args, catalog)
@@ -51,13 +62,16 @@ def register(ctx: AppContext) -> CostService | None:
         )
         summary = service.summary_from_memory(scope, command.period)
         if summary is not None:
-            # Everything is in memory (a few milliseconds, no I/O): the ack is the answer.
-            text, blocks = views.cost_summary(summary, ctx.clock.now())
+            # Everything is in memory (a few milliseconds, no I/O): the ack is the answer,
+            # with the untagged spend if this process holds it.
+            untagged = untagged_cost.in_memory() if scope.kind is ScopeKind.TEAM else None
+            text, blocks = views.cost_summary(summary, ctx.clock.now(), untagged)
             await ack(**ephemeral(text, blocks))
         else:
             await ack()
             summary = await service.summary(scope, command.period)
-            text, blocks = views.cost_summary(summary, ctx.clock.now())
+            untagged = await last_untagged(scope)
+            text, blocks = views.cost_summary(summary, ctx.clock.now(), untagged)
             await respond(**ephemeral(text, blocks))
         if command.chart:
             await _upload_chart(invocation.channel_id, summary)
@@ -105,7 +119,15 @@ def register(ctx: AppContext) -> CostService | None:
                 rows.append((line, await service.summary(line.scope, Period.THIS_MONTH), None))
             except ForgebotError as exc:
                 rows.append((line, None, str(exc)))
-        text, blocks = views.budget_list(rows)
+        untagged: UntaggedSpend | None = None
+        problem: str | None = None
+        try:
+            untagged = await untagged_cost.refresh(service.today())
+        except ForgebotError as exc:
+            problem = str(exc)
+        text, blocks = views.budget_list(
+            rows, untagged=untagged, untagged_problem=problem, now=ctx.clock.now()
+        )
         await respond(**ephemeral(text, blocks))
 
     ctx.router.add(
@@ -128,7 +150,12 @@ def register(ctx: AppContext) -> CostService | None:
     )
 
     alerts = BudgetAlerts(
-        service=service, catalog=catalog, db=ctx.db, clock=ctx.clock, channel=ctx.slack
+        service=service,
+        catalog=catalog,
+        db=ctx.db,
+        clock=ctx.clock,
+        channel=ctx.slack,
+        untagged=untagged_cost,
     )
     ctx.extras["budget_alerts"] = alerts
     scheduler = ctx.extras.get("scheduler")

@@ -2,7 +2,14 @@
 query that answers everything `/forge cost` shows about it.
 
 Days are UTC days, as Cost Explorer counts them; ranges are start-inclusive, end-exclusive.
-"Today" is included (its cost so far, which Cost Explorer marks estimated).
+"This month" includes today (its cost so far, which Cost Explorer marks estimated); the
+rolling periods are the last 7 or 30 *complete* days.
+
+Comparisons are between complete days only: this month's days before today against the same
+days of the month before (none on the 1st: nothing is compared then), last month against
+the month before, a rolling period against the as many days before it. When the two sides
+have different numbers of days (March 1-30 against February's 28), their daily averages are
+compared instead of their totals, and the message says so.
 """
 
 from __future__ import annotations
@@ -40,7 +47,11 @@ class Window:
 
     period: Period
     current: DateRange
+    """The days whose cost is shown."""
+    compared: DateRange | None
+    """The complete days of `current` that are compared (None: none yet, on the 1st)."""
     previous: DateRange
+    """The complete days they are compared with."""
     fetch: DateRange
     month: DateRange
     """The calendar month containing today: what budgets and forecasts are about."""
@@ -53,20 +64,38 @@ def _previous_month(first_of_month: date) -> date:
 def window(period: Period, today: date) -> Window:
     tomorrow = today + timedelta(days=1)
     month = DateRange.month_of(today)
+    compared: DateRange | None
     if period is Period.THIS_MONTH:
         current = DateRange(start=month.start, end=tomorrow)
         prev_start = _previous_month(month.start)
-        # Month-to-date against the same number of days of the month before (capped at its end).
-        prev_end = min(prev_start + timedelta(days=current.days), month.start)
+        # The complete days so far against as many days of the month before (capped at its
+        # end, where the daily averages are compared).
+        complete = (today - month.start).days
+        compared = DateRange(start=month.start, end=today) if complete else None
+        prev_end = min(prev_start + timedelta(days=max(complete, 1)), month.start)
         previous = DateRange(start=prev_start, end=prev_end)
     elif period is Period.LAST_MONTH:
         start = _previous_month(month.start)
-        current = DateRange(start=start, end=month.start)
+        current = compared = DateRange(start=start, end=month.start)
         previous = DateRange(start=_previous_month(start), end=start)
     else:
         days = 30 if period is Period.LAST_30_DAYS else 7
-        current = DateRange(start=tomorrow - timedelta(days=days), end=tomorrow)
+        current = compared = DateRange(start=today - timedelta(days=days), end=today)
         previous = DateRange(start=current.start - timedelta(days=days), end=current.start)
     fetch_start = min(previous.start, month.start, today - timedelta(days=FORECAST_BASIS_DAYS))
     fetch = DateRange(start=fetch_start, end=tomorrow)
-    return Window(period=period, current=current, previous=previous, fetch=fetch, month=month)
+    return Window(
+        period=period,
+        current=current,
+        compared=compared,
+        previous=previous,
+        fetch=fetch,
+        month=month,
+    )
+
+
+def day_range(days: DateRange) -> str:
+    """ "Nov 1 – Nov 23" for the days of a range (its end is exclusive), "Nov 1" for one."""
+    last = days.end - timedelta(days=1)
+    first = f"{days.start:%b} {days.start.day}"
+    return first if last == days.start else f"{first} – {last:%b} {last.day}"

@@ -1,16 +1,29 @@
 """The cost rules: what a scope's cost is over a period, how it compares, where the month is
 heading against its budget, and which budgets apply.
 
-One `/forge cost` costs at most one Cost Explorer request per scope and period within the
-cache TTL: a single daily, by-service report over the period, the period before it, the
-month to date and the forecast basis answers every figure shown. The month's forecast is
-Cost Explorer's own with `forecast_mode="cost-explorer"` (the production default: one more
-request per scope and month, cached too), or a linear projection of that report (no extra
-request; also the stand-in whenever Cost Explorer cannot forecast).
+**The call budget** (each Cost Explorer request is billed USD 0.01), within the cache TTL
+(`FORGEBOT_COST_CACHE_TTL`, 6 h) and across every replica:
+
+- one GetCostAndUsage per scope and period asked about (plus its pages, if any): a single
+  daily, by-service report over the period, the period before it, the month to date and the
+  forecast basis answers every figure shown;
+- with `forecast_mode="cost-explorer"` (the production default), one GetCostForecast per
+  scope and month. When Cost Explorer cannot forecast, the linear projection of the report
+  already held stands in (no other query), and the failure is remembered so it is not paid
+  for again: per scope for the TTL when the scope has too little history, for every scope
+  for the TTL when the role may not forecast, and for every scope for `FORECAST_RETRY_AFTER`
+  when the endpoint fails or throttles.
+
+So N scopes asked about cost at most 2N requests per TTL (N + 1 where Cost Explorer cannot
+forecast). When a refresh fails for a passing reason (throttling, an unreachable endpoint),
+the last known report stands in, with its age and the reason.
+
+Figures are the catalog's `cost.metric` (unblended by default), in UTC days.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -23,12 +36,13 @@ from typing import Literal
 from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.errors import ForgebotError, NotFound, UserInputError
-from commands.cost.cache import Codec, CostCache
+from commands.cost.cache import Cached, Codec, CostCache
 from commands.cost.parse import Scope, ScopeKind
-from commands.cost.periods import FORECAST_BASIS_DAYS, Period, Window, window
+from commands.cost.periods import FORECAST_BASIS_DAYS, Period, Window, day_range, window
 from integrations.aws.cost_explorer import CostSource
 from integrations.aws.cost_types import (
     SERVICE,
+    CostMetric,
     CostQuery,
     CostReport,
     DateRange,
@@ -37,7 +51,13 @@ from integrations.aws.cost_types import (
     TagFilter,
 )
 from integrations.aws.cost_wire import cost_and_usage_request
-from integrations.aws.errors import AwsCredentialsMissing
+from integrations.aws.errors import (
+    AwsAccessDenied,
+    AwsCredentialsMissing,
+    AwsThrottled,
+    AwsUnavailable,
+    CostDataUnavailable,
+)
 from integrations.aws.resource_types import ENVIRONMENT_TAG
 from storage import cost as repo
 from storage.db import Database
@@ -50,6 +70,11 @@ TOP_SERVICES = 5
 CENT = Decimal("0.01")
 ForecastMode = Literal["linear", "cost-explorer"]
 FORECAST_RETRY_AFTER = timedelta(minutes=15)
+"""After a passing failure (5xx, throttling, unreachable), no scope asks for a forecast for
+this long."""
+PASSING_FAILURES: tuple[type[Exception], ...] = (AwsThrottled, AwsUnavailable)
+"""Refresh failures for which the last known answer stands in."""
+FORECAST_UNAVAILABLE_EVERYWHERE = "ce:forecast-unavailable"
 BUDGETS_REFRESH = timedelta(minutes=1)
 """How long a replica trusts its copy of the budgets: one set on another replica shows here
 within this time (on the replica that set it, at once)."""
@@ -64,10 +89,18 @@ class BudgetLine:
     monthly: Decimal
     source: Literal["catalog", "slack"]
     set_by: str = ""
+    set_at: datetime | None = None
 
     @property
     def key(self) -> str:
         return f"{self.team}/{self.scope.kind.value}/{self.scope.name}"
+
+    @property
+    def revision(self) -> str:
+        """Which budget is in force: its amount, and when it was set in Slack. Alerts are
+        once per threshold of a revision, so any change of the budget re-arms them."""
+        amount = format(self.monthly.normalize(), "f")
+        return f"{amount}@{self.set_at.isoformat()}" if self.set_at else amount
 
 
 @dataclass(frozen=True)
@@ -90,7 +123,10 @@ class CostSummary:
     window: Window
     currency: str
     total: Decimal
+    compared_total: Decimal
+    """The cost of `window.compared` (the complete days compared)."""
     previous_total: Decimal
+    """The cost of `window.previous` (what they are compared with)."""
     services: tuple[tuple[str, Decimal], ...]
     """Every service of the period, largest first."""
     daily: tuple[DailyCost, ...]
@@ -102,6 +138,9 @@ class CostSummary:
     fetched_at: datetime
     from_cache: bool
     estimated: bool
+    metric: CostMetric = CostMetric.UNBLENDED
+    stale: str | None = None
+    """Why these figures are older than the cache TTL (the refresh failed), or None."""
 
     @property
     def period(self) -> Period:
@@ -112,11 +151,24 @@ class CostSummary:
         return self.services[:TOP_SERVICES]
 
     @property
+    def prorated(self) -> bool:
+        """Whether the two sides have different numbers of days (daily averages compared)."""
+        compared = self.window.compared
+        return compared is not None and compared.days != self.window.previous.days
+
+    @property
     def change(self) -> Decimal | None:
-        """Relative change against the previous period (None when that had no cost)."""
-        if self.previous_total == 0:
+        """Relative change of the complete days compared against the days before: of their
+        totals, or of their daily averages when the day counts differ. None when there is
+        nothing to compare (no complete day yet, or no cost before)."""
+        compared, previous = self.window.compared, self.window.previous
+        if compared is None or self.previous_total == 0:
             return None
-        return (self.total - self.previous_total) / self.previous_total
+        if not self.prorated:
+            return (self.compared_total - self.previous_total) / self.previous_total
+        now = self.compared_total / compared.days
+        before = self.previous_total / previous.days
+        return (now - before) / before
 
     @property
     def empty(self) -> bool:
@@ -141,6 +193,10 @@ def tag_filter(scope: Scope, catalog: Catalog) -> TagFilter:
     return TagFilter(ENVIRONMENT_TAG, scope.name)
 
 
+def cost_metric(catalog: Catalog) -> CostMetric:
+    return CostMetric(catalog.cost.metric)
+
+
 def cost_query(scope: Scope, period: Period, today: date, catalog: Catalog) -> CostQuery:
     """The one Cost Explorer query behind `/forge cost` for this scope and period (the demo
     and the tests seed answers for exactly these)."""
@@ -149,6 +205,7 @@ def cost_query(scope: Scope, period: Period, today: date, catalog: Catalog) -> C
         granularity=Granularity.DAILY,
         filter_tag=tag_filter(scope, catalog),
         group_by=SERVICE,
+        metric=cost_metric(catalog),
     )
 
 
@@ -174,7 +231,8 @@ class CostService:
         self.cache = cache
         self.forecast_mode = forecast_mode
         self._budgets: tuple[datetime, list[BudgetLine]] | None = None
-        self._forecast_failures: dict[str, datetime] = {}
+        self._forecast_probe = asyncio.Lock()
+        self._forecast_worked_at: datetime | None = None
 
     def today(self) -> date:
         return self.clock.now().date()  # Cost Explorer's days are UTC days
@@ -194,12 +252,12 @@ class CostService:
     async def summary(self, scope: Scope, period: Period) -> CostSummary:
         today = self.today()
         query = cost_query(scope, period, today, self.catalog)
-        report, fetched_at, hit = await self._report(query)
-        ce_forecast = None
+        report = await self._report(query)
+        ce_forecast: Forecast | str | None = None
         if self.forecast_mode == "cost-explorer":
             ce_forecast = await self._cost_explorer_forecast(scope, _rest_of_month(today))
         budget = await self.budget_for(scope)
-        return _summarize(scope, period, today, report, fetched_at, hit, budget, ce_forecast)
+        return summarize(scope, period, today, report, budget, ce_forecast)
 
     def summary_from_memory(self, scope: Scope, period: Period) -> CostSummary | None:
         """The summary if everything it needs is in this process's memory (no I/O at all,
@@ -209,20 +267,23 @@ class CostService:
         budgets = self._budgets_in_memory()
         if report is None or budgets is None:
             return None
-        ce_forecast = None
+        ce_forecast: Forecast | str | None = None
         if self.forecast_mode == "cost-explorer":
-            key = _forecast_key(tag_filter(scope, self.catalog), _rest_of_month(today))
+            key = self._forecast_key(tag_filter(scope, self.catalog), _rest_of_month(today))
             remembered = self.cache.peek(key)
+            unavailable = self.cache.noted_in_memory(
+                FORECAST_UNAVAILABLE_EVERYWHERE
+            ) or self.cache.noted_in_memory(key + ":unavailable")
             if remembered is not None:
                 ce_forecast = remembered.value
-            elif not self._forecast_recently_failed(key):
+            elif unavailable is not None:
+                ce_forecast = unavailable
+            else:
                 return None
         budget = next((b for b in budgets if b.scope == scope), None)
-        return _summarize(
-            scope, period, today, report.value, report.fetched_at, True, budget, ce_forecast
-        )
+        return summarize(scope, period, today, report, budget, ce_forecast)
 
-    async def _report(self, query: CostQuery) -> tuple[CostReport, datetime, bool]:
+    async def _report(self, query: CostQuery) -> Cached[CostReport]:
         async def fetch() -> CostReport:
             try:
                 return await self.source.cost_and_usage(
@@ -230,6 +291,7 @@ class CostService:
                     query.granularity,
                     filter_tag=query.filter_tag,
                     group_by=query.group_by,
+                    metric=query.metric,
                 )
             except AwsCredentialsMissing:
                 raise CostNotConfigured(
@@ -237,31 +299,70 @@ class CostService:
                     "The platform team can give it a role with ce:GetCostAndUsage."
                 ) from None
 
-        cached = await self.cache.get(cache_key(query), fetch, REPORT_CODEC)
-        return cached.value, cached.fetched_at, cached.hit
+        return await self.cache.get(
+            cache_key(query), fetch, REPORT_CODEC, stale_on=PASSING_FAILURES
+        )
 
-    async def _cost_explorer_forecast(self, scope: Scope, remaining: DateRange) -> Forecast | None:
+    def _forecast_key(self, tag: TagFilter, remaining: DateRange) -> str:
+        metric = cost_metric(self.catalog)
+        suffix = "" if metric is CostMetric.UNBLENDED else f":{metric.value}"
+        return f"ce:forecast:{tag.key}={tag.value}:{remaining.start}:{remaining.end}{suffix}"
+
+    async def _cost_explorer_forecast(self, scope: Scope, remaining: DateRange) -> Forecast | str:
+        """Cost Explorer's forecast of the rest of the month, or why there is none (then the
+        linear projection stands in). A failure is remembered (see the module's call budget),
+        so it costs one request per scope, or one for all scopes, per TTL. Until a forecast
+        has come back in this process, forecasts are asked one at a time: ten people asking
+        at once of an endpoint that cannot forecast cost one failed request, not ten."""
         tag = tag_filter(scope, self.catalog)
-        key = _forecast_key(tag, remaining)
-        if self._forecast_recently_failed(key):
-            return None
+        key = self._forecast_key(tag, remaining)
+        if self._forecast_known_to_work():
+            return await self._ask_forecast(scope, tag, key, remaining)
+        async with self._forecast_probe:
+            return await self._ask_forecast(scope, tag, key, remaining)
+
+    def _forecast_known_to_work(self) -> bool:
+        return (
+            self._forecast_worked_at is not None
+            and self.clock.now() - self._forecast_worked_at < self.cache.ttl
+        )
+
+    async def _ask_forecast(
+        self, scope: Scope, tag: TagFilter, key: str, remaining: DateRange
+    ) -> Forecast | str:
+        for note in (FORECAST_UNAVAILABLE_EVERYWHERE, key + ":unavailable"):
+            reason = await self.cache.noted(note)
+            if reason is not None:
+                return reason
 
         async def fetch() -> Forecast:
-            return await self.source.forecast(remaining, filter_tag=tag)
+            return await self.source.forecast(
+                remaining, filter_tag=tag, metric=cost_metric(self.catalog)
+            )
 
         try:
             cached = await self.cache.get(key, fetch, FORECAST_CODEC)
+        except CostDataUnavailable:
+            reason = "it has too little cost history for this scope"
+            await self.cache.note(key + ":unavailable", reason, self.cache.ttl)
+        except AwsAccessDenied:
+            reason = "the bot's role may not call ce:GetCostForecast"
+            await self.cache.note(FORECAST_UNAVAILABLE_EVERYWHERE, reason, self.cache.ttl)
+        except AwsUnavailable as exc:
+            status = getattr(exc, "status", None)
+            reason = f"HTTP {status} from GetCostForecast" if status else str(exc)
+            await self.cache.note(FORECAST_UNAVAILABLE_EVERYWHERE, reason, FORECAST_RETRY_AFTER)
+        except AwsThrottled:
+            reason = "Cost Explorer is throttling"
+            await self.cache.note(FORECAST_UNAVAILABLE_EVERYWHERE, reason, FORECAST_RETRY_AFTER)
         except ForgebotError as exc:
-            # The linear projection stands in; not asking again at once keeps a role without
-            # ce:GetCostForecast (or a throttled account) from paying for every command.
-            log.info("no Cost Explorer forecast for %s: %s", scope.describe(), exc)
-            self._forecast_failures[key] = self.clock.now()
-            return None
-        return cached.value
-
-    def _forecast_recently_failed(self, key: str) -> bool:
-        failed_at = self._forecast_failures.get(key)
-        return failed_at is not None and self.clock.now() - failed_at < FORECAST_RETRY_AFTER
+            reason = str(exc)
+            await self.cache.note(key + ":unavailable", reason, FORECAST_RETRY_AFTER)
+        else:
+            self._forecast_worked_at = self.clock.now()
+            return cached.value
+        log.info("no Cost Explorer forecast for %s: %s", scope.describe(), reason)
+        return reason
 
     # --- budgets ------------------------------------------------------------------------------
 
@@ -281,7 +382,12 @@ class CostService:
         for override in await self.db.run(repo.overrides):
             scope = _budget_scope(override.team, override.service, override.environment)
             lines[(override.team, override.service, override.environment)] = BudgetLine(
-                override.team, scope, Decimal(override.monthly), "slack", override.set_by
+                override.team,
+                scope,
+                Decimal(override.monthly),
+                "slack",
+                override.set_by,
+                override.set_at,
             )
         result = sorted(
             lines.values(), key=lambda b: (b.team, b.scope.kind != ScopeKind.TEAM, b.key)
@@ -311,20 +417,15 @@ def _rest_of_month(today: date) -> DateRange:
     return DateRange(start=today, end=DateRange.month_of(today).end)
 
 
-def _forecast_key(tag: TagFilter, remaining: DateRange) -> str:
-    return f"ce:forecast:{tag.key}={tag.value}:{remaining.start}:{remaining.end}"
-
-
-def _summarize(
+def summarize(
     scope: Scope,
     period: Period,
     today: date,
-    report: CostReport,
-    fetched_at: datetime,
-    hit: bool,
+    cached: Cached[CostReport],
     budget: BudgetLine | None,
-    ce_forecast: Forecast | None,
+    ce_forecast: Forecast | str | None,
 ) -> CostSummary:
+    report = cached.value
     win = window(period, today)
     daily = _daily(report)
     current = _days(daily, win.current)
@@ -334,6 +435,7 @@ def _summarize(
         window=win,
         currency=report.currency,
         total=_sum(current),
+        compared_total=_sum(_days(daily, win.compared)) if win.compared else Decimal(0),
         previous_total=_sum(_days(daily, win.previous)),
         services=tuple(_by_service(report, win.current)),
         daily=tuple(current),
@@ -341,23 +443,26 @@ def _summarize(
         month_to_date=_sum(month),
         forecast=_month_forecast(win, daily, today, ce_forecast),
         budget=budget,
-        fetched_at=fetched_at,
-        from_cache=hit,
+        fetched_at=cached.fetched_at,
+        from_cache=cached.hit,
         estimated=report.estimated,
+        metric=report.query.metric,
+        stale=cached.stale,
     )
 
 
 def _month_forecast(
-    win: Window, daily: dict[date, Decimal], today: date, ce_forecast: Forecast | None
+    win: Window, daily: dict[date, Decimal], today: date, ce_forecast: Forecast | str | None
 ) -> MonthForecast | None:
     """The month's expected total: the actual days before today plus a forecast of the rest
-    (Cost Explorer's when given, else a linear projection of the recent daily average)."""
+    (Cost Explorer's when given, else a linear projection of the recent daily average; a
+    string says why Cost Explorer's is missing)."""
     so_far = (
         _sum(_days(daily, DateRange(start=win.month.start, end=today)))
         if today > win.month.start
         else Decimal(0)
     )
-    if ce_forecast is not None:
+    if isinstance(ce_forecast, Forecast):
         return MonthForecast(
             win.month, (so_far + ce_forecast.amount).quantize(CENT), ce_forecast.explanation()
         )
@@ -368,11 +473,13 @@ def _month_forecast(
         return None
     average = _sum(basis_days) / len(basis_days)
     amount = so_far + average * remaining.days
-    return MonthForecast(
-        win.month,
-        amount.quantize(CENT, rounding=ROUND_HALF_UP),
-        f"linear projection of the average daily cost over the last {len(basis_days)} days",
+    explanation = (
+        f"linear projection of the average daily cost over the last {len(basis_days)} days "
+        f"({day_range(basis)})"
     )
+    if isinstance(ce_forecast, str):
+        explanation += f"; Cost Explorer's forecast is unavailable ({ce_forecast})"
+    return MonthForecast(win.month, amount.quantize(CENT, rounding=ROUND_HALF_UP), explanation)
 
 
 def _budget_scope(team: str, service: str | None, environment: str | None) -> Scope:

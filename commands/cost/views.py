@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from commands.cost.parse import ScopeKind
-from commands.cost.periods import Period
+from commands.cost.periods import day_range
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
+from commands.cost.untagged import UntaggedSpend
 from commands.environments.pricing import money
+from integrations.aws.cost_types import DateRange
 from integrations.aws.resource_types import ENVIRONMENT_TAG
 from integrations.slack.blockkit import escape
 from integrations.slack.blocks import context, divider, header, section
@@ -28,10 +30,7 @@ def day_text(day: date) -> str:
 
 
 def range_text(start: date, end_exclusive: date) -> str:
-    last = end_exclusive - timedelta(days=1)
-    if start == last:
-        return day_text(start)
-    return f"{day_text(start)} – {day_text(last)}"
+    return day_range(DateRange(start=start, end=end_exclusive))
 
 
 def age_text(fetched_at: datetime, now: datetime) -> str:
@@ -56,19 +55,32 @@ def sparkline(days: Sequence[DailyCost]) -> str:
 
 
 def change_text(summary: CostSummary) -> str:
-    compared = {
-        Period.THIS_MONTH: "the same days last month",
-        Period.LAST_MONTH: "the month before",
-        Period.LAST_30_DAYS: "the 30 days before",
-        Period.LAST_7_DAYS: "the 7 days before",
-    }[summary.period]
-    previous = money(summary.previous_total, summary.currency)
+    """The change, naming the complete days on both sides (and "per day" when the day counts
+    differ, so daily averages are compared)."""
+    compared, previous = summary.window.compared, summary.window.previous
+    if compared is None:
+        return (
+            "no complete day this month yet to compare: today's cost so far is an estimate "
+            "until the day ends (UTC)"
+        )
+    before = range_text(previous.start, previous.end)
+    now = range_text(compared.start, compared.end)
     change = summary.change
     if change is None:
-        return f"no cost in {compared} to compare with"
+        return f"no cost on {before} to compare {now} with"
     arrow = ":arrow_up_small:" if change > 0 else ":arrow_down_small:" if change < 0 else "="
     sign = "+" if change > 0 else ""
-    return f"{arrow} {sign}{percent(change)} vs {compared} ({previous})"
+    if summary.prorated:
+        per_day_now = money(summary.compared_total / compared.days, summary.currency)
+        per_day_before = money(summary.previous_total / previous.days, summary.currency)
+        return (
+            f"{arrow} {sign}{percent(change)} per day: {now} ({per_day_now}/day over "
+            f"{compared.days} days) vs {before} ({per_day_before}/day over {previous.days} days)"
+        )
+    return (
+        f"{arrow} {sign}{percent(change)}: {now} ({money(summary.compared_total, summary.currency)})"
+        f" vs {before} ({money(summary.previous_total, summary.currency)}), complete days"
+    )
 
 
 def forecast_text(summary: CostSummary) -> str:
@@ -97,7 +109,26 @@ def forecast_text(summary: CostSummary) -> str:
     return f"{text}\n_{forecast.explanation}_"
 
 
-def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
+def untagged_text(untagged: UntaggedSpend, now: datetime) -> str:
+    """The account's untagged spend this month, its share, last month's share, and where the
+    figure comes from (it is refreshed by `/forge budget` and the daily budget check)."""
+    this, last = untagged.this_month, untagged.last_month
+    share = percent(this.share) if this.share is not None else "no spend"
+    before = percent(last.share) if last.share is not None else "no spend"
+    trend = " :arrow_up_small: growing" if untagged.grew and last.share is not None else ""
+    return (
+        f":label: *Untagged* (no `team` tag, in no team's figures): "
+        f"{money(this.untagged, untagged.currency)} of {money(this.total, untagged.currency)} "
+        f"spent {range_text(this.month.start, this.month.end)} ({share}; "
+        f"{range_text(last.month.start, last.month.end)}: {before}){trend}\n"
+        f"_account-wide, AWS Cost Explorer {untagged.metric.label}, UTC days, "
+        f"{age_text(untagged.fetched_at, now)}_"
+    )
+
+
+def cost_summary(
+    summary: CostSummary, now: datetime, untagged: UntaggedSpend | None = None
+) -> tuple[str, Blocks]:
     who = summary.scope.describe()
     current = summary.window.current
     title = f"Cost of {who}, {summary.period.label}"
@@ -114,6 +145,8 @@ def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
         )
         blocks.append(_age(summary, now))
         return f"{text} (no cost recorded)", blocks
+    if summary.stale:
+        blocks.append(section(stale_text(summary, now)))
     blocks.append(
         section(f"*{total}* from {range_text(current.start, current.end)}\n{change_text(summary)}")
     )
@@ -128,6 +161,8 @@ def cost_summary(summary: CostSummary, now: datetime) -> tuple[str, Blocks]:
             other = sum((a for _, a in rest), Decimal(0))
             lines.append(f"   and {len(rest)} more: {money(other, summary.currency)}")
         blocks.append(section("*Top services*\n" + "\n".join(lines)))
+    if untagged is not None and summary.scope.kind is ScopeKind.TEAM:
+        blocks.append(section(untagged_text(untagged, now)))
     blocks.append(section(forecast_text(summary)))
     if summary.daily:
         peak = max(summary.daily, key=lambda d: d.amount)
@@ -150,8 +185,23 @@ def _tag_hint(summary: CostSummary) -> str:
     }[summary.scope.kind]
 
 
+def source_text(summary: CostSummary, now: datetime) -> str:
+    """Where every figure comes from: the source, the metric, the days' zone and the age."""
+    return (
+        f":clock3: AWS Cost Explorer data, {age_text(summary.fetched_at, now)} · "
+        f"{summary.metric.label} · days are UTC days"
+    )
+
+
+def stale_text(summary: CostSummary, now: datetime) -> str:
+    return (
+        f":warning: Cost Explorer could not be asked again ({summary.stale}), so these are "
+        f"the last known figures, {age_text(summary.fetched_at, now)}."
+    )
+
+
 def _age(summary: CostSummary, now: datetime) -> dict[str, Any]:
-    notes = [f":clock3: AWS Cost Explorer data, {age_text(summary.fetched_at, now)}"]
+    notes = [source_text(summary, now)]
     if summary.estimated:
         notes.append("recent days are estimates until AWS closes the bill")
     notes.append("add `chart` for a chart")
@@ -159,7 +209,12 @@ def _age(summary: CostSummary, now: datetime) -> dict[str, Any]:
 
 
 def budget_list(
-    rows: Sequence[tuple[BudgetLine, CostSummary | None, str | None]], currency: str = "USD"
+    rows: Sequence[tuple[BudgetLine, CostSummary | None, str | None]],
+    currency: str = "USD",
+    *,
+    untagged: UntaggedSpend | None = None,
+    untagged_problem: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[str, Blocks]:
     if not rows:
         return "No budgets yet.", [
@@ -177,7 +232,12 @@ def budget_list(
             blocks.append(section(f"*{who}* budget {limit} ({source})\n:warning: {problem}"))
             continue
         actual = summary.month_to_date
-        line = f"*{who}*: {money(actual, summary.currency)} of {limit} ({percent(actual / budget.monthly)} used)"
+        month = summary.window.month
+        line = (
+            f"*{who}*: {money(actual, summary.currency)} of {limit} "
+            f"({percent(actual / budget.monthly)} used) "
+            f"{range_text(month.start, summary.window.current.end)}"
+        )
         if summary.forecast is not None:
             used = summary.forecast.amount / budget.monthly
             icon = (
@@ -189,9 +249,16 @@ def budget_list(
             )
             line += f"\n{icon} forecast {money(summary.forecast.amount, summary.currency)} ({percent(used)})"
         blocks.append(section(f"{line}\n_budget {source}_"))
+    if untagged is not None and now is not None:
+        blocks.append(section(untagged_text(untagged, now)))
+    elif untagged_problem:
+        blocks.append(section(f":label: Untagged spend: unavailable ({untagged_problem})"))
     blocks.append(divider())
     blocks.append(
-        context("Budgets are monthly. Platform can change one with `/forge budget set TEAM 5000`.")
+        context(
+            "Budgets are monthly, over UTC days, from AWS Cost Explorer. Platform can change "
+            "one with `/forge budget set TEAM 5000`."
+        )
     )
     return f"{len(rows)} budget(s)", blocks
 
@@ -235,8 +302,32 @@ def budget_alert(
     if drivers:
         blocks.append(section("*Top cost drivers*\n" + "\n".join(drivers)))
     blocks.append(
-        context(f"Details: `/forge cost {_scope_words(budget)}` · budgets: `/forge budget`")
+        context(
+            f"AWS Cost Explorer {summary.metric.label}, "
+            f"{range_text(summary.window.month.start, summary.window.current.end)} (UTC days) · "
+            f"Details: `/forge cost {_scope_words(budget)}` · budgets: `/forge budget`"
+        )
     )
+    return headline, blocks
+
+
+def untagged_alert(untagged: UntaggedSpend, now: datetime) -> tuple[str, Blocks]:
+    this, last = untagged.this_month, untagged.last_month
+    share = percent(this.share) if this.share is not None else "0%"
+    before = percent(last.share) if last.share is not None else "nothing"
+    headline = (
+        f":label: Untagged spend is growing: {share} of the account's spend "
+        f"{range_text(this.month.start, this.month.end)} carries no `team` tag "
+        f"({money(this.untagged, untagged.currency)}), against {before} last month"
+    )
+    blocks: Blocks = [
+        section(headline),
+        section(untagged_text(untagged, now)),
+        context(
+            "Untagged cost is in no team's figures or budget. Tag the resources with `team` "
+            "(Cost Explorer: Cost allocation tags). Details: `/forge budget`"
+        ),
+    ]
     return headline, blocks
 
 
@@ -247,8 +338,8 @@ def _scope_words(budget: BudgetLine) -> str:
 def environment_cost_line(summary: CostSummary | None, problem: str | None) -> str:
     if summary is None:
         return f":moneybag: Actual cost: unavailable ({problem})" if problem else ""
-    month = f"{summary.window.month.start:%B}"
+    days = range_text(summary.window.month.start, summary.window.current.end)
     return (
-        f":moneybag: Actual cost in {month}: {money(summary.month_to_date, summary.currency)} "
-        f"(AWS, tag {ENVIRONMENT_TAG})"
+        f":moneybag: Actual cost {days}: {money(summary.month_to_date, summary.currency)} "
+        f"(AWS Cost Explorer {summary.metric.label}, UTC days, tag {ENVIRONMENT_TAG})"
     )

@@ -23,9 +23,13 @@ def register(ctx: AppContext) -> DoraService:
         Subcommand(
             name="dora",
             summary="deployment frequency, lead time, change failure rate and time to restore",
-            usage=["dora [SERVICE|TEAM] [30d]"],
+            usage=["dora [SERVICE|TEAM] [30d] [env ENV]"],
             handler=handle,
-            examples=["/forge dora", "/forge dora checkout 90d", "/forge dora payments"],
+            examples=[
+                "/forge dora",
+                "/forge dora checkout 90d",
+                "/forge dora payments env staging",
+            ],
         )
     )
     return service

@@ -1,4 +1,9 @@
-"""`/forge dora`: which services a request is about, and their DORA report."""
+"""`/forge dora`: which services, environments and period a request is about, and their
+DORA report.
+
+DORA measures delivery to production, so only the catalog's production environments count
+by default (`production: true`, or tier `prod`); `env NAME` asks about another one.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from bot.auth import Actor, Authorizer
 from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.durations import DurationError, parse_duration
-from bot.errors import UserInputError
+from bot.errors import NotFound, UserInputError
 from bot.scopes import service_or_team
 from commands.dora.metrics import DoraReport, report
+from integrations.slack.blockkit import escape
 from storage import deployments as repo
 from storage.db import Database
 
-USAGE = "`/forge dora [SERVICE|TEAM] [30d]`"
+USAGE = "`/forge dora [SERVICE|TEAM] [30d] [env ENV]`"
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,9 @@ class DoraQuery:
     scope: str
     services: list[str]
     period: timedelta
+    environments: tuple[str, ...]
+    production: bool
+    """Whether `environments` are the production ones (the default) or one asked for."""
 
 
 @dataclass
@@ -34,6 +43,29 @@ class DoraService:
 
     def parse(self, actor: Actor, args: str) -> DoraQuery:
         words = args.split()
+        environments = tuple(e.name for e in self.catalog.environments if e.is_production)
+        production = True
+        lowered = [w.lower() for w in words]
+        if "env" in lowered:
+            at = lowered.index("env")
+            if at + 1 >= len(words):
+                raise UserInputError("Name the environment after `env`.", usage=USAGE)
+            name = lowered[at + 1]
+            environment = self.catalog.environment(name)
+            if environment is None:
+                known = ", ".join(f"`{e.name}`" for e in self.catalog.environments)
+                raise NotFound(
+                    f"There is no environment called `{escape(name)}` (known: {known}).",
+                    usage=USAGE,
+                )
+            environments, production = (environment.name,), environment.is_production
+            words = words[:at] + words[at + 2 :]
+        elif not environments:
+            raise UserInputError(
+                "No environment of the catalog is marked as production (`production: true` "
+                "or tier `prod`), so name one with `env ENV`.",
+                usage=USAGE,
+            )
         period = timedelta(days=30)
         if words:
             try:
@@ -44,10 +76,12 @@ class DoraService:
         if period > timedelta(days=366):
             raise UserInputError("Ask for a year at most.", usage=USAGE)
         scope = service_or_team(self.catalog, self.auth, actor, words, USAGE)
-        return DoraQuery(scope.title, scope.services, period)
+        return DoraQuery(scope.title, scope.services, period, environments, production)
 
     async def report(self, query: DoraQuery) -> DoraReport:
         until = self.clock.now()
         since = until - query.period
-        figures = await self.db.run(lambda s: repo.dora(s, query.services, since, until))
-        return report(query.scope, figures)
+        figures = await self.db.run(
+            lambda s: repo.dora(s, query.services, since, until, query.environments)
+        )
+        return report(query.scope, figures, query.environments, production=query.production)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from commands.dora.metrics import Band, DoraReport
+from commands.dora.metrics import BANDS_REPORT, Band, DoraReport
 from integrations.slack.blockkit import escape
 
 BAND_ICON = {
@@ -28,9 +28,16 @@ def _duration(value: timedelta | None) -> str:
     return f"{minutes / 1440:.1f} days"
 
 
+def _percent(rate: float) -> str:
+    text = f"{rate * 100:.1f}".removesuffix(".0")
+    return f"{text}%"
+
+
 def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
     rate = (
-        f"{report.change_failure_rate:.0%}" if report.change_failure_rate is not None else "no data"
+        f"{_percent(report.change_failure_rate)} ({report.failed_changes} of {report.deploys})"
+        if report.change_failure_rate is not None
+        else "no data"
     )
     fields = [
         f"*Deployment frequency* {BAND_ICON[report.frequency_band]} {report.frequency_band}\n"
@@ -41,7 +48,13 @@ def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
         f"*Time to restore* {BAND_ICON[report.restore_band]} {report.restore_band}\n"
         f"median {_duration(report.time_to_restore)} ({report.restore_samples} restores)",
     ]
-    title = f"DORA metrics for {escape(report.scope)}, last {report.days} days"
+    where = ", ".join(report.environments)
+    title = f"DORA metrics for {escape(report.scope)} in {escape(where)}, last {report.days} days"
+    counted = (
+        f"production environments ({escape(where)})"
+        if report.production
+        else f"{escape(where)} only (not production; ask without `env` for production)"
+    )
     return title, [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
@@ -50,8 +63,10 @@ def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": "Bands from the 2021 State of DevOps report. Lead time needs CI/CD to record commit times "
-                    "(`POST /api/deployments`).",
+                    "text": f"Source: forgebot's deploy record (Slack deploys, rollbacks and "
+                    f"`POST /api/deployments`), deploys started in the last {report.days} days, "
+                    f"{counted}. Bands from the {BANDS_REPORT}. Medians are standard medians. "
+                    "Lead time needs CI/CD to record commit times.",
                 }
             ],
         },

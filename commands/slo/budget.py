@@ -4,6 +4,12 @@ Burn rate over a window is the window's error ratio divided by the ratio the obj
 (1x spends the budget exactly over the SLO window). Budget remaining is
 1 - bad / (allowed share x total) over the SLO window; negative means overspent. In minutes it
 is what is left expressed as minutes of full outage: remaining x window x allowed share.
+
+Every comparison that decides something (an alert condition, a status) is made in exact
+rational arithmetic: the counts Prometheus returns are exact binary numbers, the objective and
+the burn factors are decimals from the catalog, so `Fraction` compares them without rounding.
+A burn of exactly 14.4x does not page (the SRE workbook's conditions are strict: `>`), and
+spending the budget exactly on pace (1x) opens no ticket. Floats are made only for display.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from fractions import Fraction
 
 from bot.catalog import BurnCondition, SloAlerting
 from bot.durations import format_duration
@@ -22,7 +29,7 @@ REPORT_WINDOWS = (
     timedelta(hours=24),
     timedelta(days=3),
 )
-WARNING_BELOW = 0.25
+WARNING_BELOW = Fraction(1, 4)
 """Budget share left under which an SLO is `warning` even without a burn alert."""
 
 
@@ -76,21 +83,36 @@ class SloFigures:
         return slo.window / timedelta(minutes=1) * slo.budget_fraction
 
 
-def burn_rate(counts: Counts | None, budget_fraction: float) -> float | None:
+def error_ratio(counts: Counts) -> Fraction | None:
+    """bad / total exactly, clamped to 0..1 (counter resets can push `increase` past them)."""
+    if counts.bad is None or not counts.total:
+        return None
+    return min(max(Fraction(counts.bad) / Fraction(counts.total), Fraction(0)), Fraction(1))
+
+
+def burn_rate(counts: Counts | None, budget_share: Fraction) -> Fraction | None:
+    """The window's error ratio over the share the objective allows, exactly."""
     if counts is None:
         return None
-    ratio = counts.error_ratio
-    return None if ratio is None else ratio / budget_fraction
+    ratio = error_ratio(counts)
+    return None if ratio is None else ratio / budget_share
 
 
-def alert_for(burns: dict[timedelta, float | None], alerting: SloAlerting) -> Alert | None:
+def alert_for(
+    burns: dict[timedelta, Fraction | float | None], alerting: SloAlerting
+) -> Alert | None:
+    """The first condition whose long and short windows both burn strictly faster than its
+    factor (pages before tickets)."""
     for severity, conditions in (
         (Severity.PAGE, alerting.page),
         (Severity.TICKET, alerting.ticket),
     ):
         for condition in conditions:
             long, short = burns.get(condition.long), burns.get(condition.short)
-            if long is not None and short is not None and min(long, short) >= condition.burn:
+            if long is None or short is None:
+                continue
+            factor = Fraction(condition.burn)
+            if Fraction(long) > factor and Fraction(short) > factor:
                 return Alert(severity, condition)
     return None
 
@@ -103,11 +125,12 @@ def figures(
     alerting: SloAlerting,
 ) -> SloFigures:
     slo = ref.slo
-    burns: dict[timedelta, float | None] = {}
-    for window, counts in counts_by_window.items():
-        burns[window] = (
-            None if isinstance(counts, Exception) else burn_rate(counts, slo.budget_fraction)
-        )
+    share = slo.budget_share
+    exact: dict[timedelta, Fraction | None] = {
+        window: None if isinstance(counts, Exception) else burn_rate(counts, share)
+        for window, counts in counts_by_window.items()
+    }
+    burns = {w: None if b is None else float(b) for w, b in exact.items()}
 
     def unmeasured(status: Status, note: str) -> SloFigures:
         return SloFigures(ref, status, None, None, None, burns, [], None, note)
@@ -122,19 +145,21 @@ def figures(
         return unmeasured(
             Status.NO_DATA, f"no data: no traffic in the last {format_duration(slo.window)}"
         )
-    error_ratio = window_counts.error_ratio or 0.0
-    allowed = slo.budget_fraction * window_counts.total
-    remaining = 1 - window_counts.bad / allowed
-    minutes = remaining * slo.window / timedelta(minutes=1) * slo.budget_fraction
-    trend = [None if bad is None else bad / allowed for bad in daily_bad]
-    alert = alert_for(burns, alerting)
+    ratio = error_ratio(window_counts) or Fraction(0)
+    allowed = share * Fraction(window_counts.total)
+    remaining = 1 - Fraction(window_counts.bad) / allowed
+    minutes = remaining * Fraction(slo.window / timedelta(minutes=1)) * share
+    trend = [None if bad is None else float(Fraction(bad) / allowed) for bad in daily_bad]
+    alert = alert_for(dict(exact), alerting)
     if (alert is not None and alert.severity is Severity.PAGE) or remaining <= 0:
         status = Status.CRITICAL
     elif alert is not None or remaining < WARNING_BELOW:
         status = Status.WARNING
     else:
         status = Status.OK
-    return SloFigures(ref, status, 1 - error_ratio, remaining, minutes, burns, trend, alert)
+    return SloFigures(
+        ref, status, float(1 - ratio), float(remaining), float(minutes), burns, trend, alert
+    )
 
 
 def worst_first(items: list[SloFigures]) -> list[SloFigures]:

@@ -1,15 +1,18 @@
-"""`forgebot config check`: run every SLO's queries once against Prometheus, report errors."""
+"""`forgebot config check`: run every SLO's queries once against Prometheus, report errors.
+
+Each part (`good`/`bad` and `total`) is evaluated over the SLO's own window, where its series
+have data: a query Prometheus refuses is reported, and so is one that returns several series
+(an SLI part must be one number; `/forge slo` refuses such a query too, see queries.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.catalog import Catalog
-from commands.slo.queries import SloRef, parts
+from commands.slo.queries import SloRef, parts, several_series
 from integrations.prometheus import PrometheusGateway, PrometheusUnavailable, PromQLError
-
-CHECK_WINDOW = timedelta(minutes=5)
 
 
 async def check_slo_queries(
@@ -19,17 +22,20 @@ async def check_slo_queries(
     refs = [SloRef(s.name, slo) for s in catalog.services for slo in s.slos]
 
     async def one(ref: SloRef, part: str, query: str) -> str | None:
+        where = f"service {ref.service}: SLO {ref.slo.name}: `{part}` query"
         try:
-            await prometheus.instant(query, at)
+            samples = await prometheus.instant(query, at)
         except PromQLError as exc:
-            return f"service {ref.service}: SLO {ref.slo.name}: `{part}` query: {exc}"
+            return f"{where}: {exc}"
+        if len(samples) > 1:
+            return f"{where}: {several_series(part, len(samples))}"
         return None
 
     found = await asyncio.gather(
         *(
             one(ref, part, query)
             for ref in refs
-            for part, query in parts(ref.slo, CHECK_WINDOW).items()
+            for part, query in parts(ref.slo, ref.slo.window).items()
         )
     )
     return [line for line in found if line is not None]

@@ -1,7 +1,10 @@
 """PromQL for SLIs, batched: one query per window for many SLOs, no recording rules needed.
 
 Every SLI is a pair of counters over a window: bad (or good) events and all events, each
-`sum(increase(...[w]))`. Many SLOs' pairs go into one query, each part tagged by
+`sum(increase(...[w]))`, so each part is one number. An expression written with `$window` is
+used as written and must give one number too: one that returns several series is refused
+for that SLO, with a sentence saying to aggregate it (`sum(...)`), never cut to one of them
+(`forgebot config check` reports it against Prometheus before it reaches a person). Many SLOs' pairs go into one query, each part tagged by
 `label_replace` with a `forgebot_q="<index>:<part>"` label and joined with `or`, so a team's
 report costs one query per window (per chunk of SLOs) instead of one per SLO and window. If
 Prometheus refuses a batch (one SLO's PromQL is broken), its SLOs are asked one by one, so
@@ -41,12 +44,6 @@ class Counts:
     bad: float | None
     total: float | None
     problem: str = ""
-
-    @property
-    def error_ratio(self) -> float | None:
-        if self.bad is None or not self.total:
-            return None
-        return min(max(self.bad / self.total, 0.0), 1.0)
 
 
 def promql_duration(window: timedelta) -> str:
@@ -90,7 +87,17 @@ def _tagged(expr: str, tag: str) -> str:
     return f'label_replace({expr}, "{TAG}", "{tag}", "", "")'
 
 
-def _counts(slo: Slo, values: dict[str, float]) -> Counts:
+def several_series(part: str, count: int) -> str:
+    return (
+        f"the `{part}` query returns {count} series where an SLI needs one number: "
+        f"aggregate it, e.g. `sum(...)` around the expression"
+    )
+
+
+def _counts(slo: Slo, values: dict[str, float], series: dict[str, int]) -> Counts:
+    for part, count in sorted(series.items()):
+        if count > 1:
+            return Counts(None, None, several_series(part, count))
     total = values.get("total")
     if total is None:
         return Counts(None, None)
@@ -139,11 +146,15 @@ async def _chunk(
         singles = await asyncio.gather(*(_single(prometheus, ref, window, at) for ref in refs))
         return list(singles)
     values: list[dict[str, float]] = [{} for _ in refs]
+    series: list[dict[str, int]] = [{} for _ in refs]
     for sample in samples:
         index, _, part = sample.labels.get(TAG, "").partition(":")
-        if index.isdigit() and int(index) < len(refs) and sample.value == sample.value:
-            values[int(index)][part] = sample.value
-    return [_counts(ref.slo, v) for ref, v in zip(refs, values, strict=True)]
+        if index.isdigit() and int(index) < len(refs):
+            counted = series[int(index)]
+            counted[part] = counted.get(part, 0) + 1
+            if sample.value == sample.value:
+                values[int(index)][part] = sample.value
+    return [_counts(ref.slo, v, n) for ref, v, n in zip(refs, values, series, strict=True)]
 
 
 async def _single(

@@ -84,9 +84,10 @@ def slo_lines(item: SloFigures) -> str:
     assert item.budget_minutes is not None
     lines = [
         head,
-        f"SLI {percent(item.sli)} · error budget left {item.budget_remaining * 100:.0f}% "
+        f"SLI {percent(item.sli)} over {format_duration(slo.window)} in {escape(slo.environment)}"
+        f" · error budget left {item.budget_remaining * 100:.0f}% "
         f"({item.budget_minutes:.1f} of {item.budget_total_minutes:.1f} min of full outage)",
-        f"burn {_burns(item)}",
+        f"burn (error ratio over the window ÷ allowed) {_burns(item)}",
         f"daily budget use `{sparkline(item.trend, slo.window)}`",
     ]
     if item.alert is not None:
@@ -125,7 +126,8 @@ def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
         shown += 1
         blocks.extend({"type": "section", "text": {"type": "mrkdwn", "text": b}} for b in bodies)
     note = (
-        f"As of {report.at:%Y-%m-%d %H:%M} UTC. Burn 1x spends the budget exactly over the window."
+        f"Source: Prometheus, as of {report.at:%Y-%m-%d %H:%M} UTC. Burn 1x spends the budget "
+        "exactly over the SLO window; alerts fire only strictly above their factor."
     )
     if len(sections) > shown:
         note += f" {len(sections) - shown} more services not shown: ask for one by name."

@@ -11,10 +11,10 @@ role may lack ce:ListCostAllocationTags, or the endpoint may not implement it), 
 report stands, the failure is logged once in one line, and the look-up is not tried again for
 an hour (`TAG_LOOKUP_RETRY`), so an unavailable API costs neither time nor log noise.
 
-Forecasts come from GetCostForecast. When Cost Explorer cannot forecast (it answers
-DataUnavailableException with too little history, and endpoints that do not implement the
-call, such as moto, answer HTTP 500), the gateway projects the average daily cost of the
-last days linearly instead, and the forecast says so.
+Forecasts come from GetCostForecast, one request each, nothing more: when Cost Explorer
+cannot forecast (DataUnavailableException with too little history; HTTP 500 from endpoints
+that do not implement the call, such as moto) the error goes to the caller, which projects
+from the report it already holds rather than pay for another query.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from bot.clock import Clock
 from integrations.aws.cost_types import (
+    CostMetric,
     CostQuery,
     CostReport,
     DateRange,
     Forecast,
-    ForecastMethod,
     Granularity,
     TagFilter,
 )
@@ -46,9 +45,7 @@ from integrations.aws.cost_wire import (
 )
 from integrations.aws.errors import (
     AwsCall,
-    AwsServerError,
     AwsUnexpectedResponse,
-    CostDataUnavailable,
     TagNotActivated,
 )
 from integrations.aws.session import AwsClients
@@ -60,7 +57,6 @@ T = TypeVar("T")
 GET_COST_AND_USAGE = AwsCall("ce", "GetCostAndUsage")
 GET_COST_FORECAST = AwsCall("ce", "GetCostForecast")
 LIST_COST_ALLOCATION_TAGS = AwsCall("ce", "ListCostAllocationTags")
-CENT = Decimal("0.01")
 
 
 class CostSource(Protocol):
@@ -73,11 +69,19 @@ class CostSource(Protocol):
         *,
         filter_tag: TagFilter | tuple[str, str] | None = None,
         group_by: str | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
     ) -> CostReport: ...
 
     async def forecast(
-        self, period: DateRange, *, filter_tag: TagFilter | tuple[str, str] | None = None
-    ) -> Forecast: ...
+        self,
+        period: DateRange,
+        *,
+        filter_tag: TagFilter | tuple[str, str] | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
+    ) -> Forecast:
+        """Cost Explorer's forecast of the rest of `period` (one request); raises when it
+        cannot forecast (CostDataUnavailable, AwsServerError, ...)."""
+        ...
 
 
 TAG_LOOKUP_RETRY = timedelta(hours=1)
@@ -89,14 +93,10 @@ class CostExplorerGateway:
         clients: AwsClients,
         clock: Clock,
         *,
-        use_cost_explorer_forecast: bool = True,
-        forecast_basis_days: int = 14,
         max_pages: int = 100,
     ) -> None:
         self._clients = clients
         self._clock = clock
-        self._use_cost_explorer_forecast = use_cost_explorer_forecast
-        self._forecast_basis_days = forecast_basis_days
         self._max_pages = max_pages
         self._requests = 0
         self._requests_lock = threading.Lock()
@@ -123,12 +123,14 @@ class CostExplorerGateway:
         *,
         filter_tag: TagFilter | tuple[str, str] | None = None,
         group_by: str | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
     ) -> CostReport:
         query = CostQuery(
             period=period,
             granularity=granularity,
             filter_tag=TagFilter(*filter_tag) if filter_tag is not None else None,
             group_by=group_by,
+            metric=metric,
         )
         report = merge_pages(query, await self._all_pages(query))
         if query.tag_keys and not report.has_tagged_cost():
@@ -136,22 +138,23 @@ class CostExplorerGateway:
         return report
 
     async def forecast(
-        self, period: DateRange, *, filter_tag: TagFilter | tuple[str, str] | None = None
+        self,
+        period: DateRange,
+        *,
+        filter_tag: TagFilter | tuple[str, str] | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
     ) -> Forecast:
         today = self._today()
         if period.end <= today:
             raise ValueError(f"nothing left to forecast: {period.start}..{period.end} is past")
         remaining = period.from_day(today)
         tag = TagFilter(*filter_tag) if filter_tag is not None else None
-        if not self._use_cost_explorer_forecast:
-            return await self._linear_forecast(remaining, tag, today, reason=None)
-        try:
-            return await self._cost_explorer_forecast(remaining, tag)
-        except CostDataUnavailable:
-            reason = "it has too little cost history"
-        except AwsServerError as exc:
-            reason = f"HTTP {exc.status} from GetCostForecast"
-        return await self._linear_forecast(remaining, tag, today, reason=reason)
+        request = cost_forecast_request(remaining, tag, metric)
+        response = await self._call(
+            GET_COST_FORECAST,
+            lambda: self._clients.cost_explorer().get_cost_forecast(**request),
+        )
+        return parse_forecast(remaining, response)
 
     async def _all_pages(self, query: CostQuery) -> list[Mapping[str, Any]]:
         pages: list[Mapping[str, Any]] = []
@@ -173,34 +176,6 @@ class CostExplorerGateway:
 
     def _fetch_page(self, request: dict[str, Any]) -> Mapping[str, Any]:
         return self._clients.cost_explorer().get_cost_and_usage(**request)
-
-    async def _cost_explorer_forecast(
-        self, period: DateRange, filter_tag: TagFilter | None
-    ) -> Forecast:
-        request = cost_forecast_request(period, filter_tag)
-        response = await self._call(
-            GET_COST_FORECAST,
-            lambda: self._clients.cost_explorer().get_cost_forecast(**request),
-        )
-        return parse_forecast(period, response)
-
-    async def _linear_forecast(
-        self, period: DateRange, filter_tag: TagFilter | None, today: date, *, reason: str | None
-    ) -> Forecast:
-        basis = DateRange.trailing_days(self._forecast_basis_days, before=today)
-        actuals = await self.cost_and_usage(basis, Granularity.DAILY, filter_tag=filter_tag)
-        if not actuals.buckets:
-            raise CostDataUnavailable("NoDailyActuals")
-        daily = actuals.total / len(actuals.buckets)
-        return Forecast(
-            period=period,
-            currency=actuals.currency,
-            amount=(daily * period.days).quantize(CENT, rounding=ROUND_HALF_UP),
-            method=ForecastMethod.LINEAR,
-            basis=basis,
-            basis_days=len(actuals.buckets),
-            fallback_reason=reason,
-        )
 
     async def _require_activated(self, tag_keys: frozenset[str]) -> None:
         keys = sorted(tag_keys)

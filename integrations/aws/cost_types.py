@@ -19,6 +19,40 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class CostMetric(StrEnum):
+    """Which of Cost Explorer's cost metrics a figure is (the catalog's `cost.metric`)."""
+
+    UNBLENDED = "unblended"
+    AMORTIZED = "amortized"
+    NET_UNBLENDED = "net-unblended"
+    NET_AMORTIZED = "net-amortized"
+
+    @property
+    def usage_name(self) -> str:
+        """The name in GetCostAndUsage's `Metrics`."""
+        return {
+            CostMetric.UNBLENDED: "UnblendedCost",
+            CostMetric.AMORTIZED: "AmortizedCost",
+            CostMetric.NET_UNBLENDED: "NetUnblendedCost",
+            CostMetric.NET_AMORTIZED: "NetAmortizedCost",
+        }[self]
+
+    @property
+    def forecast_name(self) -> str:
+        """The name in GetCostForecast's `Metric`."""
+        return {
+            CostMetric.UNBLENDED: "UNBLENDED_COST",
+            CostMetric.AMORTIZED: "AMORTIZED_COST",
+            CostMetric.NET_UNBLENDED: "NET_UNBLENDED_COST",
+            CostMetric.NET_AMORTIZED: "NET_AMORTIZED_COST",
+        }[self]
+
+    @property
+    def label(self) -> str:
+        """In words for a person: "unblended cost", "net amortized cost"."""
+        return self.value.replace("-", " ") + " cost"
+
+
 class Granularity(StrEnum):
     DAILY = "DAILY"
     MONTHLY = "MONTHLY"
@@ -67,6 +101,7 @@ class CostQuery(_Frozen):
     granularity: Granularity
     filter_tag: TagFilter | None = None
     group_by: str | None = None
+    metric: CostMetric = CostMetric.UNBLENDED
 
     @property
     def groups_by_tag(self) -> bool:

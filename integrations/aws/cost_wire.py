@@ -16,6 +16,7 @@ from integrations.aws.cost_types import (
     SERVICE,
     CostBucket,
     CostGroup,
+    CostMetric,
     CostQuery,
     CostReport,
     DateRange,
@@ -25,8 +26,6 @@ from integrations.aws.cost_types import (
 )
 from integrations.aws.errors import AwsUnexpectedResponse
 
-METRIC = "UnblendedCost"
-FORECAST_METRIC = "UNBLENDED_COST"
 PREDICTION_INTERVAL = 80
 
 
@@ -46,7 +45,7 @@ def cost_and_usage_request(query: CostQuery, page_token: str | None = None) -> d
     request: dict[str, Any] = {
         "TimePeriod": time_period(query.period),
         "Granularity": query.granularity.value,
-        "Metrics": [METRIC],
+        "Metrics": [query.metric.usage_name],
     }
     if query.filter_tag is not None:
         request["Filter"] = tag_expression(query.filter_tag)
@@ -59,10 +58,12 @@ def cost_and_usage_request(query: CostQuery, page_token: str | None = None) -> d
     return request
 
 
-def cost_forecast_request(period: DateRange, filter_tag: TagFilter | None) -> dict[str, Any]:
+def cost_forecast_request(
+    period: DateRange, filter_tag: TagFilter | None, metric: CostMetric = CostMetric.UNBLENDED
+) -> dict[str, Any]:
     request: dict[str, Any] = {
         "TimePeriod": time_period(period),
-        "Metric": FORECAST_METRIC,
+        "Metric": metric.forecast_name,
         "Granularity": "MONTHLY",
         "PredictionIntervalLevel": PREDICTION_INTERVAL,
     }
@@ -93,18 +94,19 @@ def merge_pages(query: CostQuery, pages: Sequence[Mapping[str, Any]]) -> CostRep
     they are joined by time period, and a group seen twice is summed."""
     buckets: dict[tuple[str, str], _BucketTotals] = {}
     currencies: set[str] = set()
+    name = query.metric.usage_name
     for page in pages:
         for result in page.get("ResultsByTime", []):
             period = result.get("TimePeriod", {})
             key = (str(period.get("Start")), str(period.get("End")))
             bucket = buckets.setdefault(key, _BucketTotals())
             bucket.estimated = bucket.estimated or bool(result.get("Estimated", False))
-            total = result.get("Total", {}).get(METRIC)
+            total = result.get("Total", {}).get(name)
             if total is not None:
                 currencies.add(_unit(total))
                 bucket.total = (bucket.total or Decimal(0)) + _amount(total)
             for group in result.get("Groups", []):
-                metric = group.get("Metrics", {}).get(METRIC)
+                metric = group.get("Metrics", {}).get(name)
                 if metric is None:
                     continue
                 currencies.add(_unit(metric))

@@ -8,8 +8,7 @@ will be made; `DemoCostModel` answers each query from one consistent set of dail
 totals agree whichever way they are grouped.
 
 moto does not implement GetCostForecast (or ListCostAllocationTags): it answers HTTP 500.
-The demo should build the Cost Explorer gateway with `use_cost_explorer_forecast=False`
-to skip straight to the linear projection instead of waiting out the retries.
+The demo runs the bot with `FORGEBOT_COST_FORECAST=linear`, which never asks for one.
 """
 
 from __future__ import annotations
@@ -115,8 +114,10 @@ def _post(endpoint_url: str, path: str, payload: Mapping[str, Any]) -> None:
 # GetCostAndUsage answers
 
 
-def cost_metric(amount: Decimal, unit: str = "USD") -> dict[str, dict[str, str]]:
-    return {METRIC: {"Amount": _amount_text(amount), "Unit": unit}}
+def cost_metric(
+    amount: Decimal, unit: str = "USD", metric: str = METRIC
+) -> dict[str, dict[str, str]]:
+    return {metric: {"Amount": _amount_text(amount), "Unit": unit}}
 
 
 def tag_group_key(key: str, value: str) -> str:
@@ -131,14 +132,15 @@ def result_by_time(
     groups: Mapping[str, Decimal] | None = None,
     estimated: bool = False,
     unit: str = "USD",
+    metric: str = METRIC,
 ) -> dict[str, Any]:
     """One ResultsByTime entry: `total` when ungrouped, `groups` (by group key) when grouped;
     as in Cost Explorer, a grouped entry has an empty Total."""
     return {
         "TimePeriod": {"Start": period.start.isoformat(), "End": period.end.isoformat()},
-        "Total": cost_metric(total, unit) if total is not None else {},
+        "Total": cost_metric(total, unit, metric) if total is not None else {},
         "Groups": [
-            {"Keys": [key], "Metrics": cost_metric(amount, unit)}
+            {"Keys": [key], "Metrics": cost_metric(amount, unit, metric)}
             for key, amount in (groups or {}).items()
         ],
         "Estimated": estimated,
@@ -249,9 +251,14 @@ class DemoCostModel:
                 key = self._group_key(query, team, service)
                 sums[key] = sums.get(key, Decimal(0)) + amount
         estimated = period.end > self.today.replace(day=1)
+        metric = query.metric.usage_name
         if query.group_by is None:
-            return result_by_time(period, total=sum(sums.values(), Decimal(0)), estimated=estimated)
-        return result_by_time(period, groups=dict(sorted(sums.items())), estimated=estimated)
+            return result_by_time(
+                period, total=sum(sums.values(), Decimal(0)), estimated=estimated, metric=metric
+            )
+        return result_by_time(
+            period, groups=dict(sorted(sums.items())), estimated=estimated, metric=metric
+        )
 
     def _matches(self, query: CostQuery, team: str) -> bool:
         if query.filter_tag is None:

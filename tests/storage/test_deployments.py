@@ -108,11 +108,11 @@ def test_dora_figures(database: Database) -> None:
     figures = database.run_sync(lambda s: repo.dora(s, ["checkout"], T0, T0 + timedelta(days=30)))
     assert figures.deploys == 5  # deploys of checkout that finished; the rollback is not a deploy
     assert figures.failed_changes == 2  # the rolled-back one and the failed one
-    # Lead times of successful deploys with a commit time: 65, 125, 35, 605 minutes -> median
-    # by the upper-middle element (offset 4//2 = 2 in sorted order: 35, 65, 125, 605) = 125.
+    # Lead times of successful deploys with a commit time: 65, 125, 35, 605 minutes -> the
+    # median of an even count is the mean of the two middle ones: (65 + 125) / 2 = 95.
     assert figures.lead_time_samples == 4
-    assert figures.lead_time_median == timedelta(minutes=125)
-    # Restores: rolled back at 105 -> 112 (7 min); failed at 210 -> 245 (35 min) -> median 35.
+    assert figures.lead_time_median == timedelta(minutes=95)
+    # Restores: rolled back at 105 -> 112 (7 min); failed at 210 -> 245 (35 min) -> median 21.
     assert figures.restore_samples == 2
-    assert figures.restore_median == timedelta(minutes=35)
+    assert figures.restore_median == timedelta(minutes=21)
     assert figures.days == pytest.approx(30)

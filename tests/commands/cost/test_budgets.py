@@ -211,14 +211,71 @@ async def test_a_forecast_over_budget_is_announced_on_its_own(
     seed_month(moto_aws, catalog, NOW.date())
     assert await alerts_of(bot).check() == 3  # each team past 50% of its budget
 
+    # A lower budget is a new budget in force: its thresholds are armed again. Spend is
+    # 78% of 3,800 (past 50%) and the forecast 102% (past 100%): one message, headed by the
+    # actual spend, with the forecast in it.
     await bot.command(PLATFORM, "/forge", "budget set payments 3800")
     assert await alerts_of(bot).check() == 1
 
     latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "50% of its $3,800.00 budget reached (78%)" in latest.args["text"]
+    assert "102% of the $3,800.00 budget (over budget)" in str(latest.args["blocks"])
+
+
+async def test_a_forecast_alone_is_announced_as_a_forecast(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    # $2,964.35 spent is 49.4% of 6,000 (no actual threshold); the forecast $3,874.20 is 65%.
+    await bot.command(PLATFORM, "/forge", "budget set payments 6000")
+    await alerts_of(bot).check()
+    assert posts(fake_slack, "C0PAYMENTS") == []
+    # Forecast thresholds of 60% only: the forecast is announced on its own.
+    assert bot.runtime.ctx is not None
+    alerts = BudgetAlerts(
+        service=alerts_of(bot).service,
+        catalog=catalog.model_copy(
+            update={
+                "schedules": catalog.schedules.model_copy(
+                    update={"budget_forecast_thresholds": [60]}
+                )
+            }
+        ),
+        db=bot.runtime.ctx.db,
+        clock=bot.clock,
+        channel=bot.runtime.ctx.slack,
+    )
+    await alerts.check()
+    [latest] = posts(fake_slack, "C0PAYMENTS")
     assert latest.args["text"] == (
         ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
-        "102% of its $3,800.00 budget"
+        "65% of its $6,000.00 budget"
     )
+
+
+async def test_a_budget_changed_mid_month_re_arms_its_thresholds(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    await bot.command(PLATFORM, "/forge", "budget set payments 2000")
+    assert await alerts_of(bot).check() == 3  # payments past 100% of 2,000; the others 50%
+    assert (
+        "100% of its $2,000.00 budget reached (148%)"
+        in (posts(fake_slack, "C0PAYMENTS")[-1].args["text"])
+    )
+
+    # Raised to 5,500: $2,964.35 is 54% of it. The 50% of the budget in force was never
+    # announced: one message. 80% and 100% are not reached; the forecast (70%) is under 100%.
+    await bot.command(PLATFORM, "/forge", "budget set payments 5500")
+    assert await alerts_of(bot).check() == 1
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert "50% of its $5,500.00 budget reached (54%)" in latest.args["text"]
+    assert await alerts_of(bot).check() == 0, "once per threshold of the budget in force"
+
+    # Setting the same amount again is no change: nothing is re-armed.
+    await bot.command(PLATFORM, "/forge", "budget set payments 5500")
+    assert await alerts_of(bot).check() == 0
+    assert len(posts(fake_slack, "C0PAYMENTS")) == 2
 
 
 async def test_a_service_budget_from_the_catalog(
@@ -261,3 +318,62 @@ async def test_a_service_budget_from_the_catalog(
         ":rotating_light: service checkout has spent $920.00"
     )
     assert "80% of its $1,000.00 budget reached (92%)" in service_alert.args["text"]
+
+
+def untagged_answer(october: tuple[str, str], november: tuple[str, str]) -> dict[str, object]:
+    """The account-wide monthly answer grouped by the team tag: (untagged, payments) each
+    month; `team$` is Cost Explorer's name for cost without the tag."""
+    from decimal import Decimal
+
+    from integrations.aws.cost_types import DateRange
+    from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
+
+    months = (
+        (DateRange(start=date(2026, 10, 1), end=date(2026, 11, 1)), october),
+        (DateRange(start=date(2026, 11, 1), end=date(2026, 11, 25)), november),
+    )
+    return cost_and_usage_response(
+        [
+            result_by_time(
+                period, groups={"team$": Decimal(untagged), "team$payments": Decimal(tagged)}
+            )
+            for period, (untagged, tagged) in months
+        ],
+        group_by="team",
+    )
+
+
+async def test_untagged_spend_is_shown_and_its_growth_told_to_the_platform_team(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    # October: 100 of 1,000 untagged (10%); November so far: 300 of 1,200 (25%).
+    moto_aws.queue_cost_results([untagged_answer(("100", "900"), ("300", "900"))])
+
+    listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+    assert (
+        "*Untagged* (no `team` tag, in no team's figures): $300.00 of $1,200.00 spent "
+        "Nov 1 – Nov 24 (25%; Oct 1 – Oct 31: 10%) :arrow_up_small: growing"
+    ) in listed
+    # One account-wide request: monthly, grouped by the team tag, from the first of last month.
+    untagged_body = moto_aws.cost_explorer_request_bodies()[-1]
+    assert untagged_body["Granularity"] == "MONTHLY" and "Filter" not in untagged_body
+    assert untagged_body["GroupBy"] == [{"Type": "TAG", "Key": "team"}]
+    assert untagged_body["TimePeriod"] == {"Start": "2026-10-01", "End": "2026-11-25"}
+
+    # Next to a team's breakdown, from what is held (no request of its own).
+    before = len(moto_aws.cost_explorer_request_bodies())
+    shown = text_of(await bot.command(DEVELOPER, "/cost", "team payments"))
+    assert "$300.00 of $1,200.00 spent Nov 1 – Nov 24 (25%" in shown
+    assert len(moto_aws.cost_explorer_request_bodies()) == before
+
+    # The daily check tells the platform team once; a second run says nothing more.
+    await alerts_of(bot).check()
+    [told] = posts(fake_slack, "C0PLATFORM")[-1:]
+    assert told.args["text"] == (
+        ":label: Untagged spend is growing: 25% of the account's spend Nov 1 – Nov 24 carries "
+        "no `team` tag ($300.00), against 10% last month"
+    )
+    count = len(posts(fake_slack, "C0PLATFORM"))
+    await alerts_of(bot).check()
+    assert len(posts(fake_slack, "C0PLATFORM")) == count

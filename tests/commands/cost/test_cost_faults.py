@@ -238,3 +238,75 @@ async def test_without_forecast_permission_the_projection_stands_in(
     assert "linear projection of the average daily cost over the last 14 days" in first
     assert second == first
     assert len(stub.received("GetCostForecast")) == 1, "not asked again at once"
+
+
+def _hundred_a_day(last_day: int = 23) -> Reply:
+    days = [DateRange(start=date(2026, 11, d), end=date(2026, 11, d + 1)) for d in range(1, 24)]
+    return Reply.ok(
+        cost_and_usage_response(
+            [result_by_time(day, groups={"AWS Lambda": Decimal("100")}) for day in days],
+            group_by="SERVICE",
+        )
+    )
+
+
+async def test_throttled_after_expiry_shows_the_last_known_figure_with_its_age(
+    bot: CostBot, stub: CostExplorerStub
+) -> None:
+    from datetime import timedelta
+
+    stub.always(USAGE, _hundred_a_day())
+    fresh = text_of(await bot.command(DEVELOPER, "/cost", ""))
+    assert "*$2,300.00* from Nov 1 – Nov 24" in fresh
+
+    # Eight hours later the cached answer has expired (TTL 6 h) and Cost Explorer throttles.
+    bot.clock.advance(timedelta(hours=8))
+    bot.client.clock_offset += 8 * 3600
+    stub.always(USAGE, Reply.error("ThrottlingException", "Rate exceeded"))
+    stale = text_of(await bot.command(DEVELOPER, "/cost", ""))
+
+    assert "*$2,300.00* from Nov 1 – Nov 24" in stale
+    assert (
+        ":warning: Cost Explorer could not be asked again (Cost Explorer is throttling; try "
+        "again in a minute), so these are the last known figures, 8 h old."
+    ) in stale
+    assert "AWS Cost Explorer data, 8 h old" in stale
+    assert_friendly(stale)
+
+    # Once Cost Explorer answers again, the figures are fresh (and no longer flagged).
+    stub.always(USAGE, _hundred_a_day())
+    again = text_of(await bot.command(DEVELOPER, "/cost", ""))
+    assert ":warning:" not in again and "AWS Cost Explorer data, just now" in again
+
+
+async def test_an_endpoint_that_cannot_forecast_is_asked_once_for_every_scope(
+    stub: CostExplorerStub,
+    bot_settings: Settings,
+    catalog: Catalog,
+    fake_slack: RunningFakeSlack,
+    aws_test_config: AwsConfig,
+) -> None:
+    stub.always(USAGE, _hundred_a_day())
+    stub.always("GetCostForecast", Reply.error("InternalServerError", "boom", status=500))
+
+    def gateway(clock: ManualClock) -> CostExplorerGateway:
+        return CostExplorerGateway(AwsClients(aws_test_config), clock)
+
+    async with cost_bot(
+        bot_settings, catalog, fake_slack, cost_source=gateway, forecast="cost-explorer"
+    ) as bot:
+        payments = text_of(await bot.command(DEVELOPER, "/cost", "team payments"))
+        search = text_of(await bot.command(DEVELOPER, "/cost", "team search"))
+        platform = text_of(await bot.command(DEVELOPER, "/cost", "team platform"))
+        forecast_calls = bot.runtime.ctx.cost_source.requests_made  # type: ignore[union-attr]
+
+    for shown in (payments, search, platform):
+        assert "Forecast for November: *$3,000.00*" in shown
+        assert (
+            "linear projection of the average daily cost over the last 14 days (Nov 10 – Nov 23); "
+            "Cost Explorer's forecast is unavailable (HTTP 500 from GetCostForecast)"
+        ) in shown
+    # One GetCostForecast (however many HTTP attempts botocore made), three reports, and no
+    # fallback query.
+    assert len(stub.received(USAGE)) == 3
+    assert forecast_calls == 4

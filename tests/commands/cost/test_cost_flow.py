@@ -78,8 +78,16 @@ async def test_cost_of_my_team_this_month(
     assert reply["response_type"] == "ephemeral"
     assert "Cost of team payments, this month" in shown
     assert f"*{money(total, 'USD')}* from Nov 1 – Nov 24" in shown
-    change = ((total - previous) / previous * 100).quantize(Decimal(1))
-    assert f"{change}% vs the same days last month ({money(previous, 'USD')})" in shown
+    # The change compares complete days only: Nov 1-23 (today, the 24th, is not over)
+    # against Oct 1-23, and names them.
+    complete = spend("payments", date(2026, 11, 1), date(2026, 11, 24))
+    previous = spend("payments", date(2026, 10, 1), date(2026, 10, 24))
+    change = ((complete - previous) / previous * 100).quantize(Decimal(1))
+    sign = "+" if change > 0 else ""
+    assert (
+        f"{sign}{change}%: Nov 1 – Nov 23 ({money(complete, 'USD')}) vs Oct 1 – Oct 23 "
+        f"({money(previous, 'USD')}), complete days"
+    ) in shown, shown
     # Top services, largest first, with their share of the total.
     ec2 = spend_of_service("payments", EC2_COMPUTE)
     assert f"1. {EC2_COMPUTE}: {money(ec2, 'USD')}" in shown
@@ -122,7 +130,13 @@ async def test_request_is_one_cost_explorer_query_by_service_filtered_by_team_ta
     september = spend("search", date(2026, 9, 1), date(2026, 10, 1))
     shown = text_of(reply)
     assert f"*{money(october, 'USD')}* from Oct 1 – Oct 31" in shown
-    assert f"vs the month before ({money(september, 'USD')})" in shown
+    # 31 days against 30: the daily averages are compared, and the message says so.
+    change = ((october / 31 - september / 30) / (september / 30) * 100).quantize(Decimal(1))
+    sign = "+" if change > 0 else ""
+    assert (
+        f"{sign}{change}% per day: Oct 1 – Oct 31 ({money(october / 31, 'USD')}/day over 31 "
+        f"days) vs Sep 1 – Sep 30 ({money(september / 30, 'USD')}/day over 30 days)"
+    ) in shown, shown
 
 
 async def test_paginated_answers_are_merged(
@@ -134,8 +148,9 @@ async def test_paginated_answers_are_merged(
 
     pages = moto_aws.cost_explorer_request_bodies()
     assert len(pages) > 5 and all("NextPageToken" in p for p in pages[1:])
-    total = spend("payments", TODAY + timedelta(days=1) - timedelta(days=30), TODAY)
-    assert f"*{money(total, 'USD')}*" in text_of(reply)
+    # The last 30 complete days: Oct 25 - Nov 23.
+    total = spend("payments", TODAY - timedelta(days=30), TODAY)
+    assert f"*{money(total, 'USD')}* from Oct 25 – Nov 23" in text_of(reply)
 
 
 async def test_second_ask_is_answered_from_the_cache_and_says_how_old(
@@ -239,7 +254,10 @@ async def test_environments_show_their_actual_cost(
 
     reply = await bot.command(DEVELOPER, "/env", "show pv-checkout")
 
-    assert "Actual cost in November: $6.30 (AWS, tag forgebot:environment)" in text_of(reply)
+    assert (
+        "Actual cost Nov 1 – Nov 24: $6.30 (AWS Cost Explorer unblended cost, UTC days, "
+        "tag forgebot:environment)"
+    ) in text_of(reply)
     [body] = moto_aws.cost_explorer_request_bodies()
     assert body["Filter"]["Tags"] == {
         "Key": "forgebot:environment",
@@ -249,7 +267,7 @@ async def test_environments_show_their_actual_cost(
 
     await bot.client.send(app_home_opened(DEVELOPER, event_id="Ev0COST1"))
     [published] = await bot.slack.until_call("views.publish", timeout=20)
-    assert "Actual cost in November: $6.30" in str(published.args["view"])
+    assert "Actual cost Nov 1 – Nov 24: $6.30" in str(published.args["view"])
 
 
 async def test_a_chart_slack_refuses_is_explained(
@@ -274,3 +292,20 @@ async def test_a_chart_slack_refuses_is_explained(
     )
     assert calls[0].args["text"].startswith(":x: I could not post the chart here (")
     assert calls[0].args["response_type"] == "ephemeral"
+
+
+async def test_the_catalog_chooses_the_cost_metric_and_the_answer_names_it(
+    bot_settings: Settings, catalog: Catalog, fake_slack: RunningFakeSlack, moto_aws: MotoServer
+) -> None:
+    amortized = catalog.model_copy(
+        update={"cost": catalog.cost.model_copy(update={"metric": "amortized"})}
+    )
+    seed(moto_aws, amortized, (PAYMENTS, Period.THIS_MONTH))
+    async with cost_bot(bot_settings, amortized, fake_slack) as running:
+        shown = text_of(await running.command(DEVELOPER, "/cost", ""))
+
+    [body] = moto_aws.cost_explorer_request_bodies()
+    assert body["Metrics"] == ["AmortizedCost"]
+    total = spend("payments", date(2026, 11, 1), date(2026, 11, 25))
+    assert f"*{money(total, 'USD')}* from Nov 1 – Nov 24" in shown
+    assert "amortized cost · days are UTC days" in shown

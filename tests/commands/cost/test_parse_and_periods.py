@@ -82,7 +82,9 @@ def test_budget_commands(catalog: Catalog) -> None:
 def test_this_month_is_compared_with_the_same_days_of_the_month_before() -> None:
     w = window(Period.THIS_MONTH, date(2026, 3, 30))
     assert (w.current.start, w.current.end) == (date(2026, 3, 1), date(2026, 3, 31))
-    # February has 28 days: the comparison stops at its end.
+    # The complete days are March 1-29; February has 28 days: the comparison stops at its end.
+    assert w.compared is not None
+    assert (w.compared.start, w.compared.end) == (date(2026, 3, 1), date(2026, 3, 30))
     assert (w.previous.start, w.previous.end) == (date(2026, 2, 1), date(2026, 3, 1))
     assert w.fetch.start == date(2026, 2, 1) and w.fetch.end == date(2026, 3, 31)
 
@@ -90,6 +92,7 @@ def test_this_month_is_compared_with_the_same_days_of_the_month_before() -> None
 def test_the_first_of_the_month() -> None:
     w = window(Period.THIS_MONTH, date(2026, 1, 1))
     assert (w.current.start, w.current.end) == (date(2026, 1, 1), date(2026, 1, 2))
+    assert w.compared is None, "no complete day yet: nothing to compare"
     assert (w.previous.start, w.previous.end) == (date(2025, 12, 1), date(2025, 12, 2))
     # The forecast basis (14 days) reaches back into December.
     assert w.fetch.start == date(2025, 12, 1)
@@ -99,10 +102,12 @@ def test_last_month_and_rolling_periods() -> None:
     last = window(Period.LAST_MONTH, date(2026, 3, 10))
     assert (last.current.start, last.current.end) == (date(2026, 2, 1), date(2026, 3, 1))
     assert (last.previous.start, last.previous.end) == (date(2026, 1, 1), date(2026, 2, 1))
+    # The last 7 complete days: today (the 10th) is not over.
     week = window(Period.LAST_7_DAYS, date(2026, 3, 10))
-    assert (week.current.start, week.current.end) == (date(2026, 3, 4), date(2026, 3, 11))
-    assert (week.previous.start, week.previous.end) == (date(2026, 2, 25), date(2026, 3, 4))
-    assert week.fetch.start == date(2026, 2, 24)  # the forecast basis is longer than two weeks
+    assert (week.current.start, week.current.end) == (date(2026, 3, 3), date(2026, 3, 10))
+    assert week.compared == week.current
+    assert (week.previous.start, week.previous.end) == (date(2026, 2, 24), date(2026, 3, 3))
+    assert week.fetch.start == date(2026, 2, 24)
 
 
 @pytest.mark.parametrize(

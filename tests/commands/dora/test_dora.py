@@ -25,15 +25,15 @@ def bot_settings(bot_settings: Settings) -> Settings:
 
 
 def test_bands() -> None:
-    assert frequency_band(3.0, 90) is Band.ELITE
-    assert frequency_band(0.2, 6) is Band.HIGH
-    assert frequency_band(0.04, 1) is Band.MEDIUM
-    assert frequency_band(0.01, 1) is Band.LOW
-    assert frequency_band(0.0, 0) is Band.UNKNOWN
+    assert frequency_band(90, 30) is Band.ELITE
+    assert frequency_band(6, 30) is Band.HIGH
+    assert frequency_band(1, 25) is Band.MEDIUM
+    assert frequency_band(1, 100) is Band.LOW
+    assert frequency_band(0, 30) is Band.UNKNOWN
     assert (
-        failure_band(0.15) is Band.ELITE
-        and failure_band(0.5) is Band.LOW
-        and failure_band(None) is Band.UNKNOWN
+        failure_band(1, 20) is Band.ELITE
+        and failure_band(1, 2) is Band.LOW
+        and failure_band(0, 0) is Band.UNKNOWN
     )
 
 
@@ -76,6 +76,13 @@ async def test_ci_reports_feed_dora(running_bot: RunningBot) -> None:
         key="pipeline-2",
     )
     assert status == 200 and body["status"] == "duplicate"
+    # A staging deploy is not production: it counts only when staging is asked for.
+    status, body = await _post(
+        running_bot,
+        {"service": "checkout", "environment": "staging", "version": "1.9.0"},
+        key="pipeline-staging",
+    )
+    assert status == 201, body
 
     response = await running_bot.client.send(
         slash_command(DEVELOPER, "/forge", "dora checkout 7d", running_bot.slack.new_response_url())
@@ -90,6 +97,22 @@ async def test_ci_reports_feed_dora(running_bot: RunningBot) -> None:
         text
     )  # lead times 30, 90, 60 min -> median 60 min, shown as 1.0 h
     assert "Change failure rate" in text and "0%" in text
+    assert "in prod" in text and "2024 Accelerate State of DevOps report" in text
+
+    response = await running_bot.client.send(
+        slash_command(
+            DEVELOPER,
+            "/forge",
+            "dora checkout 7d env staging",
+            running_bot.slack.new_response_url(),
+        )
+    )
+    assert response.status == 200
+    calls = await running_bot.slack.state.until(
+        lambda calls: [c for c in calls if c.method == "response_url"][1:]
+    )
+    text = json.dumps(calls[-1].args["blocks"])
+    assert "1 deploys" in text and "in staging" in text and "not production" in text
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Settings
 from integrations.aws.cost_explorer import CostExplorerGateway
-from integrations.aws.cost_types import SERVICE, DateRange, ForecastMethod, Granularity
-from integrations.aws.errors import AwsCredentialsMissing
+from integrations.aws.cost_types import SERVICE, DateRange, Granularity
+from integrations.aws.errors import AwsCredentialsMissing, AwsServerError
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.sandbox.aws_seed import (
     EC2_COMPUTE,
@@ -227,65 +227,15 @@ async def test_cost_explorer_is_reached_through_aws_endpoint_url_in_us_east_1(
     assert ec2.meta.region_name == "eu-central-1"
 
 
-async def test_forecast_falls_back_to_linear_projection_when_moto_cannot_forecast(
+async def test_a_forecast_moto_cannot_make_is_an_error_and_costs_no_other_query(
     moto_aws: MotoServer, gateway: CostExplorerGateway
 ) -> None:
     # moto has no GetCostForecast: it answers HTTP 500, which botocore retries, then fails.
-    basis = DateRange(start=date(2026, 3, 4), end=date(2026, 3, 18))
-    moto_aws.queue_cost_results(
-        [
-            cost_and_usage_response(
-                [result_by_time(day(n), total=Decimal("10.5")) for n in range(4, 18)]
-            )
-        ]
-    )
+    # The gateway says so; it makes no fallback query (the caller projects from what it has).
+    with pytest.raises(AwsServerError):
+        await gateway.forecast(DateRange.month_of(date(2026, 3, 18)), filter_tag=("team", "search"))
 
-    forecast = await gateway.forecast(
-        DateRange.month_of(date(2026, 3, 18)), filter_tag=("team", "search")
-    )
-
-    assert forecast.method is ForecastMethod.LINEAR
-    assert forecast.period == DateRange(start=date(2026, 3, 18), end=date(2026, 4, 1))
-    assert forecast.amount == Decimal("147.00")  # 14 days left at 10.50 a day
-    assert forecast.currency == "USD"
-    assert forecast.basis == basis
-    assert forecast.basis_days == 14
-    assert forecast.lower is None and forecast.upper is None
-    assert forecast.explanation() == (
-        "linear projection of the average daily cost over the last 14 days; "
-        "Cost Explorer's forecast is unavailable (HTTP 500 from GetCostForecast)"
-    )
-    [body] = moto_aws.cost_explorer_request_bodies()
-    assert body["TimePeriod"] == {"Start": "2026-03-04", "End": "2026-03-18"}
-    assert body["Filter"]["Tags"]["Values"] == ["search"]
-
-
-async def test_linear_forecast_without_asking_cost_explorer(
-    moto_aws: MotoServer, moto_clients: AwsClients
-) -> None:
-    gateway = CostExplorerGateway(
-        moto_clients, ManualClock(TODAY), use_cost_explorer_forecast=False, forecast_basis_days=4
-    )
-    moto_aws.queue_cost_results(
-        [
-            cost_and_usage_response(
-                [
-                    result_by_time(day(14), total=Decimal("3")),
-                    result_by_time(day(15), total=Decimal("4")),
-                    result_by_time(day(16), total=Decimal("5")),
-                    result_by_time(day(17), total=Decimal("6")),
-                ]
-            )
-        ]
-    )
-
-    forecast = await gateway.forecast(DateRange(start=date(2026, 3, 20), end=date(2026, 3, 27)))
-
-    assert forecast.amount == Decimal("31.50")  # 7 days at 4.50
-    assert forecast.period == DateRange(start=date(2026, 3, 20), end=date(2026, 3, 27))
-    assert forecast.explanation() == (
-        "linear projection of the average daily cost over the last 4 days"
-    )
+    assert moto_aws.cost_explorer_request_bodies() == []
     assert gateway.requests_made == 1
 
 

@@ -313,40 +313,17 @@ async def test_cost_explorer_forecast_with_prediction_interval(
     assert stub.received(USAGE) == []
 
 
-async def test_forecast_without_history_is_projected_from_actuals(
+async def test_forecast_without_history_is_an_error_and_costs_no_other_query(
     stub: CostExplorerStub, gateway: CostExplorerGateway
 ) -> None:
     stub.always(
         FORECAST, Reply.error("DataUnavailableException", "Insufficient amount of historical data")
     )
-    stub.always(
-        USAGE,
-        Reply.ok(
-            cost_and_usage_response(
-                [result_by_time(day(n), total=Decimal("20")) for n in (15, 16, 17)]
-            )
-        ),
-    )
-
-    forecast = await gateway.forecast(MARCH)
-
-    assert forecast.method is ForecastMethod.LINEAR
-    assert forecast.amount == Decimal("280.00")  # 14 days left at 20 a day (3 days known)
-    assert forecast.basis_days == 3
-    assert forecast.explanation() == (
-        "linear projection of the average daily cost over the last 3 days; "
-        "Cost Explorer's forecast is unavailable (it has too little cost history)"
-    )
-
-
-async def test_forecast_with_no_data_at_all_says_so(
-    stub: CostExplorerStub, gateway: CostExplorerGateway
-) -> None:
-    stub.always(FORECAST, Reply.error("DataUnavailableException", "no data"))
-    stub.always(USAGE, Reply.ok(cost_and_usage_response([])))
 
     with pytest.raises(CostDataUnavailable):
         await gateway.forecast(MARCH)
+
+    assert stub.received(USAGE) == []
 
 
 async def test_throttled_forecast_is_not_papered_over(
