@@ -78,7 +78,9 @@ class Runtime:
         self.db = db
         try:
             if settings.is_embedded_sqlite:
-                await asyncio.to_thread(migrate.upgrade, db.engine)
+                # Alembic is imported only when the schema is behind (a new database, a new
+                # release); a restart of an up-to-date bot checks one row.
+                await asyncio.to_thread(migrate.upgrade_if_behind, db.engine)
             else:
                 await asyncio.to_thread(migrate.require_current, db.engine)
         except migrate.UnmigratedDatabase as exc:

@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
+from bot.ack_priority import PENDING_ACKS
 from bot.clock import Clock
 from integrations.slack.signing import verify_request
 
@@ -80,6 +81,10 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
         started = time.perf_counter()
         if state.bolt is None:
             return _starting()
+        with PENDING_ACKS.answering():
+            return await answer(request, state.bolt, started)
+
+    async def answer(request: web.Request, bolt: AsyncApp, started: float) -> web.StreamResponse:
         from slack_bolt.adapter.aiohttp import to_aiohttp_response
         from slack_bolt.request.async_request import AsyncBoltRequest
 
@@ -97,7 +102,7 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
         )
-        bolt_response = await state.bolt.async_dispatch(bolt_request)
+        bolt_response = await bolt.async_dispatch(bolt_request)
         response = await to_aiohttp_response(bolt_response)
         metrics.REQUESTS.labels(kind, str(response.status)).inc()
         metrics.ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)

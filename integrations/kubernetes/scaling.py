@@ -14,12 +14,17 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
+from bot.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
+
+if TYPE_CHECKING:
+    from kubernetes import client
+    from kubernetes.client import exceptions as kube_exceptions
+else:
+    client = lazy_module("kubernetes.client")
+    kube_exceptions = lazy_module("kubernetes.client.exceptions")
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -61,7 +66,7 @@ def _raw(response: Any) -> Any:
     """The body of an unpreloaded response; errors raise as the preloaded call would."""
     status = int(getattr(response, "status", 200))
     if status >= 400:
-        raise ApiException(http_resp=response)
+        raise kube_exceptions.ApiException(http_resp=response)
     return json.loads(response.data or b"{}")
 
 
