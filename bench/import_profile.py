@@ -12,6 +12,7 @@ stacks (AWS, Kubernetes, Alembic) were imported at all.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,13 +32,17 @@ PHASES = [
 HEAVY = {"boto3": "AWS (boto3)", "kubernetes": "Kubernetes client", "alembic": "Alembic"}
 
 
-def wall_seconds(code: str) -> float:
-    runs = []
+def seconds(code: str) -> tuple[float, float]:
+    """Median wall and CPU (user + system) seconds of a fresh interpreter running `code`."""
+    walls, cpus = [], []
     for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def profile(code: str) -> dict[str, int]:
@@ -63,14 +68,15 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
     print_header("import_profile")
-    baseline = wall_seconds("pass")
-    print(f"bare interpreter start: {baseline:.2f} s")
+    _, baseline = seconds("pass")
+    print(f"bare interpreter start: {baseline:.2f} s CPU")
     for label, code in PHASES:
-        seconds = wall_seconds(code)
+        wall, cpu = seconds(code)
         packages = profile(code)
         total = sum(packages.values())
         print(
-            f"\n{label}: `{code}` takes {seconds:.2f} s wall ({seconds / baseline:.1f}x a bare start)"
+            f"\n{label}: `{code}` takes {cpu:.2f} s CPU ({wall:.2f} s wall; "
+            f"{cpu / baseline:.1f}x a bare interpreter start)"
         )
         print(f"  -X importtime self time {total / 1e6:.2f} s; the {args.top} largest packages:")
         for name, micros in sorted(packages.items(), key=lambda kv: -kv[1])[: args.top]:

@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
 from bot import metrics
+from bot.ack_priority import PENDING_ACKS
 from bot.catalog import Catalog
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -145,6 +146,7 @@ class Runtime:
         gc.freeze()
         self._state = state
         state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
+        self.start_warmups()
 
     async def start_background(self) -> None:
         ctx = self.ctx
@@ -152,14 +154,26 @@ class Runtime:
         groups = ctx.auth.usergroups()
         if groups:
             self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
-        self._background.append(asyncio.create_task(ctx.kube.warm()))
-        if isinstance(ctx.cost_source, CostExplorerGateway):
-            self._background.append(asyncio.create_task(ctx.cost_source.warm()))
         resumed = await ctx.operations.recover()
         if resumed:
             log.info("resumed %d unfinished operations", resumed)
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
             await self.start_leadership()
+
+    def start_warmups(self) -> None:
+        """Once ready: load the Kubernetes and AWS clients (their first use is slow), one at a
+        time, each after the Slack requests that are waiting for an ack."""
+        ctx = self.ctx
+        assert ctx is not None
+
+        async def warm_up() -> None:
+            await PENDING_ACKS.yield_to_acks()
+            await ctx.kube.warm()
+            if isinstance(ctx.cost_source, CostExplorerGateway):
+                await PENDING_ACKS.yield_to_acks()
+                await ctx.cost_source.warm()
+
+        self._background.append(asyncio.create_task(warm_up()))
 
     async def start_leadership(self) -> None:
         """Elect the scheduler leader among the replicas (see `bot.leader`); every replica

@@ -14,6 +14,7 @@ connections, 403 rules) and read `max_in_flight` to prove a client's concurrency
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import itertools
@@ -944,11 +945,15 @@ def build_app(fake: FakeKube) -> web.Application:
                 request.query.get("labelSelector", ""),
                 request.query.get("fieldSelector", ""),
             )
+            items, more = _page(items, request.query.get("limit"), request.query.get("continue"))
+            metadata = {"resourceVersion": str(next(fake._rv))}
+            if more:
+                metadata["continue"] = more
             return web.json_response(
                 {
                     "kind": f"{kind.kind}List",
                     "apiVersion": kind.api_version,
-                    "metadata": {"resourceVersion": str(next(fake._rv))},
+                    "metadata": metadata,
                     "items": items,
                 }
             )
@@ -1053,6 +1058,29 @@ class RunningFakeKube:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def _page(
+    items: list[dict[str, Any]], limit: str | None, token: str | None
+) -> tuple[list[dict[str, Any]], str]:
+    """`?limit=&continue=` as the API server pages a list (items come sorted by namespace and
+    name): the token names the last item returned, so a page never repeats or skips one."""
+    if token:
+        try:
+            last = tuple(json.loads(base64.urlsafe_b64decode(token)))
+        except ValueError:
+            raise ApiError(400, "BadRequest", "invalid continue token") from None
+        items = [o for o in items if _key(o) > last]
+    size = int(limit) if limit and limit.isdigit() and int(limit) > 0 else 0
+    if not size or len(items) <= size:
+        return items, ""
+    page = items[:size]
+    return page, base64.urlsafe_b64encode(json.dumps(_key(page[-1])).encode()).decode()
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
 def start_fake_kube(clock: Clock | None = None) -> RunningFakeKube:
