@@ -200,7 +200,7 @@ async def main() -> None:
                 print(
                     f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, {failed} failed, "
                     f"{calls} API calls ({calls / objects:.2f} per Deployment) in {elapsed:.2f} s "
-                    f"(target < 90 s); ratio to the floor {elapsed / floor:.2f}; these calls at "
+                    f"(target < 90 s); ratio to the floor {elapsed / floor if floor else float('inf'):.2f}; these calls at "
                     f"the limit would take {calls * args.latency / args.concurrency:.1f} s; "
                     f"most in flight {kube.state.max_in_flight} (limit {args.concurrency}); "
                     f"peak RSS {rss_mb('VmHWM'):.0f} MB (+{rss_mb('VmHWM') - idle:.0f} MB, "

@@ -113,13 +113,51 @@ class ApiError(Exception):
         }
 
 
+Key = tuple[str, str, str, str]
+"""(group, plural, namespace, name)"""
+
+
+class _Objects(dict[Key, dict[str, Any]]):
+    """The objects, indexed by (plural, namespace) as well: a cluster of 20,000 Deployments
+    (bench/offhours_sweep.py) must not cost a scan of every object per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._index: dict[tuple[str, str], set[Key]] = {}
+        self._by_plural: dict[str, set[Key]] = {}
+
+    def __setitem__(self, key: Key, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        self._index.setdefault((key[1], key[2]), set()).add(key)
+        self._by_plural.setdefault(key[1], set()).add(key)
+
+    def __delitem__(self, key: Key) -> None:
+        super().__delitem__(key)
+        self._index.get((key[1], key[2]), set()).discard(key)
+        self._by_plural.get(key[1], set()).discard(key)
+
+    def clear(self) -> None:
+        super().clear()
+        self._index.clear()
+        self._by_plural.clear()
+
+    def keys_of(self, plural: str, namespace: str | None) -> list[Key]:
+        """Keys of one kind (by plural), in one namespace or (None) in all."""
+        if namespace is None:
+            return list(self._by_plural.get(plural, ()))
+        return list(self._index.get((plural, namespace), ()))
+
+    def of(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return [self[key] for key in self.keys_of(plural, namespace)]
+
+
 class FakeKube:
     """The state of one fake cluster (all named clusters share one fake in the sandbox)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
-        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.objects = _Objects()
         self.faults = Faults()
         self._rv = itertools.count(1000)
         self.requests: list[tuple[str, str, dict[str, str], str]] = []
@@ -190,11 +228,9 @@ class FakeKube:
                     self._refresh(ns, name)
             # Pick the kind's objects first and sort only those: a cluster holds thousands.
             chosen = sorted(
-                (key, o)
-                for key, o in self.objects.items()
+                (key, self.objects[key])
+                for key in self.objects.keys_of(kind.plural, namespace)
                 if key[0] == kind.group
-                and key[1] == kind.plural
-                and (namespace is None or key[2] == namespace)
             )
             items = [
                 copy.deepcopy(o)
@@ -327,10 +363,8 @@ class FakeKube:
         ]
         owned = [
             o
-            for (g, p, ns, _), o in self.objects.items()
-            if p == "replicasets"
-            and ns == namespace
-            and any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences", []))
+            for o in self.objects.of("replicasets", namespace)
+            if any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences", []))
         ]
         revisions = [int(o["metadata"]["annotations"].get(REVISION, "0")) for o in owned]
         current = next(
@@ -467,7 +501,7 @@ class FakeKube:
         """Pods of the current ReplicaSet, with the container states a rollout is judged by."""
         labels = replica_set["spec"]["selector"]["matchLabels"]
         rs_name = replica_set["metadata"]["name"]
-        for key in [k for k in self.objects if k[1] == "pods" and k[2] == namespace]:
+        for key in self.objects.keys_of("pods", namespace):
             owner = self.objects[key]["metadata"].get("ownerReferences", [{}])[0].get("name", "")
             if owner.startswith(rs_name.rsplit("-", 1)[0]) and owner != rs_name:
                 del self.objects[key]
