@@ -161,6 +161,7 @@ async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> 
             else:
                 await runtime.start_background()
                 state.db = runtime.db
+                runtime.start_warmups()
         else:
             await runtime.attach(state)
         print(f"forgebot ready on {listener.url}", file=sys.stderr)

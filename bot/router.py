@@ -21,6 +21,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import metrics
+from bot.ack_priority import PENDING_ACKS
 from bot.audit import AuditLog, AuditRecord
 from bot.auth import Actor
 from bot.errors import DependencyUnavailable, ForgebotError, NotAuthorized, UserInputError
@@ -31,7 +32,6 @@ from storage.models import AuditOutcome
 
 log = logging.getLogger(__name__)
 
-ACK_FLUSH_SECONDS = 0.03
 ALIASES = ("env", "deploy", "rollback", "slo", "cost")
 TOP_COMMAND = "/forge"
 
@@ -85,10 +85,9 @@ class Ack:
         if text is not None:
             kwargs["text"] = text
         await self._ack(**kwargs)
-        # Bolt notices an ack by polling every 10 ms; give it three polls to send the HTTP response
-        # before this listener's slow work competes for the loop (a burst of 100 deploys: p99 ack
-        # 146 ms without this pause, 37 ms with it; bench/deploy_throughput.py).
-        await asyncio.sleep(ACK_FLUSH_SECONDS)
+        # This listener's slow work waits while Slack requests (its own included) await their
+        # ack: in a burst, acks first (bot/ack_priority.py; bench/deploy_throughput.py).
+        await PENDING_ACKS.yield_to_acks()
 
 
 CommandHandler = Callable[[Invocation, Ack, AsyncRespond], Awaitable[None]]

@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
 from bot import metrics
+from bot.ack_priority import PENDING_ACKS
 from bot.catalog import Catalog
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -78,7 +79,9 @@ class Runtime:
         self.db = db
         try:
             if settings.is_embedded_sqlite:
-                await asyncio.to_thread(migrate.upgrade, db.engine)
+                # Alembic is imported only when the schema is behind (a new database, a new
+                # release); a restart of an up-to-date bot checks one row.
+                await asyncio.to_thread(migrate.upgrade_if_behind, db.engine)
             else:
                 await asyncio.to_thread(migrate.require_current, db.engine)
         except migrate.UnmigratedDatabase as exc:
@@ -141,6 +144,7 @@ class Runtime:
         gc.freeze()
         self._state = state
         state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
+        self.start_warmups()
 
     async def start_background(self) -> None:
         ctx = self.ctx
@@ -148,9 +152,6 @@ class Runtime:
         groups = ctx.auth.usergroups()
         if groups:
             self._background.append(asyncio.create_task(ctx.auth.groups.refresh_forever(groups)))
-        self._background.append(asyncio.create_task(ctx.kube.warm()))
-        if isinstance(ctx.cost_source, CostExplorerGateway):
-            self._background.append(asyncio.create_task(ctx.cost_source.warm()))
         try:
             resumed = await ctx.operations.recover()
         except DatabaseUnavailable as exc:
@@ -162,6 +163,21 @@ class Runtime:
         ctx.operations.start_maintenance()
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
             await self.start_leadership()
+
+    def start_warmups(self) -> None:
+        """Once ready: load the Kubernetes and AWS clients (their first use is slow), one at a
+        time, each after the Slack requests that are waiting for an ack."""
+        ctx = self.ctx
+        assert ctx is not None
+
+        async def warm_up() -> None:
+            await PENDING_ACKS.yield_to_acks()
+            await ctx.kube.warm()
+            if isinstance(ctx.cost_source, CostExplorerGateway):
+                await PENDING_ACKS.yield_to_acks()
+                await ctx.cost_source.warm()
+
+        self._background.append(asyncio.create_task(warm_up()))
 
     async def start_leadership(self) -> None:
         """Elect the scheduler leader among the replicas (see `bot.leader`); every replica

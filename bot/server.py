@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
+from bot.ack_priority import PENDING_ACKS
 from bot.clock import Clock
 from integrations.slack.body import malformed
 from integrations.slack.signing import verify_request
@@ -81,6 +82,10 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
         started = time.perf_counter()
         if state.bolt is None:
             return _starting()
+        with PENDING_ACKS.answering():
+            return await answer(request, state.bolt, started)
+
+    async def answer(request: web.Request, bolt: AsyncApp, started: float) -> web.StreamResponse:
         from slack_bolt.adapter.aiohttp import to_aiohttp_response
         from slack_bolt.request.async_request import AsyncBoltRequest
 
@@ -104,7 +109,7 @@ def build_web_app(state: ServingState, clock: Clock) -> web.Application:
             headers={k.lower(): v for k, v in request.headers.items()},
         )
         try:
-            bolt_response = await state.bolt.async_dispatch(bolt_request)
+            bolt_response = await bolt.async_dispatch(bolt_request)
         except Exception as exc:  # a shape bolt cannot parse that `malformed` let through
             metrics.REQUESTS.labels(kind, "400").inc()
             log.warning(

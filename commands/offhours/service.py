@@ -38,7 +38,7 @@ from commands.offhours.schedule import (
 )
 from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupState
 from integrations.aws.resources import ResourceControl
-from integrations.kubernetes.scaling import ScalingGateway
+from integrations.kubernetes.scaling import ClusterSnapshot, Scalable, ScalingGateway
 from storage import environments as env_repo
 from storage import idempotency
 from storage import offhours as repo
@@ -238,7 +238,9 @@ class OffhoursService:
         return change.at if change else None
 
     # --- the reconciler ----------------------------------------------------------------------
-    async def targets(self) -> list[OffhoursTarget]:
+    async def targets(
+        self, snapshots: dict[str, ClusterSnapshot] | None = None
+    ) -> list[OffhoursTarget]:
         """Active environments, plus any other namespace annotated with a schedule on a cluster
         that hosts non-production environments (kube-downscaler's per-namespace opt-in)."""
         records = await self.db.run(lambda s: env_repo.live(s))
@@ -246,8 +248,17 @@ class OffhoursService:
         taken = {r.name for r in records}
         never = self._never_asleep()
         for cluster in self._offhours_clusters():
+            snapshot = (snapshots or {}).get(cluster)
             try:
-                found = await self.scaling.annotated_namespaces(cluster, SCHEDULE_ANNOTATION)
+                found = (
+                    [
+                        (name, ns.labels, ns.annotations)
+                        for name, ns in snapshot.namespaces.items()
+                        if SCHEDULE_ANNOTATION in ns.annotations and ns.phase != "Terminating"
+                    ]
+                    if snapshot is not None
+                    else await self.scaling.annotated_namespaces(cluster, SCHEDULE_ANNOTATION)
+                )
             except ForgebotError as exc:
                 log.warning("off-hours cannot list the namespaces of %s: %s", cluster, exc)
                 continue
@@ -294,30 +305,68 @@ class OffhoursService:
         await self.reconcile()
 
     async def reconcile(self) -> list[EnvOutcome]:
-        """One pass over every active environment (the scheduled job's body)."""
-        targets = await self.targets()
+        """One pass over every active environment (the scheduled job's body).
+
+        Each cluster is read once, in pages (`ScalingGateway.snapshot`): at scale the pass
+        costs about one patch per object that changes, not four lists and a namespace read
+        per environment as well. A cluster that cannot be read whole is read per namespace."""
+        snapshots = await self.snapshots()
+        targets = await self.targets(snapshots)
         now = self.clock.now()
         names = [t.environment for t in targets]
         await self.db.run(lambda s: repo.close_sleeps_except(s, names, now))
-        return list(await asyncio.gather(*(self.reconcile_target(t) for t in targets)))
+        return list(
+            await asyncio.gather(
+                *(self.reconcile_target(t, snapshots.get(t.cluster)) for t in targets)
+            )
+        )
+
+    async def snapshots(self) -> dict[str, ClusterSnapshot]:
+        clusters = self._offhours_clusters()
+
+        async def read(cluster: str) -> ClusterSnapshot | None:
+            try:
+                return await self.scaling.snapshot(cluster)
+            except ForgebotError as exc:
+                log.warning(
+                    "off-hours cannot read %s whole, reading per namespace: %s", cluster, exc
+                )
+                return None
+
+        found = await asyncio.gather(*(read(c) for c in clusters))
+        return {c: s for c, s in zip(clusters, found, strict=True) if s is not None}
 
     async def reconcile_environment(self, name: str) -> EnvOutcome:
         return await self.reconcile_target(await self._target(name))
 
-    async def reconcile_target(self, target: OffhoursTarget) -> EnvOutcome:
+    async def reconcile_target(
+        self, target: OffhoursTarget, snapshot: ClusterSnapshot | None = None
+    ) -> EnvOutcome:
         # One pass per environment at a time in this process; across replicas the scheduler's
         # slot claim and the guarded state transitions keep passes from acting twice.
         lock = self._locks.setdefault(target.environment, asyncio.Lock())
         async with lock:
-            return await self._reconcile(target)
+            return await self._reconcile(target, snapshot)
 
-    async def _reconcile(self, target: OffhoursTarget) -> EnvOutcome:
+    async def _namespace_annotations(
+        self, target: OffhoursTarget, snapshot: ClusterSnapshot | None
+    ) -> dict[str, str]:
+        if snapshot is None:
+            return await self._attempts(
+                lambda: self.scaling.namespace_annotations(target.cluster, target.namespace)
+            )
+        found = snapshot.namespaces.get(target.namespace)
+        if found is None:
+            raise NotFound(f"namespace {target.namespace} was not found on {target.cluster}")
+        return found.annotations
+
+    async def _reconcile(
+        self, target: OffhoursTarget, snapshot: ClusterSnapshot | None = None
+    ) -> EnvOutcome:
         now = self.clock.now()
         setting = await self.db.run(lambda s: repo.setting(s, target.environment, now))
         try:
-            annotations = await self._attempts(
-                lambda: self.scaling.namespace_annotations(target.cluster, target.namespace)
-            )
+            annotations = await self._namespace_annotations(target, snapshot)
         except NotFound:
             await self.db.run(lambda s: repo.close_sleep(s, target.environment, now))
             return EnvOutcome(target.environment, None, note="namespace is gone")
@@ -331,11 +380,17 @@ class OffhoursService:
             await self._maybe_remind(target, resolved, setting, now)
         failures: list[str] = []
         changed = 0
+        # The snapshot's objects serve the first attempt; a retry lists them afresh.
+        listed = [snapshot.scalables.get(target.namespace, [])] if snapshot is not None else []
         try:
             if want_up:
-                result = await self._attempts(lambda: self._wake_all(target))
+                result = await self._attempts(
+                    lambda: self._wake_all(target, listed.pop() if listed else None)
+                )
             else:
-                result = await self._attempts(lambda: self._sleep_all(target))
+                result = await self._attempts(
+                    lambda: self._sleep_all(target, listed.pop() if listed else None)
+                )
             changed = result.changed
         except ForgebotError as exc:
             failures = [str(exc)]
@@ -362,16 +417,20 @@ class OffhoursService:
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
-    async def _sleep_all(self, target: OffhoursTarget) -> sweep.SweepResult:
+    async def _sleep_all(
+        self, target: OffhoursTarget, listed: list[Scalable] | None = None
+    ) -> sweep.SweepResult:
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
-        result = await sweep.shutdown(self.scaling, store, target.cluster, target.namespace)
+        result = await sweep.shutdown(self.scaling, store, target.cluster, target.namespace, listed)
         aws_failures = await self._sleep_aws(target)
         result.failures.extend(aws_failures)
         return result
 
-    async def _wake_all(self, target: OffhoursTarget) -> sweep.SweepResult:
+    async def _wake_all(
+        self, target: OffhoursTarget, listed: list[Scalable] | None = None
+    ) -> sweep.SweepResult:
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
-        result = await sweep.wake(self.scaling, store, target.cluster, target.namespace)
+        result = await sweep.wake(self.scaling, store, target.cluster, target.namespace, listed)
         result.failures.extend(await self._wake_aws(target))
         return result
 

@@ -175,10 +175,16 @@ async def _each(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
 
 
 async def shutdown(
-    scaler: Scaler, store: OriginalsStore, cluster: str, namespace: str
+    scaler: Scaler,
+    store: OriginalsStore,
+    cluster: str,
+    namespace: str,
+    listed: list[Scalable] | None = None,
 ) -> SweepResult:
+    """`listed`: the namespace's objects from this pass's cluster snapshot (else listed here);
+    a stale one only costs a 409 and a fresh read."""
     result = SweepResult()
-    objects = await scaler.list_scalables(cluster, namespace)
+    objects = listed if listed is not None else await scaler.list_scalables(cluster, namespace)
     todo = [(obj, original) for obj in objects if (original := sleep_original(obj)) is not None]
     result.unchanged = len(objects) - len(todo)
     if not todo:
@@ -214,9 +220,17 @@ async def shutdown(
     return result
 
 
-async def wake(scaler: Scaler, store: OriginalsStore, cluster: str, namespace: str) -> SweepResult:
+async def wake(
+    scaler: Scaler,
+    store: OriginalsStore,
+    cluster: str,
+    namespace: str,
+    listed: list[Scalable] | None = None,
+) -> SweepResult:
+    if listed is None:
+        listed = await scaler.list_scalables(cluster, namespace)
     result = SweepResult()
-    objects = {(o.kind, o.name): o for o in await scaler.list_scalables(cluster, namespace)}
+    objects = {(o.kind, o.name): o for o in listed}
     recorded = await store.live()
     outcomes: dict[tuple[str, str], str] = {}
     for key in recorded:

@@ -7,18 +7,7 @@ Slack never shows a stack trace. Each class keeps the AWS error code for logs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-)
+from typing import TYPE_CHECKING
 
 from bot.errors import (
     Conflict,
@@ -28,6 +17,13 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
+from bot.lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    from botocore import exceptions as botocore_exceptions
+else:
+    # botocore loads with the first AWS client, not at start-up.
+    botocore_exceptions = lazy_module("botocore.exceptions")
 
 SERVICE_NAMES = {
     "ce": "Cost Explorer",
@@ -202,23 +198,30 @@ class AwsResourceBusy(AwsErrorMixin, Conflict):
         self.code = code
 
 
-def translate(exc: BotoCoreError | ClientError, call: AwsCall) -> ForgebotError:
+def translate(
+    exc: botocore_exceptions.BotoCoreError | botocore_exceptions.ClientError, call: AwsCall
+) -> ForgebotError:
     """The domain error for a botocore failure."""
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+    if isinstance(
+        exc,
+        botocore_exceptions.NoCredentialsError
+        | botocore_exceptions.PartialCredentialsError
+        | botocore_exceptions.CredentialRetrievalError,
+    ):
         return AwsCredentialsMissing()
-    if isinstance(exc, NoRegionError):
+    if isinstance(exc, botocore_exceptions.NoRegionError):
         return AwsRequestRejected(call.service_name, "NoRegion", "no AWS region is configured")
-    if isinstance(exc, ClientError):
+    if isinstance(exc, botocore_exceptions.ClientError):
         return _from_client_error(exc, call)
-    if isinstance(exc, ParamValidationError):
+    if isinstance(exc, botocore_exceptions.ParamValidationError):
         # botocore refused to send it: the request forgebot built does not fit the API.
         return AwsRequestRejected(call.service_name, "ParamValidation", str(exc))
-    if isinstance(exc, ConnectionError | HTTPClientError):
+    if isinstance(exc, botocore_exceptions.ConnectionError | botocore_exceptions.HTTPClientError):
         return AwsUnreachable(call.service_name, _connection_reason(exc))
     return AwsUnreachable(call.service_name, type(exc).__name__)
 
 
-def _from_client_error(exc: ClientError, call: AwsCall) -> ForgebotError:
+def _from_client_error(exc: botocore_exceptions.ClientError, call: AwsCall) -> ForgebotError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "Unknown"))
     message = str(error.get("Message", ""))

@@ -15,20 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from bot.lazy_import import lazy_module
 from bot.metrics import observe_call
 from integrations.aws.errors import AwsCall, translate
 
 if TYPE_CHECKING:
+    import boto3
+    import botocore.config
+    from botocore import exceptions as botocore_exceptions
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_ce import CostExplorerClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_rds import RDSClient
 
     from bot.config import Settings
+else:
+    # The AWS SDK loads with the first client (after readiness), not at start-up.
+    boto3 = lazy_module("boto3")
+    botocore_exceptions = lazy_module("botocore.exceptions")
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,10 @@ class AwsConfig:
             endpoint_url=settings.aws_endpoint_url if from_env_file else None,
         )
 
-    def botocore_config(self, *, max_attempts: int | None = None) -> Config:
-        return Config(
+    def botocore_config(self, *, max_attempts: int | None = None) -> botocore.config.Config:
+        import botocore.config
+
+        return botocore.config.Config(
             retries={
                 "mode": self.retry_mode,
                 "total_max_attempts": max_attempts or self.max_attempts,
@@ -77,7 +83,7 @@ class AwsClients:
 
     def __init__(self, config: AwsConfig, *, session: boto3.session.Session | None = None) -> None:
         self.config = config
-        self._session = session or boto3.session.Session()
+        self._session = session
         self._clients: dict[tuple[str, str, int], Any] = {}
         # boto3 sessions are not thread-safe while creating clients; the clients themselves are.
         self._create_lock = threading.Lock()
@@ -122,7 +128,7 @@ class AwsClients:
             try:
                 async with self._semaphore:
                     return await asyncio.to_thread(fn)
-            except (BotoCoreError, ClientError) as exc:
+            except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
                 # Anything else is a bug in forgebot and propagates as one.
                 error = translate(exc, call)
                 log.warning(
@@ -141,6 +147,8 @@ class AwsClients:
         with self._create_lock:
             client = self._clients.get(key)
             if client is None:
+                if self._session is None:
+                    self._session = boto3.session.Session()
                 client = self._session.client(
                     service,  # type: ignore[call-overload]
                     region_name=region,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
+from bot.lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    from kubernetes.client import exceptions as kube_exceptions
+    from urllib3 import exceptions as urllib3_exceptions
+else:
+    # Imported on the first failure: the Kubernetes client is not loaded before it is used.
+    kube_exceptions = lazy_module("kubernetes.client.exceptions")
+    urllib3_exceptions = lazy_module("urllib3.exceptions")
 
 
 class KubeForbidden(ForgebotError):
     """The bot's identity (or the impersonated one) lacks an RBAC permission."""
 
 
-def _status_message(exc: ApiException) -> str:
+def _status_message(exc: kube_exceptions.ApiException) -> str:
     try:
         body: Any = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
@@ -24,7 +30,7 @@ def _status_message(exc: ApiException) -> str:
 
 
 def translate(exc: BaseException, *, cluster: str, verb: str, what: str) -> ForgebotError:
-    if isinstance(exc, ApiException):
+    if isinstance(exc, kube_exceptions.ApiException):
         message = _status_message(exc)
         if exc.status == 403:
             return KubeForbidden(
@@ -39,6 +45,6 @@ def translate(exc: BaseException, *, cluster: str, verb: str, what: str) -> Forg
         if exc.status == 0 or exc.status is None:
             return DependencyUnavailable(f"cluster {cluster} is unreachable")
         return DependencyUnavailable(f"cluster {cluster} answered {exc.status} to {verb} {what}")
-    if isinstance(exc, (Urllib3Error, OSError, TimeoutError)):
+    if isinstance(exc, (urllib3_exceptions.HTTPError, OSError, TimeoutError)):
         return DependencyUnavailable(f"cluster {cluster} is unreachable")
     raise exc

@@ -20,13 +20,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
-
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from bot.lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    from kubernetes import client, config
+    from kubernetes.client import exceptions as kube_exceptions
+else:
+    # The Kubernetes client loads on first use (the start-up warm-up, after readiness).
+    client = lazy_module("kubernetes.client")
+    config = lazy_module("kubernetes.config")
+    kube_exceptions = lazy_module("kubernetes.client.exceptions")
 from bot.metrics import observe_call
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import translate
@@ -604,7 +611,9 @@ def _json(response: Any) -> dict[str, Any]:
 
 
 def missing(exc: BaseException) -> bool:
-    return isinstance(exc, NotFound) or (isinstance(exc, ApiException) and exc.status == 404)
+    return isinstance(exc, NotFound) or (
+        isinstance(exc, kube_exceptions.ApiException) and exc.status == 404
+    )
 
 
 __all__ = ["DependencyUnavailable", "KubeGateway", "NamespaceInfo"]

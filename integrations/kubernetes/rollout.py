@@ -8,9 +8,10 @@ reason comes from the pods' container states) or when our own timeout passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
+if TYPE_CHECKING:
+    from kubernetes import client
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ connections, 403 rules) and read `max_in_flight` to prove a client's concurrency
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import itertools
@@ -112,13 +113,51 @@ class ApiError(Exception):
         }
 
 
+Key = tuple[str, str, str, str]
+"""(group, plural, namespace, name)"""
+
+
+class _Objects(dict[Key, dict[str, Any]]):
+    """The objects, indexed by (plural, namespace) as well: a cluster of 20,000 Deployments
+    (bench/offhours_sweep.py) must not cost a scan of every object per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._index: dict[tuple[str, str], set[Key]] = {}
+        self._by_plural: dict[str, set[Key]] = {}
+
+    def __setitem__(self, key: Key, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        self._index.setdefault((key[1], key[2]), set()).add(key)
+        self._by_plural.setdefault(key[1], set()).add(key)
+
+    def __delitem__(self, key: Key) -> None:
+        super().__delitem__(key)
+        self._index.get((key[1], key[2]), set()).discard(key)
+        self._by_plural.get(key[1], set()).discard(key)
+
+    def clear(self) -> None:
+        super().clear()
+        self._index.clear()
+        self._by_plural.clear()
+
+    def keys_of(self, plural: str, namespace: str | None) -> list[Key]:
+        """Keys of one kind (by plural), in one namespace or (None) in all."""
+        if namespace is None:
+            return list(self._by_plural.get(plural, ()))
+        return list(self._index.get((plural, namespace), ()))
+
+    def of(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return [self[key] for key in self.keys_of(plural, namespace)]
+
+
 class FakeKube:
     """The state of one fake cluster (all named clusters share one fake in the sandbox)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
-        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.objects = _Objects()
         self.faults = Faults()
         self._rv = itertools.count(1000)
         self.requests: list[tuple[str, str, dict[str, str], str]] = []
@@ -189,11 +228,9 @@ class FakeKube:
                     self._refresh(ns, name)
             # Pick the kind's objects first and sort only those: a cluster holds thousands.
             chosen = sorted(
-                (key, o)
-                for key, o in self.objects.items()
+                (key, self.objects[key])
+                for key in self.objects.keys_of(kind.plural, namespace)
                 if key[0] == kind.group
-                and key[1] == kind.plural
-                and (namespace is None or key[2] == namespace)
             )
             items = [
                 copy.deepcopy(o)
@@ -326,10 +363,8 @@ class FakeKube:
         ]
         owned = [
             o
-            for (g, p, ns, _), o in self.objects.items()
-            if p == "replicasets"
-            and ns == namespace
-            and any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences", []))
+            for o in self.objects.of("replicasets", namespace)
+            if any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences", []))
         ]
         revisions = [int(o["metadata"]["annotations"].get(REVISION, "0")) for o in owned]
         current = next(
@@ -466,7 +501,7 @@ class FakeKube:
         """Pods of the current ReplicaSet, with the container states a rollout is judged by."""
         labels = replica_set["spec"]["selector"]["matchLabels"]
         rs_name = replica_set["metadata"]["name"]
-        for key in [k for k in self.objects if k[1] == "pods" and k[2] == namespace]:
+        for key in self.objects.keys_of("pods", namespace):
             owner = self.objects[key]["metadata"].get("ownerReferences", [{}])[0].get("name", "")
             if owner.startswith(rs_name.rsplit("-", 1)[0]) and owner != rs_name:
                 del self.objects[key]
@@ -944,11 +979,15 @@ def build_app(fake: FakeKube) -> web.Application:
                 request.query.get("labelSelector", ""),
                 request.query.get("fieldSelector", ""),
             )
+            items, more = _page(items, request.query.get("limit"), request.query.get("continue"))
+            metadata = {"resourceVersion": str(next(fake._rv))}
+            if more:
+                metadata["continue"] = more
             return web.json_response(
                 {
                     "kind": f"{kind.kind}List",
                     "apiVersion": kind.api_version,
-                    "metadata": {"resourceVersion": str(next(fake._rv))},
+                    "metadata": metadata,
                     "items": items,
                 }
             )
@@ -1053,6 +1092,29 @@ class RunningFakeKube:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def _page(
+    items: list[dict[str, Any]], limit: str | None, token: str | None
+) -> tuple[list[dict[str, Any]], str]:
+    """`?limit=&continue=` as the API server pages a list (items come sorted by namespace and
+    name): the token names the last item returned, so a page never repeats or skips one."""
+    if token:
+        try:
+            last = tuple(json.loads(base64.urlsafe_b64decode(token)))
+        except ValueError:
+            raise ApiError(400, "BadRequest", "invalid continue token") from None
+        items = [o for o in items if _key(o) > last]
+    size = int(limit) if limit and limit.isdigit() and int(limit) > 0 else 0
+    if not size or len(items) <= size:
+        return items, ""
+    page = items[:size]
+    return page, base64.urlsafe_b64encode(json.dumps(_key(page[-1])).encode()).decode()
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
 def start_fake_kube(clock: Clock | None = None) -> RunningFakeKube:
