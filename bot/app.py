@@ -17,6 +17,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
+from commands.changes import handlers as changes_handlers
 from commands.cost import handlers as cost_handlers
 from commands.deploy import handlers as deploy_handlers
 from commands.deploy.api import deployments_route
@@ -104,6 +105,7 @@ def build_bolt_app(
     offhours_handlers.register(app, ctx)
     slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
+    changes_handlers.register(app, ctx)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
