@@ -26,6 +26,7 @@ from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
+from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
 from commands.slo import handlers as slo_handlers
 
@@ -105,7 +106,8 @@ def build_bolt_app(
     offhours_handlers.register(app, ctx)
     slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
-    changes_handlers.register(app, ctx)
+    changes = changes_handlers.register(app, ctx)
+    incident_handlers.register(app, ctx, incident_handlers.build_service(ctx, changes))
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))

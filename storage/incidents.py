@@ -1,8 +1,8 @@
 """Incidents and their timelines.
 
-An incident is opened once per channel name: `open_key` holds the channel name while the
-incident is open and is unique, so a retried open, a double submit or a second replica finds
-the existing row. State only moves `open -> resolved` through a guarded UPDATE. Timeline
+An incident is opened once per request: `request_key` (the slash command's trigger, the
+modal's view id, the alert button's group) is unique, so a retried open, a double submit or a
+second replica finds the existing row. State only moves `open -> resolved` through a guarded UPDATE. Timeline
 events may carry a `dedupe_key` (a pinned message's ts, a reaction, an audit entry id): a
 unique column, so Slack's event retries never add the same line twice.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage.models import AuditEntry, AuditOutcome
 from storage.types import UTCDateTime
 
 
@@ -34,7 +35,7 @@ class Incident(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel_name: str = Field(index=True, description="inc-YYYYMMDD-<slug>")
-    open_key: str | None = Field(default=None, unique=True)
+    request_key: str = Field(unique=True)
     title: str
     severity: str
     service: str = Field(default="", index=True)
@@ -70,15 +71,14 @@ class IncidentEvent(SQLModel, table=True):
 
 
 def open_incident(session: Session, incident: Incident) -> tuple[Incident, bool]:
-    """Insert an open incident, or return the open one with the same channel name."""
-    incident.open_key = incident.channel_name
+    """Insert an open incident, or return the one opened by the same request."""
     try:
         with session.begin_nested():
             session.add(incident)
             session.flush()
     except IntegrityError:
         existing = session.exec(
-            select(Incident).where(Incident.open_key == incident.channel_name)
+            select(Incident).where(Incident.request_key == incident.request_key)
         ).first()
         assert existing is not None
         session.expunge(existing)
@@ -136,7 +136,6 @@ def resolve(session: Session, incident_id: int, now: datetime, by: str, resoluti
         session,
         incident_id,
         state=IncidentState.RESOLVED,
-        open_key=None,
         resolved_at=now,
         resolved_by=by,
         resolution=resolution,
@@ -159,6 +158,20 @@ def events(session: Session, incident_id: int) -> Sequence[IncidentEvent]:
         select(IncidentEvent)
         .where(IncidentEvent.incident_id == incident_id)
         .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
+    ).all()
+    for row in rows:
+        session.expunge(row)
+    return rows
+
+
+def audit_in_channel(session: Session, channel_id: str, since: datetime) -> Sequence[AuditEntry]:
+    """Everything forgebot did on request from this channel since the incident opened."""
+    rows = session.exec(
+        select(AuditEntry)
+        .where(AuditEntry.channel_id == channel_id, col(AuditEntry.at) >= since)
+        .where(AuditEntry.outcome == AuditOutcome.OK.value)
+        .order_by(col(AuditEntry.id))
+        .limit(1000)
     ).all()
     for row in rows:
         session.expunge(row)

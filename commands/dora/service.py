@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.auth import Actor, Authorizer
@@ -13,6 +13,7 @@ from bot.errors import UserInputError
 from bot.scopes import service_or_team
 from commands.dora.metrics import DoraReport, report
 from storage import deployments as repo
+from storage import incidents
 from storage.db import Database
 
 USAGE = "`/forge dora [SERVICE|TEAM] [30d]`"
@@ -50,4 +51,20 @@ class DoraService:
         until = self.clock.now()
         since = until - query.period
         figures = await self.db.run(lambda s: repo.dora(s, query.services, since, until))
+        restored = await self.db.run(
+            lambda s: incidents.resolved_between(s, query.services, since, until)
+        )
+        if restored:
+            # Incidents are the direct record of service restored: they replace the estimate
+            # from deploy failures whenever the window has any.
+            durations = sorted(
+                (i.resolved_at - i.impact_started_at).total_seconds()
+                for i in restored
+                if i.resolved_at is not None
+            )
+            figures = replace(
+                figures,
+                restore_median=timedelta(seconds=round(durations[len(durations) // 2])),
+                restore_samples=len(durations),
+            )
         return report(query.scope, figures)

@@ -50,7 +50,7 @@ def upgrade() -> None:
     op.create_table('incidents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('open_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('request_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('service', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('paging', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('postmortem_file', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('open_key')
+    sa.UniqueConstraint('request_key')
     )
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_incidents_channel_id'), ['channel_id'], unique=False)
