@@ -17,6 +17,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
+from commands.alerts import handlers as alert_handlers
 from commands.changes import handlers as changes_handlers
 from commands.cost import handlers as cost_handlers
 from commands.deploy import handlers as deploy_handlers
@@ -104,10 +105,12 @@ def build_bolt_app(
     dora_handlers.register(ctx)
     deploy_handlers.register(app, ctx)
     offhours_handlers.register(app, ctx)
-    slo_handlers.register(app, ctx)
+    slos = slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
     changes = changes_handlers.register(app, ctx)
-    incident_handlers.register(app, ctx, incident_handlers.build_service(ctx, changes))
+    incidents = incident_handlers.build_service(ctx, changes)
+    incident_handlers.register(app, ctx, incidents)
+    alert_handlers.register(app, ctx, alert_handlers.build_service(ctx, changes, slos), incidents)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
