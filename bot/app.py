@@ -22,6 +22,7 @@ from commands.changes import handlers as changes_handlers
 from commands.cost import handlers as cost_handlers
 from commands.deploy import handlers as deploy_handlers
 from commands.deploy.api import deployments_route
+from commands.diagnostics import handlers as diagnostics_handlers
 from commands.dora import handlers as dora_handlers
 from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
@@ -108,6 +109,7 @@ def build_bolt_app(
     slos = slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
     changes = changes_handlers.register(app, ctx)
+    diagnostics_handlers.register(ctx, slos)
     incidents = incident_handlers.build_service(ctx, changes)
     incident_handlers.register(app, ctx, incidents)
     alert_handlers.register(app, ctx, alert_handlers.build_service(ctx, changes, slos), incidents)
