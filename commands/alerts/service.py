@@ -166,6 +166,7 @@ class AlertService:
     async def _deliver(self, operation: Operation) -> dict[str, Any]:
         group_id = int(operation.payload["group_id"])
         hidden = int(operation.payload.get("hidden", 0))
+        received = float(operation.payload.get("received", time.time()))
         group = await self._get(group_id)
         if not group.message_ts:
             if await self.db.run(lambda s: repo.claim_post(s, group_id)):
@@ -175,7 +176,7 @@ class AlertService:
                 latest = await self._get(group_id)
                 if latest.version != group.version:
                     await self._show(latest, hidden)
-                return {"posted": ts}
+                return {"posted": ts, "latency": time.time() - received}
             group = await self._get(group_id)
         if group.message_ts == POSTING:
             return {"posting": "another delivery posts the message with the latest alerts"}
@@ -187,7 +188,11 @@ class AlertService:
                 "\n".join(notes[:30])
                 + (f"\n… and {len(notes) - 30} more" if len(notes) > 30 else ""),
             )
-        return {"updated": group.message_ts, "notes": len(notes)}
+        return {
+            "updated": group.message_ts,
+            "notes": len(notes),
+            "latency": time.time() - received,
+        }
 
     async def note(self, group: AlertGroup, text: str) -> None:
         await self.slack.post(group.channel, text, thread_ts=group.message_ts)
