@@ -9,6 +9,7 @@ first delivery that claims the row posts the group's one message; later ones upd
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class AlertService:
     route_labels: list[str]
     alertmanager: AlertmanagerClient | None = None
     _enrichment: dict[str, _Enrichment] = field(default_factory=dict)
+    _pending_notes: dict[int, list[tuple[str, asyncio.Future[None]]]] = field(default_factory=dict)
+    _note_flushers: dict[int, asyncio.Task[None]] = field(default_factory=dict)
 
     def register_operations(self) -> None:
         self.operations.register(DELIVER, self._deliver)
@@ -195,7 +198,39 @@ class AlertService:
         }
 
     async def note(self, group: AlertGroup, text: str) -> None:
-        await self.slack.post(group.channel, text, thread_ts=group.message_ts)
+        """A threaded reply under the group's message. Replies that wait for the channel's turn
+        (a flood) are merged into one, so a busy group never queues more than one reply; this
+        returns once the reply carrying `text` is posted."""
+        group_id = group.id or 0
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_notes.setdefault(group_id, []).append((text, done))
+        flusher = self._note_flushers.get(group_id)
+        if flusher is None or flusher.done():
+            self._note_flushers[group_id] = asyncio.create_task(
+                self._flush_notes(group_id, group.channel, group.message_ts)
+            )
+        await done
+
+    async def _flush_notes(self, group_id: int, channel: str, ts: str) -> None:
+        try:
+            while self._pending_notes.get(group_id):
+                batch = self._pending_notes.pop(group_id)
+                text = "\n".join(t for t, _ in batch)
+                if len(text) > 3500:
+                    text = text[:3500] + "\n… (more in the message above)"
+                try:
+                    await self.slack.post(channel, text, thread_ts=ts)
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            if self._note_flushers.get(group_id) is asyncio.current_task():
+                del self._note_flushers[group_id]
 
     async def _show(self, group: AlertGroup, hidden: int = 0) -> None:
         text, blocks = await self.render(group, hidden)

@@ -32,7 +32,7 @@ MAX_ALERT_LINES = 15
 class AlertLine:
     firing: bool
     text: str
-    since: datetime
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class AlertView:
     runbook: str = ""
     source_link: str = ""
     buttons: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """mrkdwn context lines (e.g. the last deploy inside a burn-rate alert's window)."""
+    text: str = ""
+    """The notification text, when the source has its own wording."""
 
 
 def group_buttons(group_id: int, service: str, environment: str) -> list[dict[str, Any]]:
@@ -87,12 +91,12 @@ def alert_message(view: AlertView) -> tuple[str, list[Block]]:
     firing = [line for line in view.lines if line.firing]
     status = f":fire: FIRING ({len(firing)})" if view.firing else ":white_check_mark: RESOLVED"
     where = f" · {view.service}" if view.service else ""
-    text = f"{'FIRING' if view.firing else 'RESOLVED'}: {view.title}{where}"
+    text = view.text or f"{'FIRING' if view.firing else 'RESOLVED'}: {view.title}{where}"
     blocks: list[Block] = [header(f"{view.title}{where}"[:150])]
     shown = view.lines[:MAX_ALERT_LINES]
     listed = "\n".join(
-        f"{':red_circle:' if line.firing else ':white_check_mark:'} {escape(line.text)} "
-        f"_(since {line.since:%H:%M} UTC)_"
+        f"{':red_circle:' if line.firing else ':white_check_mark:'} {escape(line.text)}"
+        + (f" _(since {line.since:%H:%M} UTC)_" if line.since else "")
         for line in shown
     )
     hidden = view.hidden + max(0, len(view.lines) - MAX_ALERT_LINES)
@@ -100,7 +104,7 @@ def alert_message(view: AlertView) -> tuple[str, list[Block]]:
         listed += f"\n… and {hidden} more"
     blocks.append(section(f"*{status}*\n{listed}" if listed else f"*{status}*"))
     fields = [
-        f"*Team*\n{escape(view.team)}",
+        f"*Team*\n{escape(view.team) or '_unknown_'}",
         f"*Service*\n{escape(view.service) or '_unknown_'}",
         f"*Environment*\n{escape(view.environment) or '_unknown_'}",
         f"*Severity*\n{escape(view.severity) or '_none_'}",
@@ -114,6 +118,8 @@ def alert_message(view: AlertView) -> tuple[str, list[Block]]:
         blocks.append(section(f"*SLO*\n{view.slo}"))
     if view.changes is not None:
         blocks.append(section(f"*What changed (last 6h)*\n{summary_lines(view.changes, 5)}"))
+    if view.notes:
+        blocks.append(context(*view.notes))
     links = []
     if view.runbook:
         links.append(f"<{view.runbook}|:book: Runbook>")
