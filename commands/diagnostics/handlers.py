@@ -56,15 +56,15 @@ def register(ctx: AppContext, slos: SloService) -> DiagnosticsService:
         if views.fits_inline(result.text):
             await respond(**ephemeral(*views.logs_inline(title, result.text, result.notes)))
             return
-        user = invocation.actor.user_id
-        channel, _ = await ctx.slack.dm(
-            user, f"Logs of {title}, last {format_duration(asked.since)} ({result.pods} pods):"
-        )
+        channel = await ctx.slack.dm_channel(invocation.actor.user_id)
         await ctx.slack.upload_file(
             channel,
             f"{asked.service}-{asked.environment}.log",
             result.text,
             f"Logs of {title}",
+            initial_comment=(
+                f"Logs of {title}, last {format_duration(asked.since)} ({result.pods} pods)"
+            ),
         )
         notes = "".join(f"\n• {n}" for n in result.notes[:10])
         await respond(
