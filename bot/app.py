@@ -17,14 +17,18 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
+from commands.alerts import handlers as alert_handlers
+from commands.changes import handlers as changes_handlers
 from commands.cost import handlers as cost_handlers
 from commands.deploy import handlers as deploy_handlers
 from commands.deploy.api import deployments_route
+from commands.diagnostics import handlers as diagnostics_handlers
 from commands.dora import handlers as dora_handlers
 from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
+from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
 from commands.slo import handlers as slo_handlers
 
@@ -110,8 +114,13 @@ def build_bolt_app(
     dora_handlers.register(ctx)
     deploy_handlers.register(app, ctx)
     offhours_handlers.register(app, ctx)
-    slo_handlers.register(app, ctx)
+    slos = slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
+    changes = changes_handlers.register(app, ctx)
+    diagnostics_handlers.register(ctx, slos)
+    incidents = incident_handlers.build_service(ctx, changes)
+    incident_handlers.register(app, ctx, incidents)
+    alert_handlers.register(app, ctx, alert_handlers.build_service(ctx, changes, slos), incidents)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))

@@ -46,6 +46,10 @@ class Action(StrEnum):
     BUDGET_SET = "budget.set"
     OFFHOURS_SET = "offhours.set"
     OFFHOURS_SNOOZE = "offhours.snooze"
+    INCIDENT_OPEN = "incident.open"
+    INCIDENT_MANAGE = "incident.manage"
+    DIAGNOSE = "diagnose"
+    ALERT_ACT = "alert.act"
 
 
 # The whole policy in one table; an action missing here is denied to everyone.
@@ -67,6 +71,12 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.BUDGET_SET: frozenset({Role.PLATFORM}),
     Action.OFFHOURS_SET: frozenset({Role.ENV_OWNER, Role.TEAM_MEMBER, Role.PLATFORM}),
     Action.OFFHOURS_SNOOZE: frozenset({Role.ENV_OWNER, Role.TEAM_MEMBER, Role.PLATFORM}),
+    Action.INCIDENT_OPEN: frozenset({Role.TEAM_MEMBER, Role.ONCALL, Role.PLATFORM}),
+    Action.INCIDENT_MANAGE: frozenset(
+        {Role.TEAM_MEMBER, Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}
+    ),
+    Action.DIAGNOSE: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
+    Action.ALERT_ACT: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
 }
 
 

@@ -53,6 +53,18 @@ class KubernetesIdentity(_Strict):
     groups: list[str] = []
 
 
+class Paging(_Strict):
+    """Who gets paged when an incident opens: a PagerDuty service (Events API v2 routing key)
+    or an Opsgenie team (API key). The key itself stays out of the catalog: `key_env` names
+    the environment variable that holds it."""
+
+    provider: Literal["pagerduty", "opsgenie"]
+    key_env: str = Field(description="environment variable holding the routing key / API key")
+    min_severity: Literal["SEV1", "SEV2", "SEV3", "SEV4"] = Field(
+        default="SEV2", description="page for incidents of this severity or worse"
+    )
+
+
 class Team(_Strict):
     name: str
     channel: str
@@ -66,6 +78,7 @@ class Team(_Strict):
         default=None,
         description="Kubernetes group granted edit rights in this team's environments",
     )
+    paging: Paging | None = None
 
     @field_validator("name")
     @classmethod
@@ -213,6 +226,8 @@ class Service(_Strict):
         default_factory=dict, description="environment name -> where the service runs there"
     )
     slos: list[Slo] = []
+    runbook: str | None = Field(default=None, description="runbook URL for on-call")
+    paging: Paging | None = Field(default=None, description="overrides the team's paging")
 
     @field_validator("name")
     @classmethod

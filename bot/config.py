@@ -94,7 +94,33 @@ class Settings(BaseSettings):
         default="cost-explorer", validation_alias="FORGEBOT_COST_FORECAST"
     )
 
-    @field_validator("allowed_app_ids", "allowed_team_ids", "allowed_enterprise_ids", mode="before")
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com", validation_alias="PAGERDUTY_EVENTS_URL"
+    )
+    opsgenie_api_url: str = Field(
+        default="https://api.opsgenie.com", validation_alias="OPSGENIE_API_URL"
+    )
+    alertmanager_url: str | None = Field(default=None, validation_alias="ALERTMANAGER_URL")
+    """Alertmanager's API, for silences created from alert buttons."""
+    alertmanager_token: SecretStr | None = Field(
+        default=None, validation_alias="FORGEBOT_ALERTMANAGER_TOKEN"
+    )
+    """Bearer token Alertmanager's webhook sends to `POST /api/alertmanager`."""
+    incident_timeline_reaction: str = Field(
+        default="memo", validation_alias="FORGEBOT_INCIDENT_REACTION"
+    )
+    """Reacting with this emoji (name without colons) adds a message to the incident timeline."""
+    alert_route_labels: CommaList = Field(
+        default=["service", "team", "namespace"], validation_alias="FORGEBOT_ALERT_ROUTE_LABELS"
+    )
+
+    @field_validator(
+        "allowed_app_ids",
+        "allowed_team_ids",
+        "allowed_enterprise_ids",
+        "alert_route_labels",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

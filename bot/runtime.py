@@ -73,6 +73,7 @@ class Runtime:
             settings.api_token,
             settings.prometheus_token,
             settings.prometheus_password,
+            settings.alertmanager_token,
         ):
             register_secret(secret.get_secret_value() if secret else None)
         db = Database(settings.database_url)

@@ -224,7 +224,7 @@ def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]
     return func.extract("epoch", later - earlier)  # type: ignore[return-value]
 
 
-def _median(seconds: list[Any]) -> tuple[timedelta | None, int]:
+def median(seconds: list[Any]) -> tuple[timedelta | None, int]:
     """The standard median (the mean of the two middle values of an even count), to the whole
     second (SQLite's julianday arithmetic is exact to ~1 ms, so each value is rounded first)."""
     if not seconds:
@@ -294,8 +294,8 @@ def dora(
     ).all()
     deploys = len(rows)
     failed_changes = sum(int(r[0]) for r in rows)
-    lead_median, lead_samples = _median([r[1] for r in rows if r[1] is not None])
-    restore_median, restore_samples = _median([r[2] for r in rows if r[0] and r[2] is not None])
+    lead_median, lead_samples = median([r[1] for r in rows if r[1] is not None])
+    restore_median, restore_samples = median([r[2] for r in rows if r[0] and r[2] is not None])
     return DoraFigures(
         deploys=deploys,
         days=max((until - since).total_seconds() / 86400, 1e-9),

@@ -7,7 +7,7 @@ by default (`production: true`, or tier `prod`); `env NAME` asks about another o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.auth import Actor, Authorizer
@@ -19,6 +19,7 @@ from bot.scopes import service_or_team
 from commands.dora.metrics import DoraReport, report
 from integrations.slack.blockkit import escape
 from storage import deployments as repo
+from storage import incidents
 from storage.db import Database
 
 USAGE = "`/forge dora [SERVICE|TEAM] [30d] [env ENV]`"
@@ -84,4 +85,18 @@ class DoraService:
         figures = await self.db.run(
             lambda s: repo.dora(s, query.services, since, until, query.environments)
         )
+        restored = await self.db.run(
+            lambda s: incidents.resolved_between(s, query.services, since, until)
+        )
+        if restored:
+            # Incidents are the direct record of service restored: they replace the estimate
+            # from deploy failures whenever the window has any.
+            restore_median, samples = repo.median(
+                [
+                    (i.resolved_at - i.impact_started_at).total_seconds()
+                    for i in restored
+                    if i.resolved_at is not None
+                ]
+            )
+            figures = replace(figures, restore_median=restore_median, restore_samples=samples)
         return report(query.scope, figures, query.environments, production=query.production)

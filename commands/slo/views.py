@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.durations import format_duration
+from commands.alerts.views import AlertLine, AlertView
+from commands.alerts.views import alert_message as alert_view_message
 from commands.slo.alerts import LastDeploy
 from commands.slo.budget import Alert, Severity, SloFigures, Status
 from commands.slo.service import SloReport
@@ -135,74 +137,74 @@ def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
     return text, blocks
 
 
+def _button(action_id: str, label: str, value: str, danger: bool = False) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+    }
+    if danger:
+        element["style"] = "danger"
+    return element
+
+
 def alert_message(
-    item: SloFigures, alert: Alert, deploy: LastDeploy | None
+    item: SloFigures, alert: Alert, deploy: LastDeploy | None, team: str = ""
 ) -> tuple[str, list[dict[str, Any]]]:
+    """The burn-rate alert in the same message shape as Alertmanager's alert groups."""
     icon = ":rotating_light:" if alert.severity is Severity.PAGE else ":warning:"
     slo = item.ref.slo
-    title = f"{item.ref.key} is burning its error budget ({alert.severity})"
-    text = f"{icon} {title}"
-    detail = slo_lines(item)
-    buttons: list[dict[str, Any]] = [
-        {
-            "type": "button",
-            "action_id": SHOW_SLO,
-            "text": {"type": "plain_text", "text": "Show SLO"},
-            "value": item.ref.service,
-        }
-    ]
+    text = f"{icon} {item.ref.key} is burning its error budget ({alert.severity})"
+    buttons = [_button(SHOW_SLO, "Show SLO", item.ref.service)]
+    notes = []
     if deploy is not None:
         buttons.append(
-            {
-                "type": "button",
-                "action_id": ROLLBACK,
-                "style": "danger",
-                "text": {"type": "plain_text", "text": "Roll back last deploy"},
-                "value": f"{item.ref.service}|{slo.environment}",
-            }
+            _button(
+                ROLLBACK,
+                "Roll back last deploy",
+                f"{item.ref.service}|{slo.environment}",
+                danger=True,
+            )
         )
-    buttons.append(
-        {
-            "type": "button",
-            "action_id": FREEZE,
-            "text": {"type": "plain_text", "text": "Freeze deploys"},
-            "value": f"{slo.environment}|{item.ref.key}",
-        }
+        notes.append(
+            f"Last deploy in {escape(slo.environment)} within the alert window: "
+            f"{escape(deploy.version)} by <@{deploy.actor}>"
+        )
+    buttons.append(_button(FREEZE, "Freeze deploys", f"{slo.environment}|{item.ref.key}"))
+    view = AlertView(
+        title=f"{item.ref.key} error budget burn",
+        firing=True,
+        lines=[AlertLine(True, f"{alert.severity}: {alert.describe()}")],
+        team=team,
+        service=item.ref.service,
+        environment=slo.environment,
+        severity=str(alert.severity),
+        slo=slo_lines(item)[:2990],
+        buttons=buttons,
+        notes=notes,
+        text=text,
     )
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{escape(title)}*"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": detail[:2990]}},
-    ]
-    if deploy is not None:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f"Last deploy in {escape(slo.environment)} within the alert "
-                        f"window: {escape(deploy.version)} by <@{deploy.actor}>",
-                    }
-                ],
-            }
-        )
-    blocks.append({"type": "actions", "elements": buttons})
-    return text, blocks
+    return alert_view_message(view)
 
 
 def resolved_message(
-    key: str, severity: str, lasted: timedelta
+    key: str, severity: str, lasted: timedelta, team: str = ""
 ) -> tuple[str, list[dict[str, Any]]]:
     text = f":white_check_mark: Resolved: {key} is no longer burning its error budget ({severity})"
-    return text, [
-        {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}},
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"The alert held for {format_duration(lasted)}."}
-            ],
-        },
-    ]
+    service, _, _ = key.partition("/")
+    view = AlertView(
+        title=f"{key} error budget burn",
+        firing=False,
+        lines=[AlertLine(False, f"{severity}: no longer burning")],
+        team=team,
+        service=service,
+        environment="",
+        severity=severity,
+        notes=[f"The alert held for {format_duration(lasted)}."],
+        text=text,
+    )
+    return alert_view_message(view)
 
 
 def home_section(team: str, items: list[SloFigures] | None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ because provisioning is re-run after a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import json
@@ -42,6 +43,8 @@ from integrations.kubernetes.rollout import RolloutStatus, rollback_template, st
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TIMEOUT = (3.0, 15.0)  # connect, read
+DIAGNOSTICS_TIMEOUT = (2.0, 8.0)
+"""A person waits for `/forge status|pods|events|logs`: fail within seconds, not minutes."""
 
 
 @dataclass(frozen=True)
@@ -574,6 +577,93 @@ class KubeGateway:
             f"{what} on {cluster} kept changing under us ({attempts} attempts); try again"
         )
 
+    # --- read-only diagnostics (pods, events, logs; never Secrets) -----------------------------
+    async def read_deployment(
+        self,
+        cluster: str,
+        namespace: str,
+        deployment: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> dict[str, Any]:
+        def read(api: client.ApiClient) -> dict[str, Any]:
+            return _json(
+                client.AppsV1Api(api).read_namespaced_deployment(
+                    deployment,
+                    namespace,
+                    _request_timeout=DIAGNOSTICS_TIMEOUT,
+                    _preload_content=False,
+                )
+            )
+
+        return await self._call(
+            cluster, "get", f"deployment {deployment} in {namespace}", read, identity
+        )
+
+    async def list_pods(
+        self,
+        cluster: str,
+        namespace: str,
+        label_selector: str,
+        identity: KubernetesIdentity | None = None,
+    ) -> list[dict[str, Any]]:
+        def read(api: client.ApiClient) -> list[dict[str, Any]]:
+            found = _json(
+                client.CoreV1Api(api).list_namespaced_pod(
+                    namespace,
+                    label_selector=label_selector,
+                    _request_timeout=DIAGNOSTICS_TIMEOUT,
+                    _preload_content=False,
+                )
+            )
+            return list(found.get("items") or [])
+
+        return await self._call(cluster, "list", f"pods in {namespace}", read, identity)
+
+    async def list_events(
+        self, cluster: str, namespace: str, identity: KubernetesIdentity | None = None
+    ) -> list[dict[str, Any]]:
+        def read(api: client.ApiClient) -> list[dict[str, Any]]:
+            found = _json(
+                client.CoreV1Api(api).list_namespaced_event(
+                    namespace,
+                    field_selector="type=Warning",
+                    _request_timeout=DIAGNOSTICS_TIMEOUT,
+                    _preload_content=False,
+                )
+            )
+            return list(found.get("items") or [])
+
+        return await self._call(cluster, "list", f"events in {namespace}", read, identity)
+
+    async def read_log(
+        self,
+        cluster: str,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        since_seconds: int,
+        tail_lines: int,
+        previous: bool,
+        identity: KubernetesIdentity | None = None,
+    ) -> str:
+        def read(api: client.ApiClient) -> str:
+            response = client.CoreV1Api(api).read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=container,
+                since_seconds=since_seconds,
+                tail_lines=tail_lines,
+                previous=previous,
+                timestamps=True,
+                _request_timeout=DIAGNOSTICS_TIMEOUT,
+                _preload_content=False,
+            )
+            raw: bytes = getattr(response, "data", b"")
+            return raw.decode("utf-8", errors="replace")
+
+        return await self._call(cluster, "get", f"the log of {pod} in {namespace}", read, identity)
+
     async def close(self) -> None:
         # A snapshot: the start-up warm-up may still be adding the next cluster's client.
         clients = list(self._clients.values())
@@ -602,6 +692,37 @@ def _warm_calls(api: client.ApiClient) -> None:
     rbac.create_namespaced_role_binding("default", body, dry_run="All", _request_timeout=TIMEOUT)
     body = manifests.network_policy("default")
     net.create_namespaced_network_policy("default", body, dry_run="All", _request_timeout=TIMEOUT)
+    # The diagnostics' reads (a person waits for them): a miss or a refusal still builds them.
+    apps = client.AppsV1Api(api)
+    reads: list[Callable[[], Any]] = [
+        lambda: apps.read_namespaced_deployment(
+            "forgebot-warm-up", "default", _request_timeout=TIMEOUT, _preload_content=False
+        ),
+        lambda: core.list_namespaced_pod(
+            "default", limit=1, _request_timeout=TIMEOUT, _preload_content=False
+        ),
+        lambda: core.list_namespaced_event(
+            "default",
+            field_selector="type=Warning",
+            limit=1,
+            _request_timeout=TIMEOUT,
+            _preload_content=False,
+        ),
+        lambda: core.read_namespaced_pod_log(
+            "forgebot-warm-up",
+            "default",
+            container="app",
+            since_seconds=1,
+            tail_lines=1,
+            previous=False,
+            timestamps=True,
+            _request_timeout=TIMEOUT,
+            _preload_content=False,
+        ),
+    ]
+    for read in reads:
+        with contextlib.suppress(ApiException):
+            read()
 
 
 def _json(response: Any) -> dict[str, Any]:

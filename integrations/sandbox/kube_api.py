@@ -22,9 +22,9 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ KINDS = [
     Kind("", "v1", "resourcequotas", "ResourceQuota"),
     Kind("", "v1", "limitranges", "LimitRange"),
     Kind("", "v1", "pods", "Pod"),
+    Kind("", "v1", "events", "Event"),
+    Kind("", "v1", "secrets", "Secret"),
     Kind("", "v1", "serviceaccounts", "ServiceAccount"),
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
@@ -167,6 +169,8 @@ class FakeKube:
         """How long a rollout takes to become ready (0: at once), measured on `clock`."""
         self._rollouts: dict[tuple[str, str], Rollout] = {}
         self._settled: set[tuple[str, str]] = set()
+        self.logs: dict[tuple[str, str, str, bool], list[tuple[float, str]]] = {}
+        """(namespace, pod, container, previous) -> (unix time, line): what `pods/log` serves."""
         self.reset()
 
     def reset(self) -> None:
@@ -177,6 +181,7 @@ class FakeKube:
             self._settled = set()
             self.faults = Faults()
             self.requests = []
+            self.logs = {}
             self.max_in_flight = 0
             self.objects[("", "namespaces", "", "default")] = {
                 "apiVersion": "v1",
@@ -556,6 +561,139 @@ class FakeKube:
                     ],
                 },
             }
+
+    # --- pods, events and logs (read-only diagnostics) --------------------------------------------
+    def seed_pod(
+        self,
+        namespace: str,
+        name: str,
+        labels: dict[str, str],
+        *,
+        container: str = "app",
+        image: str = "registry.example.com/app:1",
+        ready: bool = True,
+        restarts: int = 0,
+        waiting_reason: str = "",
+        last_terminated_reason: str = "",
+    ) -> None:
+        state: dict[str, Any] = (
+            {"waiting": {"reason": waiting_reason}}
+            if waiting_reason
+            else {"running": {"startedAt": self._now()}}
+        )
+        status: dict[str, Any] = {
+            "name": container,
+            "image": image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": restarts,
+            "state": state,
+        }
+        if last_terminated_reason:
+            status["lastState"] = {
+                "terminated": {"reason": last_terminated_reason, "exitCode": 137}
+            }
+        with self.lock:
+            self.objects[("", "pods", namespace, name)] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": dict(labels),
+                    "uid": str(uuid.uuid4()),
+                    "resourceVersion": str(next(self._rv)),
+                    "creationTimestamp": self._now(),
+                },
+                "spec": {"containers": [{"name": container, "image": image}]},
+                "status": {
+                    "phase": "Running" if ready or restarts else "Pending",
+                    "containerStatuses": [status],
+                },
+            }
+
+    def seed_event(
+        self,
+        namespace: str,
+        involved: str,
+        reason: str,
+        message: str,
+        *,
+        type_: str = "Warning",
+        kind: str = "Pod",
+        count: int = 1,
+        at: str | None = None,
+    ) -> None:
+        name = f"{involved}.{uuid.uuid4().hex[:12]}"
+        when = at or self._now()
+        with self.lock:
+            self.objects[("", "events", namespace, name)] = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "resourceVersion": str(next(self._rv)),
+                    "creationTimestamp": when,
+                },
+                "involvedObject": {"kind": kind, "name": involved, "namespace": namespace},
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": count,
+                "firstTimestamp": when,
+                "lastTimestamp": when,
+            }
+
+    def seed_logs(
+        self,
+        namespace: str,
+        pod: str,
+        lines: Sequence[tuple[float, str]],
+        *,
+        container: str = "app",
+        previous: bool = False,
+    ) -> None:
+        with self.lock:
+            self.logs[(namespace, pod, container, previous)] = list(lines)
+
+    def read_log(self, namespace: str, pod: str, query: Mapping[str, str]) -> str:
+        with self.lock:
+            found = self.objects.get(("", "pods", namespace, pod))
+            if found is None:
+                raise ApiError(404, "NotFound", f'pods "{pod}" not found', {"kind": "pods"})
+            containers = [c["name"] for c in found["spec"].get("containers", [])]
+            container = query.get("container") or (containers[0] if len(containers) == 1 else "")
+            if not container:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {pod}, choose one of: "
+                    f"[{' '.join(containers)}]",
+                )
+            if container not in containers:
+                raise ApiError(
+                    400, "BadRequest", f"container {container} is not valid for pod {pod}"
+                )
+            previous = query.get("previous") == "true"
+            lines = self.logs.get((namespace, pod, container, previous))
+            if lines is None and previous:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{pod}" not found',
+                )
+        chosen = list(lines or [])
+        if query.get("sinceSeconds"):
+            cutoff = self.clock.now().timestamp() - int(query["sinceSeconds"])
+            chosen = [line for line in chosen if line[0] >= cutoff]
+        if query.get("tailLines"):
+            chosen = chosen[-int(query["tailLines"]) :]
+        stamp = query.get("timestamps") == "true"
+        return "".join(
+            (f"{datetime.fromtimestamp(t, UTC).isoformat()} " if stamp else "") + text + "\n"
+            for t, text in chosen
+        )
 
     # --- seeding for the demo and tests ---------------------------------------------------------
     def seed_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
@@ -1009,6 +1147,11 @@ def build_app(fake: FakeKube) -> web.Application:
                 405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}"
             )
         check_forbidden(request, verb, kind, namespace)
+        if request.method == "GET" and kind.plural == "pods" and sub == "log":
+            check_forbidden(request, "get", Kind("", "v1", "pods/log", "Pod"), namespace)
+            return web.Response(
+                text=fake.read_log(namespace, name, request.query), content_type="text/plain"
+            )
         if request.method == "GET":
             obj = fake.get(kind, namespace, name)
             if sub == "scale":

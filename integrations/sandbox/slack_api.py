@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -200,6 +201,35 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("1", "true")
 
 
+CHANNEL_NAME = re.compile(r"[a-z0-9_\-]+")
+CHANNEL_NAME_MAX = 80
+
+
+@dataclass
+class FakeChannel:
+    """A channel the fake created (conversations.create), with who is in it."""
+
+    id: str
+    name: str
+    is_private: bool
+    created: int
+    members: list[str]
+
+    def as_slack(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not self.is_private,
+            "is_group": self.is_private,
+            "is_private": self.is_private,
+            "created": self.created,
+            "creator": BOT_USER_ID,
+            "is_archived": False,
+            "is_member": BOT_USER_ID in self.members,
+            "num_members": len(self.members),
+        }
+
+
 class FakeSlackState:
     """Everything the fake knows and has seen. Thread-safe: the server writes on its thread,
     tests and the shell read from theirs."""
@@ -236,6 +266,8 @@ class FakeSlackState:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._home_views: dict[str, str] = {}
         self._group_dms: dict[frozenset[str], str] = {}
+        self.channels: dict[str, FakeChannel] = {}
+        self.pins: dict[str, list[str]] = {}
         self._last_in_channel: dict[str, float] = {}
         self._listeners: list[Callable[[RecordedCall], None]] = []
         # Never reset: sequence numbers, ts and ids stay unique for the life of the fake.
@@ -261,6 +293,8 @@ class FakeSlackState:
             self._home_views.clear()
             self._last_in_channel.clear()
             self._listeners.clear()
+            self.channels.clear()
+            self.pins.clear()
 
     # --- ids ---------------------------------------------------------------------------------
     def next_id(self, prefix: str) -> str:
@@ -412,6 +446,11 @@ class SlackMethods:
             "users.info": self.users_info,
             "files.getUploadURLExternal": self.files_get_upload_url,
             "files.completeUploadExternal": self.files_complete_upload,
+            "conversations.create": self.conversations_create,
+            "conversations.invite": self.conversations_invite,
+            "conversations.info": self.conversations_info,
+            "pins.add": self.pins_add,
+            "conversations.history": self.conversations_history,
         }
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -652,6 +691,87 @@ class SlackMethods:
             with self.state.lock:
                 self.state.messages[(str(channel), ts)] = message
         return {"files": shared}
+
+    # --- channels and pins (conversations.create / invite / info, pins.add) -------------------
+    def conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = self._required(args, "name", "invalid_name_required")
+        if len(name) > CHANNEL_NAME_MAX:
+            raise SlackError("invalid_name_maxlength")
+        if not CHANNEL_NAME.fullmatch(name):
+            raise SlackError("invalid_name_specials")
+        private = _truthy(args.get("is_private", False))
+        with self.state.lock:
+            if any(c.name == name for c in self.state.channels.values()):
+                raise SlackError("name_taken")
+            channel = FakeChannel(
+                id=self.state.next_id("C"),
+                name=name,
+                is_private=private,
+                created=int(self.state.wall_clock()),
+                members=[BOT_USER_ID],
+            )
+            self.state.channels[channel.id] = channel
+            return {"channel": channel.as_slack()}
+
+    def _channel_of(self, args: Mapping[str, Any]) -> FakeChannel:
+        channel_id = self._required(args, "channel", "channel_not_found")
+        channel = self.state.channels.get(channel_id)
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args.get("users")
+        users = [u.strip() for u in (raw if isinstance(raw, list) else str(raw or "").split(","))]
+        users = [u for u in users if u]
+        if not users:
+            raise SlackError("no_user")
+        if len(users) > 1000:
+            raise SlackError("too_many_users")
+        with self.state.lock:
+            channel = self._channel_of(args)
+            if BOT_USER_ID in users:
+                raise SlackError("cant_invite_self")
+            unknown = [u for u in users if u not in self.state.users]
+            if unknown:
+                raise SlackError("user_not_found")
+            new = [u for u in users if u not in channel.members]
+            if not new and len(users) == 1:
+                raise SlackError("already_in_channel")
+            channel.members.extend(new)
+            return {"channel": channel.as_slack()}
+
+    def conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self.state.lock:
+            return {"channel": self._channel_of(args).as_slack()}
+
+    def pins_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._required(args, "channel", "channel_not_found")
+        ts = self._required(args, "timestamp", "no_item_specified")
+        with self.state.lock:
+            if (channel, ts) not in self.state.messages:
+                raise SlackError("message_not_found")
+            pinned = self.state.pins.setdefault(channel, [])
+            if ts in pinned:
+                raise SlackError("already_pinned")
+            pinned.append(ts)
+        return {}
+
+    def conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._required(args, "channel", "channel_not_found")
+        latest = float(args.get("latest") or "inf")
+        oldest = float(args.get("oldest") or 0)
+        inclusive = _truthy(args.get("inclusive", False))
+        limit = int(args.get("limit") or 100)
+        with self.state.lock:
+            found = [
+                copy.deepcopy(m)
+                for (c, ts), m in self.state.messages.items()
+                if c == channel
+                and (oldest <= float(ts) <= latest if inclusive else oldest < float(ts) < latest)
+            ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
 
 
 def _auth_of(request: web.Request, args: dict[str, Any], token: str) -> AuthKind:

@@ -290,7 +290,8 @@ class SlackOutbox:
             ),
         )
 
-    async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
+    async def dm_channel(self, user: str) -> str:
+        """The id of the bot's DM with `user` (opened once, then remembered)."""
         channel = self._dm_channels.get(user)
         if channel is None:
             opened = await self._call(
@@ -298,6 +299,10 @@ class SlackOutbox:
             )
             channel = str(opened["channel"]["id"])
             self._dm_channels[user] = channel
+        return channel
+
+    async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
+        channel = await self.dm_channel(user)
         return channel, await self.post(channel, text, blocks)
 
     async def upload_file(
