@@ -1,0 +1,315 @@
+"""One desired-state repository over smart HTTP, with dulwich (pure Python, no `git` binary,
+nothing typed by a person ever reaches a shell).
+
+A change is one commit that edits one field of one file (`integrations.git.yaml_field`) on top
+of the branch's tip, pushed as a fast-forward. The push names the tip it was built on; if the
+branch moved meanwhile, the server refuses it (or we see it moved first), and the change is
+built again on the new tip: that is the rebase. If the new tip changed *our* field, the change
+is refused with the commit that did it: a conflict is reported, never forced. Nothing here can
+force-push: every commit has the fetched tip as its parent and the server checks the old value.
+
+Every commit carries a `Forgebot-Operation:` trailer; before building a commit the recent
+history is searched for it, so a retried operation (a restart mid-push, a lost answer) finds
+its commit instead of making a second one.
+
+The calls are blocking (dulwich over urllib3); `GitGateway` runs them in threads under a
+bound on open connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from dulwich.client import HTTPUnauthorized, get_transport_and_path
+from dulwich.errors import GitProtocolError, HangupException
+from dulwich.object_store import commit_tree_changes
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
+from dulwich.repo import MemoryRepo
+
+from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from integrations.git.yaml_field import FieldError, FieldSpec, read_field, set_field
+
+log = logging.getLogger(__name__)
+
+TRAILER = "Forgebot-Operation"
+HISTORY_DEPTH = 200
+"""How far back a retried operation looks for its own commit."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    def line(self) -> bytes:
+        return f"{self.name} <{self.email}>".encode()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """Set `spec` in `file` to `value`, if it still holds `expect` (None: whatever it holds)."""
+
+    file: str
+    spec: FieldSpec
+    value: str
+    expect: str | None
+    message: str
+    """The full commit message (subject, body and trailers but the operation's)."""
+    operation: str
+    """The idempotency key, written as the `Forgebot-Operation` trailer."""
+
+
+@dataclass(frozen=True)
+class Pushed:
+    commit: str
+    previous: str
+    """What the field held before."""
+    created: bool
+    """False: the operation's commit already existed, or the field already held the value."""
+    attempts: int
+    """1, plus one per rebase after the branch moved under us."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    subject: str
+    author: str
+    time: datetime
+    operation: str
+    message: str
+
+
+class NotFastForward(Exception):
+    """The branch moved between fetch and push: build the change again on the new tip."""
+
+
+def _operation_of(message: str) -> str:
+    match = re.search(rf"^{TRAILER}: (\S+)\s*$", message, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+@dataclass
+class DesiredStateRepo:
+    url: str
+    branch: str
+    token: str | None
+    author: Identity
+    timeout: float = 20.0
+    max_attempts: int = 8
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(f"refs/heads/{self.branch}".encode())
+
+    def _client(self) -> tuple[object, str]:
+        try:
+            return get_transport_and_path(
+                self.url,
+                username="x-access-token" if self.token else None,
+                password=self.token,
+            )
+        except ValueError as exc:
+            raise ForgebotError(f"cannot use the repository {self.url}: {exc}") from None
+
+    def _fetch(self) -> tuple[MemoryRepo, ObjectID]:
+        client, path = self._client()
+        repo = MemoryRepo()
+        wanted = self.ref
+
+        def wants(refs: dict[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
+            tip = refs.get(wanted)
+            if tip is None:
+                raise NotFound(f"the repository {self.url} has no branch {self.branch}")
+            return [tip]
+
+        try:
+            result = client.fetch(path, repo, determine_wants=wants)  # type: ignore[attr-defined]
+        except HTTPUnauthorized:
+            raise ForgebotError(
+                f"the repository {self.url} refused forgebot's credentials (check the token's "
+                "access and expiry)"
+            ) from None
+        except (GitProtocolError, HangupException, OSError) as exc:
+            raise DependencyUnavailable(
+                f"the repository {self.url} is unreachable: {exc}"
+            ) from None
+        tip = result.refs.get(wanted)
+        if tip is None:
+            raise NotFound(f"the repository {self.url} has no branch {self.branch}")
+        repo.refs[wanted] = tip
+        return repo, tip
+
+    @staticmethod
+    def _file(repo: MemoryRepo, commit: ObjectID, path: str) -> tuple[ObjectID, str]:
+        tree = repo[repo[commit].tree]  # type: ignore[attr-defined]
+        assert isinstance(tree, Tree)
+        try:
+            _, sha = tree.lookup_path(repo.object_store.__getitem__, path.encode())
+        except KeyError:
+            raise NotFound(f"the repository has no file {path}") from None
+        blob = repo[sha]
+        if not isinstance(blob, Blob):
+            raise NotFound(f"{path} is not a file")
+        try:
+            return sha, blob.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FieldError(f"{path} is not UTF-8 text") from None
+
+    def read(self, file: str, spec: FieldSpec) -> tuple[str, str]:
+        """(the field's value at the branch's tip, the tip)."""
+        repo, tip = self._fetch()
+        return read_field(self._file(repo, tip, file)[1], spec), tip.decode()
+
+    def _history(self, repo: MemoryRepo, tip: ObjectID, limit: int) -> list[CommitInfo]:
+        found = []
+        for entry in repo.get_walker(include=[tip], max_entries=limit):
+            commit = entry.commit
+            message = commit.message.decode("utf-8", "replace")
+            found.append(
+                CommitInfo(
+                    commit.id.decode(),
+                    message.split("\n", 1)[0],
+                    commit.author.decode("utf-8", "replace"),
+                    datetime.fromtimestamp(commit.commit_time).astimezone(),
+                    _operation_of(message),
+                    message,
+                )
+            )
+        return found
+
+    def log(self, file: str, limit: int = 20) -> list[CommitInfo]:
+        """The newest commits that changed `file`, newest first."""
+        repo, tip = self._fetch()
+        found = []
+        for entry in repo.get_walker(include=[tip], paths=[file.encode()], max_entries=limit):
+            found.extend(self._history(repo, entry.commit.id, 1))
+        return found
+
+    def change(self, change: FieldChange, now: datetime) -> Pushed:
+        """Commit and push the change; see the module's docstring for the guarantees."""
+        for attempt in range(1, self.max_attempts + 1):
+            repo, tip = self._fetch()
+            mine = next(
+                (
+                    c
+                    for c in self._history(repo, tip, HISTORY_DEPTH)
+                    if c.operation == change.operation
+                ),
+                None,
+            )
+            if mine is not None:
+                return Pushed(mine.sha, change.expect or "", False, attempt)
+            _, text = self._file(repo, tip, change.file)
+            current = read_field(text, change.spec)
+            if current == change.value:
+                return Pushed(tip.decode(), current, False, attempt)
+            if change.expect is not None and current != change.expect:
+                culprit = self._who_changed(repo, tip, change)
+                raise Conflict(
+                    f"{change.file} no longer holds `{change.expect}`: it holds `{current}`"
+                    f"{culprit}. Nothing was pushed; look at the repository and try again."
+                )
+            commit = self._commit(
+                repo, tip, change, set_field(text, change.spec, change.value), now
+            )
+            try:
+                self._push(repo, tip, commit)
+            except NotFastForward:
+                log.info(
+                    "branch %s of %s moved; rebasing (attempt %d)", self.branch, self.url, attempt
+                )
+                time.sleep(min(0.05 * attempt, 0.5))
+                continue
+            return Pushed(commit.decode(), current, True, attempt)
+        raise Conflict(
+            f"the branch {self.branch} of {self.url} kept moving ({self.max_attempts} attempts); "
+            "nothing was forced. Try again."
+        )
+
+    def _who_changed(self, repo: MemoryRepo, tip: ObjectID, change: FieldChange) -> str:
+        for entry in repo.get_walker(
+            include=[tip], paths=[change.file.encode()], max_entries=HISTORY_DEPTH
+        ):
+            commit = entry.commit
+            subject = commit.message.decode("utf-8", "replace").split("\n", 1)[0]
+            author = commit.author.decode("utf-8", "replace").split(" <", 1)[0]
+            return f" since commit {commit.id.decode()[:10]} “{subject}” by {author}"
+        return ""
+
+    def _commit(
+        self, repo: MemoryRepo, tip: ObjectID, change: FieldChange, text: str, now: datetime
+    ) -> ObjectID:
+        parent = repo[tip]
+        assert isinstance(parent, Commit)
+        blob = Blob.from_string(text.encode("utf-8"))
+        repo.object_store.add_object(blob)
+        mode = self._mode(repo, parent.tree, change.file)
+        tree = commit_tree_changes(
+            repo.object_store, parent.tree, [(change.file.encode(), mode, blob.id)]
+        )
+        commit = Commit()
+        commit.tree = tree
+        commit.parents = [tip]
+        commit.author = commit.committer = self.author.line()
+        stamp = int(now.timestamp())
+        delta = now.utcoffset()
+        offset = int(delta.total_seconds()) if delta is not None else 0
+        commit.author_time = commit.commit_time = stamp
+        commit.author_timezone = commit.commit_timezone = offset
+        message = change.message.rstrip("\n")
+        separator = "\n" if re.search(r"\n[A-Za-z-]+: .+$", message) else "\n\n"
+        commit.message = f"{message}{separator}{TRAILER}: {change.operation}\n".encode()
+        repo.object_store.add_object(commit)
+        return commit.id
+
+    @staticmethod
+    def _mode(repo: MemoryRepo, tree_id: ObjectID, path: str) -> int:
+        tree = repo[tree_id]
+        assert isinstance(tree, Tree)
+        mode, _ = tree.lookup_path(repo.object_store.__getitem__, path.encode())
+        return int(mode)
+
+    def _push(self, repo: MemoryRepo, base: ObjectID, commit: ObjectID) -> None:
+        client, path = self._client()
+        wanted = self.ref
+
+        def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+            if refs.get(wanted) != base:
+                raise NotFastForward()
+            return {**refs, wanted: commit}
+
+        try:
+            result = client.send_pack(  # type: ignore[attr-defined]
+                path, update_refs, generate_pack_data=repo.generate_pack_data
+            )
+        except NotFastForward:
+            raise
+        except HTTPUnauthorized:
+            raise ForgebotError(
+                f"the repository {self.url} refused forgebot's push (the token needs write access)"
+            ) from None
+        except (GitProtocolError, HangupException, OSError) as exc:
+            raise DependencyUnavailable(
+                f"the repository {self.url} is unreachable: {exc}"
+            ) from None
+        status = (result.ref_status or {}).get(wanted)
+        if status is not None:
+            # The server's own check of the old value: someone pushed between our look and ours.
+            if any(
+                w in status
+                for w in (
+                    "non-fast-forward",
+                    "fetch first",
+                    "lock",
+                    "stale",
+                    "failed to update ref",
+                )
+            ):
+                raise NotFastForward()
+            raise ForgebotError(f"the repository {self.url} refused the push: {status}")
