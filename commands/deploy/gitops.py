@@ -114,6 +114,11 @@ class GitOpsDelivery:
     poll_seconds: float = 2.0
     timeout_seconds: float = 600.0
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
+    _queues: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, repr=False)
+    _repos: dict[tuple[str, str], DesiredStateRepo] = field(default_factory=dict, repr=False)
+    """One push at a time per repository and branch from this process: concurrent deploys
+    to one repository would only race each other; another writer (a person, CI, another
+    replica) is still met by rebasing onto the moved branch."""
 
     def target(self, service: str, environment: str) -> tuple[Workload, GitOpsTarget] | None:
         entry = self.catalog.service(service)
@@ -129,9 +134,17 @@ class GitOpsDelivery:
         return bool(env and env.gitops.via_pull_request)
 
     def _repo(self, target: GitOpsTarget) -> DesiredStateRepo:
-        return DesiredStateRepo(
-            target.repository, target.branch, resolve_token(target.credentials), self.author
-        )
+        """The repository's in-memory copy, kept between deploys (fetches bring only what is
+        new); the token is read again each time, so a rotated secret is used at once."""
+        token = resolve_token(target.credentials)
+        key = (target.repository, target.branch)
+        repo = self._repos.get(key)
+        if repo is None:
+            repo = self._repos[key] = DesiredStateRepo(
+                target.repository, target.branch, token, self.author
+            )
+        repo.token = token
+        return repo
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._slots is None:
@@ -166,8 +179,10 @@ class GitOpsDelivery:
             request.message(),
             operation_tag(request.idempotency_key),
         )
-        now = self.clock.now()
-        return await self._run(lambda: repo.change(change, now))
+        queue = self._queues.setdefault((target.repository, target.branch), asyncio.Lock())
+        async with queue:
+            now = self.clock.now()
+            return await self._run(lambda: repo.change(change, now))
 
     async def history(self, target: GitOpsTarget, limit: int = 15) -> list[CommitInfo]:
         repo = self._repo(target)

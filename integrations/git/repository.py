@@ -12,16 +12,22 @@ Every commit carries a `Forgebot-Operation:` trailer; before building a commit t
 history is searched for it, so a retried operation (a restart mid-push, a lost answer) finds
 its commit instead of making a second one.
 
-The calls are blocking (dulwich over urllib3); `GitGateway` runs them in threads under a
-bound on open connections.
+A `DesiredStateRepo` keeps its repository in memory between calls and fetches only what is new
+(dulwich negotiates with the objects it has). A push may be built on that copy without fetching
+first: the push itself checks that the branch has not moved, and anything other than a push
+(finding the operation's commit, the value already there, a conflict) is decided on a fresh
+fetch. The calls are blocking (dulwich over urllib3); `commands.deploy.gitops` runs them in
+threads under a bound on open connections, one push at a time per repository.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dulwich.client import HTTPUnauthorized, get_transport_and_path
@@ -102,6 +108,9 @@ class DesiredStateRepo:
     author: Identity
     timeout: float = 20.0
     max_attempts: int = 8
+    _local: MemoryRepo | None = field(default=None, repr=False)
+    _tip: ObjectID | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ref(self) -> Ref:
@@ -119,7 +128,7 @@ class DesiredStateRepo:
 
     def _fetch(self) -> tuple[MemoryRepo, ObjectID]:
         client, path = self._client()
-        repo = MemoryRepo()
+        repo = self._local if self._local is not None else MemoryRepo()
         wanted = self.ref
 
         def wants(refs: dict[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
@@ -143,7 +152,13 @@ class DesiredStateRepo:
         if tip is None:
             raise NotFound(f"the repository {self.url} has no branch {self.branch}")
         repo.refs[wanted] = tip
+        self._local, self._tip = repo, tip
         return repo, tip
+
+    def _state(self, fresh: bool) -> tuple[MemoryRepo, ObjectID]:
+        if not fresh and self._local is not None and self._tip is not None:
+            return self._local, self._tip
+        return self._fetch()
 
     @staticmethod
     def _file(repo: MemoryRepo, commit: ObjectID, path: str) -> tuple[ObjectID, str]:
@@ -163,8 +178,9 @@ class DesiredStateRepo:
 
     def read(self, file: str, spec: FieldSpec) -> tuple[str, str]:
         """(the field's value at the branch's tip, the tip)."""
-        repo, tip = self._fetch()
-        return read_field(self._file(repo, tip, file)[1], spec), tip.decode()
+        with self._lock:
+            repo, tip = self._fetch()
+            return read_field(self._file(repo, tip, file)[1], spec), tip.decode()
 
     def _history(self, repo: MemoryRepo, tip: ObjectID, limit: int) -> list[CommitInfo]:
         found = []
@@ -185,36 +201,32 @@ class DesiredStateRepo:
 
     def log(self, file: str, limit: int = 20) -> list[CommitInfo]:
         """The newest commits that changed `file`, newest first."""
-        repo, tip = self._fetch()
-        found = []
-        for entry in repo.get_walker(include=[tip], paths=[file.encode()], max_entries=limit):
-            found.extend(self._history(repo, entry.commit.id, 1))
-        return found
+        with self._lock:
+            repo, tip = self._fetch()
+            found = []
+            for entry in repo.get_walker(include=[tip], paths=[file.encode()], max_entries=limit):
+                found.extend(self._history(repo, entry.commit.id, 1))
+            return found
 
     def change(self, change: FieldChange, now: datetime) -> Pushed:
         """Commit and push the change; see the module's docstring for the guarantees."""
-        for attempt in range(1, self.max_attempts + 1):
-            repo, tip = self._fetch()
-            mine = next(
-                (
-                    c
-                    for c in self._history(repo, tip, HISTORY_DEPTH)
-                    if c.operation == change.operation
-                ),
-                None,
-            )
-            if mine is not None:
-                return Pushed(mine.sha, change.expect or "", False, attempt)
+        with self._lock:
+            return self._change(change, now)
+
+    def _change(self, change: FieldChange, now: datetime) -> Pushed:
+        attempt, fresh = 1, self._local is None
+        while attempt <= self.max_attempts:
+            repo, tip = self._state(fresh)
+            decided = self._decide(repo, tip, change)
+            if decided is not None and not fresh:
+                fresh = True  # decide anything but a push on what the server has now
+                continue
+            if isinstance(decided, Pushed):
+                return Pushed(decided.commit, decided.previous, False, attempt)
+            if decided is not None:
+                raise decided
             _, text = self._file(repo, tip, change.file)
             current = read_field(text, change.spec)
-            if current == change.value:
-                return Pushed(tip.decode(), current, False, attempt)
-            if change.expect is not None and current != change.expect:
-                culprit = self._who_changed(repo, tip, change)
-                raise Conflict(
-                    f"{change.file} no longer holds `{change.expect}`: it holds `{current}`"
-                    f"{culprit}. Nothing was pushed; look at the repository and try again."
-                )
             commit = self._commit(
                 repo, tip, change, set_field(text, change.spec, change.value), now
             )
@@ -224,13 +236,41 @@ class DesiredStateRepo:
                 log.info(
                     "branch %s of %s moved; rebasing (attempt %d)", self.branch, self.url, attempt
                 )
-                time.sleep(min(0.05 * attempt, 0.5))
+                if fresh:
+                    time.sleep(min(0.05 * attempt, 0.5) * (0.5 + random.random()))
+                attempt += 1
+                fresh = True
                 continue
+            self._tip = commit
+            repo.refs[self.ref] = commit
             return Pushed(commit.decode(), current, True, attempt)
         raise Conflict(
             f"the branch {self.branch} of {self.url} kept moving ({self.max_attempts} attempts); "
             "nothing was forced. Try again."
         )
+
+    def _decide(
+        self, repo: MemoryRepo, tip: ObjectID, change: FieldChange
+    ) -> Pushed | Conflict | None:
+        """What to do instead of pushing, if anything: the operation's commit or the value is
+        already there (a Pushed), or the field moved (a Conflict)."""
+        mine = next(
+            (c for c in self._history(repo, tip, HISTORY_DEPTH) if c.operation == change.operation),
+            None,
+        )
+        if mine is not None:
+            return Pushed(mine.sha, change.expect or "", False, 0)
+        _, text = self._file(repo, tip, change.file)
+        current = read_field(text, change.spec)
+        if current == change.value:
+            return Pushed(tip.decode(), current, False, 0)
+        if change.expect is not None and current != change.expect:
+            culprit = self._who_changed(repo, tip, change)
+            return Conflict(
+                f"{change.file} no longer holds `{change.expect}`: it holds `{current}`"
+                f"{culprit}. Nothing was pushed; look at the repository and try again."
+            )
+        return None
 
     def _who_changed(self, repo: MemoryRepo, tip: ObjectID, change: FieldChange) -> str:
         for entry in repo.get_walker(

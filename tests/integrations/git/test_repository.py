@@ -140,3 +140,18 @@ def test_a_bad_token_is_a_clear_error_and_never_logged(
     _repo(git_server).read("envs/staging/ledger-values.yaml", FieldSpec("helm-value", "image.tag"))
     assert TOKEN not in caplog.text
     assert all(TOKEN not in path for _, path, _ in git_server.requests), "not in any URL"
+
+
+def test_a_kept_copy_is_refreshed_before_anything_but_a_push(git_server: GitServer) -> None:
+    git_server.create("payments", KUSTOMIZE_LAYOUT)
+    repo = _repo(git_server)
+    first = repo.change(_change("1.4.2", "1.4.1", "op-1"), NOW)
+    # Behind the kept copy's back: a person reverts the field by hand, another edits a file.
+    git_server.commit_directly("payments", FILE, KUSTOMIZE_LAYOUT[FILE], "manual revert")
+    git_server.commit_directly("payments", "README.md", "x\n", "docs")
+    again = repo.change(_change("1.4.2", "1.4.1", "op-3"), NOW)
+    assert again.created and again.commit != first.commit, "not fooled by the stale copy"
+    assert git_server.head("payments") == again.commit
+    third = repo.change(_change("1.4.3", "1.4.2", "op-4"), NOW)
+    assert third.created and third.attempts == 1, "the kept copy was current: no fetch needed"
+    assert git("rev-parse", "main^", cwd=git_server.bare("payments")).strip() == again.commit
