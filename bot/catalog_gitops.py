@@ -69,6 +69,14 @@ class GitOpsTarget(_Strict):
     via_pull_request: bool | None = Field(
         default=None, description="overrides the environment's `gitops.via_pull_request`"
     )
+    code_host: Literal["github", "gitlab"] | None = Field(
+        default=None,
+        description="pull-request API: github or gitlab (default: from the repository's host)",
+    )
+    code_host_api: str | None = Field(
+        default=None,
+        description="API base for self-hosted instances, e.g. https://gitlab.example.com/api/v4",
+    )
 
     @field_validator("repository")
     @classmethod
@@ -122,6 +130,17 @@ class GitOpsTarget(_Strict):
             if path is not None:
                 parse_path(path)
         return self
+
+    @property
+    def provider(self) -> Literal["github", "gitlab"] | None:
+        if self.code_host is not None:
+            return self.code_host
+        host = urlsplit(self.repository).hostname or ""
+        if host == "github.com" or host.startswith("github."):
+            return "github"
+        if "gitlab" in host:
+            return "gitlab"
+        return None
 
     @property
     def field(self) -> FieldSpec:

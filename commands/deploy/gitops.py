@@ -33,6 +33,7 @@ from bot.errors import DependencyUnavailable, ForgebotError
 from bot.logs import register_secret
 from commands.deploy.history import version_of
 from commands.deploy.rollout import Change, RolloutNotifier
+from integrations.codehost.pull_requests import pull_requests
 from integrations.git.repository import CommitInfo, DesiredStateRepo, FieldChange, Identity, Pushed
 from integrations.git.yaml_field import FieldError
 from integrations.kubernetes.gateway import KubeGateway
@@ -113,6 +114,9 @@ class GitOpsDelivery:
     """Most Git operations (each one or two HTTP connections) at once, across repositories."""
     poll_seconds: float = 2.0
     timeout_seconds: float = 600.0
+    review_poll_seconds: float = 30.0
+    review_timeout_seconds: float = 24 * 3600.0
+    """How long a deploy's pull request may wait for its approving review and merge."""
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
     _queues: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, repr=False)
     _repos: dict[tuple[str, str], DesiredStateRepo] = field(default_factory=dict, repr=False)
@@ -126,6 +130,11 @@ class GitOpsDelivery:
         if workload is None or workload.gitops is None:
             return None
         return workload, workload.gitops
+
+    def approval(self, environment: str) -> str:
+        """`review` (the pull request's approving review is the second person) or `slack`."""
+        env = self.catalog.environment(environment)
+        return env.gitops.approval if env else "review"
 
     def via_pull_request(self, environment: str, target: GitOpsTarget) -> bool:
         if target.via_pull_request is not None:
@@ -245,8 +254,11 @@ class GitOpsDelivery:
             status = RolloutStatus(0, 0, 0, 0, False, False, text)
             await notify.progress(channel, ts, change, status, self._elapsed(started))
 
-        await say(f"committing to {target.file} on {target.branch}")
-        pushed = await self.push(target, request)
+        if self.via_pull_request(change.environment, target):
+            pushed = await self._through_pull_request(change, target, request, say)
+        else:
+            await say(f"committing to {target.file} on {target.branch}")
+            pushed = await self.push(target, request)
         await self.db.run(
             lambda s: deployments_repo.set_desired_state_commit(s, deployment_id, pushed.commit)
         )
@@ -257,6 +269,59 @@ class GitOpsDelivery:
 
         await self.follow(workload, target, pushed.commit, report)
         return pushed
+
+    async def _through_pull_request(
+        self,
+        change: Change,
+        target: GitOpsTarget,
+        request: CommitRequest,
+        say: Callable[[str], Awaitable[None]],
+    ) -> Pushed:
+        """Push the commit on its own branch, open (or find) its pull request, and wait for
+        the merge: forgebot merges it once it has an approving review (`approval: review`),
+        or at once when the second person already approved in Slack (`approval: slack`)."""
+        provider = target.provider
+        token = resolve_token(target.credentials)
+        if provider is None or token is None:
+            raise ForgebotError(
+                f"{target.repository} takes pull requests, but the catalog names no `code_host` "
+                "(github or gitlab) or no credentials for it"
+            )
+        tag = operation_tag(request.idempotency_key)
+        head = f"forgebot/{change.service}-{change.environment}-{tag[:10]}"
+        change_request = FieldChange(
+            target.file, target.field, request.value, request.expect, request.message(), tag
+        )
+        repo, now = self._repo(target), self.clock.now()
+        await say(f"pushing branch {head}")
+        queue = self._queues.setdefault((target.repository, target.branch), asyncio.Lock())
+        async with queue:
+            proposed = await self._run(lambda: repo.propose(change_request, head, now))
+        if not proposed.branch:
+            return proposed  # merged already (a resumed operation), or nothing to change
+        api = pull_requests(provider, target.repository, token, target.code_host_api)
+        pull = await api.find(head) or await api.open(
+            head, target.branch, request.subject, request.message()
+        )
+        by_review = self.approval(change.environment) == "review"
+        started = self.clock.now()
+        while True:
+            if pull.state == "merged" and pull.merge_commit:
+                return Pushed(pull.merge_commit, proposed.previous, True, 1, head)
+            if pull.state == "closed":
+                raise ForgebotError(f"pull request #{pull.number} was closed without merging")
+            if not by_review or pull.approved_by:
+                merged = await api.merge(pull.number, pull.head_sha, request.subject)
+                pull = await api.get(pull.number)
+                return Pushed(pull.merge_commit or merged, proposed.previous, True, 1, head)
+            await say(f"pull request #{pull.number} is waiting for an approving review: {pull.url}")
+            if self._elapsed(started) >= self.review_timeout_seconds:
+                raise ForgebotError(
+                    f"pull request #{pull.number} was not approved within "
+                    f"{int(self.review_timeout_seconds // 3600)} h; it stays open: {pull.url}"
+                )
+            await asyncio.sleep(self.review_poll_seconds)
+            pull = await api.get(pull.number)
 
     def _elapsed(self, since: datetime) -> float:
         return (self.clock.now() - since).total_seconds()

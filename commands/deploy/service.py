@@ -214,14 +214,10 @@ class DeployService:
         )
         current = version_of(facts.images.get(workload.container, ""))
         desired_state: str | None = None
+        by_pull_request = False
         owner = gitops_owner(facts)
         target = workload.gitops if self.gitops is not None else None
         if target is not None and self.gitops is not None:
-            if self.gitops.via_pull_request(environment.name, target):
-                raise UserInputError(
-                    f"{environment.name} takes GitOps deploys through pull requests, which "
-                    "this forgebot cannot open yet: merge the change in the repository."
-                )
             desired_state, _ = await self.gitops.current(target)
             current = self.gitops.version_in(target, desired_state)
             if desired_state == self.gitops.value_for(target, image, request.version.text):
@@ -229,11 +225,17 @@ class DeployService:
                     f"{target.file} already holds `{escape(request.version.text)}` for "
                     f"{service.name} in {environment.name}."
                 )
+            by_pull_request = self.gitops.via_pull_request(environment.name, target)
             gates.append(
                 Gate(
                     "GitOps",
                     GateState.INFO,
-                    f"a commit to {target.field_label} on {target.branch}, applied by "
+                    (
+                        "a pull request (its merge is the deploy) changing "
+                        if by_pull_request
+                        else "a commit to "
+                    )
+                    + f"{target.field_label} on {target.branch}, applied by "
                     f"{target.controller.label}",
                 )
             )
@@ -291,7 +293,20 @@ class DeployService:
 
         gates.append(await self._budget(actor, request, service, environment, needs))
 
-        if environment.policy.two_person_rule:
+        if (
+            environment.policy.two_person_rule
+            and by_pull_request
+            and self.gitops is not None
+            and self.gitops.approval(environment.name) == "review"
+        ):
+            gates.append(
+                Gate(
+                    "two-person rule",
+                    GateState.INFO,
+                    "an approving review of the pull request; forgebot merges it then",
+                )
+            )
+        elif environment.policy.two_person_rule:
             gates.append(
                 Gate(
                     "two-person rule",

@@ -29,8 +29,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from dulwich.client import HTTPUnauthorized, get_transport_and_path
+from dulwich.client import HTTPUnauthorized, default_urllib3_manager, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException
 from dulwich.object_store import commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, Tree
@@ -79,6 +80,8 @@ class Pushed:
     """False: the operation's commit already existed, or the field already held the value."""
     attempts: int
     """1, plus one per rebase after the branch moved under us."""
+    branch: str = ""
+    """Set when the commit was proposed on its own branch (a pull request's head)."""
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,22 @@ class DesiredStateRepo:
     _local: MemoryRepo | None = field(default=None, repr=False)
     _tip: ObjectID | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pool: Any = field(default=None, repr=False)
+    """One urllib3 pool per repository: connections are reused, and every read has a timeout."""
 
     @property
     def ref(self) -> Ref:
         return Ref(f"refs/heads/{self.branch}".encode())
 
     def _client(self) -> tuple[object, str]:
+        if self._pool is None:
+            self._pool = default_urllib3_manager(None, timeout=self.timeout)
         try:
             return get_transport_and_path(
                 self.url,
                 username="x-access-token" if self.token else None,
                 password=self.token,
+                pool_manager=self._pool,
             )
         except ValueError as exc:
             raise ForgebotError(f"cannot use the repository {self.url}: {exc}") from None
@@ -248,6 +256,53 @@ class DesiredStateRepo:
             f"the branch {self.branch} of {self.url} kept moving ({self.max_attempts} attempts); "
             "nothing was forced. Try again."
         )
+
+    def propose(self, change: FieldChange, head: str, now: datetime) -> Pushed:
+        """The change as a commit on a new branch `head` (a pull request's), built on the
+        branch's tip. A `Pushed` without `branch` means the change is on the branch already
+        (merged before a restart, or the value already there); never overwrites a branch that
+        is not this operation's."""
+        with self._lock:
+            repo, tip = self._fetch()
+            decided = self._decide(repo, tip, change)
+            if isinstance(decided, Pushed):
+                return decided
+            if decided is not None:
+                raise decided
+            client, path = self._client()
+            head_ref = Ref(f"refs/heads/{head}".encode())
+            try:
+                remote = client.get_refs(path).refs  # type: ignore[attr-defined]
+            except (GitProtocolError, HangupException, OSError) as exc:
+                raise DependencyUnavailable(
+                    f"the repository {self.url} is unreachable: {exc}"
+                ) from None
+            existing = remote.get(head_ref)
+            if existing is not None:
+                client.fetch(path, repo, determine_wants=lambda refs, depth=None: [existing])  # type: ignore[attr-defined]
+                found = repo[existing]
+                message = found.message.decode("utf-8", "replace")  # type: ignore[attr-defined]
+                if _operation_of(message) == change.operation:
+                    return Pushed(existing.decode(), change.expect or "", False, 1, head)
+                raise Conflict(f"the branch {head} already exists in {self.url} with other work")
+            _, text = self._file(repo, tip, change.file)
+            current = read_field(text, change.spec)
+            commit = self._commit(
+                repo, tip, change, set_field(text, change.spec, change.value), now
+            )
+
+            def create(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+                if refs.get(head_ref) is not None:
+                    raise Conflict(f"the branch {head} appeared in {self.url} meanwhile")
+                return {**refs, head_ref: commit}
+
+            result = client.send_pack(path, create, generate_pack_data=repo.generate_pack_data)  # type: ignore[attr-defined]
+            status = (result.ref_status or {}).get(head_ref)
+            if status is not None:
+                raise ForgebotError(
+                    f"the repository {self.url} refused the branch {head}: {status}"
+                )
+            return Pushed(commit.decode(), current, True, 1, head)
 
     def _decide(
         self, repo: MemoryRepo, tip: ObjectID, change: FieldChange
