@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.catalog_gitops import EnvironmentGitOps, GitOpsTarget
 from bot.durations import Duration
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -118,11 +119,23 @@ class Workload(_Strict):
     namespace: str
     deployment: str
     container: str
+    delivery: Literal["direct", "gitops"] = Field(
+        default="direct", description="patch the image (direct) or commit to Git (gitops)"
+    )
+    gitops: GitOpsTarget | None = None
 
     @field_validator("namespace", "deployment", "container")
     @classmethod
     def _labels(cls, v: str) -> str:
         return _dns_label(v, "Kubernetes name")
+
+    @model_validator(mode="after")
+    def _delivery(self) -> Workload:
+        if self.delivery == "gitops" and self.gitops is None:
+            raise ValueError("delivery: gitops needs a `gitops:` entry (repository, file, field)")
+        if self.delivery == "direct" and self.gitops is not None:
+            raise ValueError("a `gitops:` entry needs `delivery: gitops`")
+        return self
 
 
 class RatioSli(_Strict):
@@ -287,6 +300,7 @@ class Environment(_Strict):
         default=None,
         description="whether DORA counts it as production (default: true for tier prod)",
     )
+    gitops: EnvironmentGitOps = EnvironmentGitOps()
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,6 +26,9 @@ from integrations.slack.blockkit import escape
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
 from storage.models import Operation
+
+if TYPE_CHECKING:
+    from commands.deploy.gitops import GitOpsDelivery
 
 
 @dataclass
@@ -48,6 +51,8 @@ class AppContext:
     """Set by the SLO capability; the deploy gate asks it about error budgets."""
     prometheus: PrometheusGateway | None = None
     """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
+    gitops: GitOpsDelivery | None = None
+    """Set by the deploy capability: commits to desired-state repositories (`delivery: gitops`)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""

@@ -305,3 +305,28 @@ def dora(
         restore_median=restore_median,
         restore_samples=restore_samples,
     )
+
+
+def set_desired_state_commit(session: Session, deployment_id: int, commit: str) -> None:
+    """GitOps delivery: the commit this deploy or rollback pushed (written once it is pushed)."""
+    session.execute(
+        update(DeploymentRecord)
+        .where(col(DeploymentRecord.id) == deployment_id)
+        .values(desired_state_commit=commit)
+    )
+
+
+def last_committed(session: Session, service: str, environment: str) -> DeploymentRecord | None:
+    """The newest deploy or rollback of service+environment that pushed a desired-state commit."""
+    return (
+        session.execute(
+            select(DeploymentRecord)
+            .where(col(DeploymentRecord.service) == service)
+            .where(col(DeploymentRecord.environment) == environment)
+            .where(col(DeploymentRecord.desired_state_commit).is_not(None))
+            .order_by(col(DeploymentRecord.started_at).desc(), col(DeploymentRecord.id).desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )

@@ -212,6 +212,8 @@ class DeploymentRecord(SQLModel, table=True):
     message_ts: str = ""
     hotfix: bool = False
     in_flight_key: str | None = Field(default=None, unique=True)
+    desired_state_commit: str | None = None
+    """GitOps delivery: the commit (or merged pull request's commit) that made the change."""
 
 
 class ApprovalState(StrEnum):

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.slack",
     "tests.fixtures.prometheus",
     "tests.fixtures.aws",
+    "tests.fixtures.git_server",
 ]
 
 

@@ -77,6 +77,7 @@ def register(
         rollouts,
         SlackApprovalNotifier(ctx.slack),
         budget_gate=lambda: ctx.budget_gate,
+        gitops=ctx.gitops,
     )
     deploys.register_operations()
     ctx.extras["deploys"] = deploys

@@ -11,6 +11,7 @@ from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
+from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
 from commands.deploy.rollback import RollbackService
@@ -46,7 +47,8 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
             text=views.unfrozen_text(words[0].lower(), lifted, still),
         )
 
-    revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube)
+    ctx.gitops = gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
+    revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube, gitops)
     rollouts = RolloutRunner(
         ctx.catalog,
         ctx.db,
@@ -57,7 +59,7 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     )
     ctx.extras["rollouts"] = rollouts
     rollbacks = RollbackService(
-        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts
+        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts, gitops
     )
     rollbacks.register_operations()
     ctx.extras["rollbacks"] = rollbacks
@@ -73,7 +75,10 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         await i.ack()
         service, environment, revision = i.value.split("|")
         plan = await rollbacks.plan(
-            i.actor, parse.RollbackRequest(service, environment, int(revision))
+            i.actor,
+            parse.RollbackRequest(
+                service, environment, int(revision) if revision.isdigit() else None
+            ),
         )
         message_ts = str((i.body.get("container") or {}).get("message_ts", ""))
         started = await rollbacks.start(
@@ -97,9 +102,13 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     async def history(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         service, environment = revisions.parse(invocation.args)
         await ack()
-        text, blocks = views.history(
-            service, environment, await revisions.history(service, environment)
-        )
+        commits = await revisions.commits(service, environment)
+        if commits is not None:
+            text, blocks = views.commit_history(service, environment, *commits)
+        else:
+            text, blocks = views.history(
+                service, environment, await revisions.history(service, environment)
+            )
         await respond(**ephemeral(text, blocks))
 
     ctx.router.add(

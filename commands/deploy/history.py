@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.catalog import Catalog
 from bot.errors import NotFound, UserInputError
@@ -13,6 +14,11 @@ from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.blockkit import escape
 from storage import deployments as repo
 from storage.db import Database
+
+if TYPE_CHECKING:  # the GitOps delivery imports this module's `version_of`
+    from bot.catalog_gitops import GitOpsTarget
+    from commands.deploy.gitops import GitOpsDelivery
+    from integrations.git.repository import CommitInfo
 
 USAGE = "`/forge history SERVICE ENV`"
 
@@ -38,6 +44,18 @@ class HistoryService:
     catalog: Catalog
     db: Database
     kube: KubeGateway
+    gitops: GitOpsDelivery | None = None
+
+    async def commits(
+        self, service: str, environment: str
+    ) -> tuple[GitOpsTarget, list[CommitInfo]] | None:
+        """GitOps delivery: the commits that changed the service's desired-state file, newest
+        first (None when the service is deployed directly there)."""
+        found = self.gitops.target(service, environment) if self.gitops else None
+        if found is None or self.gitops is None:
+            return None
+        _, target = found
+        return target, await self.gitops.history(target)
 
     def parse(self, args: str) -> tuple[str, str]:
         words = args.lower().split()

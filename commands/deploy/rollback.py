@@ -14,12 +14,14 @@ from typing import Any
 from bot.auth import Action, Actor, Authorizer, Target
 from bot.catalog import Catalog, Workload
 from bot.clock import Clock
-from bot.errors import NotAuthorized, UserInputError
+from bot.errors import ForgebotError, NotAuthorized, UserInputError
 from bot.operations import OperationRunner
+from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
-from commands.deploy.parse import RollbackRequest
+from commands.deploy.parse import RollbackRequest, parse_version
 from commands.deploy.rollout import Change, RolloutRunner, workload_of
 from integrations.kubernetes.gateway import KubeGateway
+from storage import deployments as repo
 from storage.db import Database
 from storage.models import DeployKind, DeploymentRecord, Operation
 
@@ -33,6 +35,10 @@ class RollbackPlan:
     from_version: str
     to_version: str
     to_revision: int
+    revert_of: str = ""
+    """GitOps delivery: the commit the rollback reverts (`to_revision` is then 0)."""
+    desired_state: str = ""
+    """GitOps delivery: the field's value in Git when planned (the revert expects it still)."""
 
 
 @dataclass
@@ -44,6 +50,7 @@ class RollbackService:
     operations: OperationRunner
     kube: KubeGateway
     rollouts: RolloutRunner
+    gitops: GitOpsDelivery | None = None
 
     def register_operations(self) -> None:
         self.operations.register(ROLLBACK, self.execute, self.rollouts.failed)
@@ -56,6 +63,8 @@ class RollbackService:
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ROLLBACK))
         workload = self._workload(request.service, request.environment)
+        if workload.gitops is not None and self.gitops is not None:
+            return await self._plan_revert(request)
         revisions = await self.kube.revisions(
             workload.cluster, workload.namespace, workload.deployment
         )
@@ -85,6 +94,36 @@ class RollbackService:
             target.number,
         )
 
+    async def _plan_revert(self, request: RollbackRequest) -> RollbackPlan:
+        """GitOps: revert the newest commit forgebot pushed for the service there."""
+        assert self.gitops is not None
+        workload = self._workload(request.service, request.environment)
+        target = workload.gitops
+        assert target is not None
+        if request.revision:
+            raise UserInputError(
+                f"{request.service} in {request.environment} is delivered through Git: a "
+                "rollback reverts the last deploy's commit. Leave out `to REVISION`."
+            )
+        last = await self.db.run(
+            lambda s: repo.last_committed(s, request.service, request.environment)
+        )
+        if last is None or not last.desired_state_commit or not last.previous_version:
+            raise UserInputError(
+                f"forgebot has pushed no commit for {request.service} in {request.environment} "
+                "to revert: revert it in the repository."
+            )
+        value, _ = await self.gitops.current(target)
+        return RollbackPlan(
+            request.service,
+            request.environment,
+            self.gitops.version_in(target, value),
+            last.previous_version,
+            0,
+            revert_of=last.desired_state_commit,
+            desired_state=value,
+        )
+
     async def start(self, actor: Actor, plan: RollbackPlan, channel: str, key: str) -> bool:
         """Record and launch; False when this confirmation was already acted on."""
         decision = self.auth.authorize(actor, Action.ROLLBACK, Target(service=plan.service))
@@ -110,9 +149,17 @@ class RollbackService:
             plan.from_version,
             plan.to_version,
             actor.user_id,
+            delivery="gitops" if plan.revert_of else "direct",
         )
         return await self.rollouts.begin(
-            ROLLBACK, record, change, channel, key, revision=plan.to_revision
+            ROLLBACK,
+            record,
+            change,
+            channel,
+            key,
+            revision=plan.to_revision,
+            revert_of=plan.revert_of,
+            desired_state=plan.desired_state,
         )
 
     async def execute(self, operation: Operation) -> dict[str, Any]:
@@ -120,6 +167,9 @@ class RollbackService:
         change = Change(**payload["change"])
         revision = int(payload["revision"])
         workload = self._workload(change.service, change.environment)
+        if change.delivery == "gitops":
+            await self._revert(operation, workload)
+            return {"reverted": payload.get("revert_of", "")}
 
         async def undo() -> None:
             # Resumed after a restart that came after the patch: the target revision has
@@ -135,6 +185,31 @@ class RollbackService:
 
         await self.rollouts.execute(payload, undo)
         return {"revision": revision}
+
+    async def _revert(self, operation: Operation, workload: Workload) -> None:
+        payload = operation.payload
+        change = Change(**payload["change"])
+        entry = self.catalog.service(change.service)
+        target = workload.gitops
+        if self.gitops is None or target is None or entry is None:
+            raise ForgebotError(f"{change.service} is no longer delivered through Git")
+        gitops = self.gitops
+        image = parse_version(change.to_version).image(entry.image)
+        reverted = str(payload.get("revert_of") or "")
+        request = CommitRequest(
+            subject=f'Revert "Deploy {change.service} {change.from_version} to '
+            f'{change.environment}"',
+            value=gitops.value_for(target, image, change.to_version),
+            expect=str(payload.get("desired_state") or "") or None,
+            requester=change.actor,
+            slack_channel=str(payload["channel"]),
+            slack_ts=str(payload["ts"]),
+            idempotency_key=operation.idempotency_key or f"operation-{operation.id}",
+            body=f"This reverts commit {reverted}.",
+        )
+        await self.rollouts.execute(
+            payload, lambda: gitops.apply(payload, workload, target, request, self.rollouts.notify)
+        )
 
     @staticmethod
     def _version(workload: Workload, images: dict[str, str]) -> str:

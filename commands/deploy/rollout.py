@@ -37,6 +37,9 @@ class Change:
     hotfix: bool = False
     back_to_revision: int | None = None
     """The revision that ran before a deploy: what "Roll back now" returns to on failure."""
+    delivery: str = "direct"
+    """`gitops`: the change is a commit, followed through the controller (and rolled back by
+    reverting the commit)."""
 
     @property
     def is_rollback(self) -> bool:

@@ -25,6 +25,7 @@ from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInp
 from bot.operations import OperationRunner
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gates import BudgetGate
+from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
 from commands.deploy.rollout import Change, RolloutRunner
@@ -84,6 +85,8 @@ class DeployPlan:
     confirm: bool
     gates: list[Gate]
     needs: frozenset[Need] = field(default_factory=frozenset)
+    desired_state: str | None = None
+    """GitOps delivery: the field's value in Git when planned (the commit expects it still)."""
 
     @property
     def blocked(self) -> list[Gate]:
@@ -148,6 +151,8 @@ class DeployService:
     approvals: ApprovalNotifier
     budget_gate: Callable[[], BudgetGate | None] = lambda: None
     """Asked at each plan: the SLO capability plugs its gate in after start-up."""
+    gitops: GitOpsDelivery | None = None
+    """Commits to the desired-state repository where the catalog says `delivery: gitops`."""
 
     def register_operations(self) -> None:
         self.operations.register(DEPLOY, self.execute, self.rollouts.failed)
@@ -208,13 +213,40 @@ class DeployService:
             workload.cluster, workload.namespace, workload.deployment
         )
         current = version_of(facts.images.get(workload.container, ""))
-        if facts.images.get(workload.container) == image:
+        desired_state: str | None = None
+        by_pull_request = False
+        owner = gitops_owner(facts)
+        target = workload.gitops if self.gitops is not None else None
+        if target is not None and self.gitops is not None:
+            desired_state, _ = await self.gitops.current(target)
+            current = self.gitops.version_in(target, desired_state)
+            if desired_state == self.gitops.value_for(target, image, request.version.text):
+                raise UserInputError(
+                    f"{target.file} already holds `{escape(request.version.text)}` for "
+                    f"{service.name} in {environment.name}."
+                )
+            by_pull_request = self.gitops.via_pull_request(environment.name, target)
+            gates.append(
+                Gate(
+                    "GitOps",
+                    GateState.INFO,
+                    (
+                        "a pull request (its merge is the deploy) changing "
+                        if by_pull_request
+                        else "a commit to "
+                    )
+                    + f"{target.field_label} on {target.branch}, applied by "
+                    f"{target.controller.label}",
+                )
+            )
+        elif facts.images.get(workload.container) == image:
             raise UserInputError(
                 f"{service.name} already runs `{escape(request.version.text)}` in "
                 f"{environment.name}."
             )
-        owner = gitops_owner(facts)
-        if owner and not service.bot_managed:
+        elif workload.delivery == "gitops":
+            raise ForgebotError(f"GitOps delivery is not set up for {service.name}")
+        if target is None and owner and not service.bot_managed:
             gates.append(
                 Gate(
                     "GitOps",
@@ -223,7 +255,7 @@ class DeployService:
                     "service `bot_managed: true` in the catalog",
                 )
             )
-        elif owner:
+        elif target is None and owner:
             gates.append(Gate("GitOps", GateState.INFO, f"{owner} labels present; bot-managed"))
         if facts.autoscalers:
             gates.append(
@@ -261,7 +293,20 @@ class DeployService:
 
         gates.append(await self._budget(actor, request, service, environment, needs))
 
-        if environment.policy.two_person_rule:
+        if (
+            environment.policy.two_person_rule
+            and by_pull_request
+            and self.gitops is not None
+            and self.gitops.approval(environment.name) == "review"
+        ):
+            gates.append(
+                Gate(
+                    "two-person rule",
+                    GateState.INFO,
+                    "an approving review of the pull request; forgebot merges it then",
+                )
+            )
+        elif environment.policy.two_person_rule:
             gates.append(
                 Gate(
                     "two-person rule",
@@ -289,6 +334,7 @@ class DeployService:
             confirm=environment.policy.confirm,
             gates=gates,
             needs=frozenset(needs),
+            desired_state=desired_state,
         )
 
     async def _budget(
@@ -480,8 +526,17 @@ class DeployService:
             actor,
             hotfix=request.hotfix,
             back_to_revision=plan.from_revision or None,
+            delivery="direct" if plan.desired_state is None else "gitops",
         )
-        return await self.rollouts.begin(DEPLOY, record, change, channel, key, image=plan.image)
+        return await self.rollouts.begin(
+            DEPLOY,
+            record,
+            change,
+            channel,
+            key,
+            image=plan.image,
+            desired_state=plan.desired_state,
+        )
 
     # --- running -----------------------------------------------------------------------------
     async def execute(self, operation: Operation) -> dict[str, Any]:
@@ -498,7 +553,25 @@ class DeployService:
                 workload.cluster, workload.namespace, workload.deployment, workload.container, image
             )
 
-        await self.rollouts.execute(payload, patch)
+        if change.delivery != "gitops":
+            await self.rollouts.execute(payload, patch)
+            return {"image": image}
+        if self.gitops is None or workload.gitops is None:
+            raise ForgebotError(f"{change.service} is no longer delivered through Git")
+        target, gitops = workload.gitops, self.gitops
+        request = CommitRequest(
+            subject=f"Deploy {change.service} {change.to_version} to {change.environment}",
+            value=gitops.value_for(target, image, change.to_version),
+            expect=payload.get("desired_state"),
+            requester=change.actor,
+            slack_channel=str(payload["channel"]),
+            slack_ts=str(payload["ts"]),
+            idempotency_key=operation.idempotency_key or f"operation-{operation.id}",
+            body="Hotfix." if change.hotfix else "",
+        )
+        await self.rollouts.execute(
+            payload, lambda: gitops.apply(payload, workload, target, request, self.rollouts.notify)
+        )
         return {"image": image}
 
 

@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from bot.catalog import Catalog
+from bot.catalog_gitops import GitOpsTarget
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
 from commands.deploy.rollout import Change
 from commands.deploy.service import DeployPlan, GateState, Need
+from integrations.git.repository import CommitInfo
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack import blocks as bk
 from integrations.slack.blockkit import escape
@@ -87,19 +89,49 @@ def history(
     ]
 
 
+def commit_history(
+    service: str, environment: str, target: GitOpsTarget, commits: list[CommitInfo]
+) -> tuple[str, list[dict[str, Any]]]:
+    """GitOps delivery: the commits that changed the desired-state file, newest first."""
+    title = f"{service} in {environment}: {len(commits)} commits to {target.file}"
+    rows = []
+    for commit in commits[:20]:
+        author = commit.author.split(" <", 1)[0]
+        rows.append(
+            f"`{commit.sha[:10]}` {commit.time:%Y-%m-%d %H:%M} {escape(commit.subject)} "
+            f"({escape(author)})"
+        )
+    where = f"{escape(target.repository)} `{escape(target.branch)}`, {escape(target.field_label)}"
+    return title, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(title)}*\n{where}"}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": ("\n".join(rows) or "No commits changed it yet.")[:3000],
+            },
+        },
+    ]
+
+
 ROLLBACK_CONFIRM = "deploy_rollback_confirm"
 
 
 def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
     text = f"Roll back {plan.service} in {plan.environment} from {plan.from_version} to {plan.to_version}?"
     value = f"{plan.service}|{plan.environment}|{plan.to_revision}"
+    where = (
+        f"reverting commit `{plan.revert_of[:10]}`"
+        if plan.revert_of
+        else f"revision {plan.to_revision}"
+    )
     return text, [
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
                 "text": f":rewind: Roll back *{escape(plan.service)}* in *{escape(plan.environment)}* from "
-                f"`{escape(plan.from_version)}` to `{escape(plan.to_version)}` (revision {plan.to_revision})?",
+                f"`{escape(plan.from_version)}` to `{escape(plan.to_version)}` ({where})?",
             },
         },
         {
@@ -139,6 +171,9 @@ def _status_line(status: RolloutStatus | None, elapsed: float) -> str:
         return f":white_check_mark: done in {elapsed:.0f} s: {status.ready}/{status.replicas} ready"
     if status.failed:
         return f":x: failed after {elapsed:.0f} s: {escape(status.reason)}"
+    if status.replicas == 0 and status.reason:
+        # Before the workload moves: the commit and what its GitOps controller says.
+        return f":arrows_counterclockwise: {escape(status.reason)}, {elapsed:.0f} s"
     note = f" ({escape(status.reason)})" if status.reason else ""
     return (
         f"`{_bar(status.fraction)}` {status.updated}/{status.replicas} updated, "
@@ -153,7 +188,8 @@ def rollback_button(change: Change) -> dict[str, Any]:
         "text": {"type": "plain_text", "text": "Roll back now"},
         "style": "danger",
         "action_id": ROLLBACK_CONFIRM,
-        "value": f"{change.service}|{change.environment}|{change.back_to_revision}",
+        "value": f"{change.service}|{change.environment}|"
+        + ("git" if change.delivery == "gitops" else str(change.back_to_revision)),
         "confirm": {
             "title": {"type": "plain_text", "text": "Roll back?"},
             "text": {

@@ -64,6 +64,12 @@ KINDS = [
     Kind("batch", "v1", "cronjobs", "CronJob"),
     Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
+    # Custom resources of GitOps controllers (their CRDs: tests/fixtures/crds/).
+    Kind("argoproj.io", "v1alpha1", "applications", "Application"),
+    Kind("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
+    Kind("argoproj.io", "v1alpha1", "analysisruns", "AnalysisRun"),
+    Kind("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization"),
+    Kind("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease"),
 ]
 _BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

@@ -1,0 +1,226 @@
+"""Pull requests (GitHub) and merge requests (GitLab) for GitOps deploys that land by review.
+
+One small protocol, `PullRequests`, over the two REST APIs, with the documented request shapes:
+
+- GitHub (REST, `X-GitHub-Api-Version: 2022-11-28`, `Authorization: Bearer`):
+  `GET /repos/{owner}/{repo}/pulls?head={owner}:{branch}&state=all` (find),
+  `POST /repos/{owner}/{repo}/pulls` with `title`, `head`, `base`, `body` (open),
+  `GET .../pulls/{number}` (state, `merged`, `merge_commit_sha`),
+  `GET .../pulls/{number}/reviews` (`state: APPROVED`),
+  `PUT .../pulls/{number}/merge` with `sha` and `merge_method` (merge).
+- GitLab (v4, `PRIVATE-TOKEN`): `GET /projects/{path}/merge_requests?source_branch=` (find),
+  `POST /projects/{path}/merge_requests` with `source_branch`, `target_branch`, `title`,
+  `description`, `remove_source_branch` (open), `GET .../merge_requests/{iid}`,
+  `GET .../merge_requests/{iid}/approvals` (`approved_by`), `PUT .../merge_requests/{iid}/merge`
+  with `sha` and `should_remove_source_branch` (merge). `{path}` is the URL-encoded project path.
+
+The API base defaults from the repository's host (`https://api.github.com`,
+`https://gitlab.com/api/v4`) and is set in the catalog for self-hosted instances. Errors become
+sentences; the token never appears in one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+
+Provider = Literal["github", "gitlab"]
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    state: Literal["open", "merged", "closed"]
+    head_sha: str
+    merge_commit: str | None
+    approved_by: tuple[str, ...] = ()
+
+
+class PullRequests(Protocol):
+    async def find(self, head: str) -> PullRequest | None: ...
+
+    async def open(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
+
+    async def get(self, number: int) -> PullRequest: ...
+
+    async def merge(self, number: int, sha: str, message: str) -> str: ...
+
+
+def repository_path(repository: str) -> str:
+    """`owner/repo` (GitHub) or `group/sub/project` (GitLab) from the HTTPS URL."""
+    path = urlsplit(repository).path.strip("/")
+    return path.removesuffix(".git")
+
+
+def default_api(provider: Provider, repository: str) -> str:
+    host = urlsplit(repository).netloc
+    if provider == "github":
+        return "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+    return f"https://{host}/api/v4"
+
+
+class _Rest:
+    def __init__(self, api: str, headers: dict[str, str], what: str) -> None:
+        self.api = api.rstrip("/")
+        self.headers = headers
+        self.what = what
+
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **query: str
+    ) -> Any:
+        url = f"{self.api}{path}"
+        try:
+            async with (
+                aiohttp.ClientSession(headers=self.headers, timeout=TIMEOUT) as session,
+                session.request(method, url, json=body, params=query or None) as response,
+            ):
+                payload: Any = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DependencyUnavailable(
+                f"{self.what} is unreachable: {type(exc).__name__}"
+            ) from None
+        if status in (401, 403):
+            raise ForgebotError(f"{self.what} refused forgebot's token for {method} {path}")
+        if status == 404:
+            raise NotFound(f"{self.what} has no {path}")
+        if status in (405, 409, 422):
+            message = payload.get("message") if isinstance(payload, dict) else payload
+            raise Conflict(f"{self.what} refused {method} {path}: {message}")
+        if status >= 400:
+            raise DependencyUnavailable(f"{self.what} answered {status} to {method} {path}")
+        return payload
+
+
+class GitHubPullRequests:
+    def __init__(self, repository: str, token: str, api: str | None = None) -> None:
+        self.repo = repository_path(repository)
+        self.owner = self.repo.split("/", 1)[0]
+        self.rest = _Rest(
+            api or default_api("github", repository),
+            {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "User-Agent": "forgebot",
+            },
+            "GitHub",
+        )
+
+    async def _pull(self, data: dict[str, Any]) -> PullRequest:
+        number = int(data["number"])
+        state: Literal["open", "merged", "closed"] = (
+            "merged" if data.get("merged") or data.get("merged_at") else data["state"]
+        )
+        reviews = await self.rest.call("GET", f"/repos/{self.repo}/pulls/{number}/reviews")
+        latest: dict[str, str] = {}
+        for review in reviews:  # the latest review of each person counts
+            latest[str(review["user"]["login"])] = str(review["state"])
+        return PullRequest(
+            number,
+            str(data["html_url"]),
+            state,
+            str(data["head"]["sha"]),
+            data.get("merge_commit_sha") if state == "merged" else None,
+            tuple(sorted(u for u, s in latest.items() if s == "APPROVED")),
+        )
+
+    async def find(self, head: str) -> PullRequest | None:
+        found = await self.rest.call(
+            "GET", f"/repos/{self.repo}/pulls", head=f"{self.owner}:{head}", state="all"
+        )
+        return await self._pull(found[0]) if found else None
+
+    async def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+        data = await self.rest.call(
+            "POST",
+            f"/repos/{self.repo}/pulls",
+            {"title": title, "head": head, "base": base, "body": body},
+        )
+        return await self._pull(data)
+
+    async def get(self, number: int) -> PullRequest:
+        return await self._pull(await self.rest.call("GET", f"/repos/{self.repo}/pulls/{number}"))
+
+    async def merge(self, number: int, sha: str, message: str) -> str:
+        data = await self.rest.call(
+            "PUT",
+            f"/repos/{self.repo}/pulls/{number}/merge",
+            {"sha": sha, "merge_method": "merge", "commit_title": message},
+        )
+        return str(data["sha"])
+
+
+class GitLabMergeRequests:
+    def __init__(self, repository: str, token: str, api: str | None = None) -> None:
+        self.project = quote(repository_path(repository), safe="")
+        self.rest = _Rest(
+            api or default_api("gitlab", repository),
+            {"PRIVATE-TOKEN": token, "User-Agent": "forgebot"},
+            "GitLab",
+        )
+
+    async def _merge_request(self, data: dict[str, Any]) -> PullRequest:
+        iid = int(data["iid"])
+        approvals = await self.rest.call(
+            "GET", f"/projects/{self.project}/merge_requests/{iid}/approvals"
+        )
+        state = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}[
+            str(data["state"])
+        ]
+        return PullRequest(
+            iid,
+            str(data["web_url"]),
+            state,  # type: ignore[arg-type]
+            str(data["sha"]),
+            data.get("merge_commit_sha") if state == "merged" else None,
+            tuple(sorted(str(a["user"]["username"]) for a in approvals.get("approved_by") or [])),
+        )
+
+    async def find(self, head: str) -> PullRequest | None:
+        found = await self.rest.call(
+            "GET", f"/projects/{self.project}/merge_requests", source_branch=head
+        )
+        return await self._merge_request(found[0]) if found else None
+
+    async def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+        data = await self.rest.call(
+            "POST",
+            f"/projects/{self.project}/merge_requests",
+            {
+                "source_branch": head,
+                "target_branch": base,
+                "title": title,
+                "description": body,
+                "remove_source_branch": True,
+            },
+        )
+        return await self._merge_request(data)
+
+    async def get(self, number: int) -> PullRequest:
+        return await self._merge_request(
+            await self.rest.call("GET", f"/projects/{self.project}/merge_requests/{number}")
+        )
+
+    async def merge(self, number: int, sha: str, message: str) -> str:
+        data = await self.rest.call(
+            "PUT",
+            f"/projects/{self.project}/merge_requests/{number}/merge",
+            {"sha": sha, "should_remove_source_branch": True, "merge_commit_message": message},
+        )
+        return str(data.get("merge_commit_sha") or "")
+
+
+def pull_requests(
+    provider: Provider, repository: str, token: str, api: str | None = None
+) -> PullRequests:
+    if provider == "github":
+        return GitHubPullRequests(repository, token, api)
+    return GitLabMergeRequests(repository, token, api)

@@ -1,0 +1,135 @@
+"""What a GitOps controller says about a commit: Argo CD `Application` or Flux `Kustomization` /
+`HelmRelease`, read as custom objects through the gateway's bounded thread pool.
+
+`controller_status` judges one commit:
+
+- Argo CD: done when `status.sync.revision` is the commit, `status.sync.status` is `Synced` and
+  `status.health.status` is `Healthy`; failed when the sync operation for the commit ended
+  `Failed`/`Error` (`status.operationState`), or the application is `Degraded` at the commit.
+- Flux Kustomization: done when `status.lastAppliedRevision` names the commit (`main@sha1:<id>`
+  in Flux v2, `main/<id>` before) and the `Ready` condition is `True`; failed when `Ready` is
+  `False` for an attempt at the commit (`lastAttemptedRevision`) with a failure reason.
+- Flux HelmRelease: the same on `Ready`, where the attempted and applied revisions are the chart
+  version, which carries the commit as build metadata (`0.3.0+<id>`) when the chart comes from
+  the repository with `reconcileStrategy: Revision`.
+
+The message is always the controller's own words, so a timeout says what it said last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from bot.catalog_gitops import GitOpsController
+from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
+
+_RESOURCES = {
+    "argocd": ("argoproj.io", "v1alpha1", "applications"),
+    "flux-kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+    "flux-helmrelease": ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+}
+_FLUX_FAILURES = {
+    "ReconciliationFailed",
+    "BuildFailed",
+    "HealthCheckFailed",
+    "ArtifactFailed",
+    "InstallFailed",
+    "UpgradeFailed",
+    "TestFailed",
+    "RollbackFailed",
+}
+
+
+@dataclass(frozen=True)
+class ControllerStatus:
+    applied: bool
+    """The controller has applied the commit and reports it healthy/ready."""
+    failed: bool
+    summary: str
+    """Short state for the progress line, e.g. `OutOfSync, Progressing, sync Running`."""
+    message: str
+    """The controller's own message, shown on failure and on timeout."""
+
+
+def _names_commit(revision: str, commit: str) -> bool:
+    if not revision or not commit:
+        return False
+    tail = revision.rsplit(":", 1)[-1].rsplit("/", 1)[-1].rsplit("+", 1)[-1]
+    return len(tail) >= 7 and (commit.startswith(tail) or tail.startswith(commit))
+
+
+def argocd_status(app: dict[str, Any], commit: str) -> ControllerStatus:
+    status = app.get("status") or {}
+    sync, health = status.get("sync") or {}, status.get("health") or {}
+    operation = status.get("operationState") or {}
+    sync_status, health_status = sync.get("status", "Unknown"), health.get("status", "Unknown")
+    phase = operation.get("phase", "")
+    op_revision = (
+        (operation.get("syncResult") or {}).get("revision")
+        or ((operation.get("operation") or {}).get("sync") or {}).get("revision")
+        or ""
+    )
+    summary = f"{sync_status}, {health_status}" + (f", sync {phase}" if phase else "")
+    message = str(operation.get("message") or health.get("message") or "")
+    at_commit = _names_commit(str(sync.get("revision") or ""), commit)
+    if phase in ("Failed", "Error") and _names_commit(str(op_revision), commit):
+        return ControllerStatus(False, True, summary, message or f"sync {phase}")
+    if at_commit and health_status == "Degraded":
+        return ControllerStatus(False, True, summary, message or "the application is Degraded")
+    done = at_commit and sync_status == "Synced" and health_status == "Healthy"
+    return ControllerStatus(done, False, summary, message)
+
+
+def flux_status(obj: dict[str, Any], commit: str) -> ControllerStatus:
+    status = obj.get("status") or {}
+    ready = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"),
+        {"status": "Unknown", "reason": "Progressing", "message": ""},
+    )
+    applied = str(status.get("lastAppliedRevision") or "")
+    attempted = str(status.get("lastAttemptedRevision") or "")
+    observed = int(status.get("observedGeneration") or 0) >= int(
+        (obj.get("metadata") or {}).get("generation") or 0
+    )
+    summary = f"Ready={ready.get('status')} ({ready.get('reason', '')})"
+    message = str(ready.get("message") or "")
+    if (
+        ready.get("status") == "False"
+        and ready.get("reason") in _FLUX_FAILURES
+        and _names_commit(attempted, commit)
+    ):
+        return ControllerStatus(False, True, summary, message)
+    done = observed and ready.get("status") == "True" and _names_commit(applied, commit)
+    return ControllerStatus(done, False, summary, message)
+
+
+def judge(controller: GitOpsController, obj: dict[str, Any], commit: str) -> ControllerStatus:
+    if controller.kind == "argocd":
+        return argocd_status(obj, commit)
+    return flux_status(obj, commit)
+
+
+async def controller_status(
+    kube: KubeGateway, cluster: str, controller: GitOpsController, commit: str
+) -> ControllerStatus:
+    group, version, plural = _RESOURCES[controller.kind]
+
+    def read(api: client.ApiClient) -> dict[str, Any]:
+        response: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            group,
+            version,
+            controller.where,
+            plural,
+            controller.name,
+            _request_timeout=TIMEOUT,
+            _preload_content=False,
+        )
+        found: dict[str, Any] = json.loads(response.data)
+        return found
+
+    obj = await kube._call(cluster, "get", controller.label, read)
+    return judge(controller, obj, commit)
