@@ -6,7 +6,7 @@ Capabilities receive an `AppContext` when they register; services take the parts
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -19,10 +19,14 @@ from bot.operations import OperationRunner
 from bot.router import Boundary, CommandRouter
 from commands.deploy.gates import BudgetGate
 from integrations.aws.cost_explorer import CostSource
+from integrations.codehost.host import CodeHost
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from commands.previews.service import PreviewService
 
 
 @dataclass
@@ -45,6 +49,10 @@ class AppContext:
     """Set by the SLO capability; the deploy gate asks it about error budgets."""
     prometheus: PrometheusGateway | None = None
     """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
+    previews: PreviewService | None = None
+    """Set by the previews capability (pull-request webhooks, their environments)."""
+    codehosts: dict[str, CodeHost] = field(default_factory=dict)
+    """GitHub/GitLab REST clients by provider, set by the previews capability (closed on stop)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""
