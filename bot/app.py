@@ -30,6 +30,7 @@ from commands.home import handlers as home_handlers
 from commands.home.handlers import HomeSection
 from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
+from commands.previews import handlers as preview_handlers
 from commands.slo import handlers as slo_handlers
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,11 @@ def build_bolt_app(
     app.command(SLASH_COMMANDS)(ctx.router.dispatch)
 
     help_handlers.register(ctx)
-    environment_handlers.register(app, ctx, ctx.kube)
+    environments = environment_handlers.register(app, ctx, ctx.kube)
     dora_handlers.register(ctx)
     deploy_handlers.register(app, ctx)
-    offhours_handlers.register(app, ctx)
+    offhours = offhours_handlers.register(app, ctx)
+    preview_handlers.register(app, ctx, environments, offhours)
     slos = slo_handlers.register(app, ctx)
     cost_handlers.register(ctx)
     changes = changes_handlers.register(app, ctx)

@@ -354,6 +354,89 @@ class Template(_Strict):
         return self
 
 
+PREVIEW_PLACEHOLDERS = frozenset({"number", "service", "team", "branch", "sha", "short_sha"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _placeholders(pattern: str, allowed: frozenset[str], what: str) -> str:
+    for name in _PLACEHOLDER.findall(pattern):
+        if name not in allowed:
+            raise ValueError(
+                f"{what} “{pattern}”: unknown placeholder {{{name}}} "
+                f"(known: {', '.join('{' + a + '}' for a in sorted(allowed))})"
+            )
+    return pattern
+
+
+class PreviewSpec(_Strict):
+    """A repository whose pull requests get preview environments (see docs/previews.md)."""
+
+    repository: str = Field(description="owner/name on GitHub, group/project path on GitLab")
+    provider: Literal["github", "gitlab"] = "github"
+    service: str
+    template: str = Field(description="environment template: cluster, sizes, TTL, off-hours")
+    size: Literal["S", "M", "L"] = "S"
+    ttl: Duration | None = Field(
+        default=None, description="extended to this on every push (default: the template's)"
+    )
+    offhours: str | None = Field(
+        default=None, description="uptime schedule (default: the template's)"
+    )
+    host: str = Field(description="e.g. pr-{number}.{service}.preview.example.com")
+    ingress_class: str = "nginx"
+    ingress_namespace: str = Field(
+        default="ingress-nginx", description="where the ingress controller runs (let through)"
+    )
+    image_tag: str = Field(default="{sha}", description="tag of the PR's image: {sha}, ...")
+    container: str = "app"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 8080
+    replicas: Annotated[int, Field(ge=1, le=10)] = 1
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", v) is None:
+            raise ValueError(f"repository “{v}” must look like owner/name (or group/sub/project)")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        _placeholders(v, PREVIEW_PLACEHOLDERS, "host")
+        sample = _PLACEHOLDER.sub("x1", v)
+        if len(sample) > 253 or any(
+            DNS_LABEL.fullmatch(label) is None or len(label) > 63 for label in sample.split(".")
+        ):
+            raise ValueError(f"host “{v}” is not a DNS name pattern like pr-{{number}}.example.com")
+        return v
+
+    @field_validator("image_tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        _placeholders(v, PREVIEW_PLACEHOLDERS, "image_tag")
+        if re.fullmatch(r"[A-Za-z0-9_.{}-]{1,128}", v) is None:
+            raise ValueError(f"image_tag “{v}” holds characters an image tag cannot")
+        return v
+
+    @field_validator("container", "ingress_namespace")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        return _dns_label(v, "Kubernetes name")
+
+    @field_validator("offhours")
+    @classmethod
+    def _offhours(cls, v: str | None) -> str | None:
+        if v is not None:
+            # The schedule grammar has no dependencies; imported here to keep the catalog light.
+            from commands.offhours.schedule import ScheduleError, parse_schedule
+
+            try:
+                parse_schedule(v)
+            except ScheduleError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
 class Pricing(_Strict):
     currency: str = "USD"
     vcpu_hour: Decimal = Decimal("0.0316")
@@ -458,6 +541,7 @@ class Catalog(_Strict):
     schedules: Schedules = Schedules()
     slo_alerting: SloAlerting = SloAlerting()
     holidays: list[date] = []
+    previews: list[PreviewSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
@@ -489,7 +573,35 @@ class Catalog(_Strict):
         for budget in self.budgets:
             if budget.team not in teams:
                 raise ValueError(f"budget: team “{budget.team}” is not defined")
+        self._check_previews()
         return self
+
+    def _check_previews(self) -> None:
+        _unique(
+            [f"{p.provider}:{p.repository.lower()}" for p in self.previews], "preview repository"
+        )
+        for spec in self.previews:
+            where = f"preview {spec.repository}"
+            if self.service(spec.service) is None:
+                raise ValueError(f"{where}: service “{spec.service}” is not defined")
+            template = self.template(spec.template)
+            if template is None:
+                raise ValueError(f"{where}: template “{spec.template}” is not defined")
+            if spec.size not in template.sizes:
+                raise ValueError(
+                    f"{where}: template {template.name} has no size {spec.size} "
+                    f"(it has {', '.join(template.sizes)})"
+                )
+            if spec.ttl is not None and spec.ttl > template.max_ttl:
+                raise ValueError(f"{where}: ttl is longer than the template's max_ttl")
+
+    def preview_for(self, provider: str, repository: str) -> PreviewSpec | None:
+        """The preview entry of a repository (names compare case-insensitively, as hosts do)."""
+        wanted = repository.lower()
+        return next(
+            (p for p in self.previews if p.provider == provider and p.repository.lower() == wanted),
+            None,
+        )
 
     # Look-ups used everywhere; the catalog is small, so linear scans are fine and obvious.
     def team(self, name: str) -> Team | None:

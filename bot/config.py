@@ -94,6 +94,21 @@ class Settings(BaseSettings):
         default="cost-explorer", validation_alias="FORGEBOT_COST_FORECAST"
     )
 
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias="FORGEBOT_GITHUB_WEBHOOK_SECRET"
+    )
+    gitlab_webhook_token: SecretStr | None = Field(
+        default=None, validation_alias="FORGEBOT_GITLAB_WEBHOOK_TOKEN"
+    )
+    github_token: SecretStr | None = Field(default=None, validation_alias="FORGEBOT_GITHUB_TOKEN")
+    gitlab_token: SecretStr | None = Field(default=None, validation_alias="FORGEBOT_GITLAB_TOKEN")
+    github_api_url: str = Field(
+        default="https://api.github.com", validation_alias="FORGEBOT_GITHUB_API_URL"
+    )
+    gitlab_api_url: str = Field(
+        default="https://gitlab.com/api/v4", validation_alias="FORGEBOT_GITLAB_API_URL"
+    )
+
     pagerduty_events_url: str = Field(
         default="https://events.pagerduty.com", validation_alias="PAGERDUTY_EVENTS_URL"
     )

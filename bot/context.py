@@ -20,6 +20,7 @@ from bot.operations import OperationRunner, process_owner
 from bot.router import Boundary, CommandRouter
 from commands.deploy.gates import BudgetGate
 from integrations.aws.cost_explorer import CostSource
+from integrations.codehost.host import CodeHost
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
 from integrations.slack.blockkit import escape
@@ -29,6 +30,9 @@ from storage.models import Operation
 
 if TYPE_CHECKING:
     from commands.deploy.gitops import GitOpsDelivery
+
+if TYPE_CHECKING:
+    from commands.previews.service import PreviewService
 
 
 @dataclass
@@ -53,6 +57,10 @@ class AppContext:
     """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
     gitops: GitOpsDelivery | None = None
     """Set by the deploy capability: commits to desired-state repositories (`delivery: gitops`)."""
+    previews: PreviewService | None = None
+    """Set by the previews capability (pull-request webhooks, their environments)."""
+    codehosts: dict[str, CodeHost] = field(default_factory=dict)
+    """GitHub/GitLab REST clients by provider, set by the previews capability (closed on stop)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
     fields added with them; `extras` only carries sandbox handles for the demo."""

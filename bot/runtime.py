@@ -74,6 +74,10 @@ class Runtime:
             settings.prometheus_token,
             settings.prometheus_password,
             settings.alertmanager_token,
+            settings.github_webhook_secret,
+            settings.gitlab_webhook_token,
+            settings.github_token,
+            settings.gitlab_token,
         ):
             register_secret(secret.get_secret_value() if secret else None)
         db = Database(settings.database_url)
@@ -254,6 +258,8 @@ class Runtime:
             await self.ctx.kube.close()
             if self.ctx.prometheus is not None:
                 await self.ctx.prometheus.close()
+            for host in self.ctx.codehosts.values():
+                await host.close()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from storage.models import DeployKind, DeploymentRecord, DeployOutcome, Freeze
+from storage.previews import PullRequestPreview
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,20 @@ def median(seconds: list[Any]) -> tuple[timedelta | None, int]:
     return timedelta(seconds=(ordered[middle - 1] + ordered[middle]) / 2), len(ordered)
 
 
+def _first_commit_of_merge(d: type[DeploymentRecord]) -> Any:
+    p = PullRequestPreview
+    return (
+        select(func.min(col(p.first_commit_at)))
+        .where(
+            col(p.merge_commit_sha) != "",
+            func.length(col(d.commit_sha)) >= 7,
+            # CI may report the short SHA (7+ characters) of the merge commit.
+            col(p.merge_commit_sha).startswith(func.lower(col(d.commit_sha))),
+        )
+        .scalar_subquery()
+    )
+
+
 def dora(
     session: Session,
     services: Sequence[str],
@@ -258,7 +273,9 @@ def dora(
             col(d.outcome).label("outcome"),
             col(d.started_at).label("started_at"),
             col(d.finished_at).label("finished_at"),
-            col(d.commit_time).label("commit_time"),
+            # A merged pull request's first commit, when the deploy carries its merge commit:
+            # lead time for changes starts when the work started, not at the merge.
+            func.coalesce(_first_commit_of_merge(d), col(d.commit_time)).label("commit_time"),
             func.lead(col(d.kind))
             .over(partition_by=lane, order_by=col(d.started_at))
             .label("next_kind"),

@@ -38,6 +38,15 @@ def live_by_name(session: Session, name: str) -> EnvironmentRecord | None:
     ).first()
 
 
+def latest_by_name(session: Session, name: str) -> EnvironmentRecord | None:
+    """The most recent environment of that name, live or not."""
+    return session.exec(
+        select(EnvironmentRecord)
+        .where(EnvironmentRecord.name == name)
+        .order_by(col(EnvironmentRecord.id).desc())
+    ).first()
+
+
 def name_is_live(session: Session, name: str) -> bool:
     return live_by_name(session, name) is not None
 

@@ -172,6 +172,8 @@ class EnvironmentRecord(SQLModel, table=True):
 class DeployKind(StrEnum):
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
+    PREVIEW = "preview"
+    """A pull request's preview: kept in the record, left out of the DORA figures."""
 
 
 class DeployOutcome(StrEnum):

@@ -186,9 +186,12 @@ class RolloutRunner:
         channel: str,
         ts: str,
         act: Callable[[], Awaitable[object]],
+        *,
+        workload: Workload | None = None,
     ) -> RolloutStatus:
-        """Apply the change with `act`, follow it, record and announce the outcome."""
-        workload = workload_of(self.catalog, change.service, change.environment)
+        """Apply the change with `act`, follow it, record and announce the outcome. `workload`
+        is where it runs when that is not in the catalog (a pull request's preview)."""
+        workload = workload or workload_of(self.catalog, change.service, change.environment)
         entry = self.catalog.service(change.service)
         team = self.catalog.team(entry.team) if entry else None
         started = self.clock.now()

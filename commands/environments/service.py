@@ -244,6 +244,31 @@ class EnvironmentService:
         record = await self._get(env_id)
         if record.state != EnvState.PROVISIONING:
             return {"skipped": record.state}
+        await self.provision_namespace(record)
+        finished = self.clock.now()
+        await self.db.run(
+            lambda s: repo.transition(
+                s,
+                env_id,
+                expected=[EnvState.PROVISIONING],
+                to=EnvState.ACTIVE,
+                now=finished,
+                expires_at=finished + timedelta(seconds=record.ttl_seconds),
+            )
+        )
+        record = await self._get(env_id)
+        await self.notify.to_owner(record, "ready")
+        return {
+            "name": record.name,
+            "expires_at": record.expires_at.isoformat() if record.expires_at else "",
+        }
+
+    async def provision_namespace(
+        self, record: EnvironmentRecord, *, offhours: str | None = None
+    ) -> None:
+        """Make a `provisioning` record's namespace with its labels, cost tags, quota, limit
+        range, role binding and network policy, telling its progress; on a failure remove what
+        was made, mark the record failed and raise. Safe to re-run after a crash."""
         template = self.catalog.template(record.template)
         team = self.catalog.team(record.team)
         if template is None or team is None:
@@ -261,8 +286,9 @@ class EnvironmentService:
             f"{LABEL}/expires-at": expires.isoformat(),
             f"{LABEL}/purpose": record.purpose[:250],
         }
-        if template.offhours:
-            annotations[f"{LABEL}/offhours"] = template.offhours
+        schedule = offhours or template.offhours
+        if schedule:
+            annotations[f"{LABEL}/offhours"] = schedule
         group = team.kubernetes_group or f"{team.name}-devs"
         steps = {
             "namespace": lambda: self.kube.create_namespace(
@@ -293,23 +319,6 @@ class EnvironmentService:
                 ) from None
             done.append(step)
             await self._progress(record, done, _next(step), None)
-        finished = self.clock.now()
-        await self.db.run(
-            lambda s: repo.transition(
-                s,
-                env_id,
-                expected=[EnvState.PROVISIONING],
-                to=EnvState.ACTIVE,
-                now=finished,
-                expires_at=finished + timedelta(seconds=record.ttl_seconds),
-            )
-        )
-        record = await self._get(env_id)
-        await self.notify.to_owner(record, "ready")
-        return {
-            "name": record.name,
-            "expires_at": record.expires_at.isoformat() if record.expires_at else "",
-        }
 
     async def _progress(
         self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
@@ -437,6 +446,12 @@ class EnvironmentService:
         )
         return Extension(record, new_expiry, pending=False, approved=approve)
 
+    async def renew(self, record: EnvironmentRecord, until: datetime) -> EnvironmentRecord:
+        """Move the expiry later on the bot's own decision (a push to a pull request)."""
+        if record.expires_at is not None and record.expires_at >= until:
+            return record
+        return await self._set_expiry(record, until)
+
     async def _set_expiry(
         self, record: EnvironmentRecord, new_expiry: datetime
     ) -> EnvironmentRecord:
@@ -463,6 +478,10 @@ class EnvironmentService:
     ) -> EnvironmentRecord:
         record = await self.deletable(actor, name)
         return await self._start_delete(record, actor.user_id, reason)
+
+    async def remove(self, record: EnvironmentRecord, by: str, reason: str) -> EnvironmentRecord:
+        """Delete on the bot's own decision (a closed pull request): no person to authorize."""
+        return await self._start_delete(record, by, reason)
 
     async def _start_delete(
         self, record: EnvironmentRecord, by: str, reason: str

@@ -1,0 +1,1 @@
+"""Code hosts (GitHub, GitLab): verified pull-request webhooks in, REST calls out."""

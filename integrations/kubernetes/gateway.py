@@ -317,6 +317,34 @@ class KubeGateway:
             cluster, namespace, client.NetworkingV1Api, "network_policy", body, "the network policy"
         )
 
+    async def apply_deployment(self, cluster: str, namespace: str, body: dict[str, Any]) -> None:
+        """Create the Deployment, or patch it to `body` (a changed image starts a rollout)."""
+        await self._apply(
+            cluster, namespace, client.AppsV1Api, "deployment", body, "the deployment"
+        )
+
+    async def apply_preview_routing(
+        self,
+        cluster: str,
+        namespace: str,
+        service: dict[str, Any],
+        ingress: dict[str, Any],
+        allow: dict[str, Any],
+    ) -> None:
+        """A preview's Service, Ingress and the network policy letting the ingress through."""
+        await self._apply(cluster, namespace, client.CoreV1Api, "service", service, "the service")
+        await self._apply(
+            cluster, namespace, client.NetworkingV1Api, "ingress", ingress, "the ingress"
+        )
+        await self._apply(
+            cluster,
+            namespace,
+            client.NetworkingV1Api,
+            "network_policy",
+            allow,
+            "the ingress network policy",
+        )
+
     # --- workloads -------------------------------------------------------------------------
     async def list_workloads(
         self, cluster: str, namespace: str, identity: KubernetesIdentity | None = None
@@ -721,7 +749,7 @@ def _warm_calls(api: client.ApiClient) -> None:
         ),
     ]
     for read in reads:
-        with contextlib.suppress(ApiException):
+        with contextlib.suppress(kube_exceptions.ApiException):
             read()
 
 

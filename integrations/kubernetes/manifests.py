@@ -99,3 +99,115 @@ def network_policy(namespace: str) -> dict[str, Any]:
             "ingress": [{"from": [{"podSelector": {}}]}],
         },
     }
+
+
+# --- a pull request's preview: its Deployment, Service and Ingress ------------------------------
+
+
+def preview_labels(service: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": service, "forgebot.io/managed-by": "forgebot"}
+
+
+def preview_deployment(
+    namespace: str,
+    service: str,
+    container: str,
+    image: str,
+    port: int,
+    replicas: int,
+    annotations: dict[str, str],
+) -> dict[str, Any]:
+    labels = preview_labels(service)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": service,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 300,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": service}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": container,
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": port}],
+                            "readinessProbe": {"tcpSocket": {"port": "http"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def preview_service(namespace: str, service: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": service, "namespace": namespace, "labels": preview_labels(service)},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": service},
+            "ports": [{"name": "http", "port": 80, "targetPort": port}],
+        },
+    }
+
+
+def preview_ingress(namespace: str, service: str, host: str, ingress_class: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": service, "namespace": namespace, "labels": preview_labels(service)},
+        "spec": {
+            "ingressClassName": ingress_class,
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": service, "port": {"name": "http"}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def allow_from_namespace(namespace: str, source_namespace: str) -> dict[str, Any]:
+    """Lets the ingress controller through the environment's default isolation."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "forgebot-allow-ingress",
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": source_namespace}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
