@@ -1,7 +1,7 @@
 """incidents, incident timelines and alert groups
 
 Revision ID: 0011_incidents
-Revises: 0007_offhours
+Revises: 0008_durability
 Create Date: 2026-12-01 11:30:06.498320
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0011_incidents'
-down_revision: str | Sequence[str] | None = '0007_offhours'
+down_revision: str | Sequence[str] | None = '0008_durability'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

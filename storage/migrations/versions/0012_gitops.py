@@ -1,7 +1,7 @@
 """gitops: the desired-state commit of each deploy and rollback
 
 Revision ID: 0012_gitops
-Revises: 0007_offhours
+Revises: 0011_incidents
 Create Date: 2026-12-01 11:45:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0012_gitops"
-down_revision: str | Sequence[str] | None = "0007_offhours"
+down_revision: str | Sequence[str] | None = "0011_incidents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

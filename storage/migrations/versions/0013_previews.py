@@ -1,7 +1,7 @@
 """previews: one row per pull request
 
 Revision ID: 0013_previews
-Revises: 0007_offhours
+Revises: 0012_gitops
 Create Date: 2026-12-01 11:31:20.209910
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0013_previews'
-down_revision: str | Sequence[str] | None = '0007_offhours'
+down_revision: str | Sequence[str] | None = '0012_gitops'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
