@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.durations import format_duration
 from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
 from bot.operations import OperationRunner
+from bot.times import shown
 from commands.environments.parse import RequestForm
 from commands.environments.pricing import PriceTag, price_tag
 from storage import environments as repo
@@ -429,7 +430,7 @@ class EnvironmentService:
         await self.notify.to_owner(
             record,
             "extended" if approve else "extension_denied",
-            f"until {new_expiry:%a %d %b %H:%M} UTC",
+            f"until {shown(new_expiry)}",
         )
         return Extension(record, new_expiry, pending=False, approved=approve)
 

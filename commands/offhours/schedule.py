@@ -5,7 +5,7 @@ Syntax (compatible with kube-downscaler's weekday expressions):
     Mon-Fri 08:00-19:00 Europe/Berlin
     Mon-Fri 07:30-20:30 Europe/Berlin, Sat 09:00-13:00 Europe/Berlin
     Mon-Fri 19:00-07:00 UTC          (overnight: starts Mon-Fri evening, ends next morning)
-    Mon-Fri 08:00-00:00 UTC          (00:00 as an end time means the end of the day)
+    Mon-Fri 08:00-00:00 UTC          (00:00 or 24:00 as an end time means the end of the day)
     down: Sat-Sun 00:00-00:00 UTC    (a downtime expression: up whenever it does not match)
     never | always-on                (forgebot's meaning: never shut down)
 
@@ -14,9 +14,9 @@ answers "when does this sleep?", and `never` means it never does.
 
 Evaluation is by local wall-clock time in the schedule's zone, so 19:00 in Europe/Berlin is
 19:00 on both sides of a DST change. A boundary at a local time that does not exist on the
-spring-forward day takes effect at the first instant after the gap; on the fall-back day a
-wall time that happens twice is evaluated on both occurrences (so a boundary inside the
-repeated hour is crossed at its first occurrence and holds for the rest of that hour).
+spring-forward day takes effect at the first instant after the gap. On the fall-back day the
+repeated hour is evaluated as it stood at the end of its first occurrence, so a boundary
+inside it is crossed once, at its first occurrence, and never undone by the repeat.
 """
 
 from __future__ import annotations
@@ -96,10 +96,13 @@ def _hhmm(minutes: int) -> str:
 
 
 def _time(text: str, what: str) -> int:
+    if what == "end" and text == "24:00":
+        return MINUTES_PER_DAY  # the end of the day, as kube-downscaler users write it
     match = _TIME.match(text)
     if match is None:
+        ends = " (or 24:00 for the end of the day)" if what == "end" else ""
         raise ScheduleError(
-            f"“{text}” is not a time of day: use HH:MM from 00:00 to 23:59 (the {what})"
+            f"“{text}” is not a time of day: use HH:MM from 00:00 to 23:59{ends} (the {what})"
         )
     return int(match.group(1)) * 60 + int(match.group(2))
 
@@ -128,7 +131,8 @@ def _days(text: str) -> tuple[int, int]:
 def _zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the time-zone database (`Europe`) on some platforms.
         raise ScheduleError(
             f"“{name}” is not an IANA time zone (like Europe/Berlin, America/New_York or UTC)"
         ) from None
@@ -195,7 +199,7 @@ def is_up(schedule: Schedule, at: datetime, holidays: Iterable[date] = frozenset
     holiday_set = frozenset(holidays)
     matched = False
     for window in schedule.windows:
-        local = at.astimezone(ZoneInfo(window.zone))
+        local = _wall_time(at, ZoneInfo(window.zone))
         if window.covers(local):
             matched = True
             break
@@ -205,6 +209,20 @@ def is_up(schedule: Schedule, at: datetime, holidays: Iterable[date] = frozenset
         if local_date in holiday_set:
             return False
     return up
+
+
+def _wall_time(at: datetime, zone: ZoneInfo) -> datetime:
+    """The local wall time that decides the state at `at`: inside the second occurrence of a
+    fall-back repeated hour, the wall time at the end of the first occurrence (so a boundary
+    in that hour is crossed once)."""
+    local = at.astimezone(zone)
+    if not local.fold:
+        return local
+    # The repeat began when the offset dropped; the first occurrence ended one minute before.
+    probe = at.replace(second=0, microsecond=0)
+    while probe.astimezone(zone).fold:
+        probe -= timedelta(minutes=1)
+    return probe.astimezone(zone)
 
 
 def _minutes(start: datetime, end: datetime) -> Iterable[datetime]:

@@ -42,7 +42,7 @@ from integrations.kubernetes.scaling import ScalingGateway
 from storage import environments as env_repo
 from storage import idempotency
 from storage import offhours as repo
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState
 from storage.offhours import OffhoursSetting, OffhoursState
 
@@ -309,7 +309,19 @@ class OffhoursService:
         # slot claim and the guarded state transitions keep passes from acting twice.
         lock = self._locks.setdefault(target.environment, asyncio.Lock())
         async with lock:
-            return await self._reconcile(target)
+            try:
+                return await self._reconcile(target)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                # A bug or a shape nobody foresaw must not fail every pass silently, nor stop
+                # the other environments: the owner hears once per episode, like any failure.
+                log.exception("off-hours reconcile of %s crashed", target.environment)
+                now = self.clock.now()
+                setting = await self.db.run(lambda s: repo.setting(s, target.environment, now))
+                return await self._failed(
+                    target, setting, None, [f"an internal error ({type(exc).__name__})"]
+                )
 
     async def _reconcile(self, target: OffhoursTarget) -> EnvOutcome:
         now = self.clock.now()

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.durations import format_duration
+from bot.times import DATE_TIME
+from bot.times import shown as shown_time
 from commands.slo.alerts import LastDeploy
 from commands.slo.budget import Alert, Severity, SloFigures, Status
 from commands.slo.service import SloReport
@@ -124,9 +126,7 @@ def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
             break
         shown += 1
         blocks.extend({"type": "section", "text": {"type": "mrkdwn", "text": b}} for b in bodies)
-    note = (
-        f"As of {report.at:%Y-%m-%d %H:%M} UTC. Burn 1x spends the budget exactly over the window."
-    )
+    note = f"As of {shown_time(report.at, DATE_TIME)}. Burn 1x spends the budget exactly over the window."
     if len(sections) > shown:
         note += f" {len(sections) - shown} more services not shown: ask for one by name."
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
