@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from integrations.slack.blockkit import quoted
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(
     r"^\s*(?P<days>[A-Za-z]+(?:-[A-Za-z]+)?)\s+(?P<start>\S+)-(?P<end>\S+)\s+(?P<tz>\S+)\s*$"
@@ -102,7 +104,7 @@ def _time(text: str, what: str) -> int:
     if match is None:
         ends = " (or 24:00 for the end of the day)" if what == "end" else ""
         raise ScheduleError(
-            f"“{text}” is not a time of day: use HH:MM from 00:00 to 23:59{ends} (the {what})"
+            f"{quoted(text)} is not a time of day: use HH:MM from 00:00 to 23:59{ends} (the {what})"
         )
     return int(match.group(1)) * 60 + int(match.group(2))
 
@@ -118,7 +120,7 @@ _DAY_NAMES = {name: i for i, name in enumerate(DAYS)} | {
 def _day(text: str) -> int:
     day = _DAY_NAMES.get(text.lower())
     if day is None:
-        raise ScheduleError(f"“{text}” is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun")
+        raise ScheduleError(f"{quoted(text)} is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun")
     return day
 
 
@@ -134,7 +136,7 @@ def _zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # OSError: a folder of the time-zone database (`Europe`) on some platforms.
         raise ScheduleError(
-            f"“{name}” is not an IANA time zone (like Europe/Berlin, America/New_York or UTC)"
+            f"{quoted(name)} is not an IANA time zone (like Europe/Berlin, America/New_York or UTC)"
         ) from None
     return name
 
@@ -170,7 +172,7 @@ def parse_schedule(text: str) -> Schedule:
         match = _RANGE.match(part)
         if match is None:
             raise ScheduleError(
-                f"“{part.strip()}” is not a range: write DAYS HH:MM-HH:MM ZONE, like `Mon-Fri 08:00-19:00 Europe/Berlin`"
+                f"{quoted(part.strip())} is not a range: write DAYS HH:MM-HH:MM ZONE, like `Mon-Fri 08:00-19:00 Europe/Berlin`"
             )
         start = _time(match.group("start"), "start")
         end = _time(match.group("end"), "end")
@@ -178,7 +180,7 @@ def parse_schedule(text: str) -> Schedule:
             end = MINUTES_PER_DAY
         if start == end:
             raise ScheduleError(
-                f"“{part.strip()}” starts and ends at the same time: the window would be empty"
+                f"{quoted(part.strip())} starts and ends at the same time: the window would be empty"
             )
         first_day, last_day = _days(match.group("days"))
         windows.append(Window(first_day, last_day, start, end, _zone(match.group("tz"))))
@@ -186,7 +188,7 @@ def parse_schedule(text: str) -> Schedule:
         for second in windows[i + 1 :]:
             if first.zone == second.zone and _occupied(first) & _occupied(second):
                 raise ScheduleError(
-                    f"“{first.describe()}” and “{second.describe()}” overlap: merge them into one range"
+                    f"{quoted(first.describe())} and {quoted(second.describe())} overlap: merge them into one range"
                 )
     return Schedule(tuple(windows), downtime=downtime)
 

@@ -39,6 +39,7 @@ from commands.offhours.schedule import (
 from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupState
 from integrations.aws.resources import ResourceControl
 from integrations.kubernetes.scaling import ScalingGateway
+from integrations.slack.blockkit import quoted
 from storage import environments as env_repo
 from storage import idempotency
 from storage import offhours as repo
@@ -572,7 +573,7 @@ class OffhoursService:
             until, up = max(shutdown_at, now + timedelta(minutes=1)), False
             message = f"{environment} goes to sleep now."
         else:
-            raise UserInputError(f"`{choice}` is not an off-hours choice.")
+            raise UserInputError(f"{quoted(choice)} is not an off-hours choice.")
         await self._override(actor, target, up, until, f"reminder: {choice}")
         await self.reconcile_target(target)
         return message
