@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from integrations.slack.blockkit import quoted
+
 _PART = re.compile(r"(\d+)\s*(w|d|h|m|s)")
 _WHOLE = re.compile(r"(?:\d+\s*[wdhms]\s*)+")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -22,11 +24,11 @@ def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower()
     if not cleaned or _WHOLE.fullmatch(cleaned) is None:
         raise DurationError(
-            f"“{text}” is not a duration: use a number and a unit, like 30m, 2h, 3d or 1w"
+            f"{quoted(text)} is not a duration: use a number and a unit, like 30m, 2h, 3d or 1w"
         )
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(cleaned))
     if seconds <= 0:
-        raise DurationError(f"“{text}” is zero: give a duration longer than that")
+        raise DurationError(f"{quoted(text)} is zero: give a duration longer than that")
     return timedelta(seconds=seconds)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.catalog import Catalog
 from bot.catalog_gitops import GitOpsTarget
+from bot.times import DATE_TIME, shown
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
@@ -20,9 +21,7 @@ from storage.models import ApprovalState, DeployApproval
 
 
 def _until(state: FreezeState) -> str:
-    return (
-        f"until {state.until:%a %d %b %H:%M} UTC" if state.until else "until someone unfreezes it"
-    )
+    return f"until {shown(state.until)}" if state.until else "until someone unfreezes it"
 
 
 def frozen_text(state: FreezeState) -> str:
@@ -75,7 +74,7 @@ def history(
         ]
     rows = []
     for line in lines[:30]:
-        when = f"{line.created:%Y-%m-%d %H:%M} UTC" if line.created else "unknown time"
+        when = shown(line.created, DATE_TIME) if line.created else "unknown time"
         who = (
             f" by <@{line.deployed_by}>"
             if line.deployed_by.startswith(("U", "W"))

@@ -16,6 +16,7 @@ from bot.errors import NotAuthorized, UserInputError
 from bot.interactions import Interaction, on_action, on_block_action, on_view
 from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
 from bot.scheduler import JobSpec
+from bot.times import shown
 from commands.environments import parse, views
 from commands.environments.notifications import SlackEnvironmentNotifier
 from commands.environments.service import (
@@ -282,7 +283,7 @@ def _extension_text(extension: Extension, now: datetime) -> str:
     name = extension.record.name
     if extension.pending:
         return (
-            f":hourglass: Keeping {name} until {extension.until:%a %d %b %H:%M} UTC is beyond what its "
+            f":hourglass: Keeping {name} until {shown(extension.until)} is beyond what its "
             "template allows; the platform team has been asked to approve it."
         )
     return f":hourglass: {name} now expires {views.expires_text(extension.record.expires_at, now)}."

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from bot.catalog import DNS_LABEL, Catalog, Template
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.errors import UserInputError
-from integrations.slack.blockkit import escape
+from integrations.slack.blockkit import escape, quoted
 from integrations.slack.blocks import state_value
 
 USAGE = "\n".join(
@@ -63,7 +63,7 @@ def parse_command(args: str) -> EnvCommand:
         return EnvCommand("list", scope=scope)  # type: ignore[arg-type]
     if verb in ("show", "delete"):
         if len(rest) != 1:
-            raise UserInputError(f"`{verb}` needs exactly one environment name.", usage=USAGE)
+            raise UserInputError(f"{quoted(verb)} needs exactly one environment name.", usage=USAGE)
         return EnvCommand(verb, name=_name_argument(rest[0]))  # type: ignore[arg-type]
     if verb == "extend":
         if len(rest) != 2:

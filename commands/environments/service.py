@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.durations import format_duration
 from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
 from bot.operations import OperationRunner
+from bot.times import shown
 from commands.environments.parse import RequestForm
 from commands.environments.pricing import PriceTag, price_tag
 from storage import environments as repo
@@ -53,6 +54,8 @@ class NamespaceProvisioner(Protocol):
     ) -> Any: ...
 
     async def delete_namespace(self, cluster: str, name: str) -> Any: ...
+
+    async def get_namespace(self, cluster: str, name: str) -> Any: ...
 
     async def apply_resource_quota(
         self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
@@ -311,7 +314,18 @@ class EnvironmentService:
             except Conflict:
                 if step != "namespace":
                     raise
-                # Re-run after a crash: the namespace is ours if it carries our labels.
+                # Re-run after a crash: the namespace is ours if it carries our labels;
+                # anyone else's namespace of that name is never adopted (nor later deleted).
+                existing = await self.kube.get_namespace(record.cluster, record.name)
+                if existing.labels.get(f"{LABEL}/environment") != record.name or (
+                    existing.labels.get(f"{LABEL}/managed-by") != "forgebot"
+                ):
+                    reason = (
+                        f"a namespace called {record.name} already exists and forgebot did not "
+                        "create it; request the environment under another name"
+                    )
+                    await self._undo(record, [step], reason, cleanup=False)
+                    raise ForgebotError(reason) from None
             except ForgebotError as exc:
                 await self._undo(record, [*done, step], f"{step}: {exc}")
                 raise ForgebotError(
@@ -332,10 +346,15 @@ class EnvironmentService:
                 )
             )
 
-    async def _undo(self, record: EnvironmentRecord, attempted: list[str], reason: str) -> None:
-        """Remove whatever was made: deleting the namespace removes everything inside it."""
+    async def _undo(
+        self, record: EnvironmentRecord, attempted: list[str], reason: str, *, cleanup: bool = True
+    ) -> None:
+        """Remove whatever was made (deleting the namespace removes everything inside it),
+        mark the environment failed and tell the owner. `cleanup=False` when nothing was made
+        (the namespace belongs to someone else)."""
         try:
-            await self.kube.delete_namespace(record.cluster, record.name)
+            if cleanup:
+                await self.kube.delete_namespace(record.cluster, record.name)
         except NotFound:
             pass
         except ForgebotError as exc:
@@ -442,7 +461,7 @@ class EnvironmentService:
         await self.notify.to_owner(
             record,
             "extended" if approve else "extension_denied",
-            f"until {new_expiry:%a %d %b %H:%M} UTC",
+            f"until {shown(new_expiry)}",
         )
         return Extension(record, new_expiry, pending=False, approved=approve)
 

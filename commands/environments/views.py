@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.catalog import Catalog, Template
 from bot.durations import format_duration, format_for_people
+from bot.times import DATE_TIME, shown
 from commands.environments import parse
 from commands.environments.pricing import PriceTag, money
 from integrations.slack.blockkit import escape, truncate
@@ -234,7 +235,7 @@ def request_card(record: EnvironmentRecord, now: datetime) -> tuple[str, list[di
             }
         )
     else:
-        when = f"{record.decided_at:%Y-%m-%d %H:%M} UTC" if record.decided_at else ""
+        when = shown(record.decided_at, DATE_TIME) if record.decided_at else ""
         who = (
             f"<@{record.decided_by}>"
             if record.decided_by.startswith(("U", "W"))
@@ -455,11 +456,11 @@ def extension_card(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A request to keep an environment beyond its template's max TTL; `decided` is
     (who, approved) once someone pressed a button."""
-    text = f"<@{requester}> asks to keep {record.name} until {until:%a %d %b %H:%M} UTC"
+    text = f"<@{requester}> asks to keep {record.name} until {shown(until)}"
     blocks: list[dict[str, Any]] = [
         _section(
             f":hourglass: <@{requester}> asks to keep *{escape(record.name)}* until "
-            f"{until:%a %d %b %H:%M} UTC, beyond what the *{escape(record.template)}* template allows."
+            f"{shown(until)}, beyond what the *{escape(record.template)}* template allows."
         )
     ]
     if decided is None:

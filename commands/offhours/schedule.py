@@ -5,7 +5,7 @@ Syntax (compatible with kube-downscaler's weekday expressions):
     Mon-Fri 08:00-19:00 Europe/Berlin
     Mon-Fri 07:30-20:30 Europe/Berlin, Sat 09:00-13:00 Europe/Berlin
     Mon-Fri 19:00-07:00 UTC          (overnight: starts Mon-Fri evening, ends next morning)
-    Mon-Fri 08:00-00:00 UTC          (00:00 as an end time means the end of the day)
+    Mon-Fri 08:00-00:00 UTC          (00:00 or 24:00 as an end time means the end of the day)
     down: Sat-Sun 00:00-00:00 UTC    (a downtime expression: up whenever it does not match)
     never | always-on                (forgebot's meaning: never shut down)
 
@@ -14,9 +14,9 @@ answers "when does this sleep?", and `never` means it never does.
 
 Evaluation is by local wall-clock time in the schedule's zone, so 19:00 in Europe/Berlin is
 19:00 on both sides of a DST change. A boundary at a local time that does not exist on the
-spring-forward day takes effect at the first instant after the gap; on the fall-back day a
-wall time that happens twice is evaluated on both occurrences (so a boundary inside the
-repeated hour is crossed at its first occurrence and holds for the rest of that hour).
+spring-forward day takes effect at the first instant after the gap. On the fall-back day the
+repeated hour is evaluated as it stood at the end of its first occurrence, so a boundary
+inside it is crossed once, at its first occurrence, and never undone by the repeat.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from integrations.slack.blockkit import quoted
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(
@@ -96,10 +98,13 @@ def _hhmm(minutes: int) -> str:
 
 
 def _time(text: str, what: str) -> int:
+    if what == "end" and text == "24:00":
+        return MINUTES_PER_DAY  # the end of the day, as kube-downscaler users write it
     match = _TIME.match(text)
     if match is None:
+        ends = " (or 24:00 for the end of the day)" if what == "end" else ""
         raise ScheduleError(
-            f"“{text}” is not a time of day: use HH:MM from 00:00 to 23:59 (the {what})"
+            f"{quoted(text)} is not a time of day: use HH:MM from 00:00 to 23:59{ends} (the {what})"
         )
     return int(match.group(1)) * 60 + int(match.group(2))
 
@@ -115,7 +120,7 @@ _DAY_NAMES = {name: i for i, name in enumerate(DAYS)} | {
 def _day(text: str) -> int:
     day = _DAY_NAMES.get(text.lower())
     if day is None:
-        raise ScheduleError(f"“{text}” is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun")
+        raise ScheduleError(f"{quoted(text)} is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun")
     return day
 
 
@@ -128,9 +133,10 @@ def _days(text: str) -> tuple[int, int]:
 def _zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the time-zone database (`Europe`) on some platforms.
         raise ScheduleError(
-            f"“{name}” is not an IANA time zone (like Europe/Berlin, America/New_York or UTC)"
+            f"{quoted(name)} is not an IANA time zone (like Europe/Berlin, America/New_York or UTC)"
         ) from None
     return name
 
@@ -166,7 +172,7 @@ def parse_schedule(text: str) -> Schedule:
         match = _RANGE.match(part)
         if match is None:
             raise ScheduleError(
-                f"“{part.strip()}” is not a range: write DAYS HH:MM-HH:MM ZONE, like `Mon-Fri 08:00-19:00 Europe/Berlin`"
+                f"{quoted(part.strip())} is not a range: write DAYS HH:MM-HH:MM ZONE, like `Mon-Fri 08:00-19:00 Europe/Berlin`"
             )
         start = _time(match.group("start"), "start")
         end = _time(match.group("end"), "end")
@@ -174,7 +180,7 @@ def parse_schedule(text: str) -> Schedule:
             end = MINUTES_PER_DAY
         if start == end:
             raise ScheduleError(
-                f"“{part.strip()}” starts and ends at the same time: the window would be empty"
+                f"{quoted(part.strip())} starts and ends at the same time: the window would be empty"
             )
         first_day, last_day = _days(match.group("days"))
         windows.append(Window(first_day, last_day, start, end, _zone(match.group("tz"))))
@@ -182,7 +188,7 @@ def parse_schedule(text: str) -> Schedule:
         for second in windows[i + 1 :]:
             if first.zone == second.zone and _occupied(first) & _occupied(second):
                 raise ScheduleError(
-                    f"“{first.describe()}” and “{second.describe()}” overlap: merge them into one range"
+                    f"{quoted(first.describe())} and {quoted(second.describe())} overlap: merge them into one range"
                 )
     return Schedule(tuple(windows), downtime=downtime)
 
@@ -195,7 +201,7 @@ def is_up(schedule: Schedule, at: datetime, holidays: Iterable[date] = frozenset
     holiday_set = frozenset(holidays)
     matched = False
     for window in schedule.windows:
-        local = at.astimezone(ZoneInfo(window.zone))
+        local = _wall_time(at, ZoneInfo(window.zone))
         if window.covers(local):
             matched = True
             break
@@ -205,6 +211,20 @@ def is_up(schedule: Schedule, at: datetime, holidays: Iterable[date] = frozenset
         if local_date in holiday_set:
             return False
     return up
+
+
+def _wall_time(at: datetime, zone: ZoneInfo) -> datetime:
+    """The local wall time that decides the state at `at`: inside the second occurrence of a
+    fall-back repeated hour, the wall time at the end of the first occurrence (so a boundary
+    in that hour is crossed once)."""
+    local = at.astimezone(zone)
+    if not local.fold:
+        return local
+    # The repeat began when the offset dropped; the first occurrence ended one minute before.
+    probe = at.replace(second=0, microsecond=0)
+    while probe.astimezone(zone).fold:
+        probe -= timedelta(minutes=1)
+    return probe.astimezone(zone)
 
 
 def _minutes(start: datetime, end: datetime) -> Iterable[datetime]:

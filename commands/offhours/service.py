@@ -39,10 +39,11 @@ from commands.offhours.schedule import (
 from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupState
 from integrations.aws.resources import ResourceControl
 from integrations.kubernetes.scaling import ClusterSnapshot, Scalable, ScalingGateway
+from integrations.slack.blockkit import quoted
 from storage import environments as env_repo
 from storage import idempotency
 from storage import offhours as repo
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState
 from storage.offhours import OffhoursSetting, OffhoursState
 
@@ -346,7 +347,19 @@ class OffhoursService:
         # slot claim and the guarded state transitions keep passes from acting twice.
         lock = self._locks.setdefault(target.environment, asyncio.Lock())
         async with lock:
-            return await self._reconcile(target, snapshot)
+            try:
+                return await self._reconcile(target, snapshot)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                # A bug or a shape nobody foresaw must not fail every pass silently, nor stop
+                # the other environments: the owner hears once per episode, like any failure.
+                log.exception("off-hours reconcile of %s crashed", target.environment)
+                now = self.clock.now()
+                setting = await self.db.run(lambda s: repo.setting(s, target.environment, now))
+                return await self._failed(
+                    target, setting, None, [f"an internal error ({type(exc).__name__})"]
+                )
 
     async def _namespace_annotations(
         self, target: OffhoursTarget, snapshot: ClusterSnapshot | None
@@ -619,7 +632,7 @@ class OffhoursService:
             until, up = max(shutdown_at, now + timedelta(minutes=1)), False
             message = f"{environment} goes to sleep now."
         else:
-            raise UserInputError(f"`{choice}` is not an off-hours choice.")
+            raise UserInputError(f"{quoted(choice)} is not an off-hours choice.")
         await self._override(actor, target, up, until, f"reminder: {choice}")
         await self.reconcile_target(target)
         return message

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.durations import format_duration
+from bot.times import DATE_TIME
+from bot.times import shown as shown_time
 from commands.alerts.views import AlertLine, AlertView
 from commands.alerts.views import alert_message as alert_view_message
 from commands.slo.alerts import LastDeploy
@@ -128,8 +130,8 @@ def slo_report(report: SloReport) -> tuple[str, list[dict[str, Any]]]:
         shown += 1
         blocks.extend({"type": "section", "text": {"type": "mrkdwn", "text": b}} for b in bodies)
     note = (
-        f"Source: Prometheus, as of {report.at:%Y-%m-%d %H:%M} UTC. Burn 1x spends the budget "
-        "exactly over the SLO window; alerts fire only strictly above their factor."
+        f"Source: Prometheus, as of {shown_time(report.at, DATE_TIME)}. Burn 1x spends the "
+        "budget exactly over the SLO window; alerts fire only strictly above their factor."
     )
     if len(sections) > shown:
         note += f" {len(sections) - shown} more services not shown: ask for one by name."

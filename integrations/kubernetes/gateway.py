@@ -257,6 +257,18 @@ class KubeGateway:
         return _namespace_info(patched)
 
     async def delete_namespace(self, cluster: str, name: str) -> None:
+        """Delete a namespace forgebot created, and only such a namespace: one without
+        forgebot's label (kube-system, a team's own namespace) is refused here, whatever the
+        RBAC allows (the admission policy in docs/security.md refuses it in the cluster too)."""
+        found = await self.get_namespace(cluster, name)
+        if found.labels.get(manifests.MANAGED_BY) != manifests.MANAGED_BY_VALUE:
+            log.error(
+                "refused to delete namespace %s on %s: forgebot did not create it", name, cluster
+            )
+            raise ForgebotError(
+                f"refusing to delete namespace {name}: forgebot did not create it "
+                f"(no {manifests.MANAGED_BY}={manifests.MANAGED_BY_VALUE} label)"
+            )
         await self._call(
             cluster,
             "delete",

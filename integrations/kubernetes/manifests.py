@@ -6,12 +6,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+MANAGED_BY = "forgebot.io/managed-by"
+"""The label on every namespace (and object) forgebot creates; it deletes no namespace without it."""
+MANAGED_BY_VALUE = "forgebot"
+
 
 def namespace(name: str, labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "metadata": {
+            "name": name,
+            "labels": {**labels, MANAGED_BY: MANAGED_BY_VALUE},
+            "annotations": annotations,
+        },
     }
 
 

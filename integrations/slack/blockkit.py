@@ -91,6 +91,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def quoted(text: str) -> str:
+    """User input echoed in a message (a parser's error): escaped and in quotes. Every
+    parser quotes what it could not read through this, so nothing typed can ping or link."""
+    return f"“{escape(text)}”"
+
+
 def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
     """`text` cut to at most `limit` characters, ending in `ellipsis` when it was cut.
 

@@ -148,3 +148,38 @@ def test_properties(text: str, hour: int) -> None:
         assert is_up(schedule, change.at - timedelta(minutes=1)) is not change.up
     down = downtime_hours(schedule, start, end)
     assert 0 <= down <= 48
+
+
+def test_a_boundary_in_the_repeated_fall_back_hour_is_crossed_once() -> None:
+    """Berlin falls back on 25 Oct 2026: 02:00-03:00 happens twice. A window ending at 02:30
+    goes down at the first 02:30 and stays down through the repeat."""
+    from datetime import UTC, datetime
+
+    from commands.offhours.schedule import parse_schedule, transitions_between
+
+    schedule = parse_schedule("Sat-Sun 20:00-02:30 Europe/Berlin")
+    start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # Sun 00:00 CEST, up
+    changes = transitions_between(schedule, start, start + timedelta(hours=6))
+    assert [(c.at, c.up) for c in changes] == [(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), False)]
+
+
+def test_a_boundary_starting_in_the_repeated_hour_is_crossed_once() -> None:
+    from datetime import UTC, datetime
+
+    from commands.offhours.schedule import parse_schedule, transitions_between
+
+    schedule = parse_schedule("Sun 02:30-12:00 Europe/Berlin")
+    start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    changes = transitions_between(schedule, start, start + timedelta(hours=6))
+    assert [(c.at, c.up) for c in changes] == [(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), True)]
+
+
+def test_24_00_ends_the_day_and_zone_folders_are_schedule_errors() -> None:
+    from commands.offhours.schedule import ScheduleError, parse_schedule
+
+    assert parse_schedule("Mon-Fri 08:00-24:00 UTC") == parse_schedule("Mon-Fri 08:00-00:00 UTC")
+    for zone in ("Europe", "Europe/", "America", "../etc/passwd"):
+        with pytest.raises(ScheduleError, match="IANA time zone"):
+            parse_schedule(f"Mon-Fri 08:00-19:00 {zone}")
+    with pytest.raises(ScheduleError):
+        parse_schedule("Mon-Fri 24:00-19:00 UTC")

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from bot.catalog import KubernetesIdentity
-from bot.errors import Conflict, DependencyUnavailable, NotFound, UserInputError
+from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import KubeForbidden
 from integrations.kubernetes.gateway import KubeGateway
@@ -191,3 +191,17 @@ async def test_a_cluster_missing_from_the_kubeconfig_is_explained(kubeconfig: Pa
         await gateway.get_namespace("staging-cluster", "x")
     await gateway.warm()  # logs the missing cluster instead of failing the start-up
     await gateway.close()
+
+
+async def test_a_namespace_forgebot_did_not_create_is_never_deleted(
+    kube: KubeGateway, fake_kube: FakeKube
+) -> None:
+    fake_kube.seed_namespace("kube-system")
+    fake_kube.seed_namespace("team-owned", {"team": "payments"})
+    for name in ("kube-system", "team-owned"):
+        with pytest.raises(ForgebotError, match="forgebot did not create it"):
+            await kube.delete_namespace("dev-cluster", name)
+        assert fake_kube.find("namespaces", "", name) is not None
+    created = await kube.create_namespace("dev-cluster", "pv-mine", {}, {})
+    assert created.labels[manifests.MANAGED_BY] == manifests.MANAGED_BY_VALUE
+    await kube.delete_namespace("dev-cluster", "pv-mine")
