@@ -295,3 +295,20 @@ def dora(
         restore_median=restore_median,
         restore_samples=restore_samples,
     )
+
+
+def failed_since(session: Session, since: datetime, limit: int = 10) -> Sequence[DeploymentRecord]:
+    """Deploys and rollbacks that failed after `since`, newest first."""
+    return (
+        session.execute(
+            select(DeploymentRecord)
+            .where(
+                col(DeploymentRecord.outcome) == DeployOutcome.FAILED,
+                col(DeploymentRecord.finished_at) >= since,
+            )
+            .order_by(col(DeploymentRecord.finished_at).desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
