@@ -27,6 +27,7 @@ from commands.dora import handlers as dora_handlers
 from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
+from commands.home import platform as platform_home
 from commands.home.handlers import HomeSection
 from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
@@ -127,6 +128,7 @@ def build_bolt_app(
     ctx.extras.setdefault("routes", []).append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
     )
+    platform_home.register(ctx)
     home_sections: list[HomeSection] = ctx.extras.setdefault("home_sections", [])
     home_handlers.register(app, ctx, home_sections)
     return app

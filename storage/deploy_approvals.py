@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from storage.models import ApprovalState, DeployApproval
 
@@ -45,3 +46,14 @@ def set_card(session: Session, approval_id: int, channel: str, ts: str) -> None:
         .where(col(DeployApproval.id) == approval_id)
         .values(card_channel=channel, card_ts=ts)
     )
+
+
+def pending(session: Session, limit: int = 20) -> Sequence[DeployApproval]:
+    """Deploys waiting for a second person, oldest first."""
+    query = (
+        select(DeployApproval)
+        .where(col(DeployApproval.state) == ApprovalState.PENDING)
+        .order_by(col(DeployApproval.created_at))
+        .limit(limit)
+    )
+    return session.exec(query).all()

@@ -347,3 +347,20 @@ def last_committed(session: Session, service: str, environment: str) -> Deployme
         .scalars()
         .first()
     )
+
+
+def failed_since(session: Session, since: datetime, limit: int = 10) -> Sequence[DeploymentRecord]:
+    """Deploys and rollbacks that failed after `since`, newest first."""
+    return (
+        session.execute(
+            select(DeploymentRecord)
+            .where(
+                col(DeploymentRecord.outcome) == DeployOutcome.FAILED,
+                col(DeploymentRecord.finished_at) >= since,
+            )
+            .order_by(col(DeploymentRecord.finished_at).desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )

@@ -100,3 +100,14 @@ def active_expiring_before(session: Session, cutoff: datetime) -> Sequence[Envir
         .where(col(EnvironmentRecord.expires_at) <= cutoff)
         .order_by(col(EnvironmentRecord.expires_at))
     ).all()
+
+
+def pending(session: Session, limit: int = 20) -> Sequence[EnvironmentRecord]:
+    """Requests waiting for the platform team, oldest first."""
+    query = (
+        select(EnvironmentRecord)
+        .where(col(EnvironmentRecord.state) == EnvState.PENDING)
+        .order_by(col(EnvironmentRecord.requested_at))
+        .limit(limit)
+    )
+    return session.exec(query).all()

@@ -185,3 +185,14 @@ def unfinished(session: Session) -> Sequence[Operation]:
         .where(col(Operation.state).in_(states))
         .order_by(col(Operation.created_at))
     ).all()
+
+
+def failed_since(session: Session, since: datetime, limit: int = 10) -> Sequence[Operation]:
+    """Operations that failed after `since`, newest first."""
+    query = (
+        select(Operation)
+        .where(col(Operation.state) == OperationState.FAILED, col(Operation.updated_at) >= since)
+        .order_by(col(Operation.updated_at).desc())
+        .limit(limit)
+    )
+    return session.exec(query).all()

@@ -454,3 +454,43 @@ async def test_delete_asks_first_and_only_the_owner_side_may(harness: Harness) -
     assert harness.kube.find("namespaces", "", "pv-gone") is None
     assert await harness.record("pv-gone") is None
     await harness.direct_message_containing("*pv-gone* was deleted")
+
+
+async def test_the_platform_team_home_shows_the_approvals_queue(harness: Harness) -> None:
+    for name in ("older", "newer"):
+        view = await harness.open_modal(DEVELOPER)
+        await harness.submit(
+            DEVELOPER, view, template="data-sandbox", name=name, size="M", ttl="2d"
+        )
+        await harness.idle()
+        harness.advance(timedelta(minutes=30))
+    older = await harness.record("ds-older")
+
+    await harness.client.send(app_home_opened(DEVELOPER))
+    await harness.idle()
+    mine = json.dumps(harness.slack.state.find("views.publish")[-1].args["view"])
+    assert "Platform team" not in mine, "only the platform team sees its desk"
+
+    await harness.client.send(app_home_opened(PLATFORM))
+    await harness.idle()
+    home = harness.slack.state.find("views.publish")[-1].args["view"]
+    text = json.dumps(home["blocks"])
+    assert "Platform team" in text and "*Waiting for approval*: 2" in text
+    assert text.index("ds-older") < text.index("ds-newer"), "oldest first"
+    assert "asked 1h ago" in text
+    first = next(b for b in home["blocks"] if b["type"] == "actions")
+    assert [(e["action_id"], e["value"]) for e in first["elements"]] == [
+        ("env_approve", str(older.id)),
+        ("env_deny", str(older.id)),
+    ]
+
+    # Its Approve button works from the Home tab as from the card.
+    press = block_actions(
+        PLATFORM,
+        {"action_id": "env_approve", "block_id": first["block_id"], "value": str(older.id)},
+        response_url="",
+        view=home,
+    )
+    assert (await harness.client.send(press)).status == 200
+    await harness.idle()
+    assert (await harness.record("ds-older")).state == EnvState.ACTIVE
