@@ -59,7 +59,8 @@ class BotHarness:
 
     async def idle(self) -> None:
         """Wait for the bot to finish what the last requests started (handlers run after the
-        ack, operations after the handler): until the audit log and the outbox are quiet."""
+        ack, operations after the handler): until no handler or operation is running and the
+        audit log and the outbox are quiet."""
         assert self.runtime.ctx is not None and self.runtime.db is not None
         deadline = time.monotonic() + 10
         last: tuple[int, int] | None = None
@@ -68,7 +69,8 @@ class BotHarness:
             await self.runtime.ctx.slack.flush()
             count = await self.runtime.db.run(lambda s: len(audit.recent(s, limit=10_000)))
             calls = len(self.slack.state.calls)
-            if (count, calls) == last and not self.runtime.ctx.operations._tasks:
+            busy = self.runtime.ctx.operations._tasks or self.runtime.ctx.boundary.in_flight
+            if (count, calls) == last and not busy:
                 return
             last = (count, calls)
             await asyncio.sleep(0.1)
