@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import bot_environment, free_port, start_forgebot  # noqa: E402
+from bench.provenance import print_header  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from commands.cost.parse import Scope, ScopeKind  # noqa: E402
 from commands.cost.periods import Period  # noqa: E402
@@ -250,6 +251,7 @@ async def main() -> None:
     parser.add_argument("--profile", default=None, help="write the server's cProfile stats here")
     parser.add_argument("--forecast", choices=["cost-explorer", "linear"], default="cost-explorer")
     args = parser.parse_args()
+    print_header("cost_cache")
 
     catalog_yaml = catalog_text(args.teams, args.users)
     catalog = parse_catalog(catalog_yaml)

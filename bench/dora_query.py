@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
+from bench.provenance import print_header  # noqa: E402
 from storage import deployments, migrate  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import DeploymentRecord  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=100_000)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    print_header("dora_query")
     with tempfile.TemporaryDirectory() as tmp:
         run("SQLite", f"sqlite:///{tmp}/dora.db", args.deploys)
     name = f"forgebot_bench_{uuid.uuid4().hex[:8]}"

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import print_header  # noqa: E402
 from bot.auth import Actor  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -63,6 +64,7 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
+    print_header("env_provision")
 
     catalog = parse_catalog(CATALOG)
     slack = start_fake_slack("xoxb-bench")

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ack_latency import BARE_APP, pct  # noqa: E402
 from bench.processes import free_port, wait_healthy  # noqa: E402
+from bench.provenance import print_header  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import (  # noqa: E402
     SignedSlackClient,
@@ -199,6 +200,7 @@ async def main() -> None:
     )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load")
     args = parser.parse_args()
+    print_header("load")
     bare_duration = args.bare_duration if args.bare_duration is not None else min(args.duration, 20)
 
     fake = start_fake_slack(TOKEN)

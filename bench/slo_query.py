@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import print_header  # noqa: E402
 from bot.catalog import Catalog  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -143,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    print_header("slo_query")
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -8,6 +8,7 @@ failure part-way removes what was made.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Sequence
@@ -553,30 +554,41 @@ class EnvironmentService:
 
     # --- TTL (a scheduled job) -----------------------------------------------------------------
     async def sweep_expiry(self, slot: datetime) -> None:
+        """Expire or remind every environment that is due, all at once: their database
+        writes, audit entries (one batched INSERT) and messages overlap instead of queueing
+        one environment behind another, and one environment's failure does not hold up the
+        rest. The first failure is raised after all were tried, so the run counts as failed."""
         now = self.clock.now()
         lead = max(self.catalog.schedules.ttl_reminders, default=timedelta(0))
-        for record in await self.db.run(lambda s: repo.active_expiring_before(s, now + lead)):
-            assert record.expires_at is not None and _id(record) is not None
-            left = record.expires_at - now
-            if left <= timedelta(0):
-                await self._start_delete(record, "forgebot", "its time to live ran out")
-                await self._audit_job(
-                    record, "env.expire", {"expired_at": record.expires_at.isoformat()}
-                )
-                continue
-            due = [r for r in sorted(self.catalog.schedules.ttl_reminders) if left <= r]
-            label = format_duration(due[0]) if due else ""
-            if label and label not in record.reminders_sent:
-                await self.notify.expiry_reminder(record, left)
-                await self._audit_job(
-                    record, "env.expiry_reminder", {"left": format_duration(left)}
-                )
-                sent = [*record.reminders_sent, label]
-                await self.db.run(
-                    functools.partial(
-                        repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent
-                    )
-                )
+        due = await self.db.run(lambda s: repo.active_expiring_before(s, now + lead))
+        outcomes = await asyncio.gather(
+            *(self._expire_or_remind(record, now) for record in due), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for record, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("TTL sweep: %s failed: %s", record.name, outcome)
+        if failures:
+            raise failures[0]
+
+    async def _expire_or_remind(self, record: EnvironmentRecord, now: datetime) -> None:
+        assert record.expires_at is not None and _id(record) is not None
+        left = record.expires_at - now
+        if left <= timedelta(0):
+            await self._start_delete(record, "forgebot", "its time to live ran out")
+            await self._audit_job(
+                record, "env.expire", {"expired_at": record.expires_at.isoformat()}
+            )
+            return
+        due = [r for r in sorted(self.catalog.schedules.ttl_reminders) if left <= r]
+        label = format_duration(due[0]) if due else ""
+        if label and label not in record.reminders_sent:
+            await self.notify.expiry_reminder(record, left)
+            await self._audit_job(record, "env.expiry_reminder", {"left": format_duration(left)})
+            sent = [*record.reminders_sent, label]
+            await self.db.run(
+                functools.partial(repo.set_fields, env_id=_id(record), now=now, reminders_sent=sent)
+            )
 
     async def _audit_job(
         self, record: EnvironmentRecord, command: str, arguments: dict[str, Any]

@@ -231,9 +231,18 @@ class FakeKube:
             found = self.objects.get(self._key(kind, namespace, name))
             return copy.deepcopy(found) if found else None
 
-    def list(
-        self, kind: Kind, namespace: str | None, label_selector: str = "", field_selector: str = ""
-    ) -> list[dict[str, Any]]:
+    def list_page(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        label_selector: str = "",
+        field_selector: str = "",
+        *,
+        limit: int = 0,
+        after: tuple[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """One page of `limit` items (0: all) after the (namespace, name) `after`, and the
+        key of its last item when more follow. Only the page is copied."""
         matchers = _parse_selector(label_selector)
         with self.lock:
             for ns, name in list(self._rollouts):
@@ -245,13 +254,24 @@ class FakeKube:
                 for key in self.objects.keys_of(kind.plural, namespace)
                 if key[0] == kind.group
             )
-            items = [
-                copy.deepcopy(o)
-                for _, o in chosen
-                if all(m(o["metadata"].get("labels") or {}) for m in matchers)
+            matched = [
+                o
+                for key, o in chosen
+                if (after is None or (key[2], key[3]) > after)
+                and all(m(o["metadata"].get("labels") or {}) for m in matchers)
                 and _field_match(o, field_selector)
             ]
-        return items
+            more = None
+            if limit and len(matched) > limit:
+                matched = matched[:limit]
+                more = _key(matched[-1])
+            items = [copy.deepcopy(o) for o in matched]
+        return items, more
+
+    def list(
+        self, kind: Kind, namespace: str | None, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        return self.list_page(kind, namespace, label_selector, field_selector)[0]
 
     def create(
         self, kind: Kind, namespace: str, body: dict[str, Any], *, dry_run: bool = False
@@ -1119,16 +1139,18 @@ def build_app(fake: FakeKube) -> web.Application:
         namespace = request.match_info.get("namespace", "")
         if request.method == "GET":
             check_forbidden(request, "list", kind, namespace)
-            items = fake.list(
+            limit, after = _paging(request.query.get("limit"), request.query.get("continue"))
+            items, more = fake.list_page(
                 kind,
                 namespace if namespace or not kind.namespaced else None,
                 request.query.get("labelSelector", ""),
                 request.query.get("fieldSelector", ""),
+                limit=limit,
+                after=after,
             )
-            items, more = _page(items, request.query.get("limit"), request.query.get("continue"))
             metadata = {"resourceVersion": str(next(fake._rv))}
-            if more:
-                metadata["continue"] = more
+            if more is not None:
+                metadata["continue"] = base64.urlsafe_b64encode(json.dumps(more).encode()).decode()
             return web.json_response(
                 {
                     "kind": f"{kind.kind}List",
@@ -1245,22 +1267,18 @@ class RunningFakeKube:
         self.server.stop()
 
 
-def _page(
-    items: list[dict[str, Any]], limit: str | None, token: str | None
-) -> tuple[list[dict[str, Any]], str]:
-    """`?limit=&continue=` as the API server pages a list (items come sorted by namespace and
+def _paging(limit: str | None, token: str | None) -> tuple[int, tuple[str, str] | None]:
+    """`?limit=&continue=` as the API server pages a list (items sorted by namespace and
     name): the token names the last item returned, so a page never repeats or skips one."""
+    after = None
     if token:
         try:
-            last = tuple(json.loads(base64.urlsafe_b64decode(token)))
+            namespace, name = json.loads(base64.urlsafe_b64decode(token))
         except ValueError:
             raise ApiError(400, "BadRequest", "invalid continue token") from None
-        items = [o for o in items if _key(o) > last]
-    size = int(limit) if limit and limit.isdigit() and int(limit) > 0 else 0
-    if not size or len(items) <= size:
-        return items, ""
-    page = items[:size]
-    return page, base64.urlsafe_b64encode(json.dumps(_key(page[-1])).encode()).decode()
+        after = (str(namespace), str(name))
+    size = int(limit) if limit and limit.isdigit() else 0
+    return size, after
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
