@@ -3,14 +3,18 @@
 Starts the fake Slack Web API, the bot (SQLite) with its Alertmanager webhook enabled, and a real
 Alertmanager (`prometheus-alertmanager` on PATH) whose webhook receiver is the bot. Then posts
 1,000 alerts to Alertmanager's API over 60 s, spread across 20 groups (`alertname`) owned by
-4 teams (4 channels), and waits until every group's Slack message lists all its alerts.
+10 teams (10 channels; `--channels`), Alertmanager delivering each group at most every 10 s
+(`--group-interval`), and waits until every group's Slack message lists all its alerts. A
+channel takes one send a second: groups x deliveries x 2 (the update and the reply) per
+channel above 60 a minute queue, and the latency shows it (try `--channels 4
+--group-interval 5s`).
 
 Prints: p50/p99/max from the bot receiving a webhook to its Slack post or reply for it; the
 Slack messages posted (top-level = one per group, threaded replies = one per delivery that
 changed something, chat.update calls after coalescing); the smallest gap between two sends to
 one channel (the pacing: at most one per second); alerts stored vs sent (none lost).
 
-    uv run python bench/alerts.py [--alerts 1000] [--seconds 60] [--groups 20]
+    uv run python bench/alerts.py [--alerts 1000] [--seconds 60] [--groups 20] [--channels 10]
 """
 
 from __future__ import annotations
@@ -47,18 +51,17 @@ from storage.models import Operation  # noqa: E402
 TOKEN = "xoxb-bench-alerts"
 SECRET = "bench-signing-secret-0123456789"
 WEBHOOK_TOKEN = "bench-alertmanager-token"
-TEAMS = 4
 
 
-def catalog(groups: int) -> Catalog:
+def catalog(groups: int, channels: int) -> Catalog:
     teams = [
         {"name": f"team-{t}", "channel": f"C0TEAM{t}", "members": [f"U0MEMBER{t}"]}
-        for t in range(TEAMS)
+        for t in range(channels)
     ]
     services = [
         {
             "name": f"svc-{g:02d}",
-            "team": f"team-{g % TEAMS}",
+            "team": f"team-{g % channels}",
             "image": f"registry.example.com/bench/svc-{g:02d}",
         }
         for g in range(groups)
@@ -84,7 +87,9 @@ def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
         response.read()
 
 
-async def run(total: int, seconds: float, groups: int, workdir: Path) -> None:
+async def run(
+    total: int, seconds: float, groups: int, channels: int, interval: str, workdir: Path
+) -> None:
     fake = start_fake_slack(TOKEN)
     settings = Settings(
         SLACK_BOT_TOKEN=TOKEN,
@@ -93,14 +98,14 @@ async def run(total: int, seconds: float, groups: int, workdir: Path) -> None:
         FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}",
         _env_file=None,
     ).model_copy(update={"alertmanager_token": SecretStr(WEBHOOK_TOKEN)})
-    runtime = Runtime(settings, catalog(groups), run_scheduler=False)
+    runtime = Runtime(settings, catalog(groups, channels), run_scheduler=False)
     await runtime.start()
     config = alertmanager_config(
         f"{runtime.url}/api/alertmanager",
         WEBHOOK_TOKEN,
         group_by=["alertname"],
         group_wait="1s",
-        group_interval="5s",
+        group_interval=interval,
         repeat_interval="4h",
     )
     alertmanager = start_alertmanager(config, workdir / "alertmanager")
@@ -180,7 +185,10 @@ async def run(total: int, seconds: float, groups: int, workdir: Path) -> None:
         in json.dumps(fake.state.messages.get((r.channel, r.message_ts), {}).get("blocks"))
     )
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
-    print(f"alert flood: {total} alerts over {seconds:.0f} s in {groups} groups, {TEAMS} channels")
+    print(
+        f"alert flood: {total} alerts over {seconds:.0f} s in {groups} groups, {channels} "
+        f"channels, Alertmanager group_interval {interval}"
+    )
     print(f"  settled {settled:.1f} s after the first alert")
     print(
         f"  webhook -> Slack: p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms, "
@@ -206,9 +214,20 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--channels", type=int, default=10, help="teams (one channel each)")
+    parser.add_argument("--group-interval", default="10s", help="Alertmanager's group_interval")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args.alerts, args.seconds, args.groups, Path(tmp)))
+        asyncio.run(
+            run(
+                args.alerts,
+                args.seconds,
+                args.groups,
+                args.channels,
+                args.group_interval,
+                Path(tmp),
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -140,18 +140,28 @@ class AlertService:
                     updated_at=now,
                 )
                 row, created = await self._insert(fresh)
-            merged, notes = _merge(row.alerts, message)
+            # A group that resolved and fires again is a new episode: a new message.
+            again = row.status == "resolved" and message.status == "firing" and not created
+            merged, notes = _merge({} if again else row.alerts, message)
             group_id, version = row.id or 0, row.version
+            episode: dict[str, Any] = (
+                {"message_ts": "", "acked_by": "", "acked_at": None, "silences": []}
+                if again
+                else {}
+            )
             swapped = await self._swap(
                 group_id,
                 version,
                 alerts=merged,
                 status=message.status,
                 common_labels=message.commonLabels,
+                **episode,
             )
             if not swapped:
                 continue  # another delivery changed the group meanwhile: merge into theirs
-            if notes or created or row.status != message.status or not row.message_ts:
+            if again:
+                notes = []  # the new message lists them
+            if notes or created or again or row.status != message.status or not row.message_ts:
                 await self.operations.submit(
                     DELIVER,
                     {
@@ -181,8 +191,15 @@ class AlertService:
                     await self._show(latest, hidden)
                 return {"posted": ts, "latency": time.time() - received}
             group = await self._get(group_id)
-        if group.message_ts == POSTING:
-            return {"posting": "another delivery posts the message with the latest alerts"}
+        for _ in range(100):
+            if group.message_ts != POSTING:
+                break
+            # The first delivery is posting the message (with the latest alerts); this one's
+            # reply goes under it once it exists.
+            await asyncio.sleep(0.1)
+            group = await self._get(group_id)
+        else:
+            return {"posting": "the first delivery did not finish posting; it shows the alerts"}
         await self._show(group, hidden)
         notes: list[str] = list(operation.payload.get("notes") or [])
         if notes:

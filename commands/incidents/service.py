@@ -64,8 +64,20 @@ class IncidentService:
     timeline_reaction: str = "memo"
 
     def register_operations(self) -> None:
-        self.operations.register(OPEN, self._run_open)
-        self.operations.register(RESOLVE, self._run_resolve)
+        self.operations.register(OPEN, self._run_open, on_failure=self._failed)
+        self.operations.register(RESOLVE, self._run_resolve, on_failure=self._failed)
+
+    async def _failed(self, operation: Operation, reason: str) -> None:
+        """Tell the person who asked; a later retry of the same request resumes the steps."""
+        what = "open" if operation.kind == OPEN else "resolve"
+        incident = await self.db.run(
+            lambda s: repo.get(s, int(operation.payload.get("incident_id", 0)))
+        )
+        title = incident.title if incident is not None else "the incident"
+        await self.slack.dm(
+            operation.actor_user_id,
+            f":x: forgebot could not {what} the incident “{title}”: {reason}",
+        )
 
     # --- who ---------------------------------------------------------------------------------
     def team_for(self, actor: Actor, service: str) -> str:

@@ -135,6 +135,14 @@ async def test_one_message_per_group_updated_in_place_with_threaded_changes(
     assert not any(b["type"] == "actions" for b in message["blocks"])
     assert len(bot.top_level("C0PAYMENTS")) == 1
 
+    # Firing again after it resolved is a new episode: a new message, the old one stays resolved.
+    later = {**a1, "startsAt": (START + timedelta(hours=1)).isoformat()}
+    await bot.webhook(payload(key, "firing", [later], common))
+    await bot.idle()
+    top = bot.top_level("C0PAYMENTS")
+    assert len(top) == 2 and "FIRING (1)" in _body(top[1])
+    assert "RESOLVED" in json.dumps(bot.slack.state.messages[("C0PAYMENTS", ts)]["blocks"])
+
 
 async def test_routing_by_label(bot: AlertHarness) -> None:
     cases = [
