@@ -32,6 +32,8 @@ _RESOURCES = {
     "flux-kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
     "flux-helmrelease": ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
 }
+PERMISSIONS = frozenset(("get", group, plural) for group, _, plural in _RESOURCES.values())
+"""The RBAC these reads need (deploy/kubernetes/rbac.yaml grants exactly these)."""
 _FLUX_FAILURES = {
     "ReconciliationFailed",
     "BuildFailed",

@@ -20,6 +20,7 @@ from kubernetes import client
 
 from bot import metrics
 from bot.catalog import load_catalog
+from integrations.kubernetes import gitops as kube_gitops
 from integrations.kubernetes import manifests
 from tests.fixtures import requirements
 
@@ -221,6 +222,9 @@ def used_permissions() -> set[tuple[str, str, str]]:
             used.add(("impersonate", "", "users"))
         if "Impersonate-Group" in source:
             used.add(("impersonate", "", "groups"))
+    # GitOps controllers' objects are read through CustomObjectsApi, whose group and resource
+    # are arguments rather than method names: the module declares what it reads.
+    used |= kube_gitops.PERMISSIONS
     return used
 
 

@@ -4,8 +4,10 @@ the fake Kubernetes API, and the one progress message Slack would show."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +228,22 @@ async def test_a_flux_helm_release_deploy_and_the_already_there_answer(
     )
     again = await harness.deploy(DEVELOPER, "ledger 1.1 to staging")
     assert "already holds `1.1`" in again["text"]
+
+
+async def test_a_controller_that_never_applies_the_commit_times_out_with_its_own_words(
+    harness: GitOpsHarness,
+) -> None:
+    await harness.simulator.stop()  # Argo CD stops reconciling
+    await harness.deploy(ELSEWHERE, "checkout 1.4.2 to staging")
+    for _ in range(400):
+        record = await harness.record()
+        if record.desired_state_commit:
+            break
+        await asyncio.sleep(0.05)
+    assert record.desired_state_commit == harness.server.head("payments"), "pushed first"
+    harness.clock.advance(timedelta(seconds=601))
+    await harness.finished("staging")
+    record = await harness.record()
+    assert record.outcome == "failed"
+    assert "Argo CD Application checkout-staging had not applied" in record.failure_reason
+    assert "it says: successfully synced" in record.failure_reason, record.failure_reason
