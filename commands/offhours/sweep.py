@@ -29,6 +29,7 @@ from integrations.kubernetes.scaling import (
     DEPLOYMENT,
     HPA,
     STATEFUL_SET,
+    KindsNotServed,
     Scalable,
 )
 
@@ -174,11 +175,23 @@ async def _each(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
     await asyncio.gather(*(job() for job in jobs))
 
 
+async def _listing(
+    scaler: Scaler, cluster: str, namespace: str, result: SweepResult
+) -> tuple[list[Scalable], set[str]]:
+    """What the namespace holds, and the kinds the cluster does not serve (too old: those are
+    reported as failures while the served kinds are still handled)."""
+    try:
+        return await scaler.list_scalables(cluster, namespace), set()
+    except KindsNotServed as exc:
+        result.failures.append(str(exc))
+        return exc.found, set(exc.kinds)
+
+
 async def shutdown(
     scaler: Scaler, store: OriginalsStore, cluster: str, namespace: str
 ) -> SweepResult:
     result = SweepResult()
-    objects = await scaler.list_scalables(cluster, namespace)
+    objects, _ = await _listing(scaler, cluster, namespace, result)
     todo = [(obj, original) for obj in objects if (original := sleep_original(obj)) is not None]
     result.unchanged = len(objects) - len(todo)
     if not todo:
@@ -216,11 +229,12 @@ async def shutdown(
 
 async def wake(scaler: Scaler, store: OriginalsStore, cluster: str, namespace: str) -> SweepResult:
     result = SweepResult()
-    objects = {(o.kind, o.name): o for o in await scaler.list_scalables(cluster, namespace)}
+    listed, unserved = await _listing(scaler, cluster, namespace, result)
+    objects = {(o.kind, o.name): o for o in listed}
     recorded = await store.live()
     outcomes: dict[tuple[str, str], str] = {}
     for key in recorded:
-        if key not in objects:
+        if key not in objects and key[0] not in unserved:
             outcomes[key] = "gone: deleted while asleep"
             result.gone.append(f"{key[0]} {key[1]}")
     todo: list[tuple[Scalable, dict[str, Any]]] = []

@@ -29,6 +29,7 @@ from bot.catalog import KubernetesIdentity
 from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
 from bot.metrics import observe_call
 from integrations.kubernetes import manifests
+from integrations.kubernetes.api_support import ApiNotServed, missing_apis, served
 from integrations.kubernetes.errors import translate
 from integrations.kubernetes.rollout import RolloutStatus, rollback_template, status_of
 
@@ -184,12 +185,22 @@ class KubeGateway:
 
     async def warm(self) -> None:
         """Load each cluster's client and dry-run forgebot's writes, off the request path (see
-        `_warm_calls`); a cluster that is down is logged, not fatal."""
+        `_warm_calls`), and log each API forgebot needs that the cluster lacks (too old); a
+        cluster that is down is logged, not fatal."""
         for cluster in self.clusters:
             try:
                 await self._call(cluster, "dry-run", "forgebot's writes", _warm_calls)
+                lacking = await self._call(
+                    cluster,
+                    "get",
+                    "the API discovery",
+                    functools.partial(_missing_apis, cluster=cluster),
+                )
             except ForgebotError as exc:
                 log.warning("cluster %s is not reachable at start-up: %s", cluster, exc)
+                continue
+            for problem in lacking:
+                log.warning("%s", problem)
 
     # --- namespaces ------------------------------------------------------------------------
     async def create_namespace(
@@ -317,7 +328,12 @@ class KubeGateway:
             apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
             deployments = apps.list_namespaced_deployment(namespace, _request_timeout=TIMEOUT).items
             stateful = apps.list_namespaced_stateful_set(namespace, _request_timeout=TIMEOUT).items
-            cronjobs = batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items
+            cronjobs = served(
+                cluster,
+                "batch/v1",
+                "cronjobs",
+                lambda: batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items,
+            )
             return (
                 [
                     _workload(
@@ -471,8 +487,13 @@ class KubeGateway:
                 )
             )
             scalers = _json(
-                client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
-                    namespace, _request_timeout=TIMEOUT, _preload_content=False
+                served(
+                    cluster,
+                    "autoscaling/v2",
+                    "horizontalpodautoscalers",
+                    lambda: client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
+                        namespace, _request_timeout=TIMEOUT, _preload_content=False
+                    ),
                 )
             )
             meta, spec = found.get("metadata") or {}, found.get("spec") or {}
@@ -595,6 +616,10 @@ def _warm_calls(api: client.ApiClient) -> None:
     rbac.create_namespaced_role_binding("default", body, dry_run="All", _request_timeout=TIMEOUT)
     body = manifests.network_policy("default")
     net.create_namespaced_network_policy("default", body, dry_run="All", _request_timeout=TIMEOUT)
+
+
+def _missing_apis(api: client.ApiClient, cluster: str) -> list[ApiNotServed]:
+    return missing_apis(api, cluster)
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from integrations.kubernetes.api_support import ApiNotServed, served
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -43,6 +44,33 @@ class Scalable:
     """CronJobs: spec.suspend."""
     min_replicas: int | None = None
     """HPAs: spec.minReplicas (the API defaults it to 1)."""
+
+
+_SERVED_AS = {
+    DEPLOYMENT: ("apps/v1", "deployments"),
+    STATEFUL_SET: ("apps/v1", "statefulsets"),
+    CRON_JOB: ("batch/v1", "cronjobs"),
+    HPA: ("autoscaling/v2", "horizontalpodautoscalers"),
+}
+
+
+class KindsNotServed(ApiNotServed):
+    """Some kinds' APIs are missing on the cluster (it is too old); `found` holds what the
+    served kinds listed, so a sweep can still act on those and report the rest."""
+
+    def __init__(self, lacking: list[ApiNotServed], found: list[Scalable]) -> None:
+        first = lacking[0]
+        super().__init__(first.cluster, first.group_version, first.resource)
+        self.args = ("; ".join(str(e) for e in lacking),)
+        self.kinds = [
+            k
+            for k, served_as in _SERVED_AS.items()
+            if any((e.group_version, e.resource) == served_as for e in lacking)
+        ]
+        self.found = found
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _api(kind: str, api: client.ApiClient) -> tuple[Any, str]:
@@ -104,23 +132,42 @@ class ScalingGateway:
         ]
 
     async def list_scalables(self, cluster: str, namespace: str) -> list[Scalable]:
+        """Every object off-hours scales. On a cluster too old to serve some of the kinds,
+        raises KindsNotServed carrying what the others listed."""
+
         def lister(kind: str) -> Callable[[client.ApiClient], list[Scalable]]:
             def read(api: client.ApiClient) -> list[Scalable]:
                 target, suffix = _api(kind, api)
-                response = getattr(target, f"list_namespaced_{suffix}")(
-                    namespace, _request_timeout=TIMEOUT, _preload_content=False
+                response = served(
+                    cluster,
+                    *_SERVED_AS[kind],
+                    lambda: getattr(target, f"list_namespaced_{suffix}")(
+                        namespace, _request_timeout=TIMEOUT, _preload_content=False
+                    ),
                 )
                 return [_scalable(kind, item) for item in _raw(response).get("items") or []]
 
             return read
 
-        found = await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self.kube._call(cluster, "list", f"{kind}s in {namespace}", lister(kind))
                 for kind in self.KINDS
-            )
+            ),
+            return_exceptions=True,
         )
-        return [item for group in found for item in group]
+        found: list[Scalable] = []
+        lacking: list[ApiNotServed] = []
+        for result in results:
+            if isinstance(result, ApiNotServed):
+                lacking.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found.extend(result)
+        if lacking:
+            raise KindsNotServed(lacking, found)
+        return found
 
     async def read(self, cluster: str, namespace: str, kind: str, name: str) -> Scalable:
         def read(api: client.ApiClient) -> Scalable:
