@@ -8,6 +8,11 @@ every rollout is followed to the end and recorded, and how often each progress m
 updated (Slack allows about one update per second per message).
 
     uv run python bench/deploy_throughput.py [--deploys 100] [--latency 0.02] [--rollout 4]
+                                             [--kube fake|real|both]
+
+`--kube real` deploys to a real kube-apiserver on loopback (bench/real_kube.py): the real
+Deployment and ReplicaSet controllers roll out, and a fake kubelet binds the pods and reports
+them ready (600 pods for 100 deploys); `--latency` and `--rollout` apply to the fake only.
 
 `/forge dora` over 100,000 recorded deploys is measured by bench/dora_query.py.
 """
@@ -30,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import bot_environment, free_port, start_forgebot, wait_healthy  # noqa: E402
+from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
 from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import (  # noqa: E402
@@ -90,13 +96,47 @@ async def main() -> None:
     parser.add_argument("--deploys", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--rollout", type=float, default=4.0, help="seconds a rollout takes")
+    add_option(parser)
     args = parser.parse_args()
+    for backend in backends(args.kube):
+        print(f"== {backend} Kubernetes API server ({load_average()})")
+        await run(args, backend)
 
+
+async def run(args: argparse.Namespace, backend: str) -> None:
     slack = start_fake_slack(TOKEN)
-    kube = start_fake_kube()
+    kube = start_fake_kube() if backend == "fake" else None
+    real = RealKube(kubelet=True) if backend == "real" else None
+    seeded = time.perf_counter()
     for i in range(args.deploys):
-        kube.state.seed_deployment(
-            f"svc{i:03d}", f"svc{i:03d}", f"registry.example.com/bench/svc{i:03d}:1.0.0", replicas=3
+        name, image = f"svc{i:03d}", f"registry.example.com/bench/svc{i:03d}:1.0.0"
+        if kube is not None:
+            kube.state.seed_deployment(name, name, image, replicas=3)
+        else:
+            assert real is not None
+            real.post("/api/v1/namespaces", {"metadata": {"name": name}})
+            real.post(f"/apis/apps/v1/namespaces/{name}/deployments", deployment(name, 3, image))
+    if real is not None:
+        while True:  # every seeded Deployment available before the deploys start
+            ready = sum(
+                1
+                for i in range(args.deploys)
+                if (
+                    real.get(f"/apis/apps/v1/namespaces/svc{i:03d}/deployments/svc{i:03d}").get(
+                        "status"
+                    )
+                    or {}
+                ).get("availableReplicas")
+                == 3
+            )
+            if ready == args.deploys:
+                break
+            if time.perf_counter() - seeded > 600:
+                raise SystemExit(f"only {ready}/{args.deploys} seeded Deployments became available")
+            time.sleep(1)
+        print(
+            f"seeded {args.deploys} Deployments of 3 replicas, available after "
+            f"{time.perf_counter() - seeded:.1f} s (real controllers, fake kubelet)"
         )
     workdir = Path(tempfile.mkdtemp(prefix="forgebot-bench-"))
     database = workdir / "bench.db"
@@ -108,7 +148,11 @@ async def main() -> None:
         slack_api_url=slack.api_url,
         database=database,
         catalog=workdir / "catalog.yaml",
-        KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", ["dev-cluster"])),
+        KUBECONFIG=str(
+            kube.write_kubeconfig(workdir / "kubeconfig", ["dev-cluster"])
+            if kube is not None
+            else real.kubeconfig(workdir / "kubeconfig", ["dev-cluster"])  # type: ignore[union-attr]
+        ),
     )
     bot = start_forgebot(env, port)
     url = f"http://127.0.0.1:{port}"
@@ -116,8 +160,9 @@ async def main() -> None:
     try:
         await wait_healthy(url, time.perf_counter(), path="/readyz")
         await asyncio.sleep(3)  # the bot warms its Kubernetes client in the background
-        kube.state.faults.latency = args.latency
-        kube.state.rollout_seconds = args.rollout
+        if kube is not None:
+            kube.state.faults.latency = args.latency
+            kube.state.rollout_seconds = args.rollout
         slack.state.reset()
 
         async def one(i: int) -> float:
@@ -167,7 +212,11 @@ async def main() -> None:
         ms = [a * 1000 for a in acks]
         print(
             f"{args.deploys} deploys of different services at once, "
-            f"{args.latency * 1000:.0f} ms per Kubernetes call, rollouts of {args.rollout:.0f} s"
+            + (
+                f"{args.latency * 1000:.0f} ms per Kubernetes call, rollouts of {args.rollout:.0f} s"
+                if kube is not None
+                else "real API server and controllers, fake kubelet"
+            )
         )
         print(
             f"ack: p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
@@ -183,12 +232,21 @@ async def main() -> None:
             f"times; most updates of one message within any 1 s: {worst_rate} (target ≤ 1); "
             f"shortest gap between two updates of one message: {min(gaps, default=0):.2f} s"
         )
-        print(f"most requests in flight at the Kubernetes API server: {kube.state.max_in_flight}")
+        if kube is not None:
+            print(
+                f"most requests in flight at the Kubernetes API server: {kube.state.max_in_flight}"
+            )
+        if succeeded < args.deploys:
+            failed = [r for r in rows if r[0] != "succeeded"][:3]
+            print(f"  not succeeded (first 3): {failed}")
     finally:
         await client.close()
         bot.terminate()
         bot.wait(timeout=30)
-        kube.stop()
+        if kube is not None:
+            kube.stop()
+        if real is not None:
+            real.stop()
         slack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -7,6 +7,14 @@ replica count is compared with what it was seeded with: the mismatches must be 0
 
     uv run python bench/offhours_sweep.py [--namespaces 200] [--deployments 10]
                                           [--latency 0.02] [--concurrency 8]
+                                          [--kube fake|real|both]
+
+`--kube real` runs the same sweeps against a real kube-apiserver and etcd on loopback (see
+bench/real_kube.py), seeded with paused Deployments: the sweep only reads and patches
+Deployment specs, and 5,000 pods would only load the same 2 cores with controller work that
+runs on other machines in a real cluster. The 1.20 server serves no batch/v1 CronJobs and no
+autoscaling/v2 HPAs, so every environment also reports those APIs as missing (the bot says
+so; its Deployments are still handled) and the sweep does not pause to retry.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -98,39 +107,92 @@ def counts(kube: FakeKube, namespaces: int) -> dict[tuple[str, str], int]:
     return found
 
 
+def seed_real(kube: RealKube, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
+    expected: dict[tuple[str, str], int] = {}
+    jobs = []
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        kube.post(
+            "/api/v1/namespaces",
+            {"metadata": {"name": namespace, "annotations": {"forgebot.io/offhours": SCHEDULE}}},
+        )
+        for d in range(deployments):
+            name, count = f"svc-{d:02d}", (n + d) % 4 + 1
+            body = deployment(name, count, "r.example/a:1", paused=True)
+            path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+            jobs.append(lambda p=path, b=body: kube.post(p, b))
+            expected[(namespace, name)] = count
+    kube.in_parallel(jobs)
+    return expected
+
+
+def counts_real(kube: RealKube, namespaces: int) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
+            found[(namespace, item["metadata"]["name"])] = int(item["spec"]["replicas"])
+    return found
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namespaces", type=int, default=200)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
+    add_option(parser)
     args = parser.parse_args()
+    for backend in backends(args.kube):
+        print(f"== {backend} Kubernetes API server ({load_average()})")
+        await run(args, backend)
 
+
+async def run(args: argparse.Namespace, backend: str) -> None:
     catalog = parse_catalog(CATALOG)
     clock = ManualClock(AWAKE)
     slack = start_fake_slack("xoxb-bench")
-    kube = start_fake_kube(clock)
+    fake = start_fake_kube(clock) if backend == "fake" else None
+    real = RealKube(kubelet=False) if backend == "real" else None
     started = time.perf_counter()
-    expected = seed(kube.state, args.namespaces, args.deployments)
+    if fake is not None:
+        expected = seed(fake.state, args.namespaces, args.deployments)
+    else:
+        assert real is not None
+        expected = seed_real(real, args.namespaces, args.deployments)
+
+    def counted() -> dict[tuple[str, str], int]:
+        if fake is not None:
+            return counts(fake.state, args.namespaces)
+        assert real is not None
+        return counts_real(real, args.namespaces)
+
     print(
         f"seeded {args.namespaces} namespaces x {args.deployments} Deployments "
         f"({len(expected)} objects, {sum(expected.values())} replicas) "
         f"in {time.perf_counter() - started:.1f} s"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = (
+            fake.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])
+            if fake is not None
+            else real.kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])  # type: ignore[union-attr]
+        )
         settings = Settings(
             SLACK_BOT_TOKEN="xoxb-bench",
             SLACK_SIGNING_SECRET="bench-secret-0123456789",
             SLACK_API_URL=slack.api_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
             FORGEBOT_KUBE_CONCURRENCY=str(args.concurrency),
-            KUBECONFIG=str(kube.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])),
+            KUBECONFIG=str(kubeconfig),
             _env_file=None,
         )
         runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
         service = runtime.ctx.extras["offhours"]
+        if real is not None:
+            service.retry_delays = ()  # the missing 1.20 APIs fail every attempt alike
         try:
             for n in range(args.namespaces):
                 record = EnvironmentRecord(
@@ -151,32 +213,50 @@ async def main() -> None:
                     )
                 )
             await runtime.ctx.kube.warm()
-            kube.state.faults.latency = args.latency
-            print(
-                f"fake API latency {args.latency * 1000:.0f} ms per call, "
-                f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
-            )
+            if fake is not None:
+                fake.state.faults.latency = args.latency
+                print(
+                    f"fake API latency {args.latency * 1000:.0f} ms per call, "
+                    f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
+                )
+            else:
+                print(
+                    "real API server on loopback (no added latency), "
+                    f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
+                )
 
             for label, moment, verb in (("shutdown", SHUTDOWN, "slept"), ("wake", WAKE, "woke")):
                 clock.set(moment)
-                kube.state.max_in_flight = 0
-                before = len(kube.state.requests)
+                if fake is not None:
+                    fake.state.max_in_flight = 0
+                    before = len(fake.state.requests)
+                else:
+                    assert real is not None
+                    before = real.requests_served()
                 started = time.perf_counter()
                 outcomes = await service.reconcile()
                 elapsed = time.perf_counter() - started
-                calls = len(kube.state.requests) - before
+                if fake is not None:
+                    calls = f"{len(fake.state.requests) - before} API calls"
+                    flight = f"most in flight {fake.state.max_in_flight} (limit {args.concurrency})"
+                else:
+                    assert real is not None
+                    calls = f"{real.requests_served() - before} API requests served (all clients)"
+                    flight = f"limit {args.concurrency} in flight"
                 acted = sum(1 for o in outcomes if o.acted == verb)
-                failed = sum(1 for o in outcomes if o.failures)
+                failed = [o for o in outcomes if o.failures]
                 print(
-                    f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, {failed} failed, "
-                    f"{calls} API calls in {elapsed:.2f} s (target < 30 s); "
-                    f"most in flight {kube.state.max_in_flight} (limit {args.concurrency})"
+                    f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, "
+                    f"{len(failed)} reported failures, {calls} in {elapsed:.2f} s "
+                    f"(target < 30 s); {flight}"
                 )
+                if failed:
+                    print(f"  first failure: {failed[0].failures[0][:220]}")
                 if label == "shutdown":
-                    asleep = counts(kube.state, args.namespaces)
+                    asleep = counted()
                     awake = sum(1 for v in asleep.values() if v != 0)
                     print(f"  Deployments not at 0 after the shutdown: {awake}")
-            restored = counts(kube.state, args.namespaces)
+            restored = counted()
             mismatches = [
                 f"{ns}/{name}: expected {want}, found {restored.get((ns, name))}"
                 for (ns, name), want in expected.items()
@@ -188,7 +268,10 @@ async def main() -> None:
         finally:
             clock.set(WAKE + timedelta(minutes=1))
             await runtime.stop()
-            kube.stop()
+            if fake is not None:
+                fake.stop()
+            if real is not None:
+                real.stop()
             slack.stop()
 
 

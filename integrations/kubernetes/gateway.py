@@ -70,6 +70,8 @@ class DeploymentFacts:
     replicas: int
     autoscalers: list[str]
     """Names of the HorizontalPodAutoscalers whose scale target is this Deployment."""
+    autoscalers_unknown: str = ""
+    """Why `autoscalers` could not be read (a cluster too old to serve autoscaling/v2)."""
 
 
 @dataclass(frozen=True)
@@ -486,16 +488,23 @@ class KubeGateway:
                     deployment, namespace, _request_timeout=TIMEOUT, _preload_content=False
                 )
             )
-            scalers = _json(
-                served(
-                    cluster,
-                    "autoscaling/v2",
-                    "horizontalpodautoscalers",
-                    lambda: client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
-                        namespace, _request_timeout=TIMEOUT, _preload_content=False
-                    ),
+            unknown = ""
+            try:
+                scalers = _json(
+                    served(
+                        cluster,
+                        "autoscaling/v2",
+                        "horizontalpodautoscalers",
+                        lambda: client.AutoscalingV2Api(
+                            api
+                        ).list_namespaced_horizontal_pod_autoscaler(
+                            namespace, _request_timeout=TIMEOUT, _preload_content=False
+                        ),
+                    )
                 )
-            )
+            except ApiNotServed as exc:
+                # Only informs the deploy gate: say so rather than refuse the deploy.
+                scalers, unknown = {}, str(exc)
             meta, spec = found.get("metadata") or {}, found.get("spec") or {}
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
             annotations = dict(meta.get("annotations") or {})
@@ -511,6 +520,7 @@ class KubeGateway:
                     if (h.get("spec") or {}).get("scaleTargetRef", {}).get("kind") == "Deployment"
                     and h["spec"]["scaleTargetRef"].get("name") == deployment
                 ],
+                autoscalers_unknown=unknown,
             )
 
         return await self._call(

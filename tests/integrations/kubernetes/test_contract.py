@@ -294,9 +294,18 @@ async def test_workload_listing_says_which_api_an_old_server_lacks(
     else:
         with pytest.raises(ApiNotServed, match=r"does not serve cronjobs in batch/v1.*1\.21"):
             await gateway.list_workloads(CLUSTER, namespace)
-    if not backend.serves("autoscaling/v2", "horizontalpodautoscalers"):
-        with pytest.raises(ApiNotServed, match=r"horizontalpodautoscalers in autoscaling/v2"):
-            await gateway.deployment_facts(CLUSTER, namespace, "checkout")
+    # The deploy gate only mentions HPAs: on a server without autoscaling/v2 it says why it
+    # cannot, and the deploy goes on.
+    facts = await gateway.deployment_facts(CLUSTER, namespace, "checkout")
+    assert facts.autoscalers == [] and facts.images == {
+        "app": "registry.example.com/checkout:1.0.0"
+    }
+    if backend.serves("autoscaling/v2", "horizontalpodautoscalers"):
+        assert facts.autoscalers_unknown == ""
+    else:
+        assert "does not serve horizontalpodautoscalers in autoscaling/v2" in (
+            facts.autoscalers_unknown
+        )
 
 
 # --- deploys: image patches, rollouts, rollback -------------------------------------------------
