@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.kube",
     "tests.fixtures.real_kube",
+    "tests.fixtures.kube_contract",
     "tests.fixtures.slack",
     "tests.fixtures.prometheus",
     "tests.fixtures.aws",

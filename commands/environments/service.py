@@ -54,6 +54,8 @@ class NamespaceProvisioner(Protocol):
 
     async def delete_namespace(self, cluster: str, name: str) -> Any: ...
 
+    async def get_namespace(self, cluster: str, name: str) -> Any: ...
+
     async def apply_resource_quota(
         self, cluster: str, namespace: str, cpu: Decimal, memory_gib: Decimal, pods: int
     ) -> Any: ...
@@ -282,6 +284,11 @@ class EnvironmentService:
                 if step != "namespace":
                     raise
                 # Re-run after a crash: the namespace is ours if it carries our labels.
+                problem = await self._not_ours(record)
+                if problem:
+                    # Never remove what someone else made (or what is already going away).
+                    await self._undo(record, [step], problem, delete=False)
+                    raise ForgebotError(f"provisioning {record.name} failed: {problem}") from None
             except ForgebotError as exc:
                 await self._undo(record, [*done, step], f"{step}: {exc}")
                 raise ForgebotError(
@@ -319,10 +326,30 @@ class EnvironmentService:
                 )
             )
 
-    async def _undo(self, record: EnvironmentRecord, attempted: list[str], reason: str) -> None:
+    async def _not_ours(self, record: EnvironmentRecord) -> str:
+        """Why an existing namespace of the environment's name may not be adopted ('' if it may:
+        an earlier attempt at this very environment made it)."""
+        existing = await self.kube.get_namespace(record.cluster, record.name)
+        if existing.phase == "Terminating":
+            # A real API server removes a namespace's contents before the namespace itself.
+            return (
+                f"namespace {record.name} is still being deleted on {record.cluster}; "
+                "request it again in a minute"
+            )
+        if existing.labels.get(f"{LABEL}/environment") != record.name:
+            return (
+                f"namespace {record.name} already exists on {record.cluster} and forgebot did "
+                "not create it; choose another name"
+            )
+        return ""
+
+    async def _undo(
+        self, record: EnvironmentRecord, attempted: list[str], reason: str, *, delete: bool = True
+    ) -> None:
         """Remove whatever was made: deleting the namespace removes everything inside it."""
         try:
-            await self.kube.delete_namespace(record.cluster, record.name)
+            if delete:
+                await self.kube.delete_namespace(record.cluster, record.name)
         except NotFound:
             pass
         except ForgebotError as exc:

@@ -10,20 +10,14 @@ server is shared by the whole session.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from bot.catalog import KubernetesIdentity
@@ -37,124 +31,11 @@ from integrations.kubernetes.errors import KubeForbidden
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.scaling import DEPLOYMENT, HPA, ScalingGateway
-from integrations.sandbox.kube_api import FakeKube, RunningFakeKube
 from integrations.sandbox.kube_cluster import bot_service_account
 from storage.db import Database
+from tests.fixtures.kube_contract import CLUSTER, CLUSTERS, Backend, eventually
 
-CLUSTER = "dev-cluster"
-CLUSTERS = [CLUSTER, "prod-cluster"]
 TEAM = KubernetesIdentity(user="forgebot:payments", groups=["payments-devs"])
-T = TypeVar("T")
-REAL_1_20 = "the real-server tier runs Kubernetes 1.20, which lacks"
-
-
-@dataclass
-class Backend:
-    """One API server under contract: the fake or the real one."""
-
-    name: str
-    kubeconfig: Path
-    admin: client.ApiClient
-    fake: FakeKube | None
-
-    def unique(self, prefix: str) -> str:
-        return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-    def forbid(self, verb: str, plural: str, namespace: str) -> None:
-        """The fake has no RBAC: tell it what a real server's RBAC refuses (the real one
-        refuses by itself: nothing grants the team anything in a fresh namespace)."""
-        if self.fake is not None:
-            self.fake.faults.forbid.append((verb, plural, namespace))
-
-    def allow_all(self) -> None:
-        if self.fake is not None:
-            self.fake.faults.forbid.clear()
-
-    def serves(self, group_version: str, resource: str) -> bool:
-        group, _, version = group_version.rpartition("/")
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        try:
-            response = self.admin.call_api(
-                *self.admin.param_serialize("GET", path, auth_settings=["BearerToken"])
-            )
-            response.read()
-        except ApiException:
-            return False
-        if response.status != 200:
-            return False
-        return resource in {r["name"] for r in json.loads(response.data).get("resources") or []}
-
-    def require(self, group_version: str, resource: str) -> None:
-        if not self.serves(group_version, resource):
-            pytest.skip(f"{REAL_1_20} {resource} in {group_version}")
-
-    # --- setup through the API, as an administrator ----------------------------------------
-    def namespace(self, prefix: str) -> str:
-        name = self.unique(prefix)
-        client.CoreV1Api(self.admin).create_namespace({"metadata": {"name": name}})
-        return name
-
-    def deployment(
-        self,
-        namespace: str,
-        name: str,
-        image: str,
-        *,
-        replicas: int = 2,
-        deadline: int = 600,
-    ) -> dict[str, Any]:
-        labels = {"app": name}
-        body = {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "progressDeadlineSeconds": deadline,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": image}]},
-                },
-            },
-        }
-        created: Any = client.AppsV1Api(self.admin).create_namespaced_deployment(
-            namespace, body, _preload_content=False
-        )
-        result: dict[str, Any] = json.loads(created.data)
-        return result
-
-    def read(self, path: str) -> dict[str, Any]:
-        response = self.admin.call_api(
-            *self.admin.param_serialize("GET", path, auth_settings=["BearerToken"])
-        )
-        response.read()
-        if response.status == 404:
-            raise NotFound(path)
-        body: dict[str, Any] = json.loads(response.data)
-        return body
-
-
-def _admin_client(kubeconfig: Path) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig), context=CLUSTER, client_configuration=configuration
-    )
-    return client.ApiClient(configuration)
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.real_kube)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "fake":
-        server: RunningFakeKube = request.getfixturevalue("fake_kube_server")
-        fake: FakeKube = request.getfixturevalue("fake_kube")
-        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", CLUSTERS)
-        admin = _admin_client(kubeconfig)
-        yield Backend("fake", kubeconfig, admin, fake)
-    else:
-        real = request.getfixturevalue("real_kube")
-        kubeconfig = real.cluster.write_kubeconfig(tmp_path / "kubeconfig", CLUSTERS)
-        admin = real.cluster.api_client()
-        yield Backend("real", kubeconfig, admin, None)
-    admin.close()
 
 
 @pytest.fixture
@@ -162,21 +43,6 @@ async def gateway(backend: Backend) -> AsyncIterator[KubeGateway]:
     kube = KubeGateway(CLUSTERS, kubeconfig=str(backend.kubeconfig), concurrency=4)
     yield kube
     await kube.close()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 90.0
-) -> T:
-    """Poll `probe` until `done` says so: the real controllers work asynchronously (and the
-    machine may be busy); the fake answers at once."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not there after {timeout:.0f} s: {value}")
-        await asyncio.sleep(0.25)
 
 
 async def settled(kube: KubeGateway, namespace: str, name: str) -> RolloutStatus:
