@@ -59,7 +59,10 @@ def status_of(deployment: dict[str, Any], pods: list[dict[str, Any]]) -> Rollout
             True,
             _pod_reason(pods) or str(progressing.get("message") or ""),
         )
-    done = observed and updated == ready == available == spec_replicas
+    # As `kubectl rollout status`: old pods still counted (status.replicas above the updated
+    # ones) are "pending termination", so not done yet even when the new ones are all ready.
+    total = int(status.get("replicas") or 0)
+    done = observed and updated == ready == available == spec_replicas and total <= updated
     return RolloutStatus(spec_replicas, updated, ready, available, done, False)
 
 
