@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import time
@@ -193,6 +194,8 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         service = runtime.ctx.extras["offhours"]
         if real is not None:
             service.retry_delays = ()  # the missing 1.20 APIs fail every attempt alike
+            # One line per environment about those APIs would bury the figures: summarised below.
+            logging.getLogger("commands.offhours").setLevel(logging.ERROR)
         try:
             for n in range(args.namespaces):
                 record = EnvironmentRecord(
