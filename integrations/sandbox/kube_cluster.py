@@ -35,10 +35,16 @@ from typing import IO, Any
 import yaml
 
 BUILD_COMMAND = "scripts/kube-binaries.sh --add-deb-src"
-CACHE_ROOT = Path(
-    os.environ.get("FORGEBOT_KUBE_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "forgebot" / "kube"
-)
+
+
+def cache_root() -> Path:
+    """Where scripts/kube-binaries.sh builds (FORGEBOT_KUBE_CACHE, or the user's cache)."""
+    return Path(
+        os.environ.get("FORGEBOT_KUBE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "forgebot" / "kube"
+    )
+
+
 BOT_RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
@@ -66,8 +72,9 @@ def find_binaries() -> KubeBinaries:
     on_path = shutil.which(names[0])
     if on_path:
         folders.append(Path(on_path).parent)
-    if CACHE_ROOT.is_dir():
-        builds = [p for p in CACHE_ROOT.glob("*/bin") if p.is_dir()]
+    cache = cache_root()
+    if cache.is_dir():
+        builds = [p for p in cache.glob("*/bin") if p.is_dir()]
         folders.extend(sorted(builds, key=lambda p: p.stat().st_mtime, reverse=True))
     for folder in folders:
         found = [folder / n for n in names]
@@ -75,7 +82,7 @@ def find_binaries() -> KubeBinaries:
             return KubeBinaries(found[0], found[1], Path(etcd))
     raise BinariesMissing(
         "kube-apiserver and kube-controller-manager are not built: run "
-        f"`{BUILD_COMMAND}` once (about 10 minutes on 2 cores; cached in {CACHE_ROOT})"
+        f"`{BUILD_COMMAND}` once (about 10 minutes on 2 cores; cached in {cache})"
     )
 
 
