@@ -5,6 +5,11 @@ one environment provisioned on its own; then 50 requests approved at once, until
 active, with the most requests the API server ever saw in flight against the configured limit.
 
     uv run python bench/env_provision.py [--latency 0.02] [--concurrency 8]
+                                         [--kube fake|real|both]
+
+`--kube real` provisions on a real kube-apiserver on loopback (bench/real_kube.py) as the
+identity deploy/kubernetes gives the bot: real validation, RBAC (the `edit` RoleBinding needs
+`bind`), admission and etcd writes, with no added latency.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.provenance import print_header  # noqa: E402
+from bench.real_kube import RealKube, add_option, backends, load_average  # noqa: E402
 from bot.auth import Actor  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -63,27 +68,40 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
+    add_option(parser)
     args = parser.parse_args()
-    print_header("env_provision")
+    for backend in backends(args.kube):
+        print(f"== {backend} Kubernetes API server ({load_average()})")
+        await run(args, backend)
 
+
+async def run(args: argparse.Namespace, backend: str) -> None:
     catalog = parse_catalog(CATALOG)
     slack = start_fake_slack("xoxb-bench")
-    kube = start_fake_kube()
+    fake = start_fake_kube() if backend == "fake" else None
+    real = RealKube(kubelet=False) if backend == "real" else None
     with tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = (
+            fake.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])
+            if fake is not None
+            else real.kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])  # type: ignore[union-attr]
+        )
+        latency = f"{args.latency * 1000:.0f} ms per API call" if fake else "real API server"
         settings = Settings(
             SLACK_BOT_TOKEN="xoxb-bench",
             SLACK_SIGNING_SECRET="bench-secret-0123456789",
             SLACK_API_URL=slack.api_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
             FORGEBOT_KUBE_CONCURRENCY=str(args.concurrency),
-            KUBECONFIG=str(kube.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])),
+            KUBECONFIG=str(kubeconfig),
             _env_file=None,
         )
         runtime = Runtime(settings, catalog, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
         service = runtime.ctx.extras["environments"]
-        kube.state.faults.latency = args.latency
+        if fake is not None:
+            fake.state.faults.latency = args.latency
         try:
             # The bot warms its Kubernetes clients in the background at start-up; wait for that.
             await runtime.ctx.kube.warm()
@@ -99,7 +117,7 @@ async def main() -> None:
             await runtime.ctx.operations.wait_idle()
             notified = time.perf_counter() - started
             print(
-                f"one environment, {args.latency * 1000:.0f} ms per API call: active in {single:.2f} s (target < 1 s); "
+                f"one environment, {latency}: active in {single:.2f} s (target < 1 s); "
                 f"owner's 'ready' DM sent after {notified:.2f} s (Slack pacing: 1 message/s per channel)"
             )
 
@@ -109,7 +127,11 @@ async def main() -> None:
                 )
                 for i, user in enumerate(USERS)
             ]
-            kube.state.max_in_flight = 0
+            if fake is not None:
+                fake.state.max_in_flight = 0
+            else:
+                assert real is not None
+                served = real.requests_served()
             started = time.perf_counter()
             await asyncio.gather(
                 *[service.decide(Actor("U0PLATFORM"), r.id, approve=True) for r in records]
@@ -119,12 +141,21 @@ async def main() -> None:
             states = await runtime.db.run(lambda s: [env_repo.get(s, r.id).state for r in records])  # type: ignore[union-attr]
             active = sum(1 for state in states if state == EnvState.ACTIVE)
             print(f"50 approved at once: {active}/50 active in {elapsed:.2f} s (target < 10 s)")
-            print(
-                f"most requests in flight at the API server: {kube.state.max_in_flight} (limit {args.concurrency})"
-            )
+            if fake is not None:
+                print(
+                    f"most requests in flight at the API server: {fake.state.max_in_flight} (limit {args.concurrency})"
+                )
+            else:
+                assert real is not None
+                print(
+                    f"API requests served meanwhile (all clients): {real.requests_served() - served}"
+                )
         finally:
             await runtime.stop()
-            kube.stop()
+            if fake is not None:
+                fake.stop()
+            if real is not None:
+                real.stop()
             slack.stop()
 
 

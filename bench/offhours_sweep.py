@@ -1,25 +1,27 @@
-"""An off-hours shutdown sweep and a wake sweep over 2,000 namespaces x 10 Deployments.
+"""An off-hours shutdown sweep and a wake sweep over 200 namespaces x 10 Deployments.
 
 Runs the real bot (SQLite, the fake Slack Web API, the fake Kubernetes API with 20 ms added to
-every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 20,000
+every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 2,000
 Deployments to sleep, one at 08:00 the next morning wakes them. Then every Deployment's
 replica count is compared with what it was seeded with: the mismatches must be 0.
 
-The baseline is the floor the API sets: one list per namespace and one patch per Deployment
-(22,000 calls), each taking the added latency, at most `--concurrency` in flight:
-22,000 x 20 ms / 8 = 55 s. Each sweep prints its time as a ratio to that floor (target: under
-90 s each, so below 1.64x), the calls it made, and the process's peak RSS during the sweep
-(the fake API's 20,000 objects live in this process too, so the bot's share is the growth).
-
-    uv run python bench/offhours_sweep.py [--namespaces 2000] [--deployments 10]
+    uv run python bench/offhours_sweep.py [--namespaces 200] [--deployments 10]
                                           [--latency 0.02] [--concurrency 8]
+                                          [--kube fake|real|both]
+
+`--kube real` runs the same sweeps against a real kube-apiserver and etcd on loopback (see
+bench/real_kube.py), seeded with paused Deployments: the sweep only reads and patches
+Deployment specs, and 5,000 pods would only load the same 2 cores with controller work that
+runs on other machines in a real cluster. The 1.20 server serves no batch/v1 CronJobs and no
+autoscaling/v2 HPAs, so every environment also reports those APIs as missing (the bot says
+so; its Deployments are still handled) and the sweep does not pause to retry.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import logging
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.provenance import print_header  # noqa: E402
+from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -97,60 +99,103 @@ def seed(kube: FakeKube, namespaces: int, deployments: int) -> dict[tuple[str, s
     return expected
 
 
-def counts(kube: FakeKube) -> dict[tuple[str, str], int]:
-    return {
-        (item["metadata"]["namespace"], item["metadata"]["name"]): int(item["spec"]["replicas"])
-        for item in kube.list(_KIND["Deployment"], None)
-    }
+def counts(kube: FakeKube, namespaces: int) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        for item in kube.list(_KIND["Deployment"], namespace):
+            found[(namespace, item["metadata"]["name"])] = int(item["spec"]["replicas"])
+    return found
 
 
-def rss_mb(field: str = "VmRSS") -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def seed_real(kube: RealKube, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
+    expected: dict[tuple[str, str], int] = {}
+    jobs = []
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        kube.post(
+            "/api/v1/namespaces",
+            {"metadata": {"name": namespace, "annotations": {"forgebot.io/offhours": SCHEDULE}}},
+        )
+        for d in range(deployments):
+            name, count = f"svc-{d:02d}", (n + d) % 4 + 1
+            body = deployment(name, count, "r.example/a:1", paused=True)
+            path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+            jobs.append(lambda p=path, b=body: kube.post(p, b))
+            expected[(namespace, name)] = count
+    kube.in_parallel(jobs)
+    return expected
 
 
-def reset_peak_rss() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
+def counts_real(kube: RealKube, namespaces: int) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for n in range(namespaces):
+        namespace = f"pv-bench-{n:03d}"
+        for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
+            found[(namespace, item["metadata"]["name"])] = int(item["spec"]["replicas"])
+    return found
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--namespaces", type=int, default=2000)
+    parser.add_argument("--namespaces", type=int, default=200)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
+    add_option(parser)
     args = parser.parse_args()
-    print_header("offhours_sweep")
+    for backend in backends(args.kube):
+        print(f"== {backend} Kubernetes API server ({load_average()})")
+        await run(args, backend)
 
+
+async def run(args: argparse.Namespace, backend: str) -> None:
     catalog = parse_catalog(CATALOG)
     clock = ManualClock(AWAKE)
     slack = start_fake_slack("xoxb-bench")
-    kube = start_fake_kube(clock)
+    fake = start_fake_kube(clock) if backend == "fake" else None
+    real = RealKube(kubelet=False) if backend == "real" else None
     started = time.perf_counter()
-    expected = seed(kube.state, args.namespaces, args.deployments)
+    if fake is not None:
+        expected = seed(fake.state, args.namespaces, args.deployments)
+    else:
+        assert real is not None
+        expected = seed_real(real, args.namespaces, args.deployments)
+
+    def counted() -> dict[tuple[str, str], int]:
+        if fake is not None:
+            return counts(fake.state, args.namespaces)
+        assert real is not None
+        return counts_real(real, args.namespaces)
+
     print(
         f"seeded {args.namespaces} namespaces x {args.deployments} Deployments "
         f"({len(expected)} objects, {sum(expected.values())} replicas) "
         f"in {time.perf_counter() - started:.1f} s"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = (
+            fake.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])
+            if fake is not None
+            else real.kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])  # type: ignore[union-attr]
+        )
         settings = Settings(
             SLACK_BOT_TOKEN="xoxb-bench",
             SLACK_SIGNING_SECRET="bench-secret-0123456789",
             SLACK_API_URL=slack.api_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
             FORGEBOT_KUBE_CONCURRENCY=str(args.concurrency),
-            KUBECONFIG=str(kube.write_kubeconfig(Path(tmp) / "kubeconfig", ["dev-cluster"])),
+            KUBECONFIG=str(kubeconfig),
             _env_file=None,
         )
         runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
         service = runtime.ctx.extras["offhours"]
+        if real is not None:
+            service.retry_delays = ()  # the missing 1.20 APIs fail every attempt alike
+            # One line per environment about those APIs would bury the figures: summarised below.
+            logging.getLogger("commands.offhours").setLevel(logging.ERROR)
         try:
             for n in range(args.namespaces):
                 record = EnvironmentRecord(
@@ -171,46 +216,50 @@ async def main() -> None:
                     )
                 )
             await runtime.ctx.kube.warm()
-            kube.state.faults.latency = args.latency
-            print(
-                f"fake API latency {args.latency * 1000:.0f} ms per call, "
-                f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
-            )
+            if fake is not None:
+                fake.state.faults.latency = args.latency
+                print(
+                    f"fake API latency {args.latency * 1000:.0f} ms per call, "
+                    f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
+                )
+            else:
+                print(
+                    "real API server on loopback (no added latency), "
+                    f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
+                )
 
-            objects = args.namespaces * args.deployments
-            floor_calls = args.namespaces + objects
-            floor = floor_calls * args.latency / args.concurrency
-            print(
-                f"floor: {floor_calls} calls (a list per namespace, a patch per Deployment) x "
-                f"{args.latency * 1000:.0f} ms / {args.concurrency} in flight = {floor:.1f} s"
-            )
-            idle = rss_mb()
-            print(f"RSS before the sweeps: {idle:.0f} MB (the fake API's objects included)")
             for label, moment, verb in (("shutdown", SHUTDOWN, "slept"), ("wake", WAKE, "woke")):
                 clock.set(moment)
-                kube.state.max_in_flight = 0
-                before = len(kube.state.requests)
-                reset_peak_rss()
+                if fake is not None:
+                    fake.state.max_in_flight = 0
+                    before = len(fake.state.requests)
+                else:
+                    assert real is not None
+                    before = real.requests_served()
                 started = time.perf_counter()
                 outcomes = await service.reconcile()
                 elapsed = time.perf_counter() - started
-                calls = len(kube.state.requests) - before
+                if fake is not None:
+                    calls = f"{len(fake.state.requests) - before} API calls"
+                    flight = f"most in flight {fake.state.max_in_flight} (limit {args.concurrency})"
+                else:
+                    assert real is not None
+                    calls = f"{real.requests_served() - before} API requests served (all clients)"
+                    flight = f"limit {args.concurrency} in flight"
                 acted = sum(1 for o in outcomes if o.acted == verb)
-                failed = sum(1 for o in outcomes if o.failures)
+                failed = [o for o in outcomes if o.failures]
                 print(
-                    f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, {failed} failed, "
-                    f"{calls} API calls ({calls / objects:.2f} per Deployment) in {elapsed:.2f} s "
-                    f"(target < 90 s); ratio to the floor {elapsed / floor if floor else float('inf'):.2f}; these calls at "
-                    f"the limit would take {calls * args.latency / args.concurrency:.1f} s; "
-                    f"most in flight {kube.state.max_in_flight} (limit {args.concurrency}); "
-                    f"peak RSS {rss_mb('VmHWM'):.0f} MB (+{rss_mb('VmHWM') - idle:.0f} MB, "
-                    f"target < 300 MB)"
+                    f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, "
+                    f"{len(failed)} reported failures, {calls} in {elapsed:.2f} s "
+                    f"(target < 30 s); {flight}"
                 )
+                if failed:
+                    print(f"  first failure: {failed[0].failures[0][:220]}")
                 if label == "shutdown":
-                    asleep = counts(kube.state)
+                    asleep = counted()
                     awake = sum(1 for v in asleep.values() if v != 0)
                     print(f"  Deployments not at 0 after the shutdown: {awake}")
-            restored = counts(kube.state)
+            restored = counted()
             mismatches = [
                 f"{ns}/{name}: expected {want}, found {restored.get((ns, name))}"
                 for (ns, name), want in expected.items()
@@ -222,7 +271,10 @@ async def main() -> None:
         finally:
             clock.set(WAKE + timedelta(minutes=1))
             await runtime.stop()
-            kube.stop()
+            if fake is not None:
+                fake.stop()
+            if real is not None:
+                real.stop()
             slack.stop()
 
 

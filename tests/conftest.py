@@ -6,6 +6,8 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.kube",
+    "tests.fixtures.real_kube",
+    "tests.fixtures.kube_contract",
     "tests.fixtures.slack",
     "tests.fixtures.prometheus",
     "tests.fixtures.aws",

@@ -257,7 +257,11 @@ class DeployService:
             )
         elif target is None and owner:
             gates.append(Gate("GitOps", GateState.INFO, f"{owner} labels present; bot-managed"))
-        if facts.autoscalers:
+        if facts.autoscalers_unknown:
+            gates.append(
+                Gate("autoscaling", GateState.INFO, f"HPAs unknown: {facts.autoscalers_unknown}")
+            )
+        elif facts.autoscalers:
             gates.append(
                 Gate(
                     "autoscaling",

@@ -317,16 +317,10 @@ class EnvironmentService:
                     raise
                 # Re-run after a crash: the namespace is ours if it carries our labels;
                 # anyone else's namespace of that name is never adopted (nor later deleted).
-                existing = await self.kube.get_namespace(record.cluster, record.name)
-                if existing.labels.get(f"{LABEL}/environment") != record.name or (
-                    existing.labels.get(f"{LABEL}/managed-by") != "forgebot"
-                ):
-                    reason = (
-                        f"a namespace called {record.name} already exists and forgebot did not "
-                        "create it; request the environment under another name"
-                    )
-                    await self._undo(record, [step], reason, cleanup=False)
-                    raise ForgebotError(reason) from None
+                problem = await self._not_ours(record)
+                if problem:
+                    await self._undo(record, [step], problem, cleanup=False)
+                    raise ForgebotError(f"provisioning {record.name} failed: {problem}") from None
             except ForgebotError as exc:
                 await self._undo(record, [*done, step], f"{step}: {exc}")
                 raise ForgebotError(
@@ -347,12 +341,31 @@ class EnvironmentService:
                 )
             )
 
+    async def _not_ours(self, record: EnvironmentRecord) -> str:
+        """Why an existing namespace of the environment's name may not be adopted ('' if it may:
+        an earlier attempt at this very environment made it)."""
+        existing = await self.kube.get_namespace(record.cluster, record.name)
+        if existing.phase == "Terminating":
+            # A real API server removes a namespace's contents before the namespace itself.
+            return (
+                f"namespace {record.name} is still being deleted on {record.cluster}; "
+                "request it again in a minute"
+            )
+        if existing.labels.get(f"{LABEL}/environment") != record.name or (
+            existing.labels.get(f"{LABEL}/managed-by") != "forgebot"
+        ):
+            return (
+                f"a namespace called {record.name} already exists on {record.cluster} and "
+                "forgebot did not create it; request the environment under another name"
+            )
+        return ""
+
     async def _undo(
         self, record: EnvironmentRecord, attempted: list[str], reason: str, *, cleanup: bool = True
     ) -> None:
         """Remove whatever was made (deleting the namespace removes everything inside it),
         mark the environment failed and tell the owner. `cleanup=False` when nothing was made
-        (the namespace belongs to someone else)."""
+        (the namespace belongs to someone else, or is still being deleted)."""
         try:
             if cleanup:
                 await self.kube.delete_namespace(record.cluster, record.name)

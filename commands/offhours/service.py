@@ -38,6 +38,7 @@ from commands.offhours.schedule import (
 )
 from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupState
 from integrations.aws.resources import ResourceControl
+from integrations.kubernetes.api_support import ApiNotServed
 from integrations.kubernetes.scaling import ClusterSnapshot, Scalable, ScalingGateway
 from integrations.slack.blockkit import quoted
 from storage import environments as env_repo
@@ -395,14 +396,15 @@ class OffhoursService:
         changed = 0
         # The snapshot's objects serve the first attempt; a retry lists them afresh.
         listed = [snapshot.scalables.get(target.namespace, [])] if snapshot is not None else []
+        lacking = snapshot.lacking if snapshot is not None else []
         try:
             if want_up:
                 result = await self._attempts(
-                    lambda: self._wake_all(target, listed.pop() if listed else None)
+                    lambda: self._wake_all(target, listed.pop() if listed else None, lacking)
                 )
             else:
                 result = await self._attempts(
-                    lambda: self._sleep_all(target, listed.pop() if listed else None)
+                    lambda: self._sleep_all(target, listed.pop() if listed else None, lacking)
                 )
             changed = result.changed
         except ForgebotError as exc:
@@ -431,19 +433,29 @@ class OffhoursService:
         raise AssertionError("unreachable")
 
     async def _sleep_all(
-        self, target: OffhoursTarget, listed: list[Scalable] | None = None
+        self,
+        target: OffhoursTarget,
+        listed: list[Scalable] | None = None,
+        lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
-        result = await sweep.shutdown(self.scaling, store, target.cluster, target.namespace, listed)
+        result = await sweep.shutdown(
+            self.scaling, store, target.cluster, target.namespace, listed, lacking
+        )
         aws_failures = await self._sleep_aws(target)
         result.failures.extend(aws_failures)
         return result
 
     async def _wake_all(
-        self, target: OffhoursTarget, listed: list[Scalable] | None = None
+        self,
+        target: OffhoursTarget,
+        listed: list[Scalable] | None = None,
+        lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
-        result = await sweep.wake(self.scaling, store, target.cluster, target.namespace, listed)
+        result = await sweep.wake(
+            self.scaling, store, target.cluster, target.namespace, listed, lacking
+        )
         result.failures.extend(await self._wake_aws(target))
         return result
 

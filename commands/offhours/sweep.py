@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.errors import Conflict, ForgebotError, NotFound
+from integrations.kubernetes.api_support import ApiNotServed
 from integrations.kubernetes.scaling import (
     CRON_JOB,
     DEPLOYMENT,
     HPA,
     STATEFUL_SET,
+    KindsNotServed,
     Scalable,
 )
 
@@ -174,17 +176,40 @@ async def _each(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
     await asyncio.gather(*(job() for job in jobs))
 
 
+async def _listing(
+    scaler: Scaler,
+    cluster: str,
+    namespace: str,
+    result: SweepResult,
+    listed: list[Scalable] | None,
+    lacking: Sequence[ApiNotServed],
+) -> tuple[list[Scalable], set[str]]:
+    """What the namespace holds, and the kinds the cluster does not serve (too old: those are
+    reported as failures while the served kinds are still handled). `listed` and `lacking`
+    come from this pass's cluster snapshot; without them the namespace is listed here."""
+    try:
+        if listed is None:
+            return await scaler.list_scalables(cluster, namespace), set()
+        if lacking:
+            raise KindsNotServed(list(lacking), listed)
+        return listed, set()
+    except KindsNotServed as exc:
+        result.failures.append(str(exc))
+        return exc.found, set(exc.kinds)
+
+
 async def shutdown(
     scaler: Scaler,
     store: OriginalsStore,
     cluster: str,
     namespace: str,
     listed: list[Scalable] | None = None,
+    lacking: Sequence[ApiNotServed] = (),
 ) -> SweepResult:
     """`listed`: the namespace's objects from this pass's cluster snapshot (else listed here);
     a stale one only costs a 409 and a fresh read."""
     result = SweepResult()
-    objects = listed if listed is not None else await scaler.list_scalables(cluster, namespace)
+    objects, _ = await _listing(scaler, cluster, namespace, result, listed, lacking)
     todo = [(obj, original) for obj in objects if (original := sleep_original(obj)) is not None]
     result.unchanged = len(objects) - len(todo)
     if not todo:
@@ -226,15 +251,15 @@ async def wake(
     cluster: str,
     namespace: str,
     listed: list[Scalable] | None = None,
+    lacking: Sequence[ApiNotServed] = (),
 ) -> SweepResult:
-    if listed is None:
-        listed = await scaler.list_scalables(cluster, namespace)
     result = SweepResult()
+    listed, unserved = await _listing(scaler, cluster, namespace, result, listed, lacking)
     objects = {(o.kind, o.name): o for o in listed}
     recorded = await store.live()
     outcomes: dict[tuple[str, str], str] = {}
     for key in recorded:
-        if key not in objects:
+        if key not in objects and key[0] not in unserved:
             outcomes[key] = "gone: deleted while asleep"
             result.gone.append(f"{key[0]} {key[1]}")
     todo: list[tuple[Scalable, dict[str, Any]]] = []

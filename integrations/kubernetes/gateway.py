@@ -37,6 +37,7 @@ else:
     kube_exceptions = lazy_module("kubernetes.client.exceptions")
 from bot.metrics import observe_call
 from integrations.kubernetes import manifests
+from integrations.kubernetes.api_support import ApiNotServed, missing_apis, served
 from integrations.kubernetes.errors import translate
 from integrations.kubernetes.rollout import RolloutStatus, rollback_template, status_of
 
@@ -79,6 +80,8 @@ class DeploymentFacts:
     replicas: int
     autoscalers: list[str]
     """Names of the HorizontalPodAutoscalers whose scale target is this Deployment."""
+    autoscalers_unknown: str = ""
+    """Why `autoscalers` could not be read (a cluster too old to serve autoscaling/v2)."""
 
 
 @dataclass(frozen=True)
@@ -194,12 +197,22 @@ class KubeGateway:
 
     async def warm(self) -> None:
         """Load each cluster's client and dry-run forgebot's writes, off the request path (see
-        `_warm_calls`); a cluster that is down is logged, not fatal."""
+        `_warm_calls`), and log each API forgebot needs that the cluster lacks (too old); a
+        cluster that is down is logged, not fatal."""
         for cluster in self.clusters:
             try:
                 await self._call(cluster, "dry-run", "forgebot's writes", _warm_calls)
+                lacking = await self._call(
+                    cluster,
+                    "get",
+                    "the API discovery",
+                    functools.partial(_missing_apis, cluster=cluster),
+                )
             except ForgebotError as exc:
                 log.warning("cluster %s is not reachable at start-up: %s", cluster, exc)
+                continue
+            for problem in lacking:
+                log.warning("%s", problem)
 
     # --- namespaces ------------------------------------------------------------------------
     async def create_namespace(
@@ -367,7 +380,12 @@ class KubeGateway:
             apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
             deployments = apps.list_namespaced_deployment(namespace, _request_timeout=TIMEOUT).items
             stateful = apps.list_namespaced_stateful_set(namespace, _request_timeout=TIMEOUT).items
-            cronjobs = batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items
+            cronjobs = served(
+                cluster,
+                "batch/v1",
+                "cronjobs",
+                lambda: batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items,
+            )
             return (
                 [
                     _workload(
@@ -520,11 +538,23 @@ class KubeGateway:
                     deployment, namespace, _request_timeout=TIMEOUT, _preload_content=False
                 )
             )
-            scalers = _json(
-                client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
-                    namespace, _request_timeout=TIMEOUT, _preload_content=False
+            unknown = ""
+            try:
+                scalers = _json(
+                    served(
+                        cluster,
+                        "autoscaling/v2",
+                        "horizontalpodautoscalers",
+                        lambda: client.AutoscalingV2Api(
+                            api
+                        ).list_namespaced_horizontal_pod_autoscaler(
+                            namespace, _request_timeout=TIMEOUT, _preload_content=False
+                        ),
+                    )
                 )
-            )
+            except ApiNotServed as exc:
+                # Only informs the deploy gate: say so rather than refuse the deploy.
+                scalers, unknown = {}, str(exc)
             meta, spec = found.get("metadata") or {}, found.get("spec") or {}
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
             annotations = dict(meta.get("annotations") or {})
@@ -540,6 +570,7 @@ class KubeGateway:
                     if (h.get("spec") or {}).get("scaleTargetRef", {}).get("kind") == "Deployment"
                     and h["spec"]["scaleTargetRef"].get("name") == deployment
                 ],
+                autoscalers_unknown=unknown,
             )
 
         return await self._call(
@@ -763,6 +794,10 @@ def _warm_calls(api: client.ApiClient) -> None:
     for read in reads:
         with contextlib.suppress(kube_exceptions.ApiException):
             read()
+
+
+def _missing_apis(api: client.ApiClient, cluster: str) -> list[ApiNotServed]:
+    return missing_apis(api, cluster)
 
 
 def _json(response: Any) -> dict[str, Any]:

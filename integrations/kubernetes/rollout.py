@@ -1,8 +1,9 @@
 """A rollout's state as `kubectl rollout status` judges it, and `rollout undo`'s template.
 
 Done when the controller has observed the new generation and every replica is updated, ready
-and available; failed when the `Progressing` condition says `ProgressDeadlineExceeded` (the
-reason comes from the pods' container states) or when our own timeout passes.
+and available, with no old pod left; failed when the `Progressing` condition of the observed
+generation says `ProgressDeadlineExceeded` (the reason comes from the pods' container states)
+or when our own timeout passes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ def status_of(deployment: dict[str, Any], pods: list[dict[str, Any]]) -> Rollout
     )
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing")
-    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+    # Until the controller has observed this generation, the conditions describe the previous
+    # rollout (a rollback right after a failed deploy still shows its deadline exceeded).
+    if (
+        observed
+        and progressing is not None
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
         return RolloutStatus(
             spec_replicas,
             updated,
@@ -60,7 +67,10 @@ def status_of(deployment: dict[str, Any], pods: list[dict[str, Any]]) -> Rollout
             True,
             _pod_reason(pods) or str(progressing.get("message") or ""),
         )
-    done = observed and updated == ready == available == spec_replicas
+    # As `kubectl rollout status`: old pods still counted (status.replicas above the updated
+    # ones) are "pending termination", so not done yet even when the new ones are all ready.
+    total = int(status.get("replicas") or 0)
+    done = observed and updated == ready == available == spec_replicas and total <= updated
     return RolloutStatus(spec_replicas, updated, ready, available, done, False)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.lazy_import import lazy_module
+from integrations.kubernetes.api_support import ApiNotServed, served
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
 
 if TYPE_CHECKING:
@@ -50,6 +51,33 @@ class Scalable:
     """CronJobs: spec.suspend."""
     min_replicas: int | None = None
     """HPAs: spec.minReplicas (the API defaults it to 1)."""
+
+
+_SERVED_AS = {
+    DEPLOYMENT: ("apps/v1", "deployments"),
+    STATEFUL_SET: ("apps/v1", "statefulsets"),
+    CRON_JOB: ("batch/v1", "cronjobs"),
+    HPA: ("autoscaling/v2", "horizontalpodautoscalers"),
+}
+
+
+class KindsNotServed(ApiNotServed):
+    """Some kinds' APIs are missing on the cluster (it is too old); `found` holds what the
+    served kinds listed, so a sweep can still act on those and report the rest."""
+
+    def __init__(self, lacking: list[ApiNotServed], found: list[Scalable]) -> None:
+        first = lacking[0]
+        super().__init__(first.cluster, first.group_version, first.resource)
+        self.args = ("; ".join(str(e) for e in lacking),)
+        self.kinds = [
+            k
+            for k, served_as in _SERVED_AS.items()
+            if any((e.group_version, e.resource) == served_as for e in lacking)
+        ]
+        self.found = found
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _api(kind: str, api: client.ApiClient) -> tuple[Any, str]:
@@ -113,6 +141,8 @@ class ClusterSnapshot:
     scalables: dict[str, list[Scalable]] = field(default_factory=dict)
     calls: int = 0
     """List requests the snapshot took (pages included)."""
+    lacking: list[ApiNotServed] = field(default_factory=list)
+    """Kinds the cluster does not serve (too old): their namespaces report it, once each."""
 
 
 class ScalingGateway:
@@ -142,23 +172,42 @@ class ScalingGateway:
         ]
 
     async def list_scalables(self, cluster: str, namespace: str) -> list[Scalable]:
+        """Every object off-hours scales. On a cluster too old to serve some of the kinds,
+        raises KindsNotServed carrying what the others listed."""
+
         def lister(kind: str) -> Callable[[client.ApiClient], list[Scalable]]:
             def read(api: client.ApiClient) -> list[Scalable]:
                 target, suffix = _api(kind, api)
-                response = getattr(target, f"list_namespaced_{suffix}")(
-                    namespace, _request_timeout=TIMEOUT, _preload_content=False
+                response = served(
+                    cluster,
+                    *_SERVED_AS[kind],
+                    lambda: getattr(target, f"list_namespaced_{suffix}")(
+                        namespace, _request_timeout=TIMEOUT, _preload_content=False
+                    ),
                 )
                 return [_scalable(kind, item) for item in _raw(response).get("items") or []]
 
             return read
 
-        found = await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self.kube._call(cluster, "list", f"{kind}s in {namespace}", lister(kind))
                 for kind in self.KINDS
-            )
+            ),
+            return_exceptions=True,
         )
-        return [item for group in found for item in group]
+        found: list[Scalable] = []
+        lacking: list[ApiNotServed] = []
+        for result in results:
+            if isinstance(result, ApiNotServed):
+                lacking.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found.extend(result)
+        if lacking:
+            raise KindsNotServed(lacking, found)
+        return found
 
     async def snapshot(self, cluster: str) -> ClusterSnapshot:
         """Every namespace and scalable object of `cluster`, read as raw JSON in pages of
@@ -176,10 +225,16 @@ class ScalingGateway:
                     )
 
         async def objects(kind: str) -> None:
-            async for items in self._pages(cluster, f"{kind}s", _all_namespaces(kind), snapshot):
-                for item in items:
-                    namespace = str((item.get("metadata") or {}).get("namespace", ""))
-                    snapshot.scalables.setdefault(namespace, []).append(_scalable(kind, item))
+            pages = self._pages(
+                cluster, f"{kind}s", _all_namespaces(kind), snapshot, _SERVED_AS[kind]
+            )
+            try:
+                async for items in pages:
+                    for item in items:
+                        namespace = str((item.get("metadata") or {}).get("namespace", ""))
+                        snapshot.scalables.setdefault(namespace, []).append(_scalable(kind, item))
+            except ApiNotServed as exc:
+                snapshot.lacking.append(exc)
 
         await asyncio.gather(namespaces(), *(objects(kind) for kind in self.KINDS))
         return snapshot
@@ -190,6 +245,7 @@ class ScalingGateway:
         what: str,
         lister: Callable[[client.ApiClient], Callable[..., Any]],
         snapshot: ClusterSnapshot,
+        served_as: tuple[str, str] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         token: str | None = None
         while True:
@@ -198,9 +254,11 @@ class ScalingGateway:
                 options: dict[str, Any] = {"limit": self.page_size}
                 if token:
                     options["_continue"] = token
-                return _raw(
-                    lister(api)(_request_timeout=TIMEOUT, _preload_content=False, **options)
-                )
+
+                def call() -> Any:
+                    return lister(api)(_request_timeout=TIMEOUT, _preload_content=False, **options)
+
+                return _raw(served(cluster, *served_as, call) if served_as else call())
 
             body = await self.kube._call(cluster, "list", f"{what} in all namespaces", page)
             snapshot.calls += 1

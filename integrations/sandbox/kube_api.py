@@ -1218,6 +1218,7 @@ def build_app(fake: FakeKube) -> web.Application:
         app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}", item)
         app.router.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}/{sub}", item)
         app.router.add_get(prefix, resources)
+        app.router.add_get(prefix + "/", resources)  # the client's get_api_resources() asks so
         app.router.add_route("*", prefix + "/{plural}", collection)
         app.router.add_route("*", prefix + "/{plural}/{name}", item)
         app.router.add_route("*", prefix + "/{plural}/{name}/{sub}", item)
