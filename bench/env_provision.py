@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import print_header  # noqa: E402
 from bench.real_kube import RealKube, add_option, backends, load_average  # noqa: E402
 from bot.auth import Actor  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
@@ -70,6 +71,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     add_option(parser)
     args = parser.parse_args()
+    print_header("env_provision")
     for backend in backends(args.kube):
         print(f"== {backend} Kubernetes API server ({load_average()})")
         await run(args, backend)

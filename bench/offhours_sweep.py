@@ -1,11 +1,17 @@
-"""An off-hours shutdown sweep and a wake sweep over 200 namespaces x 10 Deployments.
+"""An off-hours shutdown sweep and a wake sweep over 2,000 namespaces x 10 Deployments.
 
 Runs the real bot (SQLite, the fake Slack Web API, the fake Kubernetes API with 20 ms added to
-every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 2,000
+every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 20,000
 Deployments to sleep, one at 08:00 the next morning wakes them. Then every Deployment's
 replica count is compared with what it was seeded with: the mismatches must be 0.
 
-    uv run python bench/offhours_sweep.py [--namespaces 200] [--deployments 10]
+The baseline is the floor the API sets: one list per namespace and one patch per Deployment
+(22,000 calls), each taking the added latency, at most `--concurrency` in flight:
+22,000 x 20 ms / 8 = 55 s. Each sweep prints its time as a ratio to that floor (target: under
+90 s each, so below 1.64x), the calls it made, and the process's peak RSS during the sweep
+(the fake API's 20,000 objects live in this process too, so the bot's share is the growth).
+
+    uv run python bench/offhours_sweep.py [--namespaces 2000] [--deployments 10]
                                           [--latency 0.02] [--concurrency 8]
                                           [--kube fake|real|both]
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
@@ -31,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import print_header  # noqa: E402
 from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
 from bot.catalog import parse_catalog  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
@@ -99,13 +107,24 @@ def seed(kube: FakeKube, namespaces: int, deployments: int) -> dict[tuple[str, s
     return expected
 
 
-def counts(kube: FakeKube, namespaces: int) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    for n in range(namespaces):
-        namespace = f"pv-bench-{n:03d}"
-        for item in kube.list(_KIND["Deployment"], namespace):
-            found[(namespace, item["metadata"]["name"])] = int(item["spec"]["replicas"])
-    return found
+def counts(kube: FakeKube) -> dict[tuple[str, str], int]:
+    return {
+        (item["metadata"]["namespace"], item["metadata"]["name"]): int(item["spec"]["replicas"])
+        for item in kube.list(_KIND["Deployment"], None)
+    }
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def seed_real(kube: RealKube, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
@@ -138,12 +157,13 @@ def counts_real(kube: RealKube, namespaces: int) -> dict[tuple[str, str], int]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--namespaces", type=int, default=200)
+    parser.add_argument("--namespaces", type=int, default=2000)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
     add_option(parser)
     args = parser.parse_args()
+    print_header("offhours_sweep")
     for backend in backends(args.kube):
         print(f"== {backend} Kubernetes API server ({load_average()})")
         await run(args, backend)
@@ -164,7 +184,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
 
     def counted() -> dict[tuple[str, str], int]:
         if fake is not None:
-            return counts(fake.state, args.namespaces)
+            return counts(fake.state)
         assert real is not None
         return counts_real(real, args.namespaces)
 
@@ -228,8 +248,20 @@ async def run(args: argparse.Namespace, backend: str) -> None:
                     f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
                 )
 
+            objects = args.namespaces * args.deployments
+            floor_calls = args.namespaces + objects
+            # The floor is set by the added latency; the real server has none added, so its
+            # sweeps are compared with the fake's floor only as a reference.
+            floor = floor_calls * args.latency / args.concurrency
+            print(
+                f"floor: {floor_calls} calls (a list per namespace, a patch per Deployment) x "
+                f"{args.latency * 1000:.0f} ms / {args.concurrency} in flight = {floor:.1f} s"
+            )
+            idle = rss_mb()
+            print(f"RSS before the sweeps: {idle:.0f} MB (the fake API's objects included)")
             for label, moment, verb in (("shutdown", SHUTDOWN, "slept"), ("wake", WAKE, "woke")):
                 clock.set(moment)
+                reset_peak_rss()
                 if fake is not None:
                     fake.state.max_in_flight = 0
                     before = len(fake.state.requests)
@@ -240,18 +272,25 @@ async def run(args: argparse.Namespace, backend: str) -> None:
                 outcomes = await service.reconcile()
                 elapsed = time.perf_counter() - started
                 if fake is not None:
-                    calls = f"{len(fake.state.requests) - before} API calls"
+                    made = len(fake.state.requests) - before
+                    calls = (
+                        f"{made} API calls ({made / objects:.2f} per Deployment; at the limit "
+                        f"they would take {made * args.latency / args.concurrency:.1f} s)"
+                    )
                     flight = f"most in flight {fake.state.max_in_flight} (limit {args.concurrency})"
                 else:
                     assert real is not None
                     calls = f"{real.requests_served() - before} API requests served (all clients)"
                     flight = f"limit {args.concurrency} in flight"
+                ratio = elapsed / floor if floor else float("inf")
+                peak = rss_mb("VmHWM")
                 acted = sum(1 for o in outcomes if o.acted == verb)
                 failed = [o for o in outcomes if o.failures]
                 print(
                     f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, "
                     f"{len(failed)} reported failures, {calls} in {elapsed:.2f} s "
-                    f"(target < 30 s); {flight}"
+                    f"(target < 90 s); ratio to the floor {ratio:.2f}; {flight}; "
+                    f"peak RSS {peak:.0f} MB (+{peak - idle:.0f} MB, target < 300 MB)"
                 )
                 if failed:
                     print(f"  first failure: {failed[0].failures[0][:220]}")
