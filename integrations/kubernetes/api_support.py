@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from kubernetes.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.errors import DependencyUnavailable
+from bot.lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    from kubernetes.client import exceptions as kube_exceptions
+else:
+    kube_exceptions = lazy_module("kubernetes.client.exceptions")
 
 T = TypeVar("T")
 SUPPORTED = "1.23 or newer"
@@ -66,7 +70,7 @@ class ApiNotServed(DependencyUnavailable):
 
 def not_served(exc: BaseException) -> bool:
     """A 404 about the API itself, not about a named object."""
-    if not isinstance(exc, ApiException) or exc.status != 404:
+    if not isinstance(exc, kube_exceptions.ApiException) or exc.status != 404:
         return False
     try:
         body: Any = json.loads(exc.body or "{}")
@@ -80,7 +84,7 @@ def served(cluster: str, group_version: str, resource: str, call: Callable[[], T
     """Run `call` (one request for `resource`), raising ApiNotServed when the API is missing."""
     try:
         return call()
-    except ApiException as exc:
+    except kube_exceptions.ApiException as exc:
         if not_served(exc):
             raise ApiNotServed(cluster, group_version, resource) from None
         raise
@@ -98,7 +102,7 @@ def missing_apis(api: Any, cluster: str) -> list[ApiNotServed]:
         try:
             resources = typed(api).get_api_resources(_request_timeout=(3.0, 15.0))
             names = {r.name for r in resources.resources or []}
-        except ApiException as exc:
+        except kube_exceptions.ApiException as exc:
             if exc.status != 404:
                 raise
             names = set()

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from kubernetes import client
+from typing import TYPE_CHECKING, Any
 
 from bot.catalog_gitops import GitOpsController
+from bot.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
+
+if TYPE_CHECKING:
+    from kubernetes import client
+else:
+    client = lazy_module("kubernetes.client")
 
 _RESOURCES = {
     "argocd": ("argoproj.io", "v1alpha1", "applications"),
