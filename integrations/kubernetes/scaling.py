@@ -178,14 +178,16 @@ class ScalingGateway:
         def lister(kind: str) -> Callable[[client.ApiClient], list[Scalable]]:
             def read(api: client.ApiClient) -> list[Scalable]:
                 target, suffix = _api(kind, api)
-                response = served(
+                listed = served(
                     cluster,
                     *_SERVED_AS[kind],
-                    lambda: getattr(target, f"list_namespaced_{suffix}")(
-                        namespace, _request_timeout=TIMEOUT, _preload_content=False
+                    lambda: _raw(
+                        getattr(target, f"list_namespaced_{suffix}")(
+                            namespace, _request_timeout=TIMEOUT, _preload_content=False
+                        )
                     ),
                 )
-                return [_scalable(kind, item) for item in _raw(response).get("items") or []]
+                return [_scalable(kind, item) for item in listed.get("items") or []]
 
             return read
 
