@@ -68,7 +68,7 @@ class IncidentService:
         self.operations.register(RESOLVE, self._run_resolve, on_failure=self._failed)
 
     async def _failed(self, operation: Operation, reason: str) -> None:
-        """Tell the person who asked; a later retry of the same request resumes the steps."""
+        """Tell the person who asked, by DM, with the reason."""
         what = "open" if operation.kind == OPEN else "resolve"
         incident = await self.db.run(
             lambda s: repo.get(s, int(operation.payload.get("incident_id", 0)))
