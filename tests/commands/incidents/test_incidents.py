@@ -361,4 +361,5 @@ async def test_a_failed_open_is_told_to_the_opener(bot: IncidentHarness) -> None
         timeout=30,
     )
     assert "checkout is slow" in str(told.args["text"])
+    assert "Slack refused a step" in str(told.args["text"])
     assert bot.calls("conversations.invite") == [] and bot.calls("pins.add") == []
