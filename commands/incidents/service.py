@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.auth import Action, Actor, Authorizer, Target
 from bot.catalog import Catalog, Paging
 from bot.clock import Clock
-from bot.errors import Conflict, NotAuthorized, UserInputError
+from bot.errors import Conflict, DependencyUnavailable, NotAuthorized, UserInputError
 from bot.operations import OperationRunner
 from commands.changes.service import ChangesService
 from commands.changes.timeline import ChangeEvent
@@ -68,7 +69,7 @@ class IncidentService:
         self.operations.register(RESOLVE, self._run_resolve, on_failure=self._failed)
 
     async def _failed(self, operation: Operation, reason: str) -> None:
-        """Tell the person who asked; a later retry of the same request resumes the steps."""
+        """Tell the person who asked, by DM, with the reason."""
         what = "open" if operation.kind == OPEN else "resolve"
         incident = await self.db.run(
             lambda s: repo.get(s, int(operation.payload.get("incident_id", 0)))
@@ -177,6 +178,13 @@ class IncidentService:
         return bool(await self.db.run(lambda s: repo.add_event(s, event)))
 
     async def _run_open(self, operation: Operation) -> dict[str, Any]:
+        try:
+            return await self._open_steps(operation)
+        except SlackApiError as exc:
+            error = exc.response.get("error") or f"HTTP {exc.response.status_code}"
+            raise DependencyUnavailable(f"Slack refused a step ({error})") from None
+
+    async def _open_steps(self, operation: Operation) -> dict[str, Any]:
         incident_id = int(operation.payload["incident_id"])
         incident = await self._get(incident_id)
         if not incident.channel_id:

@@ -341,3 +341,25 @@ async def test_bad_input_and_wrong_channel_are_friendly(bot: IncidentHarness) ->
     answer = await bot.command(STRANGER, "incident SEV3 something broke")
     assert answer["text"].startswith(":no_entry:")
     await asyncio.sleep(0)
+
+
+async def test_a_failed_open_is_told_to_the_opener(bot: IncidentHarness) -> None:
+    bot.slack.fail_next(20, method="conversations.create", status=500)
+    answer = await bot.command(ONCALL, "incident SEV3 checkout is slow")
+    assert answer["text"].startswith(":rotating_light: Opening the incident")
+    told = await bot.slack.state.until(
+        lambda calls: next(
+            (
+                c
+                for c in calls
+                if c.method == "chat.postMessage"
+                and c.args.get("channel") == "D0ONCALL"
+                and "could not open the incident" in str(c.args.get("text"))
+            ),
+            None,
+        ),
+        timeout=30,
+    )
+    assert "checkout is slow" in str(told.args["text"])
+    assert "Slack refused a step" in str(told.args["text"])
+    assert bot.calls("conversations.invite") == [] and bot.calls("pins.add") == []
