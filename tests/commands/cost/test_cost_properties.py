@@ -185,3 +185,26 @@ def test_budget_thresholds_reached(
         f = summary.forecast.amount
         expected |= {Crossing(FORECAST, t) for t in forecast_thresholds if f * 100 >= monthly * t}
     assert found == expected
+
+
+@given(scenario(), st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=4))
+def test_cost_explorer_forecast_is_added_to_the_days_before_today(
+    data: tuple[date, Period, dict[date, dict[str, Decimal]]], rest: Decimal
+) -> None:
+    from integrations.aws.cost_types import Forecast, ForecastMethod
+
+    today, period, costs = data
+    fetched = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    cached = Cached(_report(today, period, costs), fetched, fetched, hit=False)
+    month_end = (_month_start(today) + timedelta(days=32)).replace(day=1)
+    forecast = Forecast(
+        period=DateRange(start=today, end=month_end),
+        currency="USD",
+        amount=rest,
+        method=ForecastMethod.COST_EXPLORER,
+    )
+    summary = summarize(SCOPE, period, today, cached, None, forecast)
+    expected = _spent(costs, _month_start(today), today) + rest
+    assert summary.forecast is not None
+    assert summary.forecast.amount == expected.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert summary.forecast.explanation == "Cost Explorer forecast"
