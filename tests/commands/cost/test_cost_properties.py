@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.cost.alerts import ACTUAL, FORECAST, Crossing, crossings
@@ -88,6 +88,7 @@ def _previous_month_start(day: date) -> date:
     return (first - timedelta(days=1)).replace(day=1)
 
 
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
 @given(scenario())
 def test_totals_comparisons_and_forecast(
     data: tuple[date, Period, dict[date, dict[str, Decimal]]],
@@ -153,6 +154,7 @@ def _each(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
 @given(
     spent=st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=2),
     monthly=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(50_000), places=2),
@@ -187,6 +189,7 @@ def test_budget_thresholds_reached(
     assert found == expected
 
 
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
 @given(scenario(), st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=4))
 def test_cost_explorer_forecast_is_added_to_the_days_before_today(
     data: tuple[date, Period, dict[date, dict[str, Decimal]]], rest: Decimal
