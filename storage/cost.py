@@ -193,6 +193,26 @@ def release_alert(session: Session, alert_key: str) -> None:
     )
 
 
+LEGACY_KEY_PARTS = 4
+"""budget|month|kind|threshold: keys written before they named the budget's revision."""
+
+
+def legacy_alerts(session: Session, budget: str, month: str) -> dict[tuple[str, int], datetime]:
+    """(kind, threshold) -> claimed_at of the month's alerts of `budget` whose keys do not
+    name a budget revision (written by an earlier release), so an upgrade does not announce
+    them a second time."""
+    rows = session.execute(
+        select(BudgetAlert).where(
+            col(BudgetAlert.budget) == budget, col(BudgetAlert.month) == month
+        )
+    ).scalars()
+    return {
+        (row.kind, row.threshold): row.claimed_at
+        for row in rows
+        if len(row.alert_key.split("|")) == LEGACY_KEY_PARTS
+    }
+
+
 def alerts_for_month(session: Session, month: str) -> Sequence[BudgetAlert]:
     return (
         session.execute(select(BudgetAlert).where(col(BudgetAlert.month) == month)).scalars().all()

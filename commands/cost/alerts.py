@@ -204,8 +204,12 @@ class BudgetAlerts:
             return 0
         month = summary.window.month.start.strftime("%Y-%m")
         now = self.clock.now()
+        legacy = await self.db.run(partial(repo.legacy_alerts, budget=budget.key, month=month))
         claimed: list[tuple[str, Crossing]] = []
         for crossing in found:
+            sent_before = legacy.get((crossing.kind, crossing.threshold))
+            if sent_before is not None and (budget.set_at is None or sent_before >= budget.set_at):
+                continue  # announced before keys named the budget's revision, under this budget
             key = alert_key(budget, month, crossing)
             amount = (
                 summary.forecast.amount

@@ -464,7 +464,9 @@ def _month_forecast(
     )
     if isinstance(ce_forecast, Forecast):
         return MonthForecast(
-            win.month, (so_far + ce_forecast.amount).quantize(CENT), ce_forecast.explanation()
+            win.month,
+            (so_far + ce_forecast.amount).quantize(CENT, rounding=ROUND_HALF_UP),
+            ce_forecast.explanation(),
         )
     remaining = _rest_of_month(today)
     basis = DateRange(start=today - timedelta(days=FORECAST_BASIS_DAYS), end=today)

@@ -149,7 +149,8 @@ def figures(
     allowed = share * Fraction(window_counts.total)
     remaining = 1 - Fraction(window_counts.bad) / allowed
     minutes = remaining * Fraction(slo.window / timedelta(minutes=1)) * share
-    trend = [None if bad is None else float(Fraction(bad) / allowed) for bad in daily_bad]
+    allowed_float = float(allowed)  # the trend is only shown: floats are enough
+    trend = [None if bad is None else bad / allowed_float for bad in daily_bad]
     alert = alert_for(dict(exact), alerting)
     if (alert is not None and alert.severity is Severity.PAGE) or remaining <= 0:
         status = Status.CRITICAL

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.durations import format_duration
 from commands.deploy.gates import BudgetVerdict
 from commands.slo.budget import SloFigures
 from commands.slo.service import SloService
@@ -22,7 +23,8 @@ def _line(item: SloFigures) -> str:
     assert item.budget_minutes is not None
     slo = item.ref.slo
     return (
-        f"{item.ref.key}: SLI {percent(item.sli)} against {slo.objective:g}%, error budget "
+        f"{item.ref.key}: SLI {percent(item.sli)} over {format_duration(slo.window)} "
+        f"(Prometheus) against {slo.objective:g}%, error budget "
         f"left {item.budget_remaining * 100:.0f}% ({item.budget_minutes:.1f} of "
         f"{item.budget_total_minutes:.1f} min)"
     )

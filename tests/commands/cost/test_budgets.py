@@ -377,3 +377,33 @@ async def test_untagged_spend_is_shown_and_its_growth_told_to_the_platform_team(
     count = len(posts(fake_slack, "C0PLATFORM"))
     await alerts_of(bot).check()
     assert len(posts(fake_slack, "C0PLATFORM")) == count
+
+
+async def test_alerts_sent_before_the_upgrade_are_not_sent_again(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    assert bot.runtime.db is not None
+    # Written by the previous release, whose keys did not name the budget's revision.
+    legacy = cost_repo.BudgetAlert(
+        alert_key="payments/team/payments|2026-11|actual|50",
+        team="payments",
+        budget="payments/team/payments",
+        month="2026-11",
+        kind="actual",
+        threshold=50,
+        amount="2600",
+        state="sent",
+        claimed_at=NOW - timedelta(days=2),
+    )
+    await bot.runtime.db.run(lambda s: cost_repo.claim_alert(s, legacy))
+
+    # payments is at 59% of its catalog budget: its 50% was announced already.
+    await alerts_of(bot).check()
+    assert posts(fake_slack, "C0PAYMENTS") == []
+
+    # A budget set after that alert is a new budget in force: 59% of 5,000 -> 50% again.
+    await bot.command(PLATFORM, "/forge", "budget set payments 4999")
+    await alerts_of(bot).check()
+    [told] = posts(fake_slack, "C0PAYMENTS")
+    assert "50% of its $4,999.00 budget reached" in told.args["text"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.cost.alerts import ACTUAL, FORECAST, Crossing, crossings
@@ -88,6 +88,7 @@ def _previous_month_start(day: date) -> date:
     return (first - timedelta(days=1)).replace(day=1)
 
 
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
 @given(scenario())
 def test_totals_comparisons_and_forecast(
     data: tuple[date, Period, dict[date, dict[str, Decimal]]],
@@ -153,6 +154,7 @@ def _each(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
 @given(
     spent=st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=2),
     monthly=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(50_000), places=2),
@@ -185,3 +187,27 @@ def test_budget_thresholds_reached(
         f = summary.forecast.amount
         expected |= {Crossing(FORECAST, t) for t in forecast_thresholds if f * 100 >= monthly * t}
     assert found == expected
+
+
+@settings(deadline=None)  # the machine may be busy; the figures, not the time, are tested
+@given(scenario(), st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=4))
+def test_cost_explorer_forecast_is_added_to_the_days_before_today(
+    data: tuple[date, Period, dict[date, dict[str, Decimal]]], rest: Decimal
+) -> None:
+    from integrations.aws.cost_types import Forecast, ForecastMethod
+
+    today, period, costs = data
+    fetched = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    cached = Cached(_report(today, period, costs), fetched, fetched, hit=False)
+    month_end = (_month_start(today) + timedelta(days=32)).replace(day=1)
+    forecast = Forecast(
+        period=DateRange(start=today, end=month_end),
+        currency="USD",
+        amount=rest,
+        method=ForecastMethod.COST_EXPLORER,
+    )
+    summary = summarize(SCOPE, period, today, cached, None, forecast)
+    expected = _spent(costs, _month_start(today), today) + rest
+    assert summary.forecast is not None
+    assert summary.forecast.amount == expected.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert summary.forecast.explanation == "Cost Explorer forecast"

@@ -155,4 +155,13 @@ async def test_dora_bad_input_is_answered_in_the_ack(running_bot: RunningBot) ->
         slash_command(DEVELOPER, "/forge", "dora ghosts", running_bot.slack.new_response_url())
     )
     assert "no service or team called `ghosts`" in response.json()["text"]
+    response = await running_bot.client.send(
+        slash_command(
+            DEVELOPER, "/forge", "dora checkout env moon", running_bot.slack.new_response_url()
+        )
+    )
+    assert (
+        "There is no environment called `moon` (known: `staging`, `prod`)"
+        in (response.json()["text"])
+    )
     await asyncio.sleep(0)
