@@ -72,14 +72,22 @@ async def test_provisioned_environment_holds_every_object(
 
 
 async def test_a_refused_step_leaves_nothing_behind(backend: Backend, harness: Harness) -> None:
-    """An earlier attempt made the namespace (it carries the environment's label), and a quota
+    """An earlier attempt made the namespace (it carries forgebot's labels), and a quota
     someone put there allows no LimitRange: the server refuses the limit-range step, and the
     namespace with everything in it is removed."""
     name = backend.unique("q")
     namespace = f"pv-{name}"
     core = client.CoreV1Api(backend.admin)
     core.create_namespace(
-        {"metadata": {"name": namespace, "labels": {"forgebot.io/environment": namespace}}}
+        {
+            "metadata": {
+                "name": namespace,
+                "labels": {
+                    "forgebot.io/environment": namespace,
+                    "forgebot.io/managed-by": "forgebot",
+                },
+            }
+        }
     )
     core.create_namespaced_resource_quota(
         namespace,
