@@ -188,13 +188,14 @@ class PreviewService:
     # --- syncing (an operation) ----------------------------------------------------------------
     async def run_sync(self, operation: Operation) -> dict[str, Any]:
         preview_id = int(operation.payload["preview_id"])
-        wanted = int(operation.payload["generation"])
         lock = self._locks.setdefault(preview_id, asyncio.Lock())
         async with lock:
             passes = 0
             while True:
+                # Whatever generation this operation was submitted for, a pass syncs to the
+                # latest; operations queued behind it find nothing left to do.
                 preview = await self._get(preview_id)
-                if preview.synced_generation >= max(wanted, preview.generation):
+                if preview.synced_generation >= preview.generation:
                     return {"passes": passes, "generation": preview.synced_generation}
                 target = preview.generation
                 passes += 1
@@ -304,7 +305,7 @@ class PreviewService:
     async def _new_environment(
         self, preview: PullRequestPreview, spec: PreviewSpec, template: Template, ttl: timedelta
     ) -> EnvironmentRecord:
-        tag = price_tag(
+        tag = _price(
             template.sizes[spec.size],  # type: ignore[index]
             self.catalog.pricing,
             ttl,
@@ -539,7 +540,7 @@ class PreviewService:
         if spec is not None and template is not None:
             ttl = spec.ttl or template.default_ttl
             offhours = spec.offhours or template.offhours
-            price = price_tag(template.sizes[spec.size], self.catalog.pricing, ttl, offhours)  # type: ignore[index]
+            price = _price(template.sizes[spec.size], self.catalog.pricing, ttl, offhours)  # type: ignore[index]
         record = await self.db.run(lambda s: env_repo.live_by_name(s, preview.namespace))
         return views.Facts(
             price=price,
@@ -663,6 +664,11 @@ class PreviewService:
     async def _set(self, preview: PullRequestPreview, **changes: Any) -> None:
         preview_id, now = _id(preview), self.clock.now()
         await self.db.run(lambda s: repo.set_fields(s, preview_id, now, **changes))
+
+
+# A price walks a week of the off-hours schedule minute by minute; previews show theirs on
+# every update, and share a handful of (size, TTL, schedule) combinations.
+_price = functools.lru_cache(maxsize=256)(price_tag)
 
 
 def _id(preview: PullRequestPreview) -> int:
