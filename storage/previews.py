@@ -153,11 +153,13 @@ def observe(
         and event.merged == existing.merged
     ):
         return Accepted(existing.id, existing.generation, False)
+    # Read before the UPDATE: an ORM bulk update also refreshes the objects in the session.
+    preview_id, generation = existing.id, existing.generation
     values: dict[str, Any] = {
         "open": event.open,
         "head_sha": event.head_sha or existing.head_sha,
         "event_at": event.at,
-        "generation": existing.generation + 1,
+        "generation": generation + 1,
         "updated_at": now,
         "host": host,
         "namespace": namespace,
@@ -171,8 +173,8 @@ def observe(
         )
     result = session.execute(
         update(PullRequestPreview)
-        .where(col(PullRequestPreview.id) == existing.id)
-        .where(col(PullRequestPreview.generation) == existing.generation)
+        .where(col(PullRequestPreview.id) == preview_id)
+        .where(col(PullRequestPreview.generation) == generation)
         .values(**values)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
@@ -180,7 +182,7 @@ def observe(
         return observe(
             session, event, service=service, team=team, namespace=namespace, host=host, now=now
         )
-    return Accepted(existing.id, existing.generation + 1, True)
+    return Accepted(preview_id, generation + 1, True)
 
 
 def by_pull_request(

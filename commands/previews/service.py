@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +47,7 @@ from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as deploy_repo
 from storage import environments as env_repo
 from storage import idempotency
+from storage import operations as operations_repo
 from storage import previews as repo
 from storage.db import Database
 from storage.models import (
@@ -106,7 +108,15 @@ class PreviewService:
     hosts: Mapping[str, CodeHost]
     offhours: OffhoursService | None = None
     deleting_poll: float = 0.2
+    max_syncs: int = 16
+    """Syncs running at once. A flood of pull requests waits here, cheaply, rather than
+    crowding the database and the event loop that answer the next webhooks (Kubernetes calls
+    are further bounded by the gateway's own limit)."""
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    _slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.max_syncs)
 
     def register_operations(self) -> None:
         self.operations.register(SYNC, self.run_sync, self._sync_failed)
@@ -144,10 +154,12 @@ class PreviewService:
         now = self.clock.now()
         key = f"webhook:{event.provider}:{delivery}"
 
-        def record(session: Any) -> repo.Accepted | None:
+        def record(session: Any) -> tuple[repo.Accepted, Operation | None] | None:
+            """One transaction per delivery: claim its id, record the change, and write the
+            sync operation's row, so a flood of webhooks costs one commit each."""
             if not idempotency.claim(session, key, now):
                 return None
-            return repo.observe(
+            accepted = repo.observe(
                 session,
                 observed,
                 service=service.name,
@@ -156,14 +168,33 @@ class PreviewService:
                 host=host,
                 now=now,
             )
+            if not accepted.changed:
+                return accepted, None
+            row = self._sync_row(accepted.preview_id, accepted.generation, now)
+            operation, created = operations_repo.insert_or_get(session, row)
+            return accepted, operation if created else None
 
-        accepted = await self.db.run(record)
-        if accepted is None:
+        recorded = await self.db.run(record)
+        if recorded is None:
             return Receipt("duplicate", "this delivery was already received")
+        accepted, operation = recorded
         if not accepted.changed:
             return Receipt("unchanged", "older than what is known", accepted.preview_id)
-        await self.submit(accepted.preview_id, accepted.generation)
+        if operation is not None:
+            self.operations.start(operation.id)
         return Receipt("accepted", "", accepted.preview_id)
+
+    @staticmethod
+    def _sync_row(preview_id: int, generation: int, now: datetime) -> Operation:
+        return Operation(
+            id=uuid.uuid4().hex,
+            kind=SYNC,
+            idempotency_key=f"{SYNC}:{preview_id}:{generation}",
+            payload={"preview_id": preview_id, "generation": generation},
+            actor_user_id=BOT,
+            created_at=now,
+            updated_at=now,
+        )
 
     async def submit(self, preview_id: int, generation: int) -> None:
         await self.operations.submit(
@@ -188,13 +219,14 @@ class PreviewService:
     # --- syncing (an operation) ----------------------------------------------------------------
     async def run_sync(self, operation: Operation) -> dict[str, Any]:
         preview_id = int(operation.payload["preview_id"])
-        wanted = int(operation.payload["generation"])
         lock = self._locks.setdefault(preview_id, asyncio.Lock())
-        async with lock:
+        async with lock, self._slots:
             passes = 0
             while True:
+                # Whatever generation this operation was submitted for, a pass syncs to the
+                # latest; operations queued behind it find nothing left to do.
                 preview = await self._get(preview_id)
-                if preview.synced_generation >= max(wanted, preview.generation):
+                if preview.synced_generation >= preview.generation:
                     return {"passes": passes, "generation": preview.synced_generation}
                 target = preview.generation
                 passes += 1
@@ -304,7 +336,7 @@ class PreviewService:
     async def _new_environment(
         self, preview: PullRequestPreview, spec: PreviewSpec, template: Template, ttl: timedelta
     ) -> EnvironmentRecord:
-        tag = price_tag(
+        tag = _price(
             template.sizes[spec.size],  # type: ignore[index]
             self.catalog.pricing,
             ttl,
@@ -539,7 +571,7 @@ class PreviewService:
         if spec is not None and template is not None:
             ttl = spec.ttl or template.default_ttl
             offhours = spec.offhours or template.offhours
-            price = price_tag(template.sizes[spec.size], self.catalog.pricing, ttl, offhours)  # type: ignore[index]
+            price = _price(template.sizes[spec.size], self.catalog.pricing, ttl, offhours)  # type: ignore[index]
         record = await self.db.run(lambda s: env_repo.live_by_name(s, preview.namespace))
         return views.Facts(
             price=price,
@@ -663,6 +695,11 @@ class PreviewService:
     async def _set(self, preview: PullRequestPreview, **changes: Any) -> None:
         preview_id, now = _id(preview), self.clock.now()
         await self.db.run(lambda s: repo.set_fields(s, preview_id, now, **changes))
+
+
+# A price walks a week of the off-hours schedule minute by minute; previews show theirs on
+# every update, and share a handful of (size, TTL, schedule) combinations.
+_price = functools.lru_cache(maxsize=256)(price_tag)
 
 
 def _id(preview: PullRequestPreview) -> int:
