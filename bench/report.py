@@ -123,8 +123,9 @@ NOTES = """\
   in one profiled benchmark process, and `import bot.runtime` used 4.9 s of CPU instead of 1.7 s
   (before the changes below). Start-up figures had depended on whether an earlier run had left `.pyc` files behind.
 - **Listen first.** `forgebot serve` binds its port and answers `/healthz` before it imports
-  SQLAlchemy, bolt and the clients. Until the app is attached, `/readyz` and `/slack/events`
-  answer 503 with `Retry-After: 1`.
+  SQLAlchemy, bolt and the clients, and before it reads the catalog (pydantic models, YAML;
+  a broken catalog still exits with status 2 and its problems listed). Until the app is
+  attached, `/readyz` and `/slack/events` answer 503 with `Retry-After: 1`.
 - **Heavy stacks on first use.** The AWS SDK, the Kubernetes client and Alembic (with Mako
   and Pygments) are imported when first used (`bot/lazy_import.py`), not at start-up; the
   import profile above shows that none of them is loaded before `/readyz`. Migrations run only
@@ -183,8 +184,6 @@ carries over from one machine to another where the absolute figure does not.
   22,000), but on a busy machine it is bound by CPU: the fake API, the fake Slack and the bot
   share one process, and each environment still costs about six database transactions and a
   message. Batching those per pass is the next step if a quiet machine does not reach 90 s.
-- **First `/healthz`.** `forgebot serve` loads its settings and the catalog (pydantic, YAML)
-  before it listens; loading the catalog after listening would take about 0.15 s more off.
 """
 
 
