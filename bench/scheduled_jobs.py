@@ -143,12 +143,15 @@ async def ttl_sweep(count: int, latency: float, workdir: Path) -> None:
         started = time.perf_counter()
         await service.sweep_expiry(NOW)
         elapsed = time.perf_counter() - started
+        await runtime.ctx.operations.wait_idle()  # the deletions the sweep started
+        deleted = time.perf_counter() - started
         active = await runtime.db.run(
             lambda s: sum(1 for r in env_repo.live(s) if r.state == EnvState.ACTIVE)
         )
         print(
             f"TTL sweep: {count} active environments ({expired} expired, {due} due a reminder) "
-            f"in {elapsed:.2f} s; {count - active} no longer active (deletion started), "
+            f"in {elapsed:.2f} s; {count - active} deleted, the last {deleted:.2f} s after the "
+            "sweep began; "
             f"{len(slack.state.find('chat.postMessage'))} messages sent"
         )
     finally:
@@ -291,9 +294,13 @@ async def main() -> None:
     print_header("scheduled_jobs")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        await ttl_sweep(args.environments, args.latency, workdir)
-        await budget_check(args.teams, args.aws_latency, workdir)
-        await slo_alert_check(args.slos, workdir)
+        # 0 skips a job.
+        if args.environments:
+            await ttl_sweep(args.environments, args.latency, workdir)
+        if args.teams:
+            await budget_check(args.teams, args.aws_latency, workdir)
+        if args.slos:
+            await slo_alert_check(args.slos, workdir)
 
 
 if __name__ == "__main__":

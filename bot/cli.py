@@ -9,11 +9,14 @@ import importlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.catalog import Catalog, CatalogError
 
 
 class CliError(Exception):
@@ -42,13 +45,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _catalog_or_exit(path: Path) -> Catalog:
+    from bot.catalog import CatalogError, load_catalog
+
     try:
         return load_catalog(path)
     except CatalogError as exc:
-        print(f"forgebot: the catalog has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(exc)
         raise SystemExit(2) from None
+
+
+def _print_problems(exc: CatalogError) -> None:
+    print(f"forgebot: the catalog has {len(exc.problems)} problem(s):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -117,13 +126,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
-    catalog = _catalog_or_exit(settings.catalog_path)
-    return asyncio.run(
-        _serve(settings, catalog, args.host or settings.host, args.port or settings.port)
-    )
+    return asyncio.run(_serve(settings, args.host or settings.host, args.port or settings.port))
 
 
-async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> int:
+async def _serve(settings: Settings, host: str, port: int) -> int:
     from bot.server import ServingState, build_web_app, listen
 
     if settings.slack_bot_token is None:
@@ -149,6 +155,14 @@ async def _serve(settings: Settings, catalog: Catalog, host: str, port: int) -> 
     clock = SystemClock()
     state = ServingState()
     listener = await listen(build_web_app(state, clock), host, port)
+    # The catalog (pydantic models, YAML) loads behind the listening socket too.
+    catalog_module = await asyncio.to_thread(importlib.import_module, "bot.catalog")
+    try:
+        catalog = await asyncio.to_thread(catalog_module.load_catalog, settings.catalog_path)
+    except catalog_module.CatalogError as exc:
+        _print_problems(exc)
+        await listener.runner.cleanup()
+        return 2
     runtime_module = await asyncio.to_thread(importlib.import_module, "bot.runtime")
     runtime = runtime_module.Runtime(settings, catalog, clock=clock)
     runtime._runner = listener.runner

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.catalog import Catalog, load_catalog
 from bot.durations import Duration
+
+if TYPE_CHECKING:
+    from bot.catalog import Catalog
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -152,4 +154,6 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def catalog(self) -> Catalog:
+        from bot.catalog import load_catalog  # pydantic models and YAML: not before listening
+
         return load_catalog(self.catalog_path)

@@ -3,6 +3,8 @@ Alembic: they load on first use (bot/lazy_import.py), which keeps the cold start
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,38 @@ def test_the_ready_path_imports_none_of_the_heavy_stacks() -> None:
     # What `forgebot serve` imports before it answers /readyz (bot/cli.py, then bot.runtime).
     loaded = _imported_after("import bot.cli, bot.server, bot.runtime")
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_listening_path_loads_no_catalog_yaml_or_database() -> None:
+    # What `forgebot serve` imports before it answers /healthz.
+    loaded = _imported_after("import bot.cli, bot.server")
+    assert loaded.isdisjoint({*HEAVY, "yaml", "sqlalchemy", "sqlmodel", "slack_bolt"})
+
+
+def test_serve_with_a_broken_catalog_lists_the_problems_and_exits_2(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("platform_team: nobody\nteams: []\n", encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "test-secret-0123456789",
+            "FORGEBOT_CATALOG": str(catalog),
+            "FORGEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'forgebot.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "forgebot: the catalog has" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_lazy_module_loads_on_first_use_and_is_then_the_module() -> None:
