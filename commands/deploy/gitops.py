@@ -37,7 +37,7 @@ from integrations.codehost.pull_requests import pull_requests
 from integrations.git.repository import CommitInfo, DesiredStateRepo, FieldChange, Identity, Pushed
 from integrations.git.yaml_field import FieldError
 from integrations.kubernetes.gateway import KubeGateway
-from integrations.kubernetes.gitops import ControllerStatus, controller_status
+from integrations.kubernetes.gitops import ControllerStatus, controller_status, sync_windows
 from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as deployments_repo
 from storage.db import Database
@@ -130,6 +130,24 @@ class GitOpsDelivery:
         if workload is None or workload.gitops is None:
             return None
         return workload, workload.gitops
+
+    async def sync_windows(self, environment: str) -> list[str]:
+        """For a freeze: the controllers' own windows for the environment's Git-delivered
+        workloads (Argo CD sync windows; a suspended Flux object), one line each."""
+        lines = []
+        for service in self.catalog.services:
+            workload = service.workloads.get(environment)
+            if workload is None or workload.gitops is None:
+                continue
+            controller = workload.gitops.controller
+            try:
+                windows = await sync_windows(self.kube, workload.cluster, controller)
+            except ForgebotError as exc:
+                lines.append(f"{controller.label}: sync windows unavailable ({exc})")
+                continue
+            described = "; ".join(w.describe() for w in windows) or "no sync windows"
+            lines.append(f"{controller.label} ({service.name}): {described}")
+        return lines
 
     def approval(self, environment: str) -> str:
         """`review` (the pull request's approving review is the second person) or `slack`."""

@@ -20,6 +20,7 @@ from commands.deploy.rollout import RolloutRunner
 
 def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
+    ctx.gitops = gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
     ctx.extras["freezes"] = freezes
 
     async def freeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
@@ -31,8 +32,9 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         request = parse.parse_freeze(invocation.args)
         await ack()
         state = await freezes.freeze(invocation.actor, request)
+        windows = await gitops.sync_windows(state.environment)
         # Everyone in the channel sees it: a freeze concerns more people than who set it.
-        await respond(response_type="in_channel", text=views.frozen_text(state))
+        await respond(response_type="in_channel", text=views.frozen_text(state, windows))
 
     async def unfreeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         words = invocation.args.split()
@@ -47,7 +49,6 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
             text=views.unfrozen_text(words[0].lower(), lifted, still),
         )
 
-    ctx.gitops = gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
     revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube, gitops)
     rollouts = RolloutRunner(
         ctx.catalog,

@@ -24,12 +24,18 @@ def _until(state: FreezeState) -> str:
     return f"until {shown(state.until)}" if state.until else "until someone unfreezes it"
 
 
-def frozen_text(state: FreezeState) -> str:
-    return (
+def frozen_text(state: FreezeState, sync_windows: list[str] | None = None) -> str:
+    text = (
         f":snowflake: *{escape(state.environment)}* is frozen {_until(state)} (frozen by "
         f"<@{state.by}>): "
         f"{escape(state.reason)}. Deploys are refused; on-call may still roll back."
     )
+    if sync_windows:
+        # Git-delivered workloads: forgebot's freeze stops its commits, not the controllers.
+        text += "\n*GitOps controllers* (they keep syncing what is in Git):\n" + "\n".join(
+            f"• {escape(line)}" for line in sync_windows[:20]
+        )
+    return text
 
 
 def unfrozen_text(environment: str, lifted: int, still: FreezeState | None) -> str:

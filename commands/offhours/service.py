@@ -116,6 +116,15 @@ class Reminder:
     keep_until: datetime
 
 
+class AutoSyncControl(Protocol):
+    """GitOps controllers that would undo a shutdown (Argo CD self-heal): paused before the
+    namespace sleeps, resumed after it wakes (`integrations.kubernetes.argocd_autosync`)."""
+
+    async def pause(self, cluster: str, namespace: str) -> list[str]: ...
+
+    async def resume(self, cluster: str, namespace: str) -> list[str]: ...
+
+
 class OffhoursNotifier(Protocol):
     async def reminder(self, reminder: Reminder) -> None: ...
 
@@ -165,6 +174,7 @@ class OffhoursService:
     scaling: ScalingGateway
     notify: OffhoursNotifier
     aws: ResourceControl | None = None
+    autosync: AutoSyncControl | None = None
     retry_delays: tuple[float, ...] = (1.0, 4.0)
     """Pauses between attempts within one pass; the next pass retries again after these."""
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -439,6 +449,12 @@ class OffhoursService:
         lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
+        if self.autosync is not None:
+            try:
+                # First, or Argo CD's self-heal scales everything back up within minutes.
+                await self.autosync.pause(target.cluster, target.namespace)
+            except ForgebotError as exc:
+                return sweep.SweepResult(failures=[f"pausing Argo CD auto-sync: {exc}"])
         result = await sweep.shutdown(
             self.scaling, store, target.cluster, target.namespace, listed, lacking
         )
@@ -457,6 +473,12 @@ class OffhoursService:
             self.scaling, store, target.cluster, target.namespace, listed, lacking
         )
         result.failures.extend(await self._wake_aws(target))
+        if self.autosync is not None and result.ok:
+            # Last: the counts are back as they were, so Argo CD finds nothing to heal.
+            try:
+                await self.autosync.resume(target.cluster, target.namespace)
+            except ForgebotError as exc:
+                result.failures.append(f"resuming Argo CD auto-sync: {exc}")
         return result
 
     async def _sleep_aws(self, target: OffhoursTarget) -> list[str]:

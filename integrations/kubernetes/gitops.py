@@ -18,6 +18,7 @@ The message is always the controller's own words, so a timeout says what it said
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,10 @@ _RESOURCES = {
     "flux-kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
     "flux-helmrelease": ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
 }
-PERMISSIONS = frozenset(("get", group, plural) for group, _, plural in _RESOURCES.values())
+PERMISSIONS = frozenset(
+    {("get", group, plural) for group, _, plural in _RESOURCES.values()}
+    | {("get", "argoproj.io", "appprojects")}
+)
 """The RBAC these reads need (deploy/kubernetes/rbac.yaml grants exactly these)."""
 _FLUX_FAILURES = {
     "ReconciliationFailed",
@@ -117,6 +121,95 @@ def judge(controller: GitOpsController, obj: dict[str, Any], commit: str) -> Con
     if controller.kind == "argocd":
         return argocd_status(obj, commit)
     return flux_status(obj, commit)
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    """An Argo CD sync window (AppProject `spec.syncWindows`) that applies to an application,
+    or a suspended Flux object (`schedule` empty)."""
+
+    kind: str
+    schedule: str
+    duration: str
+    time_zone: str
+    manual_sync: bool
+
+    def describe(self) -> str:
+        if not self.schedule:
+            return self.kind
+        zone = f" {self.time_zone}" if self.time_zone else " UTC"
+        manual = ", manual syncs allowed" if self.manual_sync else ""
+        return f"{self.kind} `{self.schedule}`{zone} for {self.duration}{manual}"
+
+
+def windows_for(app: dict[str, Any], project: dict[str, Any]) -> list[SyncWindow]:
+    """The project's windows that match the application (by name, destination namespace or
+    cluster, with Argo CD's glob patterns)."""
+    name = str((app.get("metadata") or {}).get("name") or "")
+    destination = (app.get("spec") or {}).get("destination") or {}
+    found = []
+    for window in (project.get("spec") or {}).get("syncWindows") or []:
+        matches = (
+            any(fnmatch.fnmatchcase(name, p) for p in window.get("applications") or [])
+            or any(
+                fnmatch.fnmatchcase(str(destination.get("namespace") or ""), p)
+                for p in window.get("namespaces") or []
+            )
+            or any(
+                fnmatch.fnmatchcase(
+                    str(destination.get("server") or destination.get("name") or ""), p
+                )
+                for p in window.get("clusters") or []
+            )
+        )
+        if matches:
+            found.append(
+                SyncWindow(
+                    str(window.get("kind") or "deny"),
+                    str(window.get("schedule") or ""),
+                    str(window.get("duration") or ""),
+                    str(window.get("timeZone") or ""),
+                    bool(window.get("manualSync")),
+                )
+            )
+    return found
+
+
+async def sync_windows(
+    kube: KubeGateway, cluster: str, controller: GitOpsController
+) -> list[SyncWindow]:
+    """Argo CD: the windows of the Application's AppProject that apply to it. Flux has no
+    windows; a suspended object is reported as one that never syncs."""
+    group, version, plural = _RESOURCES[controller.kind]
+
+    def read(api: client.ApiClient) -> list[SyncWindow]:
+        objects = client.CustomObjectsApi(api)
+        response: Any = objects.get_namespaced_custom_object(
+            group,
+            version,
+            controller.where,
+            plural,
+            controller.name,
+            _request_timeout=TIMEOUT,
+            _preload_content=False,
+        )
+        found: dict[str, Any] = json.loads(response.data)
+        if controller.kind != "argocd":
+            suspended = bool((found.get("spec") or {}).get("suspend"))
+            return [SyncWindow("suspended (spec.suspend)", "", "", "", False)] if suspended else []
+        project_name = str((found.get("spec") or {}).get("project") or "default")
+        response = objects.get_namespaced_custom_object(
+            "argoproj.io",
+            "v1alpha1",
+            controller.where,
+            "appprojects",
+            project_name,
+            _request_timeout=TIMEOUT,
+            _preload_content=False,
+        )
+        return windows_for(found, json.loads(response.data))
+
+    return await kube._call(cluster, "get", f"the sync windows of {controller.label}", read)
 
 
 async def controller_status(

@@ -68,6 +68,7 @@ KINDS = [
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
     # Custom resources of GitOps controllers (their CRDs: tests/fixtures/crds/).
     Kind("argoproj.io", "v1alpha1", "applications", "Application"),
+    Kind("argoproj.io", "v1alpha1", "appprojects", "AppProject"),
     Kind("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
     Kind("argoproj.io", "v1alpha1", "analysisruns", "AnalysisRun"),
     Kind("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization"),

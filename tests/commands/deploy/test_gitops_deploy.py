@@ -18,7 +18,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.runtime import Runtime
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
-from integrations.sandbox.kube_api import FakeKube
+from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import slash_command
 from storage import deployments as repo
@@ -247,3 +247,48 @@ async def test_a_controller_that_never_applies_the_commit_times_out_with_its_own
     assert record.outcome == "failed"
     assert "Argo CD Application checkout-staging had not applied" in record.failure_reason
     assert "it says: successfully synced" in record.failure_reason, record.failure_reason
+
+
+async def test_a_freeze_reports_the_controllers_sync_windows(harness: GitOpsHarness) -> None:
+    projects = next(k for k in KINDS if k.plural == "appprojects")
+    harness.kube.create(
+        projects,
+        "argocd",
+        {
+            "metadata": {"name": "default"},
+            "spec": {
+                "syncWindows": [
+                    {
+                        "kind": "deny",
+                        "schedule": "0 22 * * *",
+                        "duration": "8h",
+                        "applications": ["checkout-*"],
+                        "timeZone": "Europe/Berlin",
+                    },
+                    {
+                        "kind": "allow",
+                        "schedule": "0 9 * * 1-5",
+                        "duration": "9h",
+                        "applications": ["ledger-*"],
+                    },
+                ]
+            },
+        },
+    )
+    harness.slack.state.reset()
+    response = await harness.client.send(
+        slash_command(
+            ONCALL,
+            "/forge",
+            "freeze staging for 2h incident 4411",
+            harness.slack.new_response_url(),
+        )
+    )
+    assert response.status == 200
+    text = json.dumps((await harness.until("response_url")).args, ensure_ascii=False)
+    assert "staging* is frozen" in text
+    assert (
+        "Argo CD Application checkout-staging (checkout): deny `0 22 * * *` Europe/Berlin for 8h"
+        in text
+    )
+    assert "Flux HelmRelease ledger (ledger): no sync windows" in text

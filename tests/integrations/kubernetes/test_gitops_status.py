@@ -101,3 +101,42 @@ async def test_the_status_is_read_as_a_custom_object(
         kube, "dev-cluster", GitOpsController(kind="argocd", name="checkout"), COMMIT
     )
     assert status.applied
+
+
+def test_sync_windows_match_by_application_namespace_or_cluster() -> None:
+    from integrations.kubernetes.gitops import windows_for
+
+    app = {
+        "metadata": {"name": "checkout-prod"},
+        "spec": {"destination": {"namespace": "checkout", "server": "https://prod"}},
+    }
+    project = {
+        "spec": {
+            "syncWindows": [
+                {
+                    "kind": "deny",
+                    "schedule": "0 22 * * *",
+                    "duration": "8h",
+                    "applications": ["*-prod"],
+                },
+                {
+                    "kind": "allow",
+                    "schedule": "0 9 * * *",
+                    "duration": "1h",
+                    "namespaces": ["ledger"],
+                },
+                {
+                    "kind": "deny",
+                    "schedule": "0 0 * * 6",
+                    "duration": "48h",
+                    "clusters": ["https://prod"],
+                    "manualSync": True,
+                },
+            ]
+        }
+    }
+    found = [w.describe() for w in windows_for(app, project)]
+    assert found == [
+        "deny `0 22 * * *` UTC for 8h",
+        "deny `0 0 * * 6` UTC for 48h, manual syncs allowed",
+    ]
