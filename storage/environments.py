@@ -91,3 +91,12 @@ def active_expiring_before(session: Session, cutoff: datetime) -> Sequence[Envir
         .where(col(EnvironmentRecord.expires_at) <= cutoff)
         .order_by(col(EnvironmentRecord.expires_at))
     ).all()
+
+
+def approved_before(session: Session, cutoff: datetime) -> Sequence[EnvironmentRecord]:
+    """Approved environments whose provisioning should have started by `cutoff`."""
+    return session.exec(
+        select(EnvironmentRecord)
+        .where(EnvironmentRecord.state == EnvState.APPROVED.value)
+        .where(col(EnvironmentRecord.updated_at) <= cutoff)
+    ).all()

@@ -525,6 +525,17 @@ class EnvironmentService:
     # --- TTL (a scheduled job) -----------------------------------------------------------------
     async def sweep_expiry(self, slot: datetime) -> None:
         now = self.clock.now()
+        # An approval whose provisioning was never submitted (the process died in between):
+        # submit it now; the idempotency key makes this a no-op when it was.
+        for record in await self.db.run(
+            lambda s: repo.approved_before(s, now - timedelta(minutes=1))
+        ):
+            await self.operations.submit(
+                PROVISION,
+                {"env_id": _id(record)},
+                idempotency_key=f"{PROVISION}:{_id(record)}",
+                actor_user_id=record.decided_by,
+            )
         lead = max(self.catalog.schedules.ttl_reminders, default=timedelta(0))
         for record in await self.db.run(lambda s: repo.active_expiring_before(s, now + lead)):
             assert record.expires_at is not None and _id(record) is not None
