@@ -53,6 +53,22 @@ class KubernetesIdentity(_Strict):
     user: str
     groups: list[str] = []
 
+    @field_validator("user")
+    @classmethod
+    def _not_a_system_user(cls, v: str) -> str:
+        # A team acts as itself (or a service account), never as a control-plane identity.
+        if v.startswith("system:") and not v.startswith("system:serviceaccount:"):
+            raise ValueError(f"forgebot never impersonates {v}: name a team's own identity")
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _no_system_groups(cls, v: list[str]) -> list[str]:
+        for group in v:
+            if group.startswith("system:"):
+                raise ValueError(f"forgebot never impersonates the group {group}")
+        return v
+
 
 class Paging(_Strict):
     """Who gets paged when an incident opens: a PagerDuty service (Events API v2 routing key)

@@ -223,6 +223,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 130
 
 
+def cmd_manifests(args: argparse.Namespace) -> int:
+    """Print forgebot's RBAC for the catalog (see integrations/kubernetes/rbac.py)."""
+    from integrations.kubernetes.rbac import render
+
+    catalog = _catalog_or_exit(Path(args.catalog) if args.catalog else _settings().catalog_path)
+    sys.stdout.write(render(catalog, namespace=args.namespace))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forgebot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate the catalog")
     check.add_argument("--catalog", default=None)
     check.set_defaults(func=cmd_config_check)
+
+    rbac = sub.add_parser(
+        "manifests", help="print forgebot's least-privilege RBAC generated from the catalog"
+    )
+    rbac.add_argument("--catalog", default=None)
+    rbac.add_argument("--namespace", default="forgebot", help="where forgebot runs")
+    rbac.set_defaults(func=cmd_manifests)
     return parser
 
 

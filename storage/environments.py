@@ -111,3 +111,12 @@ def pending(session: Session, limit: int = 20) -> Sequence[EnvironmentRecord]:
         .limit(limit)
     )
     return session.exec(query).all()
+
+
+def approved_before(session: Session, cutoff: datetime) -> Sequence[EnvironmentRecord]:
+    """Approved environments whose provisioning should have started by `cutoff`."""
+    return session.exec(
+        select(EnvironmentRecord)
+        .where(EnvironmentRecord.state == EnvState.APPROVED.value)
+        .where(col(EnvironmentRecord.updated_at) <= cutoff)
+    ).all()

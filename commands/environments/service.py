@@ -572,6 +572,17 @@ class EnvironmentService:
         one environment behind another, and one environment's failure does not hold up the
         rest. The first failure is raised after all were tried, so the run counts as failed."""
         now = self.clock.now()
+        # An approval whose provisioning was never submitted (the process died in between):
+        # submit it now; the idempotency key makes this a no-op when it was.
+        for record in await self.db.run(
+            lambda s: repo.approved_before(s, now - timedelta(minutes=1))
+        ):
+            await self.operations.submit(
+                PROVISION,
+                {"env_id": _id(record)},
+                idempotency_key=f"{PROVISION}:{_id(record)}",
+                actor_user_id=record.decided_by,
+            )
         lead = max(self.catalog.schedules.ttl_reminders, default=timedelta(0))
         due = await self.db.run(lambda s: repo.active_expiring_before(s, now + lead))
         outcomes = await asyncio.gather(

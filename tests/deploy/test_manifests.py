@@ -19,9 +19,10 @@ import yaml
 from kubernetes import client
 
 from bot import metrics
-from bot.catalog import load_catalog
+from bot.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from integrations.kubernetes import argocd_autosync, manifests
 from integrations.kubernetes import gitops as kube_gitops
+from integrations.kubernetes.rbac import impersonation, rbac_documents, render
 from tests.fixtures import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,6 +250,9 @@ def test_rbac_grants_exactly_the_verbs_the_code_uses() -> None:
         (verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update")
     }
     cluster = granted("ClusterRole", "forgebot")
+    if not any(impersonation(_shipped_catalog())):
+        # The shipped catalog names no `kubernetes:` identity: no impersonation is granted.
+        used -= {("impersonate", "", "users"), ("impersonate", "", "groups")}
     # Binding a team to a ClusterRole needs `bind` on that role (RBAC escalation check).
     binds = {("bind", "rbac.authorization.k8s.io", "clusterroles")}
     role_ref = manifests.role_binding("x", "g")["roleRef"]
@@ -346,3 +350,67 @@ def test_every_label_a_query_groups_by_exists() -> None:
         for group in re.findall(r"by \(([^)]*)\)", expr):
             for label in (part.strip() for part in group.split(",")):
                 assert label in labels, f"{label} in {expr}"
+
+
+def _shipped_catalog() -> Catalog:
+    config_map = yaml.safe_load((KUSTOMIZE / "catalog.yaml").read_text())
+    return parse_catalog(config_map["data"]["catalog.yaml"], "deploy/kubernetes/catalog.yaml")
+
+
+def test_the_shipped_rbac_is_generated_from_the_shipped_catalog() -> None:
+    """`forgebot manifests` output, byte for byte: regenerate it when the catalog changes."""
+    assert (KUSTOMIZE / "rbac.yaml").read_text() == render(_shipped_catalog()), (
+        "run: forgebot manifests --catalog <the catalog in catalog.yaml> > deploy/kubernetes/rbac.yaml"
+    )
+
+
+def _with_identity(identity: str) -> str:
+    """The example catalog with the payments team acting as `identity` in Kubernetes."""
+    line = "    kubernetes_group: payments-devs"
+    text = (ROOT / "catalog.example.yaml").read_text()
+    assert line in text
+    return text.replace(line, f"    kubernetes: {identity}\n{line}", 1)
+
+
+def _allows(rules: list[dict[str, Any]], verb: str, group: str, resource: str, name: str) -> bool:
+    """Kubernetes RBAC's rule match (no wildcards are ever generated)."""
+    return any(
+        verb in r["verbs"]
+        and group in r["apiGroups"]
+        and resource in r["resources"]
+        and ("resourceNames" not in r or name in r["resourceNames"])
+        for r in rules
+    )
+
+
+def test_impersonation_is_limited_to_the_identities_the_catalog_names() -> None:
+    text = _with_identity("{user: payments-bot, groups: [payments-devs]}")
+    catalog = parse_catalog(text, "catalog.example.yaml")
+    assert impersonation(catalog) == (["payments-bot"], ["payments-devs"])
+    rules = rbac_documents(catalog)[0]["rules"]
+    assert _allows(rules, "impersonate", "", "users", "payments-bot")
+    assert _allows(rules, "impersonate", "", "groups", "payments-devs")
+    for group in ("system:masters", "system:nodes", "search-devs"):
+        assert not _allows(rules, "impersonate", "", "groups", group), group
+    for user in ("system:admin", "kubernetes-admin", "system:kube-controller-manager"):
+        assert not _allows(rules, "impersonate", "", "users", user), user
+    # Every call the code makes is allowed by the generated rules (names aside).
+    for verb, group, resource in used_permissions():
+        if resource == "leases":
+            continue
+        name = {"users": "payments-bot", "groups": "payments-devs", "clusterroles": "edit"}.get(
+            resource, "anything"
+        )
+        assert _allows(rules, verb, group, resource, name), (verb, group, resource)
+    for doc in rbac_documents(catalog):
+        kubernetes_validate.validate(doc, SCHEMA_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    "identity",
+    ['{user: "system:admin"}', '{user: team-bot, groups: ["system:masters"]}'],
+)
+def test_the_catalog_refuses_to_name_a_control_plane_identity(identity: str) -> None:
+    text = _with_identity(identity)
+    with pytest.raises(CatalogError, match="never impersonates"):
+        parse_catalog(text, "catalog.example.yaml")

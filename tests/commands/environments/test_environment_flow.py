@@ -494,3 +494,40 @@ async def test_the_platform_team_home_shows_the_approvals_queue(harness: Harness
     assert (await harness.client.send(press)).status == 200
     await harness.idle()
     assert (await harness.record("ds-older")).state == EnvState.ACTIVE
+
+
+async def test_an_approval_whose_provisioning_was_never_submitted_is_provisioned_by_the_sweep(
+    harness: Harness,
+) -> None:
+    """The process died between the approval (a guarded transition) and submitting the
+    provisioning: the next TTL sweep submits it, once."""
+    assert harness.runtime.ctx is not None and harness.runtime.db is not None
+    service = harness.runtime.ctx.extras["environments"]
+    operations = harness.runtime.ctx.operations
+    submit = operations.submit
+    operations.submit = _never_submitted  # type: ignore[method-assign]
+    try:
+        view = await harness.open_modal(DEVELOPER)
+        await harness.submit(
+            DEVELOPER, view, template="web-preview", name="lost", size="S", ttl="1d"
+        )
+        for _ in range(100):
+            record = await harness.record("pv-lost")
+            if record is not None and record.state == "approved":
+                break
+            await asyncio.sleep(0.05)
+        await harness.idle()
+    finally:
+        operations.submit = submit  # type: ignore[method-assign]
+    assert (await harness.record("pv-lost")).state == "approved"
+    assert harness.kube.find("namespaces", "", "pv-lost") is None
+    harness.advance(timedelta(minutes=2))
+    await service.sweep_expiry(harness.clock.now())
+    await service.sweep_expiry(harness.clock.now())
+    await harness.runtime.ctx.operations.wait_idle()
+    assert (await harness.record("pv-lost")).state == "active"
+    assert harness.kube.find("namespaces", "", "pv-lost") is not None
+
+
+async def _never_submitted(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the process died right here")
