@@ -318,28 +318,33 @@ class GitOpsDelivery:
         if not proposed.branch:
             return proposed  # merged already (a resumed operation), or nothing to change
         api = pull_requests(provider, target.repository, token, target.code_host_api)
-        pull = await api.find(head) or await api.open(
-            head, target.branch, request.subject, request.message()
-        )
-        by_review = self.approval(change.environment) == "review"
-        started = self.clock.now()
-        while True:
-            if pull.state == "merged" and pull.merge_commit:
-                return Pushed(pull.merge_commit, proposed.previous, True, 1, head)
-            if pull.state == "closed":
-                raise ForgebotError(f"pull request #{pull.number} was closed without merging")
-            if not by_review or pull.approved_by:
-                merged = await api.merge(pull.number, pull.head_sha, request.subject)
-                pull = await api.get(pull.number)
-                return Pushed(pull.merge_commit or merged, proposed.previous, True, 1, head)
-            await say(f"pull request #{pull.number} is waiting for an approving review: {pull.url}")
-            if self._elapsed(started) >= self.review_timeout_seconds:
-                raise ForgebotError(
-                    f"pull request #{pull.number} was not approved within "
-                    f"{int(self.review_timeout_seconds // 3600)} h; it stays open: {pull.url}"
+        try:
+            pull = await api.find(head) or await api.open(
+                head, target.branch, request.subject, request.message()
+            )
+            by_review = self.approval(change.environment) == "review"
+            started = self.clock.now()
+            while True:
+                if pull.state == "merged" and pull.merge_commit:
+                    return Pushed(pull.merge_commit, proposed.previous, True, 1, head)
+                if pull.state == "closed":
+                    raise ForgebotError(f"pull request #{pull.number} was closed without merging")
+                if not by_review or pull.approved_by:
+                    merged = await api.merge(pull.number, pull.head_sha, request.subject)
+                    pull = await api.get(pull.number)
+                    return Pushed(pull.merge_commit or merged, proposed.previous, True, 1, head)
+                await say(
+                    f"pull request #{pull.number} is waiting for an approving review: {pull.url}"
                 )
-            await asyncio.sleep(self.review_poll_seconds)
-            pull = await api.get(pull.number)
+                if self._elapsed(started) >= self.review_timeout_seconds:
+                    raise ForgebotError(
+                        f"pull request #{pull.number} was not approved within "
+                        f"{int(self.review_timeout_seconds // 3600)} h; it stays open: {pull.url}"
+                    )
+                await asyncio.sleep(self.review_poll_seconds)
+                pull = await api.get(pull.number)
+        finally:
+            await api.close()
 
     def _elapsed(self, since: datetime) -> float:
         return (self.clock.now() - since).total_seconds()

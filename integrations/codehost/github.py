@@ -7,25 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from integrations.codehost.host import DeploymentState
-from integrations.codehost.rest import RestClient
+from integrations.codehost.rest import github_rest
 from integrations.codehost.webhooks import MalformedWebhook, parse_time
-
-API_VERSION = "2022-11-28"
 
 
 class GitHubClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
-        self.rest = RestClient(
-            "github",
-            base_url,
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "forgebot",
-            },
-            timeout=timeout,
-        )
+        self.rest = github_rest(base_url, token, timeout=timeout)
 
     async def upsert_comment(self, repository: str, number: int, comment_id: str, body: str) -> str:
         if comment_id:

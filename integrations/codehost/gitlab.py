@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from integrations.codehost.host import DeploymentState
-from integrations.codehost.rest import RestClient
+from integrations.codehost.rest import gitlab_rest
 from integrations.codehost.webhooks import MalformedWebhook, parse_time
 
 
@@ -19,9 +19,7 @@ def project_id(repository: str) -> str:
 
 class GitLabClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
-        self.rest = RestClient(
-            "gitlab", base_url, {"PRIVATE-TOKEN": token, "User-Agent": "forgebot"}, timeout=timeout
-        )
+        self.rest = gitlab_rest(base_url, token, timeout=timeout)
 
     async def upsert_comment(self, repository: str, number: int, comment_id: str, body: str) -> str:
         base = f"projects/{project_id(repository)}/merge_requests/{number}/notes"

@@ -15,8 +15,10 @@ One small protocol, `PullRequests`, over the two REST APIs, with the documented 
   with `sha` and `should_remove_source_branch` (merge). `{path}` is the URL-encoded project path.
 
 The API base defaults from the repository's host (`https://api.github.com`,
-`https://gitlab.com/api/v4`) and is set in the catalog for self-hosted instances. Errors become
-sentences; the token never appears in one.
+`https://gitlab.com/api/v4`) and is set in the catalog for self-hosted instances. The calls go
+through the code hosts' one REST client (`integrations.codehost.rest`): headers, timeouts,
+retries and the mapping of refusals to forgebot's errors live there; the token never appears in
+a message.
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from integrations.codehost.rest import github_rest, gitlab_rest
 
 Provider = Literal["github", "gitlab"]
-TIMEOUT = aiohttp.ClientTimeout(total=15)
+TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class PullRequests(Protocol):
 
     async def merge(self, number: int, sha: str, message: str) -> str: ...
 
+    async def close(self) -> None: ...
+
 
 def repository_path(repository: str) -> str:
     """`owner/repo` (GitHub) or `group/sub/project` (GitLab) from the HTTPS URL."""
@@ -66,60 +68,20 @@ def default_api(provider: Provider, repository: str) -> str:
     return f"https://{host}/api/v4"
 
 
-class _Rest:
-    def __init__(self, api: str, headers: dict[str, str], what: str) -> None:
-        self.api = api.rstrip("/")
-        self.headers = headers
-        self.what = what
-
-    async def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, **query: str
-    ) -> Any:
-        url = f"{self.api}{path}"
-        try:
-            async with (
-                aiohttp.ClientSession(headers=self.headers, timeout=TIMEOUT) as session,
-                session.request(method, url, json=body, params=query or None) as response,
-            ):
-                payload: Any = await response.json(content_type=None)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DependencyUnavailable(
-                f"{self.what} is unreachable: {type(exc).__name__}"
-            ) from None
-        if status in (401, 403):
-            raise ForgebotError(f"{self.what} refused forgebot's token for {method} {path}")
-        if status == 404:
-            raise NotFound(f"{self.what} has no {path}")
-        if status in (405, 409, 422):
-            message = payload.get("message") if isinstance(payload, dict) else payload
-            raise Conflict(f"{self.what} refused {method} {path}: {message}")
-        if status >= 400:
-            raise DependencyUnavailable(f"{self.what} answered {status} to {method} {path}")
-        return payload
-
-
 class GitHubPullRequests:
     def __init__(self, repository: str, token: str, api: str | None = None) -> None:
         self.repo = repository_path(repository)
         self.owner = self.repo.split("/", 1)[0]
-        self.rest = _Rest(
-            api or default_api("github", repository),
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "forgebot",
-            },
-            "GitHub",
-        )
+        self.rest = github_rest(api or default_api("github", repository), token, timeout=TIMEOUT)
 
     async def _pull(self, data: dict[str, Any]) -> PullRequest:
         number = int(data["number"])
         state: Literal["open", "merged", "closed"] = (
             "merged" if data.get("merged") or data.get("merged_at") else data["state"]
         )
-        reviews = await self.rest.call("GET", f"/repos/{self.repo}/pulls/{number}/reviews")
+        reviews = await self.rest.call(
+            "GET", f"/repos/{self.repo}/pulls/{number}/reviews", "pulls.list_reviews"
+        )
         latest: dict[str, str] = {}
         for review in reviews:  # the latest review of each person counts
             latest[str(review["user"]["login"])] = str(review["state"])
@@ -134,7 +96,10 @@ class GitHubPullRequests:
 
     async def find(self, head: str) -> PullRequest | None:
         found = await self.rest.call(
-            "GET", f"/repos/{self.repo}/pulls", head=f"{self.owner}:{head}", state="all"
+            "GET",
+            f"/repos/{self.repo}/pulls",
+            "pulls.list",
+            query={"head": f"{self.owner}:{head}", "state": "all"},
         )
         return await self._pull(found[0]) if found else None
 
@@ -142,35 +107,40 @@ class GitHubPullRequests:
         data = await self.rest.call(
             "POST",
             f"/repos/{self.repo}/pulls",
+            "pulls.create",
             {"title": title, "head": head, "base": base, "body": body},
         )
         return await self._pull(data)
 
     async def get(self, number: int) -> PullRequest:
-        return await self._pull(await self.rest.call("GET", f"/repos/{self.repo}/pulls/{number}"))
+        return await self._pull(
+            await self.rest.call("GET", f"/repos/{self.repo}/pulls/{number}", "pulls.get")
+        )
 
     async def merge(self, number: int, sha: str, message: str) -> str:
         data = await self.rest.call(
             "PUT",
             f"/repos/{self.repo}/pulls/{number}/merge",
+            "pulls.merge",
             {"sha": sha, "merge_method": "merge", "commit_title": message},
         )
         return str(data["sha"])
+
+    async def close(self) -> None:
+        await self.rest.close()
 
 
 class GitLabMergeRequests:
     def __init__(self, repository: str, token: str, api: str | None = None) -> None:
         self.project = quote(repository_path(repository), safe="")
-        self.rest = _Rest(
-            api or default_api("gitlab", repository),
-            {"PRIVATE-TOKEN": token, "User-Agent": "forgebot"},
-            "GitLab",
-        )
+        self.rest = gitlab_rest(api or default_api("gitlab", repository), token, timeout=TIMEOUT)
 
     async def _merge_request(self, data: dict[str, Any]) -> PullRequest:
         iid = int(data["iid"])
         approvals = await self.rest.call(
-            "GET", f"/projects/{self.project}/merge_requests/{iid}/approvals"
+            "GET",
+            f"/projects/{self.project}/merge_requests/{iid}/approvals",
+            "merge_requests.approvals",
         )
         state = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}[
             str(data["state"])
@@ -186,7 +156,10 @@ class GitLabMergeRequests:
 
     async def find(self, head: str) -> PullRequest | None:
         found = await self.rest.call(
-            "GET", f"/projects/{self.project}/merge_requests", source_branch=head
+            "GET",
+            f"/projects/{self.project}/merge_requests",
+            "merge_requests.list",
+            query={"source_branch": head},
         )
         return await self._merge_request(found[0]) if found else None
 
@@ -194,6 +167,7 @@ class GitLabMergeRequests:
         data = await self.rest.call(
             "POST",
             f"/projects/{self.project}/merge_requests",
+            "merge_requests.create",
             {
                 "source_branch": head,
                 "target_branch": base,
@@ -206,16 +180,22 @@ class GitLabMergeRequests:
 
     async def get(self, number: int) -> PullRequest:
         return await self._merge_request(
-            await self.rest.call("GET", f"/projects/{self.project}/merge_requests/{number}")
+            await self.rest.call(
+                "GET", f"/projects/{self.project}/merge_requests/{number}", "merge_requests.get"
+            )
         )
 
     async def merge(self, number: int, sha: str, message: str) -> str:
         data = await self.rest.call(
             "PUT",
             f"/projects/{self.project}/merge_requests/{number}/merge",
+            "merge_requests.merge",
             {"sha": sha, "should_remove_source_branch": True, "merge_commit_message": message},
         )
         return str(data.get("merge_commit_sha") or "")
+
+    async def close(self) -> None:
+        await self.rest.close()
 
 
 def pull_requests(

@@ -1,8 +1,11 @@
-"""A small JSON-over-HTTPS client for the code hosts' REST APIs.
+"""The one JSON-over-HTTPS client for the code hosts' REST APIs (GitHub, GitLab), used by the
+preview calls (`github`, `gitlab`) and the pull-request calls (`pull_requests`).
 
-One aiohttp session per host, at most `concurrency` calls in flight, 429 and 5xx answers and
+One aiohttp session per client, at most `concurrency` calls in flight, 429 and 5xx answers and
 dropped connections retried with exponential backoff (honouring `Retry-After`, capped), and a
-4xx refusal raised at once with the host's own message. The token goes in a header set once;
+4xx refusal raised at once with the host's own message: `CodeHostError` (with its `status`),
+a `NotFound` for 404 and a `Conflict` for 405/409/422 (the call clashes with the pull request's
+state, or a duplicate). The token goes in a header set once;
 it is never part of a URL, an exception message or a log line.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import DependencyUnavailable, ForgebotError
+from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
 from bot.metrics import observe_call
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,48 @@ class CodeHostError(ForgebotError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class CodeHostNotFound(CodeHostError, NotFound):
+    """404: no such repository, pull request, comment..."""
+
+
+class CodeHostConflict(CodeHostError, Conflict):
+    """405, 409, 422: the call clashes with the current state (not mergeable, head moved,
+    already exists, invalid)."""
+
+
+GITHUB_API_VERSION = "2022-11-28"
+
+
+def refusal(status: int, message: str) -> CodeHostError:
+    if status == 404:
+        return CodeHostNotFound(status, message)
+    if status in (405, 409, 422):
+        return CodeHostConflict(status, message)
+    return CodeHostError(status, message)
+
+
+def github_rest(base_url: str, token: str, *, timeout: float = 10.0) -> RestClient:
+    """GitHub's REST API: a bearer token and the documented version and media-type headers."""
+    return RestClient(
+        "github",
+        base_url,
+        {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": GITHUB_API_VERSION,
+            "User-Agent": "forgebot",
+        },
+        timeout=timeout,
+    )
+
+
+def gitlab_rest(base_url: str, token: str, *, timeout: float = 10.0) -> RestClient:
+    """GitLab's v4 API (`base_url` ends in `/api/v4`): a `PRIVATE-TOKEN` header."""
+    return RestClient(
+        "gitlab", base_url, {"PRIVATE-TOKEN": token, "User-Agent": "forgebot"}, timeout=timeout
+    )
 
 
 class RestClient:
@@ -63,7 +108,12 @@ class RestClient:
             self._session = None
 
     async def call(
-        self, method: str, path: str, operation: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
     ) -> Any:
         """`operation` names the call for metrics (low cardinality: never an id)."""
         url = f"{self.base}/{path.lstrip('/')}"
@@ -72,12 +122,14 @@ class RestClient:
                 for attempt in range(self._retries + 1):
                     wait = self._backoff * (2**attempt) * (0.5 + random.random())
                     try:
-                        async with self._client().request(method, url, json=body) as response:
+                        async with self._client().request(
+                            method, url, json=body, params=query
+                        ) as response:
                             if response.status < 400:
                                 return await response.json(content_type=None)
                             text = (await response.text())[:300]
                             if response.status != 429 and response.status < 500:
-                                raise CodeHostError(
+                                raise refusal(
                                     response.status,
                                     f"{self.system} refused {operation} ({response.status}): "
                                     f"{_message(text)}",

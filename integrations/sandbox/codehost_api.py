@@ -1,19 +1,27 @@
-"""A loopback fake of the GitHub and GitLab REST APIs that previews use, for the demo, the
-tests and the bench.
+"""The one loopback fake of the GitHub and GitLab REST APIs forgebot calls, for the demo, the
+tests and the bench: previews (comments, deployments) and GitOps delivery (pull requests).
 
-GitHub lives under `/github` (issue comments, deployments and deployment statuses, a pull
-request's commits), GitLab under `/gitlab/api/v4` (merge request notes and commits). Each
-request is checked against the documented shape: the authentication header, GitHub's `Accept`
-and API version headers, a JSON object body with the required fields of the right types and
-no field the API does not document; a request that breaks it is answered 4xx the way the real
-API would and kept in `violations`. Thread-safe: tests read the state from their own loop.
+GitHub lives under `/github` (issue comments, deployments and deployment statuses, pull
+requests: list, create, get, reviews, commits, merge), GitLab under `/gitlab/api/v4` (merge
+request notes, commits, and merge requests: list, create, get, approvals, merge). Each request
+is checked against the documented shape: the authentication header, GitHub's `Accept` and API
+version headers, a JSON object body with the required fields of the right types and no field
+the API does not document; a request that breaks it is answered 4xx the way the real API would
+and kept in `violations`. Thread-safe: tests read the state from their own loop.
+
+Pull requests are state the owner can drive: `approve` plays a reviewer, `close` closes one.
+The branches can be real: the owner passes `head_sha` (the branch's commit on a Git server) and
+`merge` (makes the merge commit there), so a merged pull request moves the real branch; a merge
+whose `sha` is not the head is refused 409, as both APIs do when the head moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -47,6 +55,59 @@ STATUS_FIELDS: dict[str, Any] = {
     "auto_inactive": bool,
 }
 STATUS_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+GITHUB_API_VERSIONS = {"2022-11-28"}
+PULL_FIELDS: dict[str, Any] = {
+    "title": str,
+    "head": str,
+    "head_repo": str,
+    "base": str,
+    "body": str,
+    "maintainer_can_modify": bool,
+    "draft": bool,
+    "issue": int,
+}
+PULL_MERGE_FIELDS: dict[str, Any] = {
+    "commit_title": str,
+    "commit_message": str,
+    "sha": str,
+    "merge_method": str,
+}
+MERGE_METHODS = {"merge", "squash", "rebase"}
+MR_FIELDS: dict[str, Any] = {
+    "source_branch": str,
+    "target_branch": str,
+    "title": str,
+    "description": str,
+    "remove_source_branch": bool,
+    "squash": bool,
+    "allow_collaboration": bool,
+    "labels": str,
+    "assignee_id": int,
+    "reviewer_ids": list,
+    "target_project_id": int,
+    "milestone_id": int,
+}
+MR_MERGE_FIELDS: dict[str, Any] = {
+    "sha": str,
+    "merge_commit_message": str,
+    "squash_commit_message": str,
+    "squash": bool,
+    "should_remove_source_branch": bool,
+    "merge_when_pipeline_succeeds": bool,
+    "auto_merge": bool,
+}
+
+
+def _fake_sha(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
+
+
+def _fake_head(repository: str, branch: str) -> str:
+    return _fake_sha("head", repository, branch)
+
+
+def _fake_merge(repository: str, head: str, base: str, message: str) -> str:
+    return _fake_sha("merge", repository, head, base, message)
 
 
 @dataclass
@@ -58,8 +119,27 @@ class Call:
 
 
 @dataclass
+class FakePull:
+    """A GitHub pull request or a GitLab merge request (`number` is the iid)."""
+
+    number: int
+    repo: str
+    head: str
+    base: str
+    title: str
+    body: str
+    state: str = "open"  # open | merged | closed
+    merge_commit: str | None = None
+    approved_by: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FakeCodeHost:
     token: str
+    head_sha: Callable[[str, str], str] = _fake_head
+    """(repository path, branch) -> the branch's commit (on the Git server, when there is one)."""
+    merge: Callable[[str, str, str, str], str] = _fake_merge
+    """(repository path, head, base, message) -> the merge commit on base."""
     latency: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     calls: list[Call] = field(default_factory=list)
@@ -70,6 +150,9 @@ class FakeCodeHost:
     """id -> {repository, ref, environment, statuses: [state, ...]}"""
     commits: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
     """(provider, repository, number) -> ISO author dates, oldest first."""
+    pulls: list[FakePull] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """(method, raw path with query) of every request, as sent."""
     errors_500: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -82,6 +165,8 @@ class FakeCodeHost:
             self.comments.clear()
             self.deployments.clear()
             self.commits.clear()
+            self.pulls.clear()
+            self.requests.clear()
             self.errors_500 = 0
             self.latency = 0.0
             self.max_in_flight = 0
@@ -102,6 +187,14 @@ class FakeCodeHost:
         with self.lock:
             return sum(1 for c in self.calls if c.method == method and fragment in c.path)
 
+    def approve(self, number: int, reviewer: str) -> None:
+        with self.lock:
+            next(p for p in self.pulls if p.number == number).approved_by.append(reviewer)
+
+    def close(self, number: int) -> None:
+        with self.lock:
+            next(p for p in self.pulls if p.number == number).state = "closed"
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -109,17 +202,20 @@ class _Refused(Exception):
         self.status, self.message = status, message
 
 
-def _check_body(body: Any, fields: dict[str, Any], required: set[str], what: str) -> dict[str, Any]:
+def _check_body(
+    body: Any, fields: dict[str, Any], required: set[str], what: str, status: int = 422
+) -> dict[str, Any]:
+    """`status`: GitHub answers 422 Validation Failed, GitLab's merge request API 400."""
     if not isinstance(body, dict):
         raise _Refused(400, f"{what}: the body must be a JSON object")
-    for name in required:
+    for name in sorted(required):
         if name not in body:
-            raise _Refused(422, f"{what}: {name} is required")
+            raise _Refused(status, f"{what}: {name} is required")
     for name, value in body.items():
         if name not in fields:
-            raise _Refused(422, f"{what}: {name} is not a documented parameter")
-        if not isinstance(value, fields[name]):
-            raise _Refused(422, f"{what}: {name} has the wrong type")
+            raise _Refused(status, f"{what}: {name} is not a documented parameter")
+        if not isinstance(value, fields[name]) or (fields[name] is int and isinstance(value, bool)):
+            raise _Refused(status, f"{what}: {name} has the wrong type")
     return body
 
 
@@ -129,6 +225,8 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         with fake.lock:
             fake.in_flight += 1
             fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        with fake.lock:
+            fake.requests.append((request.method, request.raw_path))
         try:
             if fake.latency:
                 await asyncio.sleep(fake.latency)
@@ -163,14 +261,142 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         with fake.lock:
             fake.calls.append(Call(provider, request.method, request.path, body))
 
+    def pull(repository: str, number: str, not_found: str) -> FakePull:
+        found = None
+        if number.isdigit():
+            found = next(
+                (p for p in fake.pulls if p.repo == repository and p.number == int(number)), None
+            )
+        if found is None:
+            raise _Refused(404, not_found)
+        return found
+
+    def open_pull(repository: str, head: str, base: str, title: str, body: str) -> FakePull:
+        if any(p.repo == repository and p.head == head and p.state == "open" for p in fake.pulls):
+            raise _Refused(422, f"A pull request already exists for {head}")
+        created = FakePull(len(fake.pulls) + 1, repository, head, base, title, body)
+        fake.pulls.append(created)
+        return created
+
+    def merge_pull(p: FakePull, sha: str, message: str) -> str:
+        if p.state != "open":
+            raise _Refused(405, "Pull Request is not mergeable")
+        if sha != fake.head_sha(p.repo, p.head):
+            raise _Refused(409, "Head branch was modified. Review and try the merge again.")
+        p.merge_commit = fake.merge(p.repo, p.head, p.base, message)
+        p.state = "merged"
+        return p.merge_commit
+
+    def github_json(p: FakePull) -> dict[str, Any]:
+        return {
+            "number": p.number,
+            "html_url": f"https://github.example/{p.repo}/pull/{p.number}",
+            "state": "closed" if p.state != "open" else "open",
+            "merged": p.state == "merged",
+            "merged_at": "2026-12-01T12:00:00Z" if p.state == "merged" else None,
+            "merge_commit_sha": p.merge_commit,
+            "head": {"ref": p.head, "sha": fake.head_sha(p.repo, p.head)},
+            "base": {"ref": p.base},
+            "title": p.title,
+        }
+
+    def gitlab_json(p: FakePull) -> dict[str, Any]:
+        return {
+            "iid": p.number,
+            "web_url": f"https://gitlab.example/{p.repo}/-/merge_requests/{p.number}",
+            "state": {"open": "opened"}.get(p.state, p.state),
+            "merge_commit_sha": p.merge_commit,
+            "sha": fake.head_sha(p.repo, p.head),
+            "source_branch": p.head,
+            "target_branch": p.base,
+            "title": p.title,
+        }
+
+    def github_pulls(
+        request: web.Request, repository: str, rest: list[str], body: Any
+    ) -> web.Response | None:
+        method = request.method
+        if method == "GET" and rest == ["pulls"]:
+            owner, _, branch = request.query.get("head", "").partition(":")
+            if not branch or owner != repository.split("/")[0]:
+                raise _Refused(422, "list pull requests: head must be owner:branch")
+            found = [
+                github_json(p) for p in fake.pulls if p.repo == repository and p.head == branch
+            ]
+            return web.json_response(found[::-1])
+        if method == "POST" and rest == ["pulls"]:
+            _check_body(body, PULL_FIELDS, {"title", "head", "base"}, "create a pull request")
+            created = open_pull(
+                repository, body["head"], body["base"], body["title"], body.get("body") or ""
+            )
+            return web.json_response(github_json(created), status=201)
+        if method == "GET" and len(rest) == 2 and rest[0] == "pulls":
+            return web.json_response(github_json(pull(repository, rest[1], "Not Found")))
+        if method == "GET" and len(rest) == 3 and rest[0] == "pulls" and rest[2] == "reviews":
+            p = pull(repository, rest[1], "Not Found")
+            return web.json_response(
+                [{"user": {"login": who}, "state": "APPROVED"} for who in p.approved_by]
+            )
+        if method == "PUT" and len(rest) == 3 and rest[0] == "pulls" and rest[2] == "merge":
+            _check_body(body, PULL_MERGE_FIELDS, {"sha", "merge_method"}, "merge a pull request")
+            if body["merge_method"] not in MERGE_METHODS:
+                raise _Refused(422, f"merge_method {body['merge_method']} is not documented")
+            p = pull(repository, rest[1], "Not Found")
+            sha = merge_pull(p, body["sha"], str(body.get("commit_title") or p.title))
+            return web.json_response({"sha": sha, "merged": True, "message": "Pull Request merged"})
+        return None
+
+    def gitlab_merge_requests(
+        request: web.Request, repository: str, rest: list[str], body: Any
+    ) -> web.Response | None:
+        method = request.method
+        if method == "GET" and not rest:
+            branch = request.query.get("source_branch", "")
+            found = [
+                gitlab_json(p) for p in fake.pulls if p.repo == repository and p.head == branch
+            ]
+            return web.json_response(found[::-1])
+        if method == "POST" and not rest:
+            _check_body(
+                body,
+                MR_FIELDS,
+                {"source_branch", "target_branch", "title"},
+                "create a merge request",
+                status=400,
+            )
+            created = open_pull(
+                repository,
+                body["source_branch"],
+                body["target_branch"],
+                body["title"],
+                body.get("description") or "",
+            )
+            return web.json_response(gitlab_json(created), status=201)
+        if method == "GET" and len(rest) == 1:
+            return web.json_response(gitlab_json(pull(repository, rest[0], "404 Not found")))
+        if method == "GET" and len(rest) == 2 and rest[1] == "approvals":
+            p = pull(repository, rest[0], "404 Not found")
+            return web.json_response(
+                {
+                    "approved": bool(p.approved_by),
+                    "approved_by": [{"user": {"username": u}} for u in p.approved_by],
+                }
+            )
+        if method == "PUT" and len(rest) == 2 and rest[1] == "merge":
+            _check_body(body, MR_MERGE_FIELDS, {"sha"}, "merge a merge request", status=400)
+            p = pull(repository, rest[0], "404 Not found")
+            sha = merge_pull(p, body["sha"], str(body.get("merge_commit_message") or p.title))
+            return web.json_response({**gitlab_json(p), "merge_commit_sha": sha})
+        return None
+
     async def github(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         if auth not in (f"Bearer {fake.token}", f"token {fake.token}"):
             raise _Refused(401, "Bad credentials")
         if request.headers.get("Accept") != "application/vnd.github+json":
             raise _Refused(415, "Accept must be application/vnd.github+json")
-        if not request.headers.get("X-GitHub-Api-Version"):
-            raise _Refused(400, "X-GitHub-Api-Version is required")
+        if request.headers.get("X-GitHub-Api-Version") not in GITHUB_API_VERSIONS:
+            raise _Refused(400, "X-GitHub-Api-Version is required (a documented version)")
         body = await body_of(request)
         record("github", request, body)
         parts = request.match_info["tail"].strip("/").split("/")
@@ -179,6 +405,9 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         repository, rest = f"{parts[1]}/{parts[2]}", parts[3:]
         method = request.method
         with fake.lock:
+            answer = github_pulls(request, repository, rest, body)
+            if answer is not None:
+                return answer
             if (
                 method == "POST"
                 and len(rest) == 3
@@ -250,10 +479,16 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         record("gitlab", request, body)
         # The project's path is one URL-encoded segment: split the raw path before decoding.
         raw = request.rel_url.raw_path.removeprefix(GITLAB_PREFIX).strip("/").split("/")
-        if len(raw) < 5 or raw[0] != "projects" or raw[2] != "merge_requests":
+        if len(raw) < 3 or raw[0] != "projects" or raw[2] != "merge_requests":
             raise _Refused(404, "404 Not Found")
-        repository, number, rest = unquote(raw[1]), int(raw[3]), raw[4:]
+        repository = unquote(raw[1])
         with fake.lock:
+            answer = gitlab_merge_requests(request, repository, raw[3:], body)
+            if answer is not None:
+                return answer
+            if len(raw) < 5 or not raw[3].isdigit():
+                raise _Refused(404, "404 Not Found")
+            number, rest = int(raw[3]), raw[4:]
             if request.method == "POST" and rest == ["notes"]:
                 _check_body(body, COMMENT_FIELDS, {"body"}, "create a note")
                 nid = str(next(fake._ids))
@@ -303,8 +538,13 @@ class RunningFakeCodeHost:
         self.server.stop()
 
 
-def start_fake_codehost(token: str) -> RunningFakeCodeHost:
-    fake = FakeCodeHost(token)
+def start_fake_codehost(
+    token: str,
+    *,
+    head_sha: Callable[[str, str], str] = _fake_head,
+    merge: Callable[[str, str, str, str], str] = _fake_merge,
+) -> RunningFakeCodeHost:
+    fake = FakeCodeHost(token, head_sha, merge)
     return RunningFakeCodeHost(serve_in_thread(build_app(fake)), fake)
 
 

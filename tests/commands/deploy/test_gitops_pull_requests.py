@@ -18,13 +18,9 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
+from integrations.sandbox.codehost_api import RunningFakeCodeHost, start_fake_codehost
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import FakeKube
-from integrations.sandbox.pull_request_api import (
-    PullRequestState,
-    RunningPullRequestApi,
-    start_pull_request_api,
-)
 from integrations.sandbox.slack_api import RunningFakeSlack
 from storage import deployments as repo
 from tests.bot_harness import running_bot_harness
@@ -39,7 +35,7 @@ LEDGER_FILE = "envs/staging/ledger-values.yaml"
 IMAGE = "registry.example.com/payments/checkout"
 
 
-def catalog_for(server: GitServer, api: str, approval: str) -> Catalog:
+def catalog_for(server: GitServer, api: RunningFakeCodeHost, approval: str) -> Catalog:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     services = {s["name"]: s for s in data["services"]}
     prod = next(e for e in data["environments"] if e["name"] == "prod")
@@ -54,7 +50,7 @@ def catalog_for(server: GitServer, api: str, approval: str) -> Catalog:
             "kustomize_image": IMAGE,
             "controller": {"kind": "argocd", "name": "checkout-prod"},
             "code_host": "github",
-            "code_host_api": api,
+            "code_host_api": api.github_url,
         },
     )
     services["ledger"]["workloads"]["prod"].update(
@@ -66,7 +62,7 @@ def catalog_for(server: GitServer, api: str, approval: str) -> Catalog:
             "helm_value": "image.tag",
             "controller": {"kind": "flux-kustomization", "name": "ledger-prod"},
             "code_host": "gitlab",
-            "code_host_api": f"{api}/api/v4",
+            "code_host_api": api.gitlab_url,
         },
     )
     return Catalog.model_validate(data)
@@ -74,7 +70,7 @@ def catalog_for(server: GitServer, api: str, approval: str) -> Catalog:
 
 class PullRequestHarness(DeployHarness):
     server: GitServer
-    api: RunningPullRequestApi
+    api: RunningFakeCodeHost
 
     async def record(self, service: str) -> Any:
         assert self.runtime.db is not None
@@ -124,13 +120,12 @@ async def _harness(
     layout = {**KUSTOMIZE_LAYOUT, PROD_FILE: KUSTOMIZE_LAYOUT[STAGING_FILE]}
     git_server.create("platform/payments", layout)
     git_server.create("platform/ledger", HELM_LAYOUT)
-    state = PullRequestState(
+    api = start_fake_codehost(
         TOKEN,
         head_sha=lambda name, branch: git_server.branch_head(name, branch),
         merge=lambda name, head, base, message: git_server.merge(name, head, base, message),
     )
-    api = start_pull_request_api(state)
-    catalog = catalog_for(git_server, api.url, approval)
+    catalog = catalog_for(git_server, api, approval)
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None and runtime.ctx.gitops is not None

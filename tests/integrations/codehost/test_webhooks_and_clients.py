@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.errors import DependencyUnavailable
+from bot.errors import Conflict, DependencyUnavailable, NotFound
 from integrations.codehost.github import GitHubClient
 from integrations.codehost.gitlab import GitLabClient
 from integrations.codehost.host import DeploymentState
+from integrations.codehost.pull_requests import pull_requests
 from integrations.codehost.rest import CodeHostError
 from integrations.codehost.webhooks import (
     Change,
@@ -153,6 +154,52 @@ async def test_the_fake_refuses_undocumented_shapes(fake: RunningFakeCodeHost) -
             await client.rest.call(
                 "POST", "repos/o/r/issues/1/comments", "x", {"body": "b", "colour": "red"}
             )
+    finally:
+        await client.close()
+        fake.state.reset()
+
+
+async def test_pull_requests_use_the_same_client_and_fake(fake: RunningFakeCodeHost) -> None:
+    fake.state.reset()
+    github = pull_requests("github", "https://github.com/o/r", TOKEN, fake.github_url)
+    gitlab = pull_requests("gitlab", "https://gitlab.com/g/sub/p", TOKEN, fake.gitlab_url)
+    try:
+        opened = await github.open("feature", "main", "A change", "why")
+        assert await github.find("feature") == opened and opened.state == "open"
+        fake.state.approve(opened.number, "alice")
+        assert (await github.get(opened.number)).approved_by == ("alice",)
+        with pytest.raises(Conflict):  # the head moved: 409
+            await github.merge(opened.number, "0" * 40, "merge it")
+        assert await github.merge(opened.number, opened.head_sha, "merge it")
+        merged = await github.get(opened.number)
+        assert merged.state == "merged" and merged.merge_commit
+        with pytest.raises(NotFound):
+            await github.get(99)
+        mr = await gitlab.open("feature", "main", "A change", "why")
+        assert mr.url.endswith(f"/g/sub/p/-/merge_requests/{mr.number}")
+        assert await gitlab.find("feature") == mr
+        assert (
+            "GET",
+            "/gitlab/api/v4/projects/g%2Fsub%2Fp/merge_requests?source_branch=feature",
+        ) in fake.state.requests
+        assert await gitlab.merge(mr.number, mr.head_sha, "merge it")
+        assert (await gitlab.get(mr.number)).state == "merged"
+        assert fake.state.violations == [
+            "PUT /github/repos/o/r/pulls/1/merge: Head branch was modified. "
+            "Review and try the merge again.",
+            "GET /github/repos/o/r/pulls/99: Not Found",
+        ]
+    finally:
+        await github.close()
+        await gitlab.close()
+        fake.state.reset()
+    client = GitHubClient(fake.github_url, TOKEN)
+    try:
+        with pytest.raises(CodeHostError, match="not a documented parameter") as refused:
+            await client.rest.call(
+                "POST", "repos/o/r/pulls", "x", {"title": "t", "head": "h", "base": "b", "x": 1}
+            )
+        assert refused.value.status == 422
     finally:
         await client.close()
         fake.state.reset()
