@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-
+from bot.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
+
+if TYPE_CHECKING:
+    from kubernetes import client
+else:
+    client = lazy_module("kubernetes.client")
 
 ORIGINAL = "forgebot.io/original-automated"
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"

@@ -36,6 +36,14 @@ from storage.db import Database
 from tests.fixtures.kube_contract import CLUSTER, CLUSTERS, Backend, eventually
 
 TEAM = KubernetesIdentity(user="forgebot:payments", groups=["payments-devs"])
+TEAM_CATALOG = """
+platform_team: payments
+teams:
+  - name: payments
+    channel: C0PAYMENTS
+    members: [U0DEVELOPER]
+    kubernetes: {user: "forgebot:payments", groups: [payments-devs]}
+"""
 
 
 @pytest.fixture
@@ -136,6 +144,7 @@ async def test_warm_up_dry_runs_every_write_and_changes_nothing(
 async def test_impersonated_team_is_refused_until_its_role_binding_exists(
     backend: Backend, gateway: KubeGateway
 ) -> None:
+    backend.grant_impersonation(TEAM_CATALOG)
     namespace = backend.namespace("shop")
     backend.deployment(namespace, "checkout", "registry.example.com/checkout:1.0.0")
     backend.forbid("get", "deployments", namespace)
