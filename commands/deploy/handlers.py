@@ -88,7 +88,7 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         Subcommand(
             name="rollback",
             summary="roll a service back to its previous (or a named) revision; allowed during freezes",
-            usage=["rollback SERVICE ENV [to REVISION]"],
+            usage=["rollback SERVICE ENV [to REVISION|VERSION]"],
             handler=rollback,
             examples=["/rollback checkout prod", "/rollback checkout prod to 7"],
         )

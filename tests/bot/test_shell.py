@@ -62,7 +62,8 @@ async def test_demo_without_prometheus_says_how_to_get_it(
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no prometheus on it
     text = await _demo("/slo\n")
     assert "no SLO data in this demo: install Prometheus" in text
-    assert "SLO data unavailable: Prometheus is not configured" in text
+    assert "SLOs are not set up here: forgebot has no Prometheus to ask" in text
+    assert "Try again in a minute" not in text, "waiting does not fix a missing setting"
 
 
 async def test_demo_shows_cost_and_budgets() -> None:

@@ -64,7 +64,10 @@ async def _ask(
     assert response.status == 200
     if response.body:
         return dict(response.json())
-    calls = await slack.state.until(lambda calls: [c for c in calls if c.method == "response_url"])
+    assert runtime.ctx is not None
+    await runtime.ctx.settle()  # the handler answers after its ack: wait for it, not for time
+    calls = [c for c in slack.state.calls if c.method == "response_url"]
+    assert calls, "no answer"
     return dict(calls[-1].args)
 
 
@@ -136,6 +139,27 @@ async def test_rollback_refusals(
     fake_slack.state.reset()
     reply = await _ask(runtime, signed, fake_slack, DEVELOPER, "checkout prod to seven")
     assert "not a revision number" in str(reply.get("text"))
+
+
+async def test_rollback_to_a_version_and_to_what_does_not_exist(
+    bot: tuple[Runtime, SignedSlackClient], fake_kube: FakeKube, fake_slack: RunningFakeSlack
+) -> None:
+    runtime, signed = bot
+    fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.0")
+    _release(fake_kube, "1.4.1")
+    _release(fake_kube, "1.4.2")
+    confirm = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.4.0")
+    assert "from `1.4.2` to `1.4.0`" in json.dumps(confirm["blocks"])
+    fake_slack.state.reset()
+    reply = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.3.9")
+    assert (
+        "nor a version checkout ran in prod; known revisions: 3 (1.4.2), 2 (1.4.1), 1 (1.4.0)"
+        in str(reply.get("text"))
+    )
+    fake_slack.state.reset()
+    # A service that does not exist is "not found", even for someone who may roll nothing back.
+    reply = await _ask(runtime, signed, fake_slack, STRANGER, "nosuch prod")
+    assert "nosuch" in str(reply.get("text")) and "can’t do that" not in str(reply.get("text"))
 
 
 async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(
