@@ -237,7 +237,9 @@ class FreezeWindow(_Strict):
 
 class EnvironmentPolicy(_Strict):
     require_digest: bool = False
-    allow_latest: bool = True
+    allow_latest: bool = False
+    """`latest` is a mutable tag (what runs can change under you): refused unless allowed,
+    and never in production."""
     confirm: bool = False
     two_person_rule: bool = False
     offhours: bool = True

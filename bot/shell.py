@@ -363,7 +363,7 @@ class ShellSession:
         assert self.lines is not None
         line = await self.lines.next()
         if line is INTERRUPT:
-            self.out.write("^C\n")
+            self.out.write("\n" if self.live else "^C\n")  # a terminal echoes ^C itself
         elif line is None:
             self.out.write("\n")
         elif not sys.stdin.isatty() or self.out is not sys.stdout:

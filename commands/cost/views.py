@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from bot.text import plural
 from commands.cost.parse import ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
@@ -193,7 +194,7 @@ def budget_list(
     blocks.append(
         context("Budgets are monthly. Platform can change one with `/forge budget set TEAM 5000`.")
     )
-    return f"{len(rows)} budget(s)", blocks
+    return plural(len(rows), "budget"), blocks
 
 
 def budget_set(team: str, amount: Decimal, before: Decimal | None, currency: str = "USD") -> str:

@@ -181,7 +181,9 @@ class DeployService:
             )
         if not policy.allow_latest and request.version.text == "latest":
             raise UserInputError(
-                f"`latest` is refused in {environment.name}: name the exact version.",
+                f"`latest` is refused in {environment.name}: it is a mutable tag, so what runs "
+                "could change without a deploy. Name the exact version (the catalog's "
+                "`policy.allow_latest` allows it outside production).",
                 usage=DEPLOY_USAGE,
             )
 

@@ -227,6 +227,11 @@ async def test_a_failing_image_offers_roll_back_now(harness: DeployHarness) -> N
         (DEVELOPER, "checkout 1.4.2 staging", "like `checkout 1.4.2 to staging`"),
         (STRANGER, "checkout 1.4.2 to staging", "can’t do that"),
         (DEVELOPER, "checkout 1.4.1 to staging", "already runs `1.4.1`"),
+        (
+            DEVELOPER,
+            "checkout latest to staging",
+            "`latest` is refused in staging: it is a mutable",
+        ),
     ],
 )
 async def test_bad_input_gets_a_clear_ephemeral_answer(

@@ -27,8 +27,8 @@ async def test_demo_shows_a_reminder_a_shutdown_and_a_wake() -> None:
     text = out.getvalue()
     assert "checkout-preview* sleeps at *19:00 Europe/Berlin*" in text
     assert "[1] Keep running until 22:00   [2] Skip tonight   [3] Sleep now" in text
-    assert "checkout-preview* is asleep until Tue 08:00 Europe/Berlin: 3 object(s)" in text
-    assert "checkout-preview* is awake until Tue 19:00 Europe/Berlin: 3 object(s) restored" in text
+    assert "checkout-preview* is asleep until Tue 08:00 Europe/Berlin: 3 objects" in text
+    assert "checkout-preview* is awake until Tue 19:00 Europe/Berlin: 3 objects restored" in text
     assert "(use :clock +2h or :clock Tue 18:30 Europe/Berlin)" in text
     assert "Traceback" not in text
 
