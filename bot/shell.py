@@ -692,7 +692,7 @@ async def run_demo(
     from bot.demo_services import DemoServices
 
     with logging_to_file(folder / "forgebot.log") as notices:
-        services = DemoServices(workdir, notices.pending.append)
+        services = DemoServices(workdir, notices.add)
         settings = Settings(
             PROMETHEUS_URL=services.prometheus_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
