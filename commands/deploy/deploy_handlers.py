@@ -216,6 +216,14 @@ def register(
             await i.ack()  # a loading, blocked or error dialog has nothing to submit
             return
         reason = _selected(i.values, views.REASON)
+        asks_reason = any(b.get("block_id") == views.REASON for b in i.view.get("blocks", []))
+        if asks_reason and not reason:
+            # Said on the field, with the dialog still open, not after it has closed.
+            await i.ack(
+                response_action="errors",
+                errors={views.REASON: "Give a reason: it is kept in the audit log."},
+            )
+            return
         await i.ack()
         request = _request(metadata)
         channel = str(metadata.get("channel", ""))

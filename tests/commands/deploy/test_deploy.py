@@ -409,6 +409,13 @@ async def test_break_glass_in_a_freeze_needs_a_reason_and_a_second_approver(
     view = await harness.latest_view()
     reason_block = next(b for b in view["blocks"] if b.get("block_id") == views.REASON)
     assert reason_block["type"] == "input"
+    empty = await harness.submit_view(
+        DEVELOPER, view, {views.REASON: {"value": {"type": "plain_text_input", "value": "  "}}}
+    )
+    assert empty == {
+        "response_action": "errors",
+        "errors": {views.REASON: "Give a reason: it is kept in the audit log."},
+    }, "an empty reason is a field error while the dialog is open"
     await harness.submit_view(
         DEVELOPER,
         view,
