@@ -88,6 +88,7 @@ def history(
 
 
 ROLLBACK_CONFIRM = "deploy_rollback_confirm"
+ROLLBACK_CANCEL = "deploy_rollback_cancel"
 
 
 def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
@@ -111,6 +112,12 @@ def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
                     "text": {"type": "plain_text", "text": "Roll back now"},
                     "style": "danger",
                     "action_id": ROLLBACK_CONFIRM,
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "action_id": ROLLBACK_CANCEL,
                     "value": value,
                 },
             ],

@@ -150,6 +150,27 @@ async def test_rollback_to_a_version_and_to_what_does_not_exist(
     _release(fake_kube, "1.4.2")
     confirm = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.4.0")
     assert "from `1.4.2` to `1.4.0`" in json.dumps(confirm["blocks"])
+    buttons = [e for b in confirm["blocks"] if b["type"] == "actions" for e in b["elements"]]  # type: ignore[index,union-attr]
+    cancel = next(b for b in buttons if b["text"]["text"] == "Cancel")
+    fake_slack.state.reset()
+    press = block_actions(
+        ONCALL,
+        {
+            "action_id": cancel["action_id"],
+            "block_id": "rollback-confirm",
+            "value": cancel["value"],
+        },
+        response_url=fake_slack.new_response_url(),
+        message={"ts": "1790000000.000998"},
+        channel_id="C0PAYMENTS",
+    )
+    assert (await signed.send(press)).status == 200
+    assert runtime.ctx is not None
+    await runtime.ctx.settle()
+    [kept] = [c.args for c in fake_slack.state.calls if c.method == "response_url"]
+    assert kept["text"].startswith("Not rolled back") and kept["replace_original"]
+    image = fake_kube.find("deployments", "checkout", "checkout")["spec"]["template"]["spec"]  # type: ignore[index]
+    assert image["containers"][0]["image"].endswith(":1.4.2"), "nothing changed"
     fake_slack.state.reset()
     reply = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.3.9")
     assert (
