@@ -603,3 +603,34 @@ async def test_the_deploy_form_suggests_versions_and_reviews(harness: DeployHarn
     await harness.submit_view(DEVELOPER, review, {})
     await harness.idle()
     assert harness.image() == f"{IMAGE}:1.4.2"
+
+
+async def test_denying_a_prod_deploy_asks_why_and_tells_the_requester(
+    harness: DeployHarness,
+) -> None:
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    view = await harness.latest_view()
+    await harness.submit_view(DEVELOPER, view, {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    deny = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_DENY
+    )
+    harness.slack.state.reset()
+    await harness.press_button(ONCALL, deny)
+    await harness.idle()
+    dialog = harness.slack.state.find("views.open")[-1].response["view"]
+    assert dialog["callback_id"] == views.DEPLOY_DENY_VIEW
+    empty = await harness.submit_view(ONCALL, dialog, {})
+    assert empty["response_action"] == "errors" and views.REASON in empty["errors"]
+    await harness.submit_view(
+        ONCALL,
+        dialog,
+        {views.REASON: {"value": {"type": "plain_text_input", "value": "wait for the freeze"}}},
+    )
+    await harness.idle()
+    assert "wait for the freeze" in json.dumps([c.args for c in harness.slack.state.calls])
+    assert harness.image("checkout") == f"{IMAGE}:1.4.1", "denied: nothing deployed"
