@@ -662,6 +662,7 @@ async def run_demo(
     keep: bool,
     out: TextIO | None = None,
     stdin: TextIO | None = None,
+    folder: Path | None = None,
 ) -> int:
     """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog.
 
@@ -671,9 +672,11 @@ async def run_demo(
     between commands; charts the bot posts are saved there too, and the folder stays."""
     started = time.monotonic()
     output = out or sys.stdout
-    folder = Path(tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-"))
+    folder = folder or Path(
+        tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-")
+    )
     workdir = folder / "state"
-    workdir.mkdir()
+    workdir.mkdir(parents=True, exist_ok=True)
     catalog_path = demo_catalog_path()
     catalog = load_catalog(catalog_path)
     print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,17 @@ from bot.shell import run_demo
 from tests.fixtures import requirements
 
 
-async def _demo(script: str) -> str:
+async def _demo(script: str, folder: Path | None = None) -> str:
     out = io.StringIO()
-    code = await run_demo(script=None, user=None, keep=False, out=out, stdin=io.StringIO(script))
+    with tempfile.TemporaryDirectory() as scratch:  # the demo keeps its log and charts there
+        code = await run_demo(
+            script=None,
+            user=None,
+            keep=False,
+            out=out,
+            stdin=io.StringIO(script),
+            folder=folder or Path(scratch),
+        )
     assert code == 0
     return out.getvalue()
 
@@ -95,8 +104,8 @@ async def test_demo_deploys_through_the_form_and_asks_before_prod() -> None:
     assert "Traceback" not in text
 
 
-async def test_demo_saves_charts_and_cancels_forms() -> None:
-    text = await _demo("/cost chart\n/env request\n:cancel\n/forge help\n")
+async def test_demo_saves_charts_and_cancels_forms(tmp_path: Path) -> None:
+    text = await _demo("/cost chart\n/env request\n:cancel\n/forge help\n", tmp_path)
     saved = re.search(r"saved as (\S+\.png)", text)
     assert saved is not None, text
     assert Path(saved.group(1)).read_bytes().startswith(b"\x89PNG")
