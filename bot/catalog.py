@@ -299,7 +299,9 @@ class FreezeWindow(_Strict):
 
 class EnvironmentPolicy(_Strict):
     require_digest: bool = False
-    allow_latest: bool = True
+    allow_latest: bool = False
+    """`latest` is a mutable tag (what runs can change under you): refused unless allowed,
+    and never in production."""
     confirm: bool = False
     two_person_rule: bool = False
     offhours: bool = True
@@ -561,34 +563,11 @@ class Catalog(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
-        teams = _unique([t.name for t in self.teams], "team")
-        envs = _unique([e.name for e in self.environments], "environment")
-        _unique([s.name for s in self.services], "service")
-        _unique([t.name for t in self.templates], "template")
-        if self.platform_team not in teams:
-            raise ValueError(f"platform_team “{self.platform_team}” is not one of the teams")
-        for service in self.services:
-            if service.team not in teams:
-                raise ValueError(f"service {service.name}: team “{service.team}” is not defined")
-            for env in service.workloads:
-                if env not in envs:
-                    raise ValueError(f"service {service.name}: environment “{env}” is not defined")
-            _unique([slo.name for slo in service.slos], f"service {service.name}: SLO")
-            for slo in service.slos:
-                if envs and slo.environment not in envs:
-                    raise ValueError(
-                        f"service {service.name}: SLO {slo.name}: environment "
-                        f"“{slo.environment}” is not defined"
-                    )
-            if self.registries and not any(
-                service.image.startswith(r.rstrip("/") + "/") for r in self.registries
-            ):
-                raise ValueError(
-                    f"service {service.name}: image {service.image} is not on an allowed registry"
-                )
-        for budget in self.budgets:
-            if budget.team not in teams:
-                raise ValueError(f"budget: team “{budget.team}” is not defined")
+        from bot.catalog_checks import reference_problems
+
+        problems = reference_problems(self.model_dump(mode="json"))
+        if problems:
+            raise ValueError(REFERENCES + "; ".join(message for _, message in problems))
         self._check_previews()
         return self
 
@@ -655,6 +634,11 @@ def _unique(names: list[str], what: str) -> set[str]:
 # --- loading with line numbers ---------------------------------------------------------------
 
 
+REFERENCES = "cross references: "
+"""Marks the model's summary of the reference problems, which `parse_catalog` reports one by
+one at their own lines instead."""
+
+
 class CatalogError(Exception):
     """The catalog cannot be used; `problems` are `file:line: message` strings."""
 
@@ -703,15 +687,27 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         raise CatalogError([f"{source}:{line}: YAML syntax: {exc.problem}"]) from None
     if not isinstance(data, dict) or node is None:
         raise CatalogError([f"{source}:1: the catalog must be a YAML mapping"])
+    from bot.catalog_checks import reference_problems
+
     lines: dict[tuple[Any, ...], int] = {}
     _line_map(node, (), lines)
+    # Every problem in one run: the schema's and the cross references', each at its own line.
+    found = [
+        (_line_for(loc, lines), f"{'.'.join(str(p) for p in loc)}: {message}")
+        for loc, message in reference_problems(data)
+    ]
     try:
-        return Catalog.model_validate(data)
+        catalog = Catalog.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{source}:{_line_for(tuple(e['loc']), lines)}: {_describe(e)}" for e in exc.errors()
+        found += [
+            (_line_for(tuple(e["loc"]), lines), _describe(e))
+            for e in exc.errors()
+            if not str(e["msg"]).removeprefix("Value error, ").startswith(REFERENCES)
         ]
-        raise CatalogError(problems) from None
+    else:
+        if not found:
+            return catalog
+    raise CatalogError([f"{source}:{line}: {message}" for line, message in sorted(found)])
 
 
 def load_catalog(path: Path) -> Catalog:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.logs import configure_logging
+from bot.text import plural
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog, CatalogError
@@ -55,7 +56,7 @@ def _catalog_or_exit(path: Path) -> Catalog:
 
 
 def _print_problems(exc: CatalogError) -> None:
-    print(f"forgebot: the catalog has {len(exc.problems)} problem(s):", file=sys.stderr)
+    print(f"forgebot: the catalog has {plural(len(exc.problems), 'problem')}:", file=sys.stderr)
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
 
@@ -87,7 +88,7 @@ async def _check_slo_queries(settings: Settings, catalog: Catalog) -> int:
     finally:
         await prometheus.close()
     if problems:
-        print(f"forgebot: {len(problems)} SLO query problem(s):", file=sys.stderr)
+        print(f"forgebot: {plural(len(problems), 'SLO query problem')}:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 2

@@ -29,3 +29,6 @@ class Conflict(ForgebotError):
 
 class DependencyUnavailable(ForgebotError):
     """A system forgebot depends on is unreachable or failing; try again later."""
+
+    retryable = True
+    """False when waiting will not help (the dependency is not configured at all)."""

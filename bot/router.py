@@ -182,7 +182,9 @@ class Boundary:
                 reply,
                 f":hourglass: forgebot is temporarily unavailable ({what}). Try again in a minute."
                 if isinstance(exc, DatabaseUnavailable)
-                else f":hourglass: {exc}. Try again in a minute.",
+                else f":hourglass: {exc}. Try again in a minute."
+                if exc.retryable
+                else f":information_source: {exc}.",
             )
         except ForgebotError as exc:
             outcome, error = AuditOutcome.ERROR, str(exc)

@@ -363,7 +363,7 @@ class ShellSession:
         assert self.lines is not None
         line = await self.lines.next()
         if line is INTERRUPT:
-            self.out.write("^C\n")
+            self.out.write("\n" if self.live else "^C\n")  # a terminal echoes ^C itself
         elif line is None:
             self.out.write("\n")
         elif not sys.stdin.isatty() or self.out is not sys.stdout:
@@ -664,6 +664,7 @@ async def run_demo(
     keep: bool,
     out: TextIO | None = None,
     stdin: TextIO | None = None,
+    folder: Path | None = None,
 ) -> int:
     """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog.
 
@@ -673,9 +674,11 @@ async def run_demo(
     between commands; charts the bot posts are saved there too, and the folder stays."""
     started = time.monotonic()
     output = out or sys.stdout
-    folder = Path(tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-"))
+    folder = folder or Path(
+        tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-")
+    )
     workdir = folder / "state"
-    workdir.mkdir()
+    workdir.mkdir(parents=True, exist_ok=True)
     catalog_path = demo_catalog_path()
     catalog = load_catalog(catalog_path)
     print(
@@ -694,7 +697,7 @@ async def run_demo(
     from bot.demo_services import DemoServices
 
     with logging_to_file(folder / "forgebot.log") as notices:
-        services = DemoServices(workdir, notices.pending.append)
+        services = DemoServices(workdir, notices.add)
         settings = Settings(
             PROMETHEUS_URL=services.prometheus_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",

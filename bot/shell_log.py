@@ -28,6 +28,10 @@ class NoticeHandler(logging.Handler):
         text = first[0] if first else record.name
         self.pending.append(f"{record.levelname.lower()}: {text[:200]}")
 
+    def add(self, text: str) -> None:
+        """A notice of the shell's own (e.g. a sandbox server is ready)."""
+        self.pending.append(text)
+
     def take(self) -> list[str]:
         taken, self.pending = self.pending, []
         return taken

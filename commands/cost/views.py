@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from bot.text import plural
 from commands.cost.parse import ScopeKind
 from commands.cost.periods import day_range
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
@@ -260,7 +261,7 @@ def budget_list(
             "one with `/forge budget set TEAM 5000`."
         )
     )
-    return f"{len(rows)} budget(s)", blocks
+    return plural(len(rows), "budget"), blocks
 
 
 def budget_set(team: str, amount: Decimal, before: Decimal | None, currency: str = "USD") -> str:

@@ -286,6 +286,14 @@ def register(
             await i.ack()  # a loading, blocked or error dialog has nothing to submit
             return
         reason = _selected(i.values, views.REASON)
+        asks_reason = any(b.get("block_id") == views.REASON for b in i.view.get("blocks", []))
+        if asks_reason and not reason:
+            # Said on the field, with the dialog still open, not after it has closed.
+            await i.ack(
+                response_action="errors",
+                errors={views.REASON: "Give a reason: it is kept in the audit log."},
+            )
+            return
         await i.ack()
         request = _request(metadata)
         channel = str(metadata.get("channel", ""))
@@ -312,8 +320,24 @@ def register(
 
     async def deny(i: Interaction) -> None:
         await i.ack()
-        await deploys.decide(i.actor, int(i.value), approve=False)
+        # Refused (or already decided) before the dialog opens, not after it is filled in.
+        approval = await deploys.answerable(i.actor, int(i.value))
+        await ctx.slack_client.views_open(trigger_id=i.trigger_id, view=views.deny_modal(approval))
+
+    async def deny_reason(i: Interaction) -> None:
+        reason = _selected(i.values, views.REASON)
+        if not reason:
+            await i.ack(
+                response_action="errors",
+                errors={views.REASON: "Say why, so the requester knows what to change."},
+            )
+            return
+        await i.ack()
+        approval_id = int(json.loads(i.view.get("private_metadata") or "{}").get("approval_id", 0))
+        await deploys.decide(i.actor, approval_id, approve=False, note=reason)
+
+    on_view(app, boundary, views.DEPLOY_DENY_VIEW, "deploy.deny", deny_reason)
 
     on_action(app, boundary, views.DEPLOY_APPROVE, "deploy.approve", approve)
-    on_action(app, boundary, views.DEPLOY_DENY, "deploy.deny", deny)
+    on_action(app, boundary, views.DEPLOY_DENY, "deploy.deny.open", deny)
     return deploys

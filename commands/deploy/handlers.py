@@ -90,11 +90,22 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
             await i.respond(text=note, replace_original=True)
 
     on_action(app, ctx.boundary, views.ROLLBACK_CONFIRM, "rollback", confirm)
+
+    async def cancel(i: Interaction) -> None:
+        await i.ack()
+        service, environment, _ = i.value.split("|")
+        if i.respond is not None:
+            await i.respond(
+                text=f"Not rolled back: {service} in {environment} keeps what it runs.",
+                replace_original=True,
+            )
+
+    on_action(app, ctx.boundary, views.ROLLBACK_CANCEL, "rollback.cancel", cancel)
     ctx.router.add(
         Subcommand(
             name="rollback",
             summary="roll a service back to its previous (or a named) revision; allowed during freezes",
-            usage=["rollback SERVICE ENV [to REVISION]"],
+            usage=["rollback SERVICE ENV [to REVISION|VERSION]"],
             handler=rollback,
             examples=["/rollback checkout prod", "/rollback checkout prod to 7"],
         )

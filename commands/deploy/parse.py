@@ -20,7 +20,7 @@ DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 DEPLOY_USAGE = "`/forge deploy SERVICE VERSION to ENV [hotfix]`"
-ROLLBACK_USAGE = "`/forge rollback SERVICE ENV [to REVISION]`"
+ROLLBACK_USAGE = "`/forge rollback SERVICE ENV [to REVISION|VERSION]`"
 FREEZE_USAGE = "`/forge freeze ENV [for 2h] REASON`\n`/forge unfreeze ENV`"
 
 
@@ -87,17 +87,24 @@ class RollbackRequest:
     service: str
     environment: str
     revision: int | None = None
+    version: str | None = None
+    """`to 1.4.1`: the newest revision that ran this version (people type versions)."""
 
 
 def parse_rollback(args: str) -> RollbackRequest:
     words = args.split()
     revision: int | None = None
+    version: str | None = None
     if len(words) == 4 and words[2].lower() == "to":
-        if not words[3].isdigit() or int(words[3]) < 1:
+        if words[3].isdigit() and int(words[3]) >= 1:
+            revision = int(words[3])
+        elif DIGEST.fullmatch(words[3]) or TAG.fullmatch(words[3]):
+            version = words[3]
+        else:
             raise UserInputError(
-                f"`{escape(words[3])}` is not a revision number.", usage=ROLLBACK_USAGE
+                f"`{escape(words[3])}` is not a revision number or a version.",
+                usage=ROLLBACK_USAGE,
             )
-        revision = int(words[3])
         words = words[:2]
     if len(words) != 2:
         raise UserInputError(
@@ -107,6 +114,7 @@ def parse_rollback(args: str) -> RollbackRequest:
         _name(words[0].lower(), "service", ROLLBACK_USAGE),
         _name(words[1].lower(), "environment", ROLLBACK_USAGE),
         revision,
+        version,
     )
 
 

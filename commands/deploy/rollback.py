@@ -21,6 +21,7 @@ from commands.deploy.history import version_of
 from commands.deploy.parse import RollbackRequest, parse_version
 from commands.deploy.rollout import Change, RolloutRunner, workload_of
 from integrations.kubernetes.gateway import KubeGateway
+from integrations.slack.blockkit import escape
 from storage import deployments as repo
 from storage.db import Database
 from storage.models import DeployKind, DeploymentRecord, Operation
@@ -59,15 +60,27 @@ class RollbackService:
         return workload_of(self.catalog, service, environment)
 
     async def plan(self, actor: Actor, request: RollbackRequest) -> RollbackPlan:
+        # What does not exist is "not found" for everyone, before any permission question.
+        workload = self._workload(request.service, request.environment)
         decision = self.auth.authorize(actor, Action.ROLLBACK, Target(service=request.service))
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ROLLBACK))
-        workload = self._workload(request.service, request.environment)
         if workload.gitops is not None and self.gitops is not None:
             return await self._plan_revert(request)
         revisions = await self.kube.revisions(
             workload.cluster, workload.namespace, workload.deployment
         )
+        if request.version is not None:
+            ran = [r for r in revisions if self._version(workload, r.images) == request.version]
+            if not ran:
+                known = ", ".join(
+                    f"{r.number} ({self._version(workload, r.images)})" for r in revisions
+                )
+                raise UserInputError(
+                    f"`{escape(request.version)}` is not a revision number, nor a version "
+                    f"{request.service} ran in {request.environment}; known revisions: {known}."
+                )
+            request = RollbackRequest(request.service, request.environment, ran[0].number)
         if len(revisions) < 2 and request.revision is None:
             raise UserInputError(
                 f"{request.service} in {request.environment} has no previous revision to roll back to."

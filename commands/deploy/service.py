@@ -186,7 +186,9 @@ class DeployService:
             )
         if not policy.allow_latest and request.version.text == "latest":
             raise UserInputError(
-                f"`latest` is refused in {environment.name}: name the exact version.",
+                f"`latest` is refused in {environment.name}: it is a mutable tag, so what runs "
+                "could change without a deploy. Name the exact version (the catalog's "
+                "`policy.allow_latest` allows it outside production).",
                 usage=DEPLOY_USAGE,
             )
 
@@ -444,10 +446,8 @@ class DeployService:
         approval.card_channel, approval.card_ts = card_ts
         return Started(StartKind.AWAITING_APPROVAL, plan, approval)
 
-    async def decide(
-        self, actor: Actor, approval_id: int, *, approve: bool, note: str = ""
-    ) -> tuple[DeployApproval, Started | None]:
-        """The second person's answer; the first press wins, the requester cannot approve."""
+    async def answerable(self, actor: Actor, approval_id: int) -> DeployApproval:
+        """The pending request `actor` may answer; checked before a deny dialog opens too."""
         approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
         if approval is None:
             raise NotFound("That deploy request no longer exists.")
@@ -467,6 +467,13 @@ class DeployService:
                 decision = self.auth.authorize(actor, action, target)
                 if not decision.allowed:
                     raise NotAuthorized(decision.explain(action))
+        return approval
+
+    async def decide(
+        self, actor: Actor, approval_id: int, *, approve: bool, note: str = ""
+    ) -> tuple[DeployApproval, Started | None]:
+        """The second person's answer; the first press wins, the requester cannot approve."""
+        approval = await self.answerable(actor, approval_id)
         state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
         now = self.clock.now()
         decided = await self.db.run(
@@ -478,7 +485,8 @@ class DeployService:
             fresh = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
             who = f" by <@{fresh.decided_by}>" if fresh and fresh.decided_by else ""
             raise Conflict(f"That deploy request was already decided{who}.")
-        approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id)) or approval
+        stored = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
+        approval = stored or approval
         try:
             started = await self._start_approved(approval) if approve else None
         finally:

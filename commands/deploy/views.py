@@ -120,6 +120,7 @@ def commit_history(
 
 
 ROLLBACK_CONFIRM = "deploy_rollback_confirm"
+ROLLBACK_CANCEL = "deploy_rollback_cancel"
 
 
 def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
@@ -148,6 +149,12 @@ def rollback_confirm(plan: RollbackPlan) -> tuple[str, list[dict[str, Any]]]:
                     "text": {"type": "plain_text", "text": "Roll back now"},
                     "style": "danger",
                     "action_id": ROLLBACK_CONFIRM,
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "action_id": ROLLBACK_CANCEL,
                     "value": value,
                 },
             ],
@@ -269,6 +276,42 @@ DEPLOY_FORM_VIEW = "deploy_form"
 DEPLOY_REVIEW = "deploy_review"
 DEPLOY_APPROVE = "deploy_approve"
 DEPLOY_DENY = "deploy_deny"
+DEPLOY_DENY_VIEW = "deploy_deny_reason"
+
+
+def deny_modal(approval: DeployApproval) -> dict[str, Any]:
+    """Why the deploy is denied: asked as for environment requests, told to the requester."""
+    return {
+        "type": "modal",
+        "callback_id": DEPLOY_DENY_VIEW,
+        "title": {"type": "plain_text", "text": "Deny deploy"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps({"approval_id": approval.id}),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"Deny deploying *{escape(approval.service)}* `{escape(approval.version)}` "
+                    f"to *{escape(approval.environment)}*? <@{approval.requester}> sees your reason.",
+                },
+            },
+            {
+                "type": "input",
+                "block_id": REASON,
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
 FORM_SERVICE, FORM_ENVIRONMENT, FORM_VERSION, FORM_HOTFIX = (
     "service",
     "environment",

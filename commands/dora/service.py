@@ -72,8 +72,10 @@ class DoraService:
             try:
                 period = parse_duration(words[-1])
                 words = words[:-1]
-            except DurationError:
-                pass
+            except DurationError as exc:
+                # "5x" after a name is a period gone wrong, not a second name.
+                if len(words) > 1 or words[-1][:1].isdigit():
+                    raise UserInputError(f"{exc}.", usage=USAGE) from None
         if period > timedelta(days=366):
             raise UserInputError("Ask for a year at most.", usage=USAGE)
         scope = service_or_team(self.catalog, self.auth, actor, words, USAGE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bot.text import plural
 from commands.dora.metrics import BANDS_REPORT, Band, DoraReport
 from integrations.slack.blockkit import escape
 
@@ -33,6 +34,11 @@ def _percent(rate: float) -> str:
     return f"{text}%"
 
 
+def _median(value: timedelta | None, samples: str) -> str:
+    # "no data", never "median no data".
+    return "no data" if value is None else f"median {_duration(value)} ({samples})"
+
+
 def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
     rate = (
         f"{_percent(report.change_failure_rate)} ({report.failed_changes} of {report.deploys})"
@@ -41,12 +47,12 @@ def dora_report(report: DoraReport) -> tuple[str, list[dict[str, Any]]]:
     )
     fields = [
         f"*Deployment frequency* {BAND_ICON[report.frequency_band]} {report.frequency_band}\n"
-        f"{report.deploys} deploys, {report.per_day:.2f}/day",
+        f"{plural(report.deploys, 'deploy')}, {report.per_day:.2f}/day",
         f"*Lead time for changes* {BAND_ICON[report.lead_time_band]} {report.lead_time_band}\n"
-        f"median {_duration(report.lead_time)} ({report.lead_time_samples} with a commit time)",
+        + _median(report.lead_time, f"{report.lead_time_samples} with a commit time"),
         f"*Change failure rate* {BAND_ICON[report.failure_band]} {report.failure_band}\n{rate}",
         f"*Time to restore* {BAND_ICON[report.restore_band]} {report.restore_band}\n"
-        f"median {_duration(report.time_to_restore)} ({report.restore_samples} restores)",
+        + _median(report.time_to_restore, plural(report.restore_samples, "restore")),
     ]
     where = ", ".join(report.environments)
     title = f"DORA metrics for {escape(report.scope)} in {escape(where)}, last {report.days} days"

@@ -26,7 +26,9 @@ from commands.environments.service import (
     NamespaceProvisioner,
 )
 from storage import environments as env_repo
+from storage import offhours as offhours_repo
 from storage.models import EnvState
+from storage.offhours import OffhoursState
 
 
 def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> EnvironmentService:
@@ -83,8 +85,9 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         await ack()
         now = ctx.clock.now()
         if cmd.verb == "list":
+            records = await service.list(invocation.actor, cmd.scope)
             text, blocks = views.environment_list(
-                await service.list(invocation.actor, cmd.scope), cmd.scope, now
+                records, cmd.scope, now, await _asleep([r.name for r in records])
             )
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "show":
@@ -257,6 +260,11 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         scheduler.add(
             JobSpec("env-ttl", catalog.schedules.ttl_sweep_interval, service.sweep_expiry)
         )
+
+    async def _asleep(names: list[str]) -> frozenset[str]:
+        # Off-hours records whether an environment is scaled down; list it as asleep then.
+        found = await ctx.db.run(lambda s: offhours_repo.settings(s, names))
+        return frozenset(n for n, row in found.items() if row.state == OffhoursState.ASLEEP)
 
     async def _actual_cost(name: str) -> str:
         # The cost capability (when AWS is configured) registers this; it never raises.

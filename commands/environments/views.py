@@ -342,24 +342,31 @@ def reminder(record: EnvironmentRecord, left: timedelta) -> tuple[str, list[dict
     ]
 
 
-def environment_line(record: EnvironmentRecord, now: datetime) -> str:
+def environment_line(record: EnvironmentRecord, now: datetime, *, asleep: bool = False) -> str:
+    """One line per environment; an active one scaled down for off-hours reads asleep."""
     icon = STATE_ICON.get(EnvState(record.state), "")
+    state = str(record.state)
+    if asleep and record.state == EnvState.ACTIVE:
+        icon, state = ":zzz:", "asleep"
     cost = money(_decimal(record.monthly_cost), record.currency)
     return (
-        f"{icon} *{escape(record.name)}* ({record.state}): {record.template} {record.size}, "
+        f"{icon} *{escape(record.name)}* ({state}): {record.template} {record.size}, "
         f"<@{record.owner_user_id}>, expires {expires_text(record.expires_at, now)}, ≈ {cost}/month"
     )
 
 
 def environment_list(
-    records: Sequence[EnvironmentRecord], scope: str, now: datetime
+    records: Sequence[EnvironmentRecord],
+    scope: str,
+    now: datetime,
+    asleep: frozenset[str] = frozenset(),
 ) -> tuple[str, list[dict[str, Any]]]:
     if not records:
         hint = " `/forge env request` asks for one." if scope == "mine" else ""
         return "No environments", [_section(f"No environments ({scope}).{hint}")]
     blocks = [_section(f"*Environments ({scope})*: {len(records)}")]
     # One block per environment keeps each under the section limit; more than fits is paginated.
-    blocks += [_section(environment_line(r, now)) for r in records[:48]]
+    blocks += [_section(environment_line(r, now, asleep=r.name in asleep)) for r in records[:48]]
     if len(records) > 48:
         blocks.append(
             {

@@ -585,10 +585,11 @@ class OffhoursService:
             f"offhours.{outcome.acted}",
             {"objects_changed": changed, "schedule": resolved.source},
         )
-        fresh = await self.db.run(lambda s: repo.setting(s, target.environment, now))
-        await self.notify.changed(
-            target, outcome, resolved.zone, self.next_change(resolved, fresh, now)
-        )
+        if changed:  # an empty namespace changed nothing: nothing worth a message
+            fresh = await self.db.run(lambda s: repo.setting(s, target.environment, now))
+            await self.notify.changed(
+                target, outcome, resolved.zone, self.next_change(resolved, fresh, now)
+            )
         return outcome
 
     async def _failed(
@@ -786,7 +787,12 @@ class OffhoursService:
         sleeps = await self.db.run(lambda s: repo.sleeps_overlapping(s, start, end))
         lines = savings(sleeps, start, end)
         for team in self.catalog.teams:
-            mine = [line for line in lines if line.team == team.name]
+            # Only what says something: environments that slept, not a table of zeros.
+            mine = [
+                line
+                for line in lines
+                if line.team == team.name and (line.hours > 0 or line.saved > 0)
+            ]
             if mine:
                 await self.notify.weekly(team.channel, team.name, mine)
 

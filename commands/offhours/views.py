@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import utc
+from bot.text import plural
 from commands.environments.pricing import money
 from commands.offhours.report import SavingsLine
 from integrations.slack.blockkit import escape
@@ -54,12 +55,12 @@ def changed(
     when = f" until {local_day(next_change, zone)}" if next_change else ""
     if acted == "slept":
         return (
-            f":zzz: *{escape(environment)}* is asleep{when}: {changed_count} object(s) scaled "
+            f":zzz: *{escape(environment)}* is asleep{when}: {plural(changed_count, 'object')} scaled "
             "down, originals recorded. `/forge env wake "
             f"{escape(environment)} for 2h` wakes it on demand."
         )
     return (
-        f":sunny: *{escape(environment)}* is awake{when}: {changed_count} object(s) restored "
+        f":sunny: *{escape(environment)}* is awake{when}: {plural(changed_count, 'object')} restored "
         "to their recorded counts."
     )
 

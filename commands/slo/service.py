@@ -28,7 +28,9 @@ DEADLINE_SECONDS = 2.5
 
 
 class PrometheusNotConfigured(PrometheusUnavailable):
-    pass
+    """No PROMETHEUS_URL: a setting is missing, so trying again in a minute will not help."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class SloService:
         prometheus = self.prometheus
         if prometheus is None:
             raise PrometheusNotConfigured(
-                "SLO data unavailable: Prometheus is not configured (set PROMETHEUS_URL)"
+                "SLOs are not set up here: forgebot has no Prometheus to ask (its "
+                "PROMETHEUS_URL setting is empty); the platform team can configure it"
             )
         try:
             async with asyncio.timeout(deadline or self.deadline):

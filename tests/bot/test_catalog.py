@@ -85,3 +85,38 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"{broken}:7:" in err and "channel ID" in err
+
+
+def test_config_check_reports_every_problem_in_one_run_at_its_line() -> None:
+    text = (Path(__file__).parents[2] / "catalog.example.yaml").read_text()
+    lines = text.splitlines()
+
+    def line_of(fragment: str, after: int = 0) -> int:
+        return next(i for i, line in enumerate(lines, 1) if i > after and fragment in line)
+
+    broken = (
+        text.replace("  - team: search\n    monthly: 2000", "  - team: serch\n    monthly: 2000")
+        .replace("Mon-Fri", "Mon-Fry", 1)
+        .replace('end: "2027-01-02T00:00"', 'end: "2026-12-02T00:00"')
+        .replace("    monthly: 5000", "    monthly: lots")
+    )
+    with pytest.raises(CatalogError) as raised:
+        parse_catalog(broken, "catalog.yaml")
+    problems = raised.value.problems
+    assert len(problems) == 4, problems
+    budgets = line_of("budgets:")
+    assert f"catalog.yaml:{line_of('monthly: 5000', budgets)}: budgets.0.monthly" in problems[-2]
+    assert problems[-1] == (
+        f"catalog.yaml:{line_of('- team: search', budgets)}: budgets.1.team: "
+        "budget: team “serch” is not defined"
+    )
+    assert any(
+        p.startswith(f"catalog.yaml:{line_of('Mon-Fri')}: templates.0.offhours") and "“Fry”" in p
+        for p in problems
+    )
+    window_end = line_of('end: "2027-01-02')
+    assert any(
+        p.startswith(f"catalog.yaml:{window_end}:")
+        and "ends (2026-12-02T00:00) before it starts" in p
+        for p in problems
+    )

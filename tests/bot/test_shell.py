@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,17 @@ from bot.shell import run_demo
 from tests.fixtures import requirements
 
 
-async def _demo(script: str) -> str:
+async def _demo(script: str, folder: Path | None = None) -> str:
     out = io.StringIO()
-    code = await run_demo(script=None, user=None, keep=False, out=out, stdin=io.StringIO(script))
+    with tempfile.TemporaryDirectory() as scratch:  # the demo keeps its log and charts there
+        code = await run_demo(
+            script=None,
+            user=None,
+            keep=False,
+            out=out,
+            stdin=io.StringIO(script),
+            folder=folder or Path(scratch),
+        )
     assert code == 0
     return out.getvalue()
 
@@ -62,7 +71,8 @@ async def test_demo_without_prometheus_says_how_to_get_it(
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no prometheus on it
     text = await _demo("/slo\n")
     assert "no SLO data in this demo: install Prometheus" in text
-    assert "SLO data unavailable: Prometheus is not configured" in text
+    assert "SLOs are not set up here: forgebot has no Prometheus to ask" in text
+    assert "Try again in a minute" not in text, "waiting does not fix a missing setting"
 
 
 async def test_demo_shows_cost_and_budgets() -> None:
@@ -94,8 +104,8 @@ async def test_demo_deploys_through_the_form_and_asks_before_prod() -> None:
     assert "Traceback" not in text
 
 
-async def test_demo_saves_charts_and_cancels_forms() -> None:
-    text = await _demo("/cost chart\n/env request\n:cancel\n/forge help\n")
+async def test_demo_saves_charts_and_cancels_forms(tmp_path: Path) -> None:
+    text = await _demo("/cost chart\n/env request\n:cancel\n/forge help\n", tmp_path)
     saved = re.search(r"saved as (\S+\.png)", text)
     assert saved is not None, text
     assert Path(saved.group(1)).read_bytes().startswith(b"\x89PNG")

@@ -227,6 +227,11 @@ async def test_a_failing_image_offers_roll_back_now(harness: DeployHarness) -> N
         (DEVELOPER, "checkout 1.4.2 staging", "like `checkout 1.4.2 to staging`"),
         (STRANGER, "checkout 1.4.2 to staging", "can’t do that"),
         (DEVELOPER, "checkout 1.4.1 to staging", "already runs `1.4.1`"),
+        (
+            DEVELOPER,
+            "checkout latest to staging",
+            "`latest` is refused in staging: it is a mutable",
+        ),
     ],
 )
 async def test_bad_input_gets_a_clear_ephemeral_answer(
@@ -404,6 +409,13 @@ async def test_break_glass_in_a_freeze_needs_a_reason_and_a_second_approver(
     view = await harness.latest_view()
     reason_block = next(b for b in view["blocks"] if b.get("block_id") == views.REASON)
     assert reason_block["type"] == "input"
+    empty = await harness.submit_view(
+        DEVELOPER, view, {views.REASON: {"value": {"type": "plain_text_input", "value": "  "}}}
+    )
+    assert empty == {
+        "response_action": "errors",
+        "errors": {views.REASON: "Give a reason: it is kept in the audit log."},
+    }, "an empty reason is a field error while the dialog is open"
     await harness.submit_view(
         DEVELOPER,
         view,
@@ -650,3 +662,34 @@ async def test_an_acked_deploy_interrupted_before_its_gates_is_done_and_told_aft
     told = [c for c in harness.slack.state.calls if c.method == "chat.postEphemeral"]
     assert told and "restarted while handling your deploy" in told[0].args["text"]
     assert "Deploying checkout `1.4.2` to staging" in told[0].args["text"]
+
+
+async def test_denying_a_prod_deploy_asks_why_and_tells_the_requester(
+    harness: DeployHarness,
+) -> None:
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    view = await harness.latest_view()
+    await harness.submit_view(DEVELOPER, view, {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    deny = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_DENY
+    )
+    harness.slack.state.reset()
+    await harness.press_button(ONCALL, deny)
+    await harness.idle()
+    dialog = harness.slack.state.find("views.open")[-1].response["view"]
+    assert dialog["callback_id"] == views.DEPLOY_DENY_VIEW
+    empty = await harness.submit_view(ONCALL, dialog, {})
+    assert empty["response_action"] == "errors" and views.REASON in empty["errors"]
+    await harness.submit_view(
+        ONCALL,
+        dialog,
+        {views.REASON: {"value": {"type": "plain_text_input", "value": "wait for the freeze"}}},
+    )
+    await harness.idle()
+    assert "wait for the freeze" in json.dumps([c.args for c in harness.slack.state.calls])
+    assert harness.image("checkout") == f"{IMAGE}:1.4.1", "denied: nothing deployed"

@@ -21,9 +21,10 @@ async def _say(bot: RunningBot, who: object, text: str) -> str:
     assert response.status == 200
     if response.body:
         return str(response.json().get("text", ""))
-    calls = await bot.slack.state.until(
-        lambda calls: (found := [c for c in calls if c.method == "response_url"])[seen:] and found
-    )
+    assert bot.runtime.ctx is not None
+    await bot.runtime.ctx.settle()  # the answer comes after the ack: wait for that work
+    calls = [c for c in bot.slack.state.calls if c.method == "response_url"]
+    assert calls[seen:], "no answer"
     return json.dumps(calls[-1].args)
 
 

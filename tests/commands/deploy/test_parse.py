@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import UserInputError
-from commands.deploy.parse import parse_deploy, parse_freeze, parse_rollback, parse_version
+from commands.deploy.parse import (
+    RollbackRequest,
+    parse_deploy,
+    parse_freeze,
+    parse_rollback,
+    parse_version,
+)
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -61,8 +67,13 @@ def test_deploy_commands() -> None:
 def test_rollback_and_freeze_commands() -> None:
     assert parse_rollback("checkout prod").revision is None
     assert parse_rollback("checkout prod to 7").revision == 7
-    with pytest.raises(UserInputError):
-        parse_rollback("checkout prod to seven")
+    # People type versions: `to 1.4.1` is the newest revision that ran it.
+    assert parse_rollback("checkout prod to 1.4.1") == RollbackRequest(
+        "checkout", "prod", None, "1.4.1"
+    )
+    for bad in ("checkout prod to -seven", "checkout prod to sha256:abc"):
+        with pytest.raises(UserInputError, match="not a revision number or a version"):
+            parse_rollback(bad)
     freeze = parse_freeze("prod for 2h incident 4411 in progress")
     assert freeze.duration is not None and freeze.duration.total_seconds() == 7200
     assert freeze.reason == "incident 4411 in progress"

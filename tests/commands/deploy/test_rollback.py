@@ -64,7 +64,10 @@ async def _ask(
     assert response.status == 200
     if response.body:
         return dict(response.json())
-    calls = await slack.state.until(lambda calls: [c for c in calls if c.method == "response_url"])
+    assert runtime.ctx is not None
+    await runtime.ctx.settle()  # the handler answers after its ack: wait for it, not for time
+    calls = [c for c in slack.state.calls if c.method == "response_url"]
+    assert calls, "no answer"
     return dict(calls[-1].args)
 
 
@@ -136,6 +139,48 @@ async def test_rollback_refusals(
     fake_slack.state.reset()
     reply = await _ask(runtime, signed, fake_slack, DEVELOPER, "checkout prod to seven")
     assert "not a revision number" in str(reply.get("text"))
+
+
+async def test_rollback_to_a_version_and_to_what_does_not_exist(
+    bot: tuple[Runtime, SignedSlackClient], fake_kube: FakeKube, fake_slack: RunningFakeSlack
+) -> None:
+    runtime, signed = bot
+    fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.0")
+    _release(fake_kube, "1.4.1")
+    _release(fake_kube, "1.4.2")
+    confirm = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.4.0")
+    assert "from `1.4.2` to `1.4.0`" in json.dumps(confirm["blocks"])
+    buttons = [e for b in confirm["blocks"] if b["type"] == "actions" for e in b["elements"]]  # type: ignore[index,union-attr]
+    cancel = next(b for b in buttons if b["text"]["text"] == "Cancel")
+    fake_slack.state.reset()
+    press = block_actions(
+        ONCALL,
+        {
+            "action_id": cancel["action_id"],
+            "block_id": "rollback-confirm",
+            "value": cancel["value"],
+        },
+        response_url=fake_slack.new_response_url(),
+        message={"ts": "1790000000.000998"},
+        channel_id="C0PAYMENTS",
+    )
+    assert (await signed.send(press)).status == 200
+    assert runtime.ctx is not None
+    await runtime.ctx.settle()
+    [kept] = [c.args for c in fake_slack.state.calls if c.method == "response_url"]
+    assert kept["text"].startswith("Not rolled back") and kept["replace_original"]
+    image = fake_kube.find("deployments", "checkout", "checkout")["spec"]["template"]["spec"]  # type: ignore[index]
+    assert image["containers"][0]["image"].endswith(":1.4.2"), "nothing changed"
+    fake_slack.state.reset()
+    reply = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod to 1.3.9")
+    assert (
+        "nor a version checkout ran in prod; known revisions: 3 (1.4.2), 2 (1.4.1), 1 (1.4.0)"
+        in str(reply.get("text"))
+    )
+    fake_slack.state.reset()
+    # A service that does not exist is "not found", even for someone who may roll nothing back.
+    reply = await _ask(runtime, signed, fake_slack, STRANGER, "nosuch prod")
+    assert "nosuch" in str(reply.get("text")) and "can’t do that" not in str(reply.get("text"))
 
 
 async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(

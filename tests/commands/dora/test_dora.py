@@ -164,4 +164,8 @@ async def test_dora_bad_input_is_answered_in_the_ack(running_bot: RunningBot) ->
         "There is no environment called `moon` (known: `staging`, `prod`)"
         in (response.json()["text"])
     )
+    response = await running_bot.client.send(
+        slash_command(DEVELOPER, "/forge", "dora checkout 5x", running_bot.slack.new_response_url())
+    )
+    assert "“5x” is not a duration" in response.json()["text"], "a bad period, not a bad name"
     await asyncio.sleep(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from bot.shell import run_demo
 from commands.offhours.demo import clock_jump
 
 
-async def test_demo_shows_a_reminder_a_shutdown_and_a_wake() -> None:
+async def test_demo_shows_a_reminder_a_shutdown_and_a_wake(tmp_path: Path) -> None:
     script = "\n".join(
         [
             ":clock Mon 18:30 Europe/Berlin",
@@ -22,13 +23,15 @@ async def test_demo_shows_a_reminder_a_shutdown_and_a_wake() -> None:
         ]
     )
     out = io.StringIO()
-    code = await run_demo(script=None, user=None, keep=False, out=out, stdin=io.StringIO(script))
+    code = await run_demo(
+        script=None, user=None, keep=False, out=out, stdin=io.StringIO(script), folder=tmp_path
+    )
     assert code == 0
     text = out.getvalue()
     assert "checkout-preview* sleeps at *19:00 Europe/Berlin*" in text
     assert "[1] Keep running until 22:00   [2] Skip tonight   [3] Sleep now" in text
-    assert "checkout-preview* is asleep until Tue 08:00 Europe/Berlin: 3 object(s)" in text
-    assert "checkout-preview* is awake until Tue 19:00 Europe/Berlin: 3 object(s) restored" in text
+    assert "checkout-preview* is asleep until Tue 08:00 Europe/Berlin: 3 objects" in text
+    assert "checkout-preview* is awake until Tue 19:00 Europe/Berlin: 3 objects restored" in text
     assert "(use :clock +2h or :clock Tue 18:30 Europe/Berlin)" in text
     assert "Traceback" not in text
 

@@ -4,6 +4,7 @@ against the fake API server, signed Slack requests in and what Slack would show 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -159,6 +160,10 @@ async def test_skip_tonight_and_sleep_now(h: Harness) -> None:
     await h.press(DEVELOPER, views.SLEEP, value)
     await h.responses("goes to sleep now")
     assert replicas(h.kube)["web"] == 0, "asleep at once, before 19:00"
+    await h.command(DEVELOPER, "/env", "list all")
+    await h.idle()
+    listed = h.slack.state.find("response_url")[-1].args
+    assert f":zzz: *{ENV}* (asleep)" in json.dumps(listed["blocks"]), "listed as it is: asleep"
 
     await h.press(DEVELOPER, views.SKIP, value)
     await h.responses("skips tonight")
