@@ -112,7 +112,7 @@ async def test_ci_reports_feed_dora(running_bot: RunningBot) -> None:
         lambda calls: [c for c in calls if c.method == "response_url"][1:]
     )
     text = json.dumps(calls[-1].args["blocks"])
-    assert "1 deploys" in text and "in staging" in text and "not production" in text
+    assert "1 deploy," in text and "in staging" in text and "not production" in text
 
 
 @pytest.mark.parametrize(

@@ -281,7 +281,7 @@ async def test_open_run_and_resolve_an_incident(
     assert "Resolved" in _dumps(announcement["blocks"])
 
     dora = await bot.command(ONCALL, "dora checkout 7d")
-    assert "median 45 min (1 restores)" in _dumps(dora), dora
+    assert "median 45 min (1 restore)" in _dumps(dora), dora
 
     entries = await bot.runtime.db.run(lambda s: audit.recent(s, command_prefix="incident"))
     assert any(e.actor_user_id == "U0STRANGER" and e.outcome == "denied" for e in entries)
