@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
@@ -31,6 +32,31 @@ def _between(column: object, since: datetime, until: datetime) -> object:
     return and_(col(column) >= since, col(column) < until)  # type: ignore[arg-type]
 
 
+Row = TypeVar("Row", DeploymentRecord, Freeze, OffhoursSleep, EnvironmentRecord, SloAlertEpisode)
+
+
+def _touched(
+    session: Session,
+    model: type[Row],
+    scope: tuple[Any, Sequence[str]],
+    moments: tuple[Any, Any],
+    newest_first: Any,
+    window: tuple[datetime, datetime],
+    limit: int,
+) -> Sequence[Row]:
+    """Rows of `model` whose `scope` column is one of the keys and one of whose two
+    `moments` (began, ended or decided) falls inside `window`, newest first."""
+    column, keys = scope
+    since, until = window
+    return session.exec(
+        select(model)
+        .where(col(column).in_(list(keys)))
+        .where(or_(*(_between(moment, since, until) for moment in moments)))  # type: ignore[arg-type]
+        .order_by(col(newest_first).desc())
+        .limit(limit)
+    ).all()
+
+
 def records(
     session: Session,
     *,
@@ -42,66 +68,52 @@ def records(
     limit: int = 500,
 ) -> ChangeRecords:
     """Changes touching these services, (shared) environments and teams' own environments."""
-    deploys = session.exec(
-        select(DeploymentRecord)
-        .where(col(DeploymentRecord.service).in_(list(services)))
-        .where(
-            or_(
-                _between(DeploymentRecord.started_at, since, until),  # type: ignore[arg-type]
-                _between(DeploymentRecord.finished_at, since, until),  # type: ignore[arg-type]
-            )
-        )
-        .order_by(col(DeploymentRecord.started_at).desc())
-        .limit(limit)
-    ).all()
-    freezes = session.exec(
-        select(Freeze)
-        .where(col(Freeze.environment).in_(list(environments)))
-        .where(
-            or_(
-                _between(Freeze.created_at, since, until),  # type: ignore[arg-type]
-                _between(Freeze.lifted_at, since, until),  # type: ignore[arg-type]
-            )
-        )
-        .order_by(col(Freeze.created_at).desc())
-        .limit(limit)
-    ).all()
-    sleeps = session.exec(
-        select(OffhoursSleep)
-        .where(col(OffhoursSleep.team).in_(list(teams)))
-        .where(
-            or_(
-                _between(OffhoursSleep.started_at, since, until),  # type: ignore[arg-type]
-                _between(OffhoursSleep.ended_at, since, until),  # type: ignore[arg-type]
-            )
-        )
-        .order_by(col(OffhoursSleep.started_at).desc())
-        .limit(limit)
-    ).all()
-    envs = session.exec(
-        select(EnvironmentRecord)
-        .where(col(EnvironmentRecord.team).in_(list(teams)))
-        .where(
-            or_(
-                _between(EnvironmentRecord.requested_at, since, until),  # type: ignore[arg-type]
-                _between(EnvironmentRecord.updated_at, since, until),  # type: ignore[arg-type]
-            )
-        )
-        .order_by(col(EnvironmentRecord.updated_at).desc())
-        .limit(limit)
-    ).all()
-    episodes = session.exec(
-        select(SloAlertEpisode)
-        .where(col(SloAlertEpisode.service).in_(list(services)))
-        .where(
-            or_(
-                _between(SloAlertEpisode.started_at, since, until),  # type: ignore[arg-type]
-                _between(SloAlertEpisode.resolved_at, since, until),  # type: ignore[arg-type]
-            )
-        )
-        .order_by(col(SloAlertEpisode.started_at).desc())
-        .limit(limit)
-    ).all()
+    window = (since, until)
+    deploys = _touched(
+        session,
+        DeploymentRecord,
+        (DeploymentRecord.service, services),
+        (DeploymentRecord.started_at, DeploymentRecord.finished_at),
+        DeploymentRecord.started_at,
+        window,
+        limit,
+    )
+    freezes = _touched(
+        session,
+        Freeze,
+        (Freeze.environment, environments),
+        (Freeze.created_at, Freeze.lifted_at),
+        Freeze.created_at,
+        window,
+        limit,
+    )
+    sleeps = _touched(
+        session,
+        OffhoursSleep,
+        (OffhoursSleep.team, teams),
+        (OffhoursSleep.started_at, OffhoursSleep.ended_at),
+        OffhoursSleep.started_at,
+        window,
+        limit,
+    )
+    envs = _touched(
+        session,
+        EnvironmentRecord,
+        (EnvironmentRecord.team, teams),
+        (EnvironmentRecord.requested_at, EnvironmentRecord.updated_at),
+        EnvironmentRecord.updated_at,
+        window,
+        limit,
+    )
+    episodes = _touched(
+        session,
+        SloAlertEpisode,
+        (SloAlertEpisode.service, services),
+        (SloAlertEpisode.started_at, SloAlertEpisode.resolved_at),
+        SloAlertEpisode.started_at,
+        window,
+        limit,
+    )
     for row in (*deploys, *freezes, *sleeps, *envs, *episodes):
         session.expunge(row)
     return ChangeRecords(deploys, freezes, sleeps, envs, episodes)
