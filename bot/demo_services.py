@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.clock import SystemClock
 from bot.runtime import Runtime
+from core.clock import SystemClock
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.sandbox.prometheus_server import (
     HOW_TO_INSTALL,

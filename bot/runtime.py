@@ -19,16 +19,16 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
-from bot.catalog import Catalog
-from bot.clock import Clock, SystemClock
-from bot.config import Settings
 from bot.context import AppContext, build_context
 from bot.leader import Leadership, build_elector
-from bot.logs import register_secret
-from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
+from core import metrics
+from core.ack_priority import PENDING_ACKS
+from core.catalog import Catalog
+from core.clock import Clock, SystemClock
+from core.config import Settings
+from core.logs import register_secret
+from core.scheduler import Scheduler
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.gateway import KubeGateway

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
-from bot.clock import Clock
+from core import metrics
+from core.ack_priority import PENDING_ACKS
+from core.clock import Clock
+from core.routes import Handler, Route
 from integrations.slack.body import malformed
 from integrations.slack.signing import verify_request
 
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
     from storage.db import Database
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Route = tuple[str, str, Handler]
-"""(method, path under /api/, handler): HTTP routes a capability adds, e.g. POST deployments."""
 
 
 def _kind(body: bytes, content_type: str) -> str:

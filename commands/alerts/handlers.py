@@ -11,10 +11,6 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from bot.errors import Conflict, DependencyUnavailable
-from bot.interactions import Interaction, on_action
-from bot.router import ephemeral
-from bot.server import Handler
 from commands.alerts import views
 from commands.alerts.service import AlertService
 from commands.changes.service import ChangesService
@@ -24,6 +20,10 @@ from commands.deploy.rollback import RollbackService
 from commands.incidents.parse import OpenRequest
 from commands.incidents.service import IncidentService
 from commands.slo.service import SloService
+from core.errors import Conflict, DependencyUnavailable
+from core.interactions import Interaction, on_action
+from core.router import ephemeral
+from core.routes import Handler
 from integrations.alertmanager.silences import AlertmanagerClient
 from integrations.alertmanager.webhook import WebhookMessage
 from storage.db import DatabaseUnavailable

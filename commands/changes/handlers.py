@@ -6,13 +6,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import DependencyUnavailable, UserInputError
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.changes import views
 from commands.changes.service import ChangesService
 from commands.deploy import views as deploy_views
 from commands.deploy.rollback import RollbackService
+from core.errors import DependencyUnavailable, UserInputError
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(app: AsyncApp, ctx: AppContext) -> ChangesService:

@@ -10,11 +10,7 @@ from datetime import datetime, timedelta
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.auth import Action
 from bot.context import AppContext
-from bot.errors import ForgebotError, NotAuthorized
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
 from commands.cost import chart, parse, views
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.cache import CostCache
@@ -22,6 +18,10 @@ from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
 from commands.cost.untagged import UntaggedCost, UntaggedSpend
+from core.auth import Action
+from core.errors import ForgebotError, NotAuthorized
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session
 
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.server import Handler
 from commands.deploy.parse import DIGEST, TAG
+from core.catalog import Catalog
+from core.clock import Clock
+from core.routes import Handler
 from storage import deployments as repo
 from storage import idempotency
 from storage.db import Database, DatabaseUnavailable

@@ -5,22 +5,19 @@ A freeze always wins over an allow: `frozen()` is the one answer the deploy gate
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.auth import Action, Actor, Authorizer
-from bot.catalog import Catalog, FreezeWindow
-from bot.clock import Clock
-from bot.errors import NotAuthorized, NotFound
 from commands.deploy.parse import FreezeRequest
+from core.auth import Action, Actor, Authorizer
+from core.catalog import Catalog, FreezeWindow
+from core.clock import Clock
+from core.errors import NotAuthorized, NotFound
+from core.schedule import weekly_minute as _weekly_minute
 from storage import deployments as repo
 from storage.db import Database
 from storage.models import Freeze
-
-_WEEKLY = re.compile(r"(mon|tue|wed|thu|fri|sat|sun)\w*\s+(\d{2}):(\d{2})", re.IGNORECASE)
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -30,17 +27,6 @@ class FreezeState:
     by: str
     until: datetime | None
     scheduled: bool
-
-
-def _weekly_minute(text: str) -> int | None:
-    match = _WEEKLY.fullmatch(text.strip())
-    if match is None:
-        return None
-    return (
-        _DAYS.index(match.group(1).lower()[:3]) * 1440
-        + int(match.group(2)) * 60
-        + int(match.group(3))
-    )
 
 
 def window_covers(window: FreezeWindow, now: datetime) -> datetime | None:

@@ -6,9 +6,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import UserInputError
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
@@ -16,6 +13,9 @@ from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
 from commands.deploy.rollback import RollbackService
 from commands.deploy.rollout import RolloutRunner
+from core.errors import UserInputError
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(app: AsyncApp, ctx: AppContext) -> FreezeService:

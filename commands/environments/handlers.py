@@ -9,14 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.auth import Action
 from bot.context import AppContext
-from bot.durations import DurationError, format_duration, parse_duration
-from bot.errors import NotAuthorized, UserInputError
-from bot.interactions import Interaction, on_action, on_block_action, on_view
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
-from bot.times import shown
 from commands.environments import parse, views
 from commands.environments.notifications import SlackEnvironmentNotifier
 from commands.environments.service import (
@@ -25,6 +18,13 @@ from commands.environments.service import (
     Extension,
     NamespaceProvisioner,
 )
+from core.auth import Action
+from core.durations import DurationError, format_duration, parse_duration
+from core.errors import NotAuthorized, UserInputError
+from core.interactions import Interaction, on_action, on_block_action, on_view
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
+from core.times import shown
 from storage import environments as env_repo
 from storage import offhours as offhours_repo
 from storage.models import EnvState

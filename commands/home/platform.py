@@ -16,13 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from bot.context import AppContext
-from bot.errors import ForgebotError
 from commands.cost.periods import Period
 from commands.deploy.freeze import FreezeState
 from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY
-from commands.environments.pricing import money
 from commands.environments.views import APPROVE, DENY
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.errors import ForgebotError
+from core.pricing import money
 from storage import deploy_approvals, deployments, operations
 from storage import environments as env_repo
 from storage.models import DeployApproval, DeploymentRecord, EnvironmentRecord, Operation
@@ -116,7 +116,7 @@ def _buttons(block_id: str, approve: str, deny: str, value: str) -> dict[str, An
 
 
 def _ago(then: datetime, now: datetime) -> str:
-    from bot.durations import format_for_people
+    from core.durations import format_for_people
 
     return f"{format_for_people(now - then)} ago"
 

@@ -11,12 +11,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
 from commands.offhours import parse, views
 from commands.offhours.notifications import SlackOffhoursNotifier
 from commands.offhours.service import OffhoursService
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
 from integrations.aws.resources import AwsResourceGateway, ResourceControl
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.argocd_autosync import ArgoAutoSync

@@ -9,11 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.config import Settings
 from bot.context import AppContext
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
-from bot.scheduler import JobSpec
 from commands.deploy.rollout import RolloutRunner
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
@@ -25,6 +21,10 @@ from commands.previews.notifications import (
 )
 from commands.previews.service import PreviewService
 from commands.previews.webhooks import github_route, gitlab_route
+from core.config import Settings
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
+from core.scheduler import JobSpec
 from integrations.codehost.github import GitHubClient
 from integrations.codehost.gitlab import GitLabClient
 from integrations.codehost.host import CodeHost

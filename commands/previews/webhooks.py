@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.server import Handler
 from commands.previews.service import Receipt
+from core.routes import Handler
 from integrations.codehost.webhooks import (
     GITHUB_DELIVERY,
     GITHUB_EVENT,

@@ -5,12 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.config import Settings
 from bot.context import AppContext
-from bot.errors import DependencyUnavailable
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
-from bot.scheduler import JobSpec
 from commands.deploy import parse as deploy_parse
 from commands.deploy import views as deploy_views
 from commands.slo import views
@@ -19,6 +14,11 @@ from commands.slo.budget import worst_first
 from commands.slo.gate import SloBudgetGate
 from commands.slo.notifications import SlackAlertNotifier
 from commands.slo.service import SloService
+from core.config import Settings
+from core.errors import DependencyUnavailable
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
+from core.scheduler import JobSpec
 from integrations.prometheus import PrometheusClient, PrometheusUnavailable
 
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
-from commands.deploy.gates import BudgetVerdict
 from commands.deploy.parse import DeployRequest, Version
+from core.auth import Actor
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
+from core.deploy_gate import BudgetVerdict
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import (

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.deploy.parse import DeployRequest, Version
+from core.auth import Actor
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.catalog import FreezeWindow
 from commands.deploy.freeze import window_covers
+from core.catalog import FreezeWindow
 from integrations.sandbox.slack_payloads import slash_command
 from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, RunningBot
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.codehost_api import RunningFakeCodeHost, start_fake_codehost
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import FakeKube

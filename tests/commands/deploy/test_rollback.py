@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy.parse import RollbackRequest
+from core.auth import Actor
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command

@@ -13,8 +13,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import (

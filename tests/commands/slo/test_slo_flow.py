@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import BurnCondition, Catalog, SloAlerting
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.slo.views import percent
+from core.catalog import BurnCondition, Catalog, SloAlerting
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack

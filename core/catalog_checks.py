@@ -120,7 +120,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
 
 
 def _schedule_problem(text: str) -> str | None:
-    from commands.offhours.schedule import ScheduleError, parse_schedule
+    from core.schedule import ScheduleError, parse_schedule
 
     try:
         parse_schedule(text)
@@ -130,12 +130,12 @@ def _schedule_problem(text: str) -> str | None:
 
 
 def _window_problem(window: Mapping[str, Any]) -> str | None:
-    from commands.deploy.freeze import _weekly_minute
+    from core.schedule import weekly_minute
 
     start, end = window.get("start"), window.get("end")
     if not isinstance(start, str) or not isinstance(end, str):
         return None  # the schema reports missing fields
-    weekly = _weekly_minute(start), _weekly_minute(end)
+    weekly = weekly_minute(start), weekly_minute(end)
     if weekly[0] is not None and weekly[1] is not None:
         return "it starts and ends at the same time" if weekly[0] == weekly[1] else None
     if (weekly[0] is None) != (weekly[1] is None):

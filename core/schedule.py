@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from integrations.slack.blockkit import quoted
+from core.block_limits import quoted
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(
@@ -289,3 +289,20 @@ def upcoming_shutdown(
         return None
     change = next_transition(schedule, now, holidays, horizon=lead + timedelta(minutes=1))
     return change.at if change is not None and not change.up and change.at - now <= lead else None
+
+
+_WEEKLY = re.compile(r"(mon|tue|wed|thu|fri|sat|sun)\w*\s+(\d{2}):(\d{2})", re.IGNORECASE)
+_WEEK_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekly_minute(text: str) -> int | None:
+    """`Fri 16:00` as the minute of the week (Monday 00:00 is 0), or None if it is not a
+    weekday time (a freeze window's one-off ISO date-time, say)."""
+    match = _WEEKLY.fullmatch(text.strip())
+    if match is None:
+        return None
+    return (
+        _WEEK_DAYS.index(match.group(1).lower()[:3]) * 1440
+        + int(match.group(2)) * 60
+        + int(match.group(3))
+    )
