@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         runtime = Runtime(settings, catalog, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
-        service = runtime.ctx.extras["environments"]
+        service = runtime.ctx.environments
         if fake is not None:
             fake.state.faults.latency = args.latency
         try:

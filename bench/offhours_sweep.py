@@ -211,7 +211,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
-        service = runtime.ctx.extras["offhours"]
+        service = runtime.ctx.offhours
         if real is not None:
             service.retry_delays = ()  # the missing 1.20 APIs fail every attempt alike
             # One line per environment about those APIs would bury the figures: summarised below.

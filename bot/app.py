@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -17,24 +18,41 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
 from bot.context import AppContext
-from commands.alerts import handlers as alert_handlers
-from commands.changes import handlers as changes_handlers
-from commands.cost import handlers as cost_handlers
-from commands.deploy import handlers as deploy_handlers
-from commands.deploy.api import deployments_route
-from commands.diagnostics import handlers as diagnostics_handlers
-from commands.dora import handlers as dora_handlers
-from commands.environments import handlers as environment_handlers
-from commands.help import handlers as help_handlers
-from commands.home import handlers as home_handlers
-from commands.home import platform as platform_home
-from commands.home.handlers import HomeSection
-from commands.incidents import handlers as incident_handlers
-from commands.offhours import handlers as offhours_handlers
-from commands.previews import handlers as preview_handlers
-from commands.slo import handlers as slo_handlers
+from commands.alerts import handlers as alerts
+from commands.changes import handlers as changes
+from commands.cost import handlers as cost
+from commands.deploy import handlers as deploy
+from commands.diagnostics import handlers as diagnostics
+from commands.dora import handlers as dora
+from commands.environments import handlers as environments
+from commands.help import handlers as help_
+from commands.home import handlers as home
+from commands.incidents import handlers as incidents
+from commands.offhours import handlers as offhours
+from commands.previews import handlers as previews
+from commands.slo import handlers as slo
 
 log = logging.getLogger(__name__)
+
+Register = Callable[[AsyncApp, AppContext], None]
+
+CAPABILITIES: tuple[Register, ...] = (
+    help_.register,
+    environments.register,
+    dora.register,
+    deploy.register,
+    offhours.register,
+    previews.register,
+    slo.register,
+    cost.register,
+    changes.register,
+    diagnostics.register,
+    incidents.register,
+    alerts.register,
+    home.register,
+)
+"""Every capability, each registered by `register(app, ctx)`. The order is the order of
+`/forge help`; services are already built (bot/composition.py), so it matters for nothing else."""
 
 SLASH_COMMANDS = re.compile(r"^/(forge|env|deploy|rollback|slo|cost)$")
 
@@ -111,24 +129,6 @@ def build_bolt_app(
 
     app.command(SLASH_COMMANDS)(ctx.router.dispatch)
 
-    help_handlers.register(ctx)
-    environments = environment_handlers.register(app, ctx, ctx.kube)
-    dora_handlers.register(ctx)
-    deploy_handlers.register(app, ctx)
-    offhours = offhours_handlers.register(app, ctx)
-    preview_handlers.register(app, ctx, environments, offhours)
-    slos = slo_handlers.register(app, ctx)
-    cost_handlers.register(ctx)
-    changes = changes_handlers.register(app, ctx)
-    diagnostics_handlers.register(ctx, slos)
-    incidents = incident_handlers.build_service(ctx, changes)
-    incident_handlers.register(app, ctx, incidents)
-    alert_handlers.register(app, ctx, alert_handlers.build_service(ctx, changes, slos), incidents)
-    api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
-    ctx.extras.setdefault("routes", []).append(
-        ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
-    )
-    platform_home.register(ctx)
-    home_sections: list[HomeSection] = ctx.extras.setdefault("home_sections", [])
-    home_handlers.register(app, ctx, home_sections)
+    for register in CAPABILITIES:
+        register(app, ctx)
     return app

@@ -75,8 +75,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 async def _check_slo_queries(settings: Settings, catalog: Catalog) -> int:
+    from bot.gateways import prometheus_from
     from commands.slo.check import PrometheusUnavailable, check_slo_queries
-    from commands.slo.handlers import prometheus_from
 
     prometheus = prometheus_from(settings)
     assert prometheus is not None

@@ -1,42 +1,70 @@
-"""The one typed container of everything services need, passed explicitly (no globals).
+"""The one typed container of everything the capabilities use, passed explicitly (no globals).
 
-Capabilities receive an `AppContext` when they register; services take the parts they use.
+`bot.composition.build_context` fills it in one place, in the order of the sections below:
+the kernel, the gateways, the capabilities' services, and what the assembly serves (HTTP
+routes, App Home sections, start-up hooks). Every capability's `register(app, ctx)` reads
+the typed fields it needs; nothing is looked up by a string key.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.audit import AuditLog
-from core.auth import Authorizer, MembershipCache
-from core.block_limits import escape
+from core.auth import Authorizer
 from core.catalog import Catalog
 from core.clock import Clock
 from core.config import Settings
 from core.deploy_gate import BudgetGate
-from core.operations import OperationRunner, process_owner
-from core.router import Boundary, CommandRouter
+from core.interactions import SlackEvents
+from core.operations import OperationRunner
+from core.router import Boundary, CommandHandler, CommandRouter
+from core.routes import Route
+from core.scheduler import Scheduler
 from integrations.aws.cost_explorer import CostSource
+from integrations.aws.resources import ResourceControl
 from integrations.codehost.host import CodeHost
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
-from storage.models import Operation
 
 if TYPE_CHECKING:
+    from commands.alerts.service import AlertService
+    from commands.changes.service import ChangesService
+    from commands.cost.alerts import BudgetAlerts
+    from commands.cost.cache import CostCache
+    from commands.cost.service import CostService
+    from commands.cost.untagged import UntaggedCost
+    from commands.deploy.freeze import FreezeService
     from commands.deploy.gitops import GitOpsDelivery
-
-if TYPE_CHECKING:
+    from commands.deploy.history import HistoryService
+    from commands.deploy.rollback import RollbackService
+    from commands.deploy.rollout import RolloutRunner
+    from commands.deploy.service import DeployService
+    from commands.diagnostics.service import DiagnosticsService
+    from commands.dora.service import DoraService
+    from commands.environments.service import EnvironmentService
+    from commands.incidents.service import IncidentService
+    from commands.offhours.service import OffhoursService
     from commands.previews.service import PreviewService
+    from commands.slo.alerts import BurnAlerts
+    from commands.slo.service import SloService
+
+HomeSection = Callable[[str], Awaitable[list[dict[str, Any]]]]
+"""Given a user id, the blocks a capability shows on that user's Home tab."""
+EnvironmentCost = Callable[[str], Awaitable[str]]
+"""The actual-cost line of an environment (empty without AWS); never raises."""
+StartupHook = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
 class AppContext:
+    # --- 1. the kernel -------------------------------------------------------------------
     settings: Settings
     catalog: Catalog
     clock: Clock
@@ -44,26 +72,61 @@ class AppContext:
     audit: AuditLog
     auth: Authorizer
     operations: OperationRunner
-    slack_client: AsyncWebClient
-    slack: SlackOutbox
     router: CommandRouter
     boundary: Boundary
+    events: SlackEvents
+    """Slack Events API deliveries seen before (Slack retries an event it thinks was lost)."""
+    scheduler: Scheduler | None
+    """None where no jobs run (a bench, a one-off CLI)."""
+
+    # --- 2. the gateways -----------------------------------------------------------------
+    slack_client: AsyncWebClient
+    slack: SlackOutbox
     kube: KubeGateway
-    budget_gate: BudgetGate | None = None
-    cost_source: CostSource | None = None
-    """AWS Cost Explorer (or the sandbox's): set by the runtime before capabilities register."""
-    """Set by the SLO capability; the deploy gate asks it about error budgets."""
-    prometheus: PrometheusGateway | None = None
-    """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
-    gitops: GitOpsDelivery | None = None
-    """Set by the deploy capability: commits to desired-state repositories (`delivery: gitops`)."""
-    previews: PreviewService | None = None
-    """Set by the previews capability (pull-request webhooks, their environments)."""
-    codehosts: dict[str, CodeHost] = field(default_factory=dict)
-    """GitHub/GitLab REST clients by provider, set by the previews capability (closed on stop)."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Gateways that later capabilities add (kubernetes, prometheus, aws) live in typed
-    fields added with them; `extras` only carries sandbox handles for the demo."""
+    cost_source: CostSource | None
+    """AWS Cost Explorer (or the sandbox's moto); None: no cost capability."""
+    prometheus: PrometheusGateway | None
+    """From PROMETHEUS_URL (or a sandbox's); None: SLOs say their data source is missing."""
+    aws_resources: ResourceControl | None
+    """Tagged EC2/RDS/Auto Scaling resources that sleep off-hours, when AWS is configured."""
+    codehosts: dict[str, CodeHost]
+    """GitHub/GitLab REST clients by provider, for which a token is configured."""
+
+    # --- 3. the capabilities' services, built by bot.composition in this order -----------
+    gitops: GitOpsDelivery = field(init=False)
+    freezes: FreezeService = field(init=False)
+    revisions: HistoryService = field(init=False)
+    rollouts: RolloutRunner = field(init=False)
+    rollbacks: RollbackService = field(init=False)
+    slos: SloService = field(init=False)
+    budget_gate: BudgetGate | None = field(init=False)
+    """What the deploy gate asks about error budgets (the SLO capability's); tests swap it."""
+    slo_alerts: BurnAlerts = field(init=False)
+    deploys: DeployService = field(init=False)
+    environments: EnvironmentService = field(init=False)
+    offhours: OffhoursService = field(init=False)
+    previews: PreviewService = field(init=False)
+    cost: CostService | None = field(init=False)
+    """None without a cost source."""
+    cost_cache: CostCache | None = field(init=False)
+    untagged_cost: UntaggedCost | None = field(init=False)
+    budget_alerts: BudgetAlerts | None = field(init=False)
+    environment_cost: EnvironmentCost = field(init=False)
+    dora: DoraService = field(init=False)
+    changes: ChangesService = field(init=False)
+    diagnostics: DiagnosticsService = field(init=False)
+    incidents: IncidentService = field(init=False)
+    alerts: AlertService = field(init=False)
+
+    # --- 4. what the assembly serves -----------------------------------------------------
+    routes: list[Route] = field(default_factory=list)
+    """HTTP routes under /api/ (deployments, Alertmanager and code-host webhooks)."""
+    home_sections: list[HomeSection] = field(default_factory=list)
+    """The App Home's sections, top to bottom."""
+    startup_hooks: list[StartupHook] = field(default_factory=list)
+    """Work for a replica that becomes the scheduler leader (off-hours reconciles at once)."""
+    env_verbs: dict[str, CommandHandler] = field(default_factory=dict)
+    """`/env` verbs another capability answers (off-hours' `wake`)."""
 
     async def settle(self) -> None:
         """Wait for everything the requests so far started: handlers still working after their
@@ -75,54 +138,3 @@ class AppContext:
             await self.slack.flush()
             if not (self.boundary.busy or self.operations.busy or self.slack.busy):
                 return
-
-
-def build_context(
-    settings: Settings,
-    catalog: Catalog,
-    clock: Clock,
-    db: Database,
-    slack_client: AsyncWebClient,
-    slack: SlackOutbox,
-    kube: KubeGateway,
-) -> AppContext:
-    audit = AuditLog(db, clock)
-    boundary = Boundary(audit)
-    operations = OperationRunner(
-        db,
-        clock,
-        owner=process_owner(settings.replica),
-        lease_seconds=settings.operation_lease_seconds,
-        recovery_seconds=settings.recovery_seconds,
-    )
-    operations.announce = functools.partial(_announce_failure, slack)
-
-    async def usergroup_members(group: str) -> list[str]:
-        response = await slack_client.usergroups_users_list(usergroup=group)
-        users: list[object] = list(response.get("users", []))
-        return [str(u) for u in users]
-
-    return AppContext(
-        settings=settings,
-        catalog=catalog,
-        clock=clock,
-        db=db,
-        audit=audit,
-        auth=Authorizer(catalog, MembershipCache(fetch=usergroup_members)),
-        operations=operations,
-        slack_client=slack_client,
-        slack=slack,
-        router=CommandRouter(boundary),
-        boundary=boundary,
-        kube=kube,
-    )
-
-
-async def _announce_failure(slack: SlackOutbox, operation: Operation, reason: str) -> None:
-    """The operation runner's last word when a handler could not report a failure itself."""
-    what = operation.kind.replace(".", " ")
-    text = f":x: Your {what} (reference `{operation.id[:8]}`) did not finish: {escape(reason)}"
-    if operation.actor_user_id.startswith(("U", "W")):
-        await slack.dm(operation.actor_user_id, text)
-    elif operation.channel_id:
-        await slack.post(operation.channel_id, text)

@@ -112,10 +112,11 @@ class DemoServices:
                 start_moto, int(self.moto_url.rsplit(":", 1)[1])
             )
             assert runtime.ctx is not None
-            await seed_and_warm(runtime.ctx.extras["cost"], self.moto_url, runtime.ctx.catalog)
+            assert runtime.ctx.cost is not None, "the demo passes moto as the cost source"
+            await seed_and_warm(runtime.ctx.cost, self.moto_url, runtime.ctx.catalog)
             # The daily budget check, once now: a team forecast over its budget is announced in
             # its channel, as the bot would at the alert time.
-            alerts = runtime.ctx.extras.get("budget_alerts")
+            alerts = runtime.ctx.budget_alerts
             if alerts is not None:
                 await alerts.check()
         except Exception as exc:  # the demo goes on without cost data

@@ -19,7 +19,8 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
-from bot.context import AppContext, build_context
+from bot.composition import build_context
+from bot.context import AppContext
 from bot.leader import Leadership, build_elector
 from bot.server import ServingState, build_web_app, listen
 from core import metrics
@@ -100,6 +101,8 @@ class Runtime:
             kubeconfig=settings.kubeconfig,
             concurrency=settings.kube_concurrency,
         )
+        # The scheduler first: the composition root adds the capabilities' jobs to it.
+        self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())
         ctx = build_context(
             settings,
             self.catalog,
@@ -113,13 +116,11 @@ class Runtime:
                 ).inc(),
             ),
             kube,
-        )
-        ctx.cost_source = self.cost_source or CostExplorerGateway(
-            AwsClients(AwsConfig.from_settings(settings)), self.clock
+            scheduler=self.scheduler,
+            cost_source=self.cost_source
+            or CostExplorerGateway(AwsClients(AwsConfig.from_settings(settings)), self.clock),
         )
         self.ctx = ctx
-        self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())
-        ctx.extras["scheduler"] = self.scheduler
         self.bolt = bolt_app.build_bolt_app(ctx)
         return ctx
 
@@ -148,7 +149,7 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self._state = state
-        state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
+        state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.routes)
         self.start_warmups()
 
     async def start_background(self) -> None:
@@ -203,7 +204,7 @@ class Runtime:
             if ran:
                 log.info("ran %d scheduled job(s) a previous leader missed or left", ran)
             # Capabilities' work on becoming leader (off-hours reconciles at once after downtime).
-            for hook in ctx.extras.get("startup_hooks", []):
+            for hook in ctx.startup_hooks:
                 self._background.append(asyncio.create_task(hook()))
 
         async def deposed() -> None:

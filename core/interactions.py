@@ -4,7 +4,7 @@ interaction is acked, audited, counted and protected from leaking errors."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.auth import Actor
-from core.router import Ack, Boundary
+from core.clock import Clock
+from core.router import Ack, Boundary, ephemeral
+from storage import idempotency
+from storage.db import Database
 
 
 @dataclass
@@ -46,6 +49,17 @@ class Interaction:
     def values(self) -> dict[str, Any]:
         return dict((self.view.get("state") or {}).get("values") or {})
 
+    async def reply(
+        self, text: str, blocks: Sequence[Mapping[str, Any]] | None = None, *, replace: bool = False
+    ) -> None:
+        """An ephemeral answer to whoever clicked, below the message (or in its place). A modal
+        has no `response_url`: there the handler answers through the outbox instead."""
+        if self.respond is not None:
+            await self.respond(
+                **ephemeral(text, [dict(b) for b in blocks] if blocks else None),
+                replace_original=replace,
+            )
+
 
 InteractionHandler = Callable[[Interaction], Awaitable[None]]
 
@@ -65,23 +79,41 @@ def _channel(body: dict[str, Any]) -> str:
     return str(channel.get("id", "")) if isinstance(channel, dict) else ""
 
 
-def on_action(
-    app: AsyncApp, boundary: Boundary, action_id: str, name: str, handler: InteractionHandler
-) -> None:
-    async def listener(
-        body: dict[str, Any], ack: AsyncAck, respond: AsyncRespond, client: AsyncWebClient
+class _ActionListener:
+    """What bolt calls for a button or select: a named object, not a closure, so a traceback
+    and the listener table name the handler it serves (`.handler`)."""
+
+    def __init__(self, boundary: Boundary, name: str, handler: InteractionHandler) -> None:
+        self.boundary, self.name, self.handler = boundary, name, handler
+
+    async def __call__(
+        self, body: dict[str, Any], ack: AsyncAck, respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await _run(
-            boundary,
-            name,
+            self.boundary,
+            self.name,
             body,
             Ack(ack),
             respond if body.get("response_url") else None,
             client,
-            handler,
+            self.handler,
         )
 
-    app.action(action_id)(listener)
+
+class _ModalListener:
+    """What bolt calls for an element inside a modal, or a modal's submission."""
+
+    def __init__(self, boundary: Boundary, name: str, handler: InteractionHandler) -> None:
+        self.boundary, self.name, self.handler = boundary, name, handler
+
+    async def __call__(self, body: dict[str, Any], ack: AsyncAck, client: AsyncWebClient) -> None:
+        await _run(self.boundary, self.name, body, Ack(ack), None, client, self.handler)
+
+
+def on_action(
+    app: AsyncApp, boundary: Boundary, action_id: str, name: str, handler: InteractionHandler
+) -> None:
+    app.action(action_id)(_ActionListener(boundary, name, handler))
 
 
 def on_block_action(
@@ -92,20 +124,133 @@ def on_block_action(
     handler: InteractionHandler,
 ) -> None:
     """For elements inside modals (e.g. a select with dispatch_action), matched by block and action."""
-
-    async def listener(body: dict[str, Any], ack: AsyncAck, client: AsyncWebClient) -> None:
-        await _run(boundary, name, body, Ack(ack), None, client, handler)
-
-    app.block_action(dict(constraints))(listener)
+    app.block_action(dict(constraints))(_ModalListener(boundary, name, handler))
 
 
 def on_view(
     app: AsyncApp, boundary: Boundary, callback_id: str, name: str, handler: InteractionHandler
 ) -> None:
-    async def listener(body: dict[str, Any], ack: AsyncAck, client: AsyncWebClient) -> None:
-        await _run(boundary, name, body, Ack(ack), None, client, handler)
+    app.view(callback_id)(_ModalListener(boundary, name, handler))
 
-    app.view(callback_id)(listener)
+
+@dataclass
+class Event:
+    """A Slack Events API delivery (`app_home_opened`, `pin_added`, ...), acked already."""
+
+    body: dict[str, Any]
+    event: dict[str, Any]
+    actor: Actor
+    channel_id: str
+
+    @property
+    def item(self) -> dict[str, Any]:
+        return dict(self.event.get("item") or {})
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+class _EventListener:
+    def __init__(self, boundary: Boundary, name: str, handler: EventHandler) -> None:
+        self.boundary, self.name, self.handler = boundary, name, handler
+
+    async def __call__(self, body: dict[str, Any], event: dict[str, Any], ack: AsyncAck) -> None:
+        safe_ack = Ack(ack)
+        item = event.get("item") or {}
+        channel = str(event.get("channel_id") or item.get("channel") or "")
+        actor = Actor(
+            user_id=str(event.get("user", "")), slack_team_id=str(body.get("team_id", ""))
+        )
+        delivered = Event(body, event, actor, channel)
+
+        async def work() -> None:
+            await safe_ack()  # Slack only needs to know the event arrived
+            await self.handler(delivered)
+
+        await self.boundary.run(
+            self.name,
+            actor,
+            channel,
+            {"event_id": str(body.get("event_id", ""))},
+            safe_ack,
+            None,
+            work,
+            audit=False,
+        )
+
+
+def on_event(
+    app: AsyncApp, boundary: Boundary, event_type: str, name: str, handler: EventHandler
+) -> None:
+    app.event(event_type)(_EventListener(boundary, name, handler))
+
+
+@dataclass(frozen=True)
+class OnAction:
+    """A button or select outside a modal, by `action_id`."""
+
+    action_id: str
+    name: str
+    handler: InteractionHandler
+
+
+@dataclass(frozen=True)
+class OnBlockAction:
+    """An element inside a modal (a select with dispatch_action), by block and action."""
+
+    constraints: dict[str, str]
+    name: str
+    handler: InteractionHandler
+
+
+@dataclass(frozen=True)
+class OnView:
+    """A modal's submission, by `callback_id`."""
+
+    callback_id: str
+    name: str
+    handler: InteractionHandler
+
+
+@dataclass(frozen=True)
+class OnEvent:
+    """An Events API event, by type."""
+
+    event_type: str
+    name: str
+    handler: EventHandler
+
+
+Listener = OnAction | OnBlockAction | OnView | OnEvent
+
+
+def listen(app: AsyncApp, boundary: Boundary, listeners: Iterable[Listener]) -> None:
+    """Register a capability's table of listeners, each behind the error boundary."""
+    for entry in listeners:
+        if isinstance(entry, OnAction):
+            on_action(app, boundary, entry.action_id, entry.name, entry.handler)
+        elif isinstance(entry, OnBlockAction):
+            on_block_action(app, boundary, dict(entry.constraints), entry.name, entry.handler)
+        elif isinstance(entry, OnView):
+            on_view(app, boundary, entry.callback_id, entry.name, entry.handler)
+        else:
+            on_event(app, boundary, entry.event_type, entry.name, entry.handler)
+
+
+@dataclass(frozen=True)
+class SlackEvents:
+    """Slack delivers an event again when it thinks the first delivery failed: the first
+    delivery of an event id claims it in the database, a retry finds it claimed."""
+
+    db: Database
+    clock: Clock
+
+    async def first_delivery(self, event: Event) -> bool:
+        event_id = str(event.body.get("event_id", ""))
+        if not event_id:
+            return True
+        now = self.clock.now()
+        return bool(await self.db.run(lambda s: idempotency.claim(s, f"event:{event_id}", now)))
 
 
 async def _run(

@@ -239,10 +239,11 @@ class CommandRouter:
         self.boundary = boundary
         self.subcommands: dict[str, Subcommand] = {}
 
-    def add(self, subcommand: Subcommand) -> None:
-        if subcommand.name in self.subcommands:
-            raise ValueError(f"subcommand {subcommand.name} registered twice")
-        self.subcommands[subcommand.name] = subcommand
+    def add(self, *subcommands: Subcommand) -> None:
+        for subcommand in subcommands:
+            if subcommand.name in self.subcommands:
+                raise ValueError(f"subcommand {subcommand.name} registered twice")
+            self.subcommands[subcommand.name] = subcommand
 
     def closest(self, name: str) -> str | None:
         matches = difflib.get_close_matches(name, list(self.subcommands), n=1, cutoff=0.5)

@@ -13,7 +13,6 @@ from bot.context import AppContext
 from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.history import version_of
-from commands.deploy.notifications import SlackApprovalNotifier
 from commands.deploy.rollout import RolloutRunner
 from commands.deploy.service import DeployService, Started, StartKind
 from core.auth import Actor
@@ -65,22 +64,7 @@ def _request_payload(
 def register(
     app: AsyncApp, ctx: AppContext, freezes: FreezeService, rollouts: RolloutRunner
 ) -> DeployService:
-    deploys = DeployService(
-        ctx.catalog,
-        ctx.db,
-        ctx.clock,
-        ctx.auth,
-        ctx.audit,
-        ctx.operations,
-        ctx.kube,
-        freezes,
-        rollouts,
-        SlackApprovalNotifier(ctx.slack),
-        budget_gate=lambda: ctx.budget_gate,
-        gitops=ctx.gitops,
-    )
-    deploys.register_operations()
-    ctx.extras["deploys"] = deploys
+    deploys = ctx.deploys  # built by the composition root (bot/composition.py)
     catalog, boundary, client = ctx.catalog, ctx.boundary, ctx.slack_client
 
     async def review_in_modal(

@@ -7,21 +7,14 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
 from commands.deploy import deploy_handlers, parse, views
-from commands.deploy.freeze import FreezeService
-from commands.deploy.gitops import GitOpsDelivery
-from commands.deploy.history import HistoryService
-from commands.deploy.notifications import SlackRolloutNotifier
-from commands.deploy.rollback import RollbackService
-from commands.deploy.rollout import RolloutRunner
 from core.errors import UserInputError
 from core.interactions import Interaction, on_action
 from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
-def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
-    freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
-    ctx.gitops = gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
-    ctx.extras["freezes"] = freezes
+def register(app: AsyncApp, ctx: AppContext) -> None:
+    # The services are built by the composition root (bot/composition.py).
+    freezes, gitops = ctx.freezes, ctx.gitops
 
     async def freeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         if not invocation.args:
@@ -49,21 +42,7 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
             text=views.unfrozen_text(words[0].lower(), lifted, still),
         )
 
-    revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube, gitops)
-    rollouts = RolloutRunner(
-        ctx.catalog,
-        ctx.db,
-        ctx.clock,
-        ctx.operations,
-        ctx.kube,
-        SlackRolloutNotifier(ctx.slack),
-    )
-    ctx.extras["rollouts"] = rollouts
-    rollbacks = RollbackService(
-        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts, gitops
-    )
-    rollbacks.register_operations()
-    ctx.extras["rollbacks"] = rollbacks
+    revisions, rollouts, rollbacks = ctx.revisions, ctx.rollouts, ctx.rollbacks
     deploy_handlers.register(app, ctx, freezes, rollouts)
 
     async def rollback(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
@@ -150,4 +129,3 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
             examples=["/forge unfreeze prod"],
         )
     )
-    return freezes

@@ -90,10 +90,6 @@ def full_name(template: Template, name: str) -> str:
     return name if name.startswith(template.name_prefix) else template.name_prefix + name
 
 
-# A select's chosen value or a text input's text: one reader serves both kinds of block.
-_selected = _text = state_value
-
-
 _NAME_HINT = (
     "lowercase letters, digits and '-', starting with a letter, ending with a letter or digit"
 )
@@ -104,21 +100,21 @@ def parse_form(
 ) -> tuple[RequestForm | None, dict[str, str]]:
     """Validate the modal's `state.values`. Returns the form, or errors keyed by block id."""
     errors: dict[str, str] = {}
-    template = catalog.template(_selected(values, TEMPLATE))
+    template = catalog.template(state_value(values, TEMPLATE))
     if template is None:
         errors[TEMPLATE] = "Pick a template from the list."
-    raw_name = _text(values, NAME)
+    raw_name = state_value(values, NAME)
     name = raw_name  # no strip: "abc\n" must never pass as "abc"
     if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name):
         errors[NAME] = f"Use {_NAME_HINT}."
     elif template is not None and len(full_name(template, name)) > 63:
         errors[NAME] = "Too long: the full name (with its prefix) must fit in 63 characters."
-    size = _selected(values, SIZE)
+    size = state_value(values, SIZE)
     if template is not None and size not in template.sizes:
         errors[SIZE] = f"Pick one of the sizes this template offers: {', '.join(template.sizes)}."
     ttl: timedelta | None = None
     try:
-        ttl = parse_duration(_text(values, TTL) or "")
+        ttl = parse_duration(state_value(values, TTL) or "")
     except DurationError as exc:
         errors[TTL] = str(exc)
     if ttl is not None and template is not None and ttl > template.max_ttl:
@@ -126,7 +122,7 @@ def parse_form(
             f"{template.name} environments live at most {format_duration(template.max_ttl)}; "
             "ask for less now and extend later if you need to."
         )
-    purpose = _text(values, PURPOSE).strip()
+    purpose = state_value(values, PURPOSE).strip()
     if len(purpose) > 500:
         errors[PURPOSE] = "Keep the purpose under 500 characters."
     if errors or template is None or ttl is None:

@@ -227,6 +227,21 @@ class EnvironmentService:
             actor_user_id=decided_by,
         )
 
+    async def deniable(self, actor: Actor, env_id: int) -> EnvironmentRecord:
+        """The pending request `actor` may deny (the Deny button opens a dialog for a reason);
+        refused, or already decided, before the dialog opens. `decide()` checks again."""
+        record = await self._get(env_id)
+        decision = self.auth.authorize(actor, Action.ENV_APPROVE)
+        if not decision.allowed:
+            raise NotAuthorized(decision.explain(Action.ENV_APPROVE))
+        if record.state != EnvState.PENDING:
+            await self._already_decided(env_id)
+        return record
+
+    async def live_of(self, owner: str) -> list[EnvironmentRecord]:
+        """The environments `owner` has that are not deleted (their App Home section)."""
+        return list(await self.db.run(lambda s: repo.live(s, owner=owner)))
+
     async def _already_decided(self, env_id: int) -> None:
         record = await self._get(env_id)
         who = f" by <@{record.decided_by}>" if record.decided_by.startswith(("U", "W")) else ""

@@ -15,16 +15,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.context import AppContext
 from commands.cost.periods import Period
-from commands.deploy.freeze import FreezeState
+from commands.cost.service import CostService
+from commands.deploy.freeze import FreezeService, FreezeState
 from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY
 from commands.environments.views import APPROVE, DENY
+from core.auth import Authorizer
 from core.block_limits import escape
+from core.clock import Clock
 from core.errors import ForgebotError
 from core.pricing import money
 from storage import deploy_approvals, deployments, operations
 from storage import environments as env_repo
+from storage.db import Database
 from storage.models import DeployApproval, DeploymentRecord, EnvironmentRecord, Operation
 
 log = logging.getLogger(__name__)
@@ -53,25 +56,23 @@ class PlatformDesk:
     notes: list[str] = field(default_factory=list)
 
 
-async def gather(ctx: AppContext) -> PlatformDesk:
-    now = ctx.clock.now()
+async def gather(
+    clock: Clock, db: Database, freezes: FreezeService, cost: CostService | None
+) -> PlatformDesk:
+    now = clock.now()
     since = now - RECENT
-    requests = await ctx.db.run(env_repo.pending)
-    deploys = await ctx.db.run(deploy_approvals.pending)
-    failed_deploys = await ctx.db.run(lambda s: deployments.failed_since(s, since))
-    failed_operations = await ctx.db.run(lambda s: operations.failed_since(s, since))
-    freezes_service = ctx.extras.get("freezes")
-    freezes = await freezes_service.status() if freezes_service is not None else []
-    budgets, notes = await _budget_alarms(ctx)
+    requests = await db.run(env_repo.pending)
+    deploys = await db.run(deploy_approvals.pending)
+    failed_deploys = await db.run(lambda s: deployments.failed_since(s, since))
+    failed_operations = await db.run(lambda s: operations.failed_since(s, since))
+    frozen = await freezes.status()
+    budgets, notes = await _budget_alarms(cost) if cost is not None else ([], [])
     return PlatformDesk(
-        requests, deploys, freezes, budgets, failed_deploys, failed_operations, notes
+        requests, deploys, frozen, budgets, failed_deploys, failed_operations, notes
     )
 
 
-async def _budget_alarms(ctx: AppContext) -> tuple[list[BudgetAlarm], list[str]]:
-    service = ctx.extras.get("cost")
-    if service is None:
-        return [], []
+async def _budget_alarms(service: CostService) -> tuple[list[BudgetAlarm], list[str]]:
     alarms: list[BudgetAlarm] = []
     for line in await service.budgets():
         try:
@@ -208,13 +209,15 @@ def desk_blocks(desk: PlatformDesk, now: datetime) -> list[dict[str, Any]]:
     return blocks
 
 
-def register(ctx: AppContext) -> None:
-    """Add the platform team's section to the App Home (shown to its members only)."""
-
-    async def home(user_id: str) -> list[dict[str, Any]]:
-        if not ctx.auth.is_platform(user_id):
-            return []
-        return desk_blocks(await gather(ctx), ctx.clock.now())
-
-    # First: the platform team's work comes before their own environments.
-    ctx.extras.setdefault("home_sections", []).insert(0, home)
+async def section(
+    auth: Authorizer,
+    clock: Clock,
+    db: Database,
+    freezes: FreezeService,
+    cost: CostService | None,
+    user_id: str,
+) -> list[dict[str, Any]]:
+    """The platform team's section of the App Home (shown to its members only, first)."""
+    if not auth.is_platform(user_id):
+        return []
+    return desk_blocks(await gather(clock, db, freezes, cost), clock.now())

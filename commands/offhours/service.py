@@ -754,6 +754,11 @@ class OffhoursService:
         known = await self.db.run(lambda s: repo.settings(s, names))
         return [(n, known[n].state if n in known else OffhoursState.AWAKE) for n in names]
 
+    async def asleep(self, names: Sequence[str]) -> frozenset[str]:
+        """Which of these environments off-hours has scaled down (listed as asleep)."""
+        found = await self.db.run(lambda s: repo.settings(s, list(names)))
+        return frozenset(n for n, row in found.items() if row.state == OffhoursState.ASLEEP)
+
     # --- savings -------------------------------------------------------------------------------
     def hourly_cost(self, target: OffhoursTarget) -> tuple[Decimal, str]:
         template = self.catalog.template(target.template)

@@ -35,7 +35,7 @@ class CostBot:
     @property
     def service(self) -> CostService:
         assert self.runtime.ctx is not None
-        service: CostService = self.runtime.ctx.extras["cost"]
+        service: CostService = self.runtime.ctx.cost
         return service
 
     async def command(self, who: SlackIdentity, command: str, text: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ async def bot(
 
 def alerts_of(bot: CostBot) -> BudgetAlerts:
     assert bot.runtime.ctx is not None
-    alerts: BudgetAlerts = bot.runtime.ctx.extras["budget_alerts"]
+    alerts: BudgetAlerts = bot.runtime.ctx.budget_alerts
     return alerts
 
 

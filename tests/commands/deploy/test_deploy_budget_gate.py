@@ -54,7 +54,7 @@ def _request(service: str, hotfix: bool = False) -> DeployRequest:
 
 async def test_a_burned_budget_blocks_prod_with_its_figures(harness: BotHarness) -> None:
     assert harness.runtime.ctx is not None
-    deploys = harness.runtime.ctx.extras["deploys"]
+    deploys = harness.runtime.ctx.deploys
 
     blocked = await deploys.plan(Actor("U0DEVELOPER"), _request("burned"))
     assert [g.name for g in blocked.blocked] == ["error budget"]

@@ -59,7 +59,7 @@ async def harness(
 ) -> AsyncIterator[DeployHarness]:
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.1
+        runtime.ctx.rollouts.poll_seconds = 0.1
 
     _fresh_checkout(backend)
     await eventually(  # the starting point: 1.4.1 rolled out

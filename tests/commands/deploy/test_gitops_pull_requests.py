@@ -129,7 +129,7 @@ async def _harness(
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None and runtime.ctx.gitops is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
         runtime.ctx.gitops.poll_seconds = 0.02
         runtime.ctx.gitops.review_poll_seconds = 0.02
 

@@ -161,7 +161,7 @@ class Harness(BotHarness):
     @property
     def service(self) -> OffhoursService:
         assert self.runtime.ctx is not None
-        service: OffhoursService = self.runtime.ctx.extras["offhours"]
+        service: OffhoursService = self.runtime.ctx.offhours
         return service
 
     async def add_environment(
@@ -259,7 +259,7 @@ async def h(
 ) -> AsyncIterator[Harness]:
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["offhours"].retry_delays = (0.0,)
+        runtime.ctx.offhours.retry_delays = (0.0,)
 
     async with running_bot_harness(
         Harness,
