@@ -18,7 +18,7 @@ from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.history import version_of
 from commands.deploy.notifications import SlackApprovalNotifier
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
 from commands.deploy.service import DeployService, Started, StartKind
 from integrations.slack.blocks import state_value
 from storage.models import Operation

@@ -32,7 +32,7 @@ from bot.clock import Clock
 from bot.errors import DependencyUnavailable, ForgebotError
 from bot.logs import register_secret
 from commands.deploy.history import version_of
-from commands.deploy.rollout import Change, RolloutNotifier
+from commands.deploy.runner import Change, RolloutNotifier
 from integrations.codehost.pull_requests import pull_requests
 from integrations.git.repository import CommitInfo, DesiredStateRepo, FieldChange, Identity, Pushed
 from integrations.git.yaml_field import FieldError

@@ -15,7 +15,7 @@ from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
 from commands.deploy.rollback import RollbackService
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
 
 
 def register(app: AsyncApp, ctx: AppContext) -> FreezeService:

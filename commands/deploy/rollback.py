@@ -19,7 +19,7 @@ from bot.operations import OperationRunner
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import RollbackRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner, workload_of
+from commands.deploy.runner import Change, RolloutRunner, workload_of
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.slack.blockkit import escape
 from storage import deployments as repo

@@ -28,7 +28,7 @@ from commands.deploy.gates import BudgetGate
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner
+from commands.deploy.runner import Change, RolloutRunner
 from integrations.kubernetes.gateway import DeploymentFacts
 from integrations.slack.blockkit import escape
 from storage import deploy_approvals as approvals_repo

@@ -11,7 +11,7 @@ from bot.times import DATE_TIME, shown
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.deploy.service import DeployPlan, GateState, Need
 from integrations.git.repository import CommitInfo
 from integrations.kubernetes.rollout import RolloutStatus

@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from bot.scheduler import JobSpec
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
 from commands.previews import views

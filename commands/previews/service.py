@@ -31,7 +31,7 @@ from bot.catalog import Catalog, PreviewSpec, Template, Workload
 from bot.clock import Clock
 from bot.errors import Conflict, ForgebotError, NotFound, UserInputError
 from bot.operations import OperationRunner
-from commands.deploy.rollout import Change, RolloutRunner
+from commands.deploy.runner import Change, RolloutRunner
 from commands.environments.pricing import price_tag
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
