@@ -634,19 +634,19 @@ async def test_an_acked_deploy_interrupted_before_its_gates_is_done_and_told_aft
 ) -> None:
     """The request row is written before the gates run: a crash right after it loses nothing,
     recovery runs the request and the person is told what happened."""
-    from commands.deploy.deploy_handlers import REQUEST, _request_payload
+    from commands.deploy.handlers import REQUEST, AcceptedDeploy
 
     ctx = harness.runtime.ctx
     assert ctx is not None
     request = DeployRequest("checkout", Version("1.4.2"), "staging")
-    payload = _request_payload(
-        Actor("U0DEVELOPER"),
-        request,
+    payload = AcceptedDeploy(
+        actor="U0DEVELOPER",
+        service=request.service,
+        version=request.version.text,
+        environment=request.environment,
         channel="C0RANDOM",
         key="deploy:T0CRASH",
-        reason="",
-        via="command",
-    )
+    ).model_dump()
     # What `accept` writes first; then the process died.
     await ctx.operations.submit(
         REQUEST,
