@@ -374,8 +374,9 @@ async def deny_submitted(parts: DeployParts, i: Interaction) -> None:
 async def _decide(
     parts: DeployParts, i: Interaction, approval_id: int, *, approve: bool, note: str
 ) -> None:
-    """One decision per person and request, durable before it is checked: a double click or
-    a retry finds the row and is not answered again."""
+    """One Approve (or Deny) per person and request, durable before it is checked: a double
+    click or a retry finds the row and is not answered again."""
+    verb = "approve" if approve else "deny"
     row: AcceptedDecision = AcceptedDecision.by(
         i.actor, channel=i.channel_id, approval_id=approval_id, approve=approve, note=note
     )
@@ -383,7 +384,7 @@ async def _decide(
         DECISION,
         row.model_dump(),
         partial(parts.deploys.decide, i.actor, approval_id, approve=approve, note=note),
-        idempotency_key=f"{DECISION}:{approval_id}:{i.actor.user_id}",
+        idempotency_key=f"{DECISION}:{approval_id}:{i.actor.user_id}:{verb}",
         actor_user_id=i.actor.user_id,
         channel_id=i.channel_id,
     )
