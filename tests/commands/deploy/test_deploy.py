@@ -832,3 +832,39 @@ async def test_a_retried_approval_is_recognised_before_it_is_checked(
     assert [r[:4] for r in await harness.records("prod")] == [
         ("deploy", "1.4.2", "1.4.1", "succeeded")
     ]
+
+
+async def test_a_deny_submitted_twice_is_decided_once_and_answered_once(
+    harness: DeployHarness,
+) -> None:
+    """The deny dialog submitted twice (a retry): the second finds the first one's row before
+    anything is checked, so nobody is told "already denied" by their own first submission."""
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    deny = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_DENY
+    )
+    await harness.press_button(ONCALL, deny)
+    await harness.idle()
+    dialog = harness.slack.state.find("views.open")[-1].response["view"]
+    harness.slack.state.reset()
+    why = {views.REASON: {"value": {"type": "plain_text_input", "value": "after the freeze"}}}
+    await asyncio.gather(
+        harness.submit_view(ONCALL, dialog, why), harness.submit_view(ONCALL, dialog, why)
+    )
+    await harness.idle()
+    said = _text([c.args for c in harness.slack.state.calls])
+    assert "already" not in said, said
+    assert said.count("after the freeze") >= 1
+    assert harness.runtime.db is not None
+    from storage import deploy_approvals
+
+    approval_id = int(deny["value"])
+    approval = await harness.runtime.db.run(lambda s: deploy_approvals.get(s, approval_id))
+    assert approval is not None and approval.state == "denied"
+    assert approval.decided_by == "U0ONCALL" and approval.decision_note == "after the freeze"
