@@ -33,13 +33,16 @@ from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
-from commands.deploy.notifications import SlackApprovalNotifier, SlackRolloutNotifier
+from commands.deploy.notifications import (
+    PersonNotifier,
+    SlackApprovalNotifier,
+    SlackRolloutNotifier,
+)
 from commands.deploy.rollback import RollbackService
 from commands.deploy.runner import RolloutRunner
 from commands.deploy.service import REASON_MISSING, DeployService, Started, StartKind
 from commands.deploy.workloads import workload
 from integrations.slack.blocks import state_value
-from integrations.slack.web import SlackGateway
 from storage.models import Operation
 
 REQUEST = "deploy.request"
@@ -60,7 +63,7 @@ class DeployParts:
 
     catalog: Catalog
     client: AsyncWebClient
-    slack: SlackGateway
+    person: PersonNotifier
     operations: OperationRunner
     freezes: FreezeService
     gitops: GitOpsDelivery
@@ -156,20 +159,6 @@ def _request_of(metadata: dict[str, Any]) -> parse.DeployRequest:
 
 def _selected(values: dict[str, Any], block: str) -> str:
     return state_value(values, block).strip()
-
-
-async def _say(
-    parts: DeployParts,
-    user: str,
-    channel: str,
-    text: str,
-    blocks: list[dict[str, Any]] | None = None,
-) -> None:
-    """Tell one person, where they asked (or in a DM when there is no channel)."""
-    if channel:
-        await parts.slack.post_ephemeral(channel, user, text, blocks)
-    else:
-        await parts.slack.dm(user, text, blocks)
 
 
 def _started_reply(result: Started) -> str:
@@ -320,7 +309,7 @@ async def confirmed(parts: DeployParts, i: Interaction) -> None:
         channel_id=channel,
     )
     if accepted.value is not None:  # a retry of the same submission gets no second answer
-        await _say(parts, i.actor.user_id, channel, _started_reply(accepted.value))
+        await parts.person.tell(i.actor.user_id, channel, _started_reply(accepted.value))
 
 
 async def _submit(parts: DeployParts, row: AcceptedDeploy) -> Started:
@@ -339,9 +328,9 @@ async def resume_request(parts: DeployParts, operation: Operation) -> dict[str, 
         else:
             text, blocks = await _plan_and_start(parts, row)
     except ForgebotError as exc:
-        await _say(parts, row.actor, row.channel, prefix + str(exc))
+        await parts.person.tell(row.actor, row.channel, prefix + str(exc))
         raise
-    await _say(parts, row.actor, row.channel, prefix + text, blocks)
+    await parts.person.tell(row.actor, row.channel, prefix + text, blocks)
     return {"answered": True}
 
 
@@ -399,12 +388,12 @@ async def resume_decision(parts: DeployParts, operation: Operation) -> dict[str,
             row.who, row.approval_id, approve=row.approve, note=row.note
         )
     except ForgebotError as exc:
-        await _say(parts, row.actor, row.channel, prefix + str(exc))
+        await parts.person.tell(row.actor, row.channel, prefix + str(exc))
         raise
     text = views.approval_decided(approval)[0] + "."
     if started is not None:
         text += " " + views.started_text(started.plan, started.kind is StartKind.ALREADY)
-    await _say(parts, row.actor, row.channel, prefix + text)
+    await parts.person.tell(row.actor, row.channel, prefix + text)
     return {"answered": True}
 
 
@@ -419,7 +408,10 @@ async def rollback(
 
 
 def _rollback_of(value: str) -> parse.RollbackRequest:
-    service, environment, revision = value.split("|")
+    words = value.split("|")
+    if len(words) != 3:
+        raise UserInputError("That button no longer works: ask `/forge rollback` again.")
+    service, environment, revision = words
     return parse.RollbackRequest(
         service, environment, int(revision) if revision.isdigit() else None
     )
@@ -460,14 +452,14 @@ async def resume_rollback(parts: DeployParts, operation: Operation) -> dict[str,
     try:
         started = await parts.rollbacks.confirm(row.who, request, row.channel, row.key)
     except ForgebotError as exc:
-        await _say(parts, row.actor, row.channel, prefix + str(exc))
+        await parts.person.tell(row.actor, row.channel, prefix + str(exc))
         raise
     text = (
         f"Rolling back {row.service} in {row.environment}; progress follows in this channel."
         if started
         else "That rollback was already started."
     )
-    await _say(parts, row.actor, row.channel, prefix + text)
+    await parts.person.tell(row.actor, row.channel, prefix + text)
     return {"answered": True}
 
 
@@ -562,7 +554,7 @@ def build(ctx: AppContext) -> DeployParts:
     return DeployParts(
         ctx.catalog,
         ctx.slack_client,
-        ctx.slack,
+        PersonNotifier(ctx.slack),
         ctx.operations,
         freezes,
         gitops,
