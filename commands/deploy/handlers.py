@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 from slack_bolt.async_app import AsyncApp
@@ -86,7 +86,7 @@ class _Acked(BaseModel):
         return Actor(self.actor, self.slack_team_id, self.enterprise_id)
 
     @classmethod
-    def by(cls, actor: Actor, **fields: Any) -> Any:
+    def by(cls, actor: Actor, **fields: Any) -> Self:
         return cls(
             actor=actor.user_id,
             slack_team_id=actor.slack_team_id,
@@ -102,7 +102,7 @@ class AcceptedDeploy(_Acked):
     hotfix: bool = False
     key: str
     reason: str = ""
-    via: str = "command"
+    via: Literal["command", "dialog"] = "command"
     """`command`: plan, then start or answer what stands in the way; `dialog`: the confirmed
     dialog's go (planned again, then started)."""
 
@@ -127,9 +127,15 @@ class AcceptedRollback(_Acked):
 
 
 def _deploy_row(
-    actor: Actor, request: parse.DeployRequest, *, channel: str, key: str, reason: str, via: str
+    actor: Actor,
+    request: parse.DeployRequest,
+    *,
+    channel: str,
+    key: str,
+    reason: str,
+    via: Literal["command", "dialog"],
 ) -> AcceptedDeploy:
-    accepted: AcceptedDeploy = AcceptedDeploy.by(
+    return AcceptedDeploy.by(
         actor,
         service=request.service,
         version=request.version.text,
@@ -140,7 +146,6 @@ def _deploy_row(
         reason=reason,
         via=via,
     )
-    return accepted
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
@@ -366,7 +371,7 @@ async def _decide(
     """One Approve (or Deny) per person and request, durable before it is checked: a double
     click or a retry finds the row and is not answered again."""
     verb = "approve" if approve else "deny"
-    row: AcceptedDecision = AcceptedDecision.by(
+    row = AcceptedDecision.by(
         i.actor, channel=i.channel_id, approval_id=approval_id, approve=approve, note=note
     )
     await parts.operations.accept(
@@ -423,7 +428,7 @@ async def rollback_confirmed(parts: DeployParts, i: Interaction) -> None:
     request = _rollback_of(i.value)
     message_ts = str((i.body.get("container") or {}).get("message_ts", ""))
     key = f"rollback:{message_ts}:{i.value}"
-    row: AcceptedRollback = AcceptedRollback.by(
+    row = AcceptedRollback.by(
         i.actor,
         channel=i.channel_id,
         service=request.service,
