@@ -22,13 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.auth import Actor
-from bot.catalog import Catalog
 from bot.context import AppContext
-from bot.errors import ForgebotError, UserInputError
-from bot.interactions import Interaction, on_action, on_block_action, on_view
-from bot.operations import OperationRunner
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
@@ -42,6 +36,12 @@ from commands.deploy.rollback import RollbackService
 from commands.deploy.runner import RolloutRunner
 from commands.deploy.service import REASON_MISSING, DeployService, Started, StartKind
 from commands.deploy.workloads import workload
+from core.auth import Actor
+from core.catalog import Catalog
+from core.errors import ForgebotError, UserInputError
+from core.interactions import Interaction, on_action, on_block_action, on_view
+from core.operations import OperationRunner
+from core.router import Ack, Invocation, Subcommand, ephemeral
 from integrations.slack.blocks import state_value
 from storage.models import Operation
 

@@ -17,10 +17,10 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.catalog import Catalog, Workload
-from bot.clock import Clock
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError
-from bot.operations import OperationRunner
+from core.catalog import Catalog, Workload
+from core.clock import Clock
+from core.errors import Conflict, DependencyUnavailable, ForgebotError
+from core.operations import OperationRunner
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as repo

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.catalog import Catalog, Service, Workload
-from bot.errors import NotFound
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.catalog import Catalog, Service, Workload
+from core.errors import NotFound
 
 
 @dataclass(frozen=True)

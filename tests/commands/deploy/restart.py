@@ -30,7 +30,7 @@ async def next_replica(stopped: Runtime) -> AsyncIterator[Runtime]:
     again = Runtime(stopped.settings, stopped.catalog, clock=stopped.clock, run_scheduler=False)
     await again.start()
     assert again.ctx is not None
-    again.ctx.extras["rollouts"].poll_seconds = 0.02
+    again.ctx.rollouts.poll_seconds = 0.02
     try:
         yield again
     finally:
