@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from commands.deploy.gitops import GitOpsDelivery
     from commands.deploy.history import HistoryService
     from commands.deploy.rollback import RollbackService
-    from commands.deploy.rollout import RolloutRunner
+    from commands.deploy.runner import RolloutRunner
     from commands.deploy.service import DeployService
     from commands.diagnostics.service import DiagnosticsService
     from commands.dora.service import DoraService

@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from commands.deploy.history import version_of
-from commands.deploy.rollout import Change, RolloutNotifier
+from commands.deploy.runner import Change, RolloutNotifier, RolloutOrder
 from core.catalog import Catalog, Workload
 from core.catalog_gitops import GitOpsTarget
 from core.clock import Clock
@@ -254,7 +254,7 @@ class GitOpsDelivery:
 
     async def apply(
         self,
-        payload: dict[str, Any],
+        order: RolloutOrder,
         workload: Workload,
         target: GitOpsTarget,
         request: CommitRequest,
@@ -263,9 +263,8 @@ class GitOpsDelivery:
         """The GitOps half of a rollout operation (see `RolloutRunner.run`): push the commit,
         record it, and follow the controller in the rollout's one message. The workload's own
         rollout is followed after, by the runner, as for a direct deploy."""
-        change = Change(**payload["change"])
-        channel, ts = str(payload["channel"]), str(payload["ts"])
-        deployment_id = int(payload["deployment_id"])
+        change, channel, ts = order.change, order.channel, order.ts
+        deployment_id = order.deployment_id
         started = self.clock.now()
 
         async def say(text: str) -> None:

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from commands.deploy.parse import NAME
-from core.block_limits import escape
+from commands.deploy.workloads import workload
 from core.catalog import Catalog
+from core.errors import ForgebotError, UserInputError
+from core.block_limits import escape
 from core.errors import NotFound, UserInputError
 from integrations.kubernetes.gateway import KubeGateway
 from storage import deployments as repo
@@ -64,24 +66,30 @@ class HistoryService:
                 "Name a service and an environment, like `checkout prod`.", usage=USAGE
             )
         service, environment = words
-        entry = self.catalog.service(service)
-        if entry is None:
-            raise NotFound(f"There is no service called `{escape(service)}`.", usage=USAGE)
-        if environment not in entry.workloads:
-            where = ", ".join(entry.workloads) or "nowhere yet"
-            raise NotFound(
-                f"{service} does not run in `{escape(environment)}` (it runs in {where}).",
-                usage=USAGE,
-            )
+        workload(self.catalog, service, environment, usage=USAGE)
         return service, environment
 
-    async def history(self, service: str, environment: str) -> list[HistoryLine]:
+    async def recent_versions(self, service: str, limit: int = 5) -> list[str]:
+        """Versions the service ran lately in its first environment (the deploy form's
+        suggestions: a convenience, so an unreachable cluster gives none)."""
         entry = self.catalog.service(service)
-        assert entry is not None
-        workload = entry.workloads[environment]
-        revisions = await self.kube.revisions(
-            workload.cluster, workload.namespace, workload.deployment
-        )
+        first = next(iter(entry.workloads.values()), None) if entry else None
+        if first is None:
+            return []
+        try:
+            found = await self.kube.revisions(first.cluster, first.namespace, first.deployment)
+        except ForgebotError:
+            return []
+        versions: list[str] = []
+        for revision in found[:limit]:
+            image = revision.images.get(first.container, "")
+            if image and version_of(image) not in versions:
+                versions.append(version_of(image))
+        return versions
+
+    async def history(self, service: str, environment: str) -> list[HistoryLine]:
+        placed = workload(self.catalog, service, environment, usage=USAGE).workload
+        revisions = await self.kube.revisions(placed.cluster, placed.namespace, placed.deployment)
         records = await self.db.run(lambda s: repo.history(s, service, environment, limit=200))
         by_version: dict[str, str] = {}
         for record in reversed(records):  # oldest first, so the newest deploy of a version wins
@@ -89,7 +97,7 @@ class HistoryService:
         lines = []
         for index, revision in enumerate(revisions):
             version = version_of(
-                revision.images.get(workload.container, next(iter(revision.images.values()), ""))
+                revision.images.get(placed.container, next(iter(revision.images.values()), ""))
             )
             lines.append(
                 HistoryLine(

@@ -3,8 +3,10 @@ and the result announced in the owning team's channel."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from commands.deploy import views
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.deploy.service import DeployPlan
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack.web import SlackGateway
@@ -60,3 +62,19 @@ class SlackApprovalNotifier:
         if approval.card_channel and approval.card_ts:
             await self.slack.update(approval.card_channel, approval.card_ts, text, blocks)
         await self.slack.dm(approval.requester, text, blocks)
+
+
+class PersonNotifier:
+    """Tells one person something only they need (an answer after a restart), where they
+    asked, or in a DM when there is no channel."""
+
+    def __init__(self, slack: SlackGateway) -> None:
+        self.slack = slack
+
+    async def tell(
+        self, user: str, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        if channel:
+            await self.slack.post_ephemeral(channel, user, text, blocks)
+        else:
+            await self.slack.dm(user, text, blocks)

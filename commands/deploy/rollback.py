@@ -1,9 +1,10 @@
 """Rollback, the on-call's first move: faithful to `kubectl rollout undo`, confirmed, recorded,
 followed to the end in one message, and allowed during a freeze.
 
-The rollout runs as a durable operation keyed by the confirmation, so a double click, a Slack
-retry or a restart never rolls back twice, and one rollout per service and environment is
-enforced by the deploy record.
+The confirmation is durable before any slow work (the handler writes its request row first),
+and the rollout runs as a durable operation (payload: `RolloutOrder`) keyed by the
+confirmation, so a double click, a Slack retry or a restart never rolls back twice, and one
+rollout per service and environment is enforced by the deploy record.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
+from commands.deploy.parse import ROLLBACK_USAGE, RollbackRequest, parse_version
+from commands.deploy.runner import Change, RolloutOrder, RolloutRunner
+from commands.deploy.workloads import workload
 from commands.deploy.parse import RollbackRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner, workload_of
 from core.auth import Action, Actor, Authorizer, Target
 from core.block_limits import escape
 from core.catalog import Catalog, Workload
@@ -56,25 +59,27 @@ class RollbackService:
     def register_operations(self) -> None:
         self.operations.register(ROLLBACK, self.execute, self.rollouts.failed)
 
-    def _workload(self, service: str, environment: str) -> Workload:
-        return workload_of(self.catalog, service, environment)
+    async def confirm(self, actor: Actor, request: RollbackRequest, channel: str, key: str) -> bool:
+        """The person's "Roll back now": plan (the cluster may have moved since the question)
+        and start; False when this confirmation was already acted on."""
+        return await self.start(actor, await self.plan(actor, request), channel, key)
 
     async def plan(self, actor: Actor, request: RollbackRequest) -> RollbackPlan:
         # What does not exist is "not found" for everyone, before any permission question.
-        workload = self._workload(request.service, request.environment)
+        placed = workload(
+            self.catalog, request.service, request.environment, usage=ROLLBACK_USAGE
+        ).workload
         decision = self.auth.authorize(actor, Action.ROLLBACK, Target(service=request.service))
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ROLLBACK))
-        if workload.gitops is not None and self.gitops is not None:
-            return await self._plan_revert(request)
-        revisions = await self.kube.revisions(
-            workload.cluster, workload.namespace, workload.deployment
-        )
+        if placed.gitops is not None and self.gitops is not None:
+            return await self._plan_revert(request, placed)
+        revisions = await self.kube.revisions(placed.cluster, placed.namespace, placed.deployment)
         if request.version is not None:
-            ran = [r for r in revisions if self._version(workload, r.images) == request.version]
+            ran = [r for r in revisions if self._version(placed, r.images) == request.version]
             if not ran:
                 known = ", ".join(
-                    f"{r.number} ({self._version(workload, r.images)})" for r in revisions
+                    f"{r.number} ({self._version(placed, r.images)})" for r in revisions
                 )
                 raise UserInputError(
                     f"`{escape(request.version)}` is not a revision number, nor a version "
@@ -102,16 +107,15 @@ class RollbackService:
         return RollbackPlan(
             request.service,
             request.environment,
-            self._version(workload, current.images),
-            self._version(workload, target.images),
+            self._version(placed, current.images),
+            self._version(placed, target.images),
             target.number,
         )
 
-    async def _plan_revert(self, request: RollbackRequest) -> RollbackPlan:
+    async def _plan_revert(self, request: RollbackRequest, placed: Workload) -> RollbackPlan:
         """GitOps: revert the newest commit forgebot pushed for the service there."""
         assert self.gitops is not None
-        workload = self._workload(request.service, request.environment)
-        target = workload.gitops
+        target = placed.gitops
         assert target is not None
         if request.revision:
             raise UserInputError(
@@ -142,11 +146,10 @@ class RollbackService:
         decision = self.auth.authorize(actor, Action.ROLLBACK, Target(service=plan.service))
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ROLLBACK))
-        entry = self.catalog.service(plan.service)
-        assert entry is not None
+        service = workload(self.catalog, plan.service, plan.environment).service
         record = DeploymentRecord(
             service=plan.service,
-            team=entry.team,
+            team=service.team,
             environment=plan.environment,
             kind=DeployKind.ROLLBACK,
             version=plan.to_version,
@@ -176,53 +179,46 @@ class RollbackService:
         )
 
     async def execute(self, operation: Operation) -> dict[str, Any]:
-        payload = operation.payload
-        change = Change(**payload["change"])
-        revision = int(payload["revision"])
-        workload = self._workload(change.service, change.environment)
+        """The rollback operation's one handler: read its order, find the workload, act."""
+        order = RolloutOrder.of(operation)
+        change = order.change
+        placed = workload(self.catalog, change.service, change.environment)
+        where = placed.workload
         if change.delivery == "gitops":
-            await self._revert(operation, workload)
-            return {"reverted": payload.get("revert_of", "")}
+            target, gitops = where.gitops, self.gitops
+            if gitops is None or target is None:
+                raise ForgebotError(f"{change.service} is no longer delivered through Git")
+            image = parse_version(change.to_version).image(placed.service.image)
+            commit = CommitRequest(
+                subject=f'Revert "Deploy {change.service} {change.from_version} to '
+                f'{change.environment}"',
+                value=gitops.value_for(target, image, change.to_version),
+                expect=order.desired_state or None,
+                requester=change.actor,
+                slack_channel=order.channel,
+                slack_ts=order.ts,
+                idempotency_key=operation.idempotency_key or f"operation-{operation.id}",
+                body=f"This reverts commit {order.revert_of}.",
+            )
+            await self.rollouts.execute(
+                order,
+                where,
+                lambda: gitops.apply(order, where, target, commit, self.rollouts.notify),
+            )
+            return {"reverted": order.revert_of}
 
         async def undo() -> None:
             # Resumed after a restart that came after the patch: the target revision has
             # become the newest one (rollout undo renumbers it), so there is nothing to patch.
-            revisions = await self.kube.revisions(
-                workload.cluster, workload.namespace, workload.deployment
-            )
-            if revisions and self._version(workload, revisions[0].images) == change.to_version:
+            revisions = await self.kube.revisions(where.cluster, where.namespace, where.deployment)
+            if revisions and self._version(where, revisions[0].images) == change.to_version:
                 return
             await self.kube.rollback(
-                workload.cluster, workload.namespace, workload.deployment, revision
+                where.cluster, where.namespace, where.deployment, order.revision
             )
 
-        await self.rollouts.execute(payload, undo)
-        return {"revision": revision}
-
-    async def _revert(self, operation: Operation, workload: Workload) -> None:
-        payload = operation.payload
-        change = Change(**payload["change"])
-        entry = self.catalog.service(change.service)
-        target = workload.gitops
-        if self.gitops is None or target is None or entry is None:
-            raise ForgebotError(f"{change.service} is no longer delivered through Git")
-        gitops = self.gitops
-        image = parse_version(change.to_version).image(entry.image)
-        reverted = str(payload.get("revert_of") or "")
-        request = CommitRequest(
-            subject=f'Revert "Deploy {change.service} {change.from_version} to '
-            f'{change.environment}"',
-            value=gitops.value_for(target, image, change.to_version),
-            expect=str(payload.get("desired_state") or "") or None,
-            requester=change.actor,
-            slack_channel=str(payload["channel"]),
-            slack_ts=str(payload["ts"]),
-            idempotency_key=operation.idempotency_key or f"operation-{operation.id}",
-            body=f"This reverts commit {reverted}.",
-        )
-        await self.rollouts.execute(
-            payload, lambda: gitops.apply(payload, workload, target, request, self.rollouts.notify)
-        )
+        await self.rollouts.execute(order, where, undo)
+        return {"revision": order.revision}
 
     @staticmethod
     def _version(workload: Workload, images: dict[str, str]) -> str:

@@ -1,13 +1,14 @@
 """`/forge deploy`: every policy gate in one place, then one rollout followed to the end.
 
-A plan is computed from the catalog, the cluster, the freeze state and the error budget; each
-gate says whether it passes, blocks, needs a reason from the requester (break glass in a
-freeze, overriding an exhausted error budget) or needs a second person (the two-person rule,
-break glass). Gates are evaluated again whenever the deploy moves a step (confirmation,
-approval), because the world may have changed in between.
+A plan is computed from the catalog, the cluster (one read), the freeze state and the error
+budget; each gate says whether it passes, blocks, needs a reason from the requester (break
+glass in a freeze, overriding an exhausted error budget, a hotfix that skips the budget) or
+needs a second person (the two-person rule, break glass). A request is planned once; it is
+planned again only when it moves a step after waiting on a person (a dialog, an approval),
+because the world may have changed in between.
 
-The rollout itself runs as a durable operation keyed by the Slack interaction that started it,
-so retries, double clicks and restarts never deploy twice.
+The rollout itself runs as a durable operation (payload: `RolloutOrder`) keyed by the Slack
+interaction that started it, so retries, double clicks and restarts never deploy twice.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner
+from commands.deploy.runner import Change, RolloutOrder, RolloutRunner
+from commands.deploy.workloads import workload
 from core.audit import AuditLog, AuditRecord
 from core.auth import Action, Actor, Authorizer, Target
 from core.block_limits import escape
@@ -30,7 +32,7 @@ from core.clock import Clock
 from core.deploy_gate import BudgetGate
 from core.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
 from core.operations import OperationRunner
-from integrations.kubernetes.gateway import DeploymentFacts
+from integrations.kubernetes.gateway import DeploymentFacts, KubeGateway
 from storage import deploy_approvals as approvals_repo
 from storage import deployments as repo
 from storage.db import Database
@@ -43,7 +45,13 @@ from storage.models import (
     Operation,
 )
 
+if TYPE_CHECKING:
+    from commands.deploy.notifications import SlackApprovalNotifier
+
 DEPLOY = "deploy.rollout"
+REASON_MISSING = "Give a reason: it is kept in the audit log."
+HOTFIX = "deploy.hotfix"
+"""The audit entry of a hotfix that skipped the error-budget gate, with its reason."""
 
 # Labels and annotations with which GitOps controllers mark what they own.
 GITOPS_MARKERS: tuple[tuple[str, str, str], ...] = (
@@ -73,6 +81,11 @@ class Need(StrEnum):
     TWO_PERSON = "two_person"
     BREAK_GLASS = "break_glass"
     BUDGET_OVERRIDE = "budget_override"
+    HOTFIX = "hotfix"
+    """A hotfix to production skips the error-budget gate: the requester says why."""
+
+
+REASONED = frozenset({Need.BREAK_GLASS, Need.BUDGET_OVERRIDE, Need.HOTFIX})
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,7 @@ class DeployPlan:
 
     @property
     def needs_reason(self) -> bool:
-        return bool(self.needs & {Need.BREAK_GLASS, Need.BUDGET_OVERRIDE})
+        return bool(self.needs & REASONED)
 
     @property
     def needs_second_person(self) -> bool:
@@ -119,24 +132,6 @@ class Started:
     approval: DeployApproval | None = None
 
 
-class DeploymentReader(Protocol):
-    async def deployment_facts(
-        self, cluster: str, namespace: str, deployment: str
-    ) -> DeploymentFacts: ...
-
-    async def set_image(
-        self, cluster: str, namespace: str, deployment: str, container: str, image: str
-    ) -> bool: ...
-
-
-class ApprovalNotifier(Protocol):
-    async def approval_card(
-        self, approval: DeployApproval, plan: DeployPlan, channel: str
-    ) -> tuple[str, str]: ...
-
-    async def approval_decided(self, approval: DeployApproval) -> None: ...
-
-
 @dataclass
 class DeployService:
     catalog: Catalog
@@ -145,10 +140,10 @@ class DeployService:
     auth: Authorizer
     audit: AuditLog
     operations: OperationRunner
-    kube: DeploymentReader
+    kube: KubeGateway
     freezes: FreezeService
     rollouts: RolloutRunner
-    approvals: ApprovalNotifier
+    approvals: SlackApprovalNotifier
     budget_gate: Callable[[], BudgetGate | None] = lambda: None
     """Asked at each plan: the SLO capability plugs its gate in after start-up."""
     gitops: GitOpsDelivery | None = None
@@ -159,22 +154,17 @@ class DeployService:
 
     # --- the gates ---------------------------------------------------------------------------
     def _resolve(self, request: DeployRequest) -> tuple[Service, Environment, Workload]:
-        service = self.catalog.service(request.service)
-        if service is None:
-            known = ", ".join(s.name for s in self.catalog.services) or "none"
-            raise NotFound(
-                f"There is no service called `{escape(request.service)}` (known: {known}).",
-                usage=DEPLOY_USAGE,
-            )
+        found = workload(self.catalog, request.service, request.environment, usage=DEPLOY_USAGE)
         environment = self.catalog.environment(request.environment)
-        if environment is None or request.environment not in service.workloads:
-            where = ", ".join(service.workloads) or "nowhere yet"
-            raise NotFound(
-                f"{service.name} does not run in `{escape(request.environment)}` "
-                f"(it runs in {where}).",
-                usage=DEPLOY_USAGE,
-            )
-        return service, environment, service.workloads[request.environment]
+        if environment is None:  # the catalog check refuses a workload in no environment
+            raise NotFound(f"There is no environment called `{escape(request.environment)}`.")
+        return found.service, environment, found.workload
+
+    def confirms(self, request: DeployRequest) -> bool:
+        """The confirmation rule: the environment's policy asks for a dialog before any deploy
+        (the handler opens it at once, while Slack's trigger is still valid)."""
+        environment = self.catalog.environment(request.environment)
+        return environment is not None and environment.policy.confirm
 
     def _version_policy(self, request: DeployRequest, environment: Environment) -> None:
         policy = environment.policy
@@ -321,7 +311,7 @@ class DeployService:
                 )
             )
             needs.add(Need.TWO_PERSON)
-        if environment.policy.confirm:
+        if self.confirms(request):
             gates.append(Gate("confirmation", GateState.INFO, "confirm in the dialog"))
         gates.insert(
             0,
@@ -337,7 +327,7 @@ class DeployService:
             image=image,
             from_version=current,
             from_revision=facts.revision,
-            confirm=environment.policy.confirm,
+            confirm=self.confirms(request),
             gates=gates,
             needs=frozenset(needs),
             desired_state=desired_state,
@@ -354,7 +344,12 @@ class DeployService:
         if environment.tier is not Tier.PROD:
             return Gate("error budget", GateState.PASS, "not gated outside production")
         if request.hotfix:
-            return Gate("error budget", GateState.INFO, "hotfix: not gated")
+            needs.add(Need.HOTFIX)
+            return Gate(
+                "error budget",
+                GateState.NEEDS_REASON,
+                "hotfix: not gated; say why it cannot wait (kept in the audit log)",
+            )
         gate = self.budget_gate()
         if gate is None:
             return Gate("error budget", GateState.INFO, "no SLO gate configured")
@@ -382,17 +377,23 @@ class DeployService:
     async def submit(
         self, actor: Actor, request: DeployRequest, *, reason: str, channel: str, key: str
     ) -> Started:
-        """The requester's go: start now, or ask the second person. Gates are evaluated again."""
+        """The requester's go after a dialog: plan again (the world may have changed while it
+        was open), then `start`."""
         plan = await self.plan(actor, request)
+        return await self.start(actor, plan, reason=reason, channel=channel, key=key)
+
+    async def start(
+        self, actor: Actor, plan: DeployPlan, *, reason: str, channel: str, key: str
+    ) -> Started:
+        """Act on a fresh plan: start the rollout now, or ask the second person."""
         if plan.blocked:
             raise Conflict(
                 "The deploy is blocked: " + "; ".join(f"{g.name}: {g.detail}" for g in plan.blocked)
             )
         reason = " ".join(reason.split())[:500]
         if plan.needs_reason and not reason:
-            raise UserInputError("Give a reason: it is kept in the audit log.")
-        if plan.needs & {Need.BREAK_GLASS, Need.BUDGET_OVERRIDE}:
-            await self._audit_exception(actor, plan, reason, channel)
+            raise UserInputError(REASON_MISSING)
+        await self._audit_exception(actor, plan, reason, channel)
         if plan.needs_second_person:
             return await self._ask_for_approval(actor, plan, reason, channel)
         created = await self._begin(actor.user_id, plan, channel, key)
@@ -401,15 +402,16 @@ class DeployService:
     async def _audit_exception(
         self, actor: Actor, plan: DeployPlan, reason: str, channel: str
     ) -> None:
-        for need, action in (
-            (Need.BREAK_GLASS, Action.BREAK_GLASS),
-            (Need.BUDGET_OVERRIDE, Action.GATE_OVERRIDE),
+        for need, command in (
+            (Need.BREAK_GLASS, Action.BREAK_GLASS.value),
+            (Need.BUDGET_OVERRIDE, Action.GATE_OVERRIDE.value),
+            (Need.HOTFIX, HOTFIX),
         ):
             if need in plan.needs:
                 await self.audit.record(
                     AuditRecord(
                         actor_user_id=actor.user_id,
-                        command=action.value,
+                        command=command,
                         outcome=AuditOutcome.OK,
                         arguments={
                             "service": plan.request.service,
@@ -494,6 +496,21 @@ class DeployService:
             await self.approvals.approval_decided(approval)
         return approval, started
 
+    async def resume_decision(
+        self, actor: Actor, approval_id: int, *, approve: bool, note: str = ""
+    ) -> tuple[DeployApproval, Started | None]:
+        """Recovery of a decision a restart cut short: decide it if nobody has, or finish
+        `actor`'s own recorded approval (its deploy is keyed by the approval: started once)."""
+        approval = await self.db.run(lambda s: approvals_repo.get(s, approval_id))
+        mine = ApprovalState.APPROVED if approve else ApprovalState.DENIED
+        if approval is None or approval.state != mine or approval.decided_by != actor.user_id:
+            return await self.decide(actor, approval_id, approve=approve, note=note)
+        try:
+            started = await self._start_approved(approval) if approve else None
+        finally:
+            await self.approvals.approval_decided(approval)
+        return approval, started
+
     async def _start_approved(self, approval: DeployApproval) -> Started:
         request = DeployRequest(
             approval.service,
@@ -552,39 +569,42 @@ class DeployService:
 
     # --- running -----------------------------------------------------------------------------
     async def execute(self, operation: Operation) -> dict[str, Any]:
-        payload = operation.payload
-        change = Change(**payload["change"])
-        service = self.catalog.service(change.service)
-        if service is None or change.environment not in service.workloads:
-            raise ForgebotError(f"{change.service} is no longer in the catalog")
-        workload = service.workloads[change.environment]
-        image = str(payload["image"])
-
-        async def patch() -> None:
-            await self.kube.set_image(
-                workload.cluster, workload.namespace, workload.deployment, workload.container, image
-            )
-
+        """The deploy operation's one handler: read its order, find the workload, act."""
+        order = RolloutOrder.of(operation)
+        change = order.change
+        placed = workload(self.catalog, change.service, change.environment).workload
         if change.delivery != "gitops":
-            await self.rollouts.execute(payload, patch)
-            return {"image": image}
-        if self.gitops is None or workload.gitops is None:
+
+            async def act() -> object:
+                return await self.kube.set_image(
+                    placed.cluster,
+                    placed.namespace,
+                    placed.deployment,
+                    placed.container,
+                    order.image,
+                )
+
+            await self.rollouts.execute(order, placed, act)
+            return {"image": order.image}
+        target, gitops = placed.gitops, self.gitops
+        if gitops is None or target is None:
             raise ForgebotError(f"{change.service} is no longer delivered through Git")
-        target, gitops = workload.gitops, self.gitops
-        request = CommitRequest(
+        commit = CommitRequest(
             subject=f"Deploy {change.service} {change.to_version} to {change.environment}",
-            value=gitops.value_for(target, image, change.to_version),
-            expect=payload.get("desired_state"),
+            value=gitops.value_for(target, order.image, change.to_version),
+            expect=order.desired_state,
             requester=change.actor,
-            slack_channel=str(payload["channel"]),
-            slack_ts=str(payload["ts"]),
+            slack_channel=order.channel,
+            slack_ts=order.ts,
             idempotency_key=operation.idempotency_key or f"operation-{operation.id}",
             body="Hotfix." if change.hotfix else "",
         )
         await self.rollouts.execute(
-            payload, lambda: gitops.apply(payload, workload, target, request, self.rollouts.notify)
+            order,
+            placed,
+            lambda: gitops.apply(order, placed, target, commit, self.rollouts.notify),
         )
-        return {"image": image}
+        return {"image": order.image}
 
 
 def gitops_owner(facts: DeploymentFacts) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.deploy.service import DeployPlan, GateState, Need
 from core.block_limits import escape
 from core.catalog import Catalog
@@ -382,6 +382,14 @@ def deploy_needs_review(plan: DeployPlan, channel: str) -> tuple[str, list[dict[
     ]
 
 
+def _reason_label(plan: DeployPlan) -> str:
+    if Need.BREAK_GLASS in plan.needs:
+        return "Why break glass?"
+    if Need.BUDGET_OVERRIDE in plan.needs:
+        return "Why override?"
+    return "Why a hotfix?"
+
+
 def confirm_modal(plan: DeployPlan, channel: str) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [bk.section(_what(plan)), bk.section(gate_lines(plan))]
     if plan.needs_reason:
@@ -389,9 +397,7 @@ def confirm_modal(plan: DeployPlan, channel: str) -> dict[str, Any]:
             {
                 "type": "input",
                 "block_id": REASON,
-                "label": bk.plain_text(
-                    "Why break glass?" if Need.BREAK_GLASS in plan.needs else "Why override?"
-                ),
+                "label": bk.plain_text(_reason_label(plan)),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": "value",

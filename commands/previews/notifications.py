@@ -21,7 +21,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.environments.service import EnvironmentNotifier
 from core.clock import Clock
 from integrations.kubernetes.rollout import RolloutStatus

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from commands.deploy.rollout import Change, RolloutRunner
+from commands.deploy.runner import Change, RolloutRunner
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
 from commands.previews import views

@@ -33,6 +33,7 @@ from integrations.sandbox.slack_payloads import (
 from storage import audit
 from storage import deployments as repo
 from tests.bot_harness import BotHarness, running_bot_harness
+from tests.commands.deploy.restart import next_replica, stop_inside_kubernetes_call
 from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, STRANGER
 
 IMAGE = "registry.example.com/payments/checkout"
@@ -634,19 +635,19 @@ async def test_an_acked_deploy_interrupted_before_its_gates_is_done_and_told_aft
 ) -> None:
     """The request row is written before the gates run: a crash right after it loses nothing,
     recovery runs the request and the person is told what happened."""
-    from commands.deploy.deploy_handlers import REQUEST, _request_payload
+    from commands.deploy.handlers import REQUEST, AcceptedDeploy
 
     ctx = harness.runtime.ctx
     assert ctx is not None
     request = DeployRequest("checkout", Version("1.4.2"), "staging")
-    payload = _request_payload(
-        Actor("U0DEVELOPER"),
-        request,
+    payload = AcceptedDeploy(
+        actor="U0DEVELOPER",
+        service=request.service,
+        version=request.version.text,
+        environment=request.environment,
         channel="C0RANDOM",
         key="deploy:T0CRASH",
-        reason="",
-        via="command",
-    )
+    ).model_dump()
     # What `accept` writes first; then the process died.
     await ctx.operations.submit(
         REQUEST,
@@ -693,3 +694,177 @@ async def test_denying_a_prod_deploy_asks_why_and_tells_the_requester(
     await harness.idle()
     assert "wait for the freeze" in json.dumps([c.args for c in harness.slack.state.calls])
     assert harness.image("checkout") == f"{IMAGE}:1.4.1", "denied: nothing deployed"
+
+
+# --- one plan, one read ------------------------------------------------------------------------
+
+
+async def test_a_deploy_plans_once_with_one_kubernetes_read(harness: DeployHarness) -> None:
+    """Counted at the fake API server: the plan reads the Deployment (with its namespace's
+    autoscalers) once; the only other read before the patch is the patch's own
+    optimistic-concurrency read. (Before the flat path: three reads, two HPA lists.)"""
+    harness.kube.requests.clear()
+    reply = await harness.deploy(ELSEWHERE, "checkout 1.4.2 to staging")
+    assert "Deploying checkout `1.4.2` to staging" in reply["text"]
+    await harness.idle()
+    assert harness.image() == f"{IMAGE}:1.4.2"
+    # The workload's namespace only: the client's start-up warm-up (discovery) may run now.
+    calls = [
+        (method, path)
+        for method, path, _, _ in harness.kube.requests
+        if "/namespaces/checkout-staging/" in path
+    ]
+    deployment = "/apis/apps/v1/namespaces/checkout-staging/deployments/checkout"
+    patched = calls.index(("PATCH", deployment))
+    before = calls[:patched]
+    autoscalers = [c for c in before if c[1].endswith("/horizontalpodautoscalers")]
+    reads = [c for c in before if c == ("GET", deployment)]
+    assert len(autoscalers) == 1, f"the plan reads the cluster once: {before}"
+    assert len(reads) == 2, f"one read for the plan, one by the patch itself: {before}"
+    assert [c for c in before if c not in autoscalers + reads] == [], before
+
+
+# --- hotfix ------------------------------------------------------------------------------------
+
+
+async def test_a_hotfix_to_prod_asks_why_and_audits_it(harness: DeployHarness) -> None:
+    """`hotfix` skips the error-budget gate: the dialog asks why (a field error when empty)
+    and the reason goes to the audit log and the approver's card."""
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod hotfix", reply=False)
+    view = await harness.latest_view()
+    reason_block = next(b for b in view["blocks"] if b.get("block_id") == views.REASON)
+    assert reason_block["label"]["text"] == "Why a hotfix?"
+    assert "hotfix: not gated" in _text(view)
+    empty = await harness.submit_view(
+        DEVELOPER, view, {views.REASON: {"value": {"type": "plain_text_input", "value": " "}}}
+    )
+    assert empty == {
+        "response_action": "errors",
+        "errors": {views.REASON: "Give a reason: it is kept in the audit log."},
+    }
+    await harness.submit_view(
+        DEVELOPER,
+        view,
+        {views.REASON: {"value": {"type": "plain_text_input", "value": "card payments <!here>"}}},
+    )
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    assert "card payments &lt;!here&gt;" in _text(card.args), "shown to the approver, escaped"
+    assert harness.runtime.db is not None
+    entries = await harness.runtime.db.run(lambda s: audit.recent(s, limit=200))
+    hotfixes = [e for e in entries if e.command == "deploy.hotfix"]
+    assert len(hotfixes) == 1 and hotfixes[0].arguments == {
+        "service": "checkout",
+        "environment": "prod",
+        "version": "1.4.2",
+        "reason": "card payments <!here>",
+    }
+    assert harness.image("checkout") == f"{IMAGE}:1.4.1", "prod still waits for a second person"
+
+
+# --- durable clicks ----------------------------------------------------------------------------
+
+
+async def test_an_approval_cut_short_by_a_restart_is_finished_and_told(
+    harness: DeployHarness,
+) -> None:
+    """Approve is durable right after its ack: stopped while the approved deploy is being
+    planned, the next replica finishes it (one deploy) and tells the approver."""
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    approve = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_APPROVE
+    )
+    harness.kube.faults.latency = 1.0
+    await harness.press_button(ONCALL, approve)
+    await stop_inside_kubernetes_call(harness.runtime, harness.kube)
+    assert harness.image("checkout") == f"{IMAGE}:1.4.1", "cut short before the deploy"
+
+    harness.slack.state.reset()
+    harness.advance(timedelta(seconds=1))  # the next pod starts a moment later
+    async with next_replica(harness.runtime) as replica:
+        assert replica.ctx is not None and replica.db is not None
+        await replica.ctx.settle()
+        assert harness.image("checkout") == f"{IMAGE}:1.4.2"
+        records = await replica.db.run(lambda s: repo.history(s, "checkout", "prod"))
+        assert [(r.kind, r.outcome, r.actor) for r in records] == [
+            ("deploy", "succeeded", "U0DEVELOPER")
+        ]
+        told = [
+            c.args
+            for c in harness.slack.state.calls
+            if c.method == "chat.postEphemeral" and c.args.get("user") == "U0ONCALL"
+        ]
+        assert len(told) == 1, told
+        assert "restarted while handling your approval" in told[0]["text"]
+        assert (
+            "approved" in told[0]["text"]
+            and "Deploying checkout `1.4.2` to prod" in (told[0]["text"])
+        )
+
+
+async def test_a_retried_approval_is_recognised_before_it_is_checked(
+    harness: DeployHarness,
+) -> None:
+    """A double click on Approve: the second press finds the first one's row and is not
+    answered ("already approved by you" would be the first one's own state)."""
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    approve = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_APPROVE
+    )
+    harness.slack.state.reset()
+    await asyncio.gather(
+        harness.press_button(ONCALL, approve), harness.press_button(ONCALL, approve)
+    )
+    await harness.finished("prod")
+    answers = [c.args.get("text", "") for c in harness.slack.state.find("response_url")]
+    assert not any("already" in a for a in answers), answers
+    assert [r[:4] for r in await harness.records("prod")] == [
+        ("deploy", "1.4.2", "1.4.1", "succeeded")
+    ]
+
+
+async def test_a_deny_submitted_twice_is_decided_once_and_answered_once(
+    harness: DeployHarness,
+) -> None:
+    """The deny dialog submitted twice (a retry): the second finds the first one's row before
+    anything is checked, so nobody is told "already denied" by their own first submission."""
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
+    await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    deny = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_DENY
+    )
+    await harness.press_button(ONCALL, deny)
+    await harness.idle()
+    dialog = harness.slack.state.find("views.open")[-1].response["view"]
+    harness.slack.state.reset()
+    why = {views.REASON: {"value": {"type": "plain_text_input", "value": "after the freeze"}}}
+    await asyncio.gather(
+        harness.submit_view(ONCALL, dialog, why), harness.submit_view(ONCALL, dialog, why)
+    )
+    await harness.idle()
+    said = _text([c.args for c in harness.slack.state.calls])
+    assert "already" not in said, said
+    assert said.count("after the freeze") >= 1
+    assert harness.runtime.db is not None
+    from storage import deploy_approvals
+
+    approval_id = int(deny["value"])
+    approval = await harness.runtime.db.run(lambda s: deploy_approvals.get(s, approval_id))
+    assert approval is not None and approval.state == "denied"
+    assert approval.decided_by == "U0ONCALL" and approval.decision_note == "after the freeze"

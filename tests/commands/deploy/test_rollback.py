@@ -18,6 +18,7 @@ from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command
 from storage import deployments as repo
+from tests.commands.deploy.restart import next_replica, stop_inside_kubernetes_call
 from tests.fixtures.slack import DEVELOPER, ONCALL, SIGNING_SECRET, STRANGER
 
 DEPLOYMENTS = next(k for k in KINDS if k.plural == "deployments")
@@ -213,3 +214,53 @@ async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(
     assert any(
         "done in" in json.dumps(m) for m in fake_slack.state.messages_in("C0PAYMENTS").values()
     )
+
+
+async def test_roll_back_now_cut_short_by_a_restart_is_finished_and_told(
+    bot: tuple[Runtime, SignedSlackClient], fake_kube: FakeKube, fake_slack: RunningFakeSlack
+) -> None:
+    """ "Roll back now" is durable right after its ack, before the rollback is planned: stopped
+    while it reads the cluster, the next replica rolls back once and tells the person."""
+    runtime, signed = bot
+    fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.1", replicas=3)
+    _release(fake_kube, "1.4.2")
+    confirm = await _ask(runtime, signed, fake_slack, ONCALL, "checkout prod")
+    button = next(e for b in confirm["blocks"] if b["type"] == "actions" for e in b["elements"])  # type: ignore[index,union-attr]
+    press = block_actions(
+        ONCALL,
+        {
+            "action_id": button["action_id"],
+            "block_id": "rollback-confirm",
+            "value": button["value"],
+        },
+        response_url=fake_slack.new_response_url(),
+        message={"ts": "1790000000.000997"},
+        channel_id="C0PAYMENTS",
+    )
+    fake_kube.faults.latency = 1.0
+    assert (await signed.send(press)).status == 200
+    await stop_inside_kubernetes_call(runtime, fake_kube)
+    image = fake_kube.find("deployments", "checkout", "checkout")["spec"]["template"]["spec"]  # type: ignore[index]
+    assert image["containers"][0]["image"].endswith(":1.4.2"), "cut short before the rollback"
+
+    fake_slack.state.reset()
+    async with next_replica(runtime) as replica:
+        assert replica.ctx is not None and replica.db is not None
+        await replica.ctx.settle()
+        deployment = fake_kube.find("deployments", "checkout", "checkout")
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.1")
+        records = await replica.db.run(lambda s: repo.history(s, "checkout", "prod"))
+        assert [(r.kind, r.outcome, r.actor) for r in records] == [
+            ("rollback", "succeeded", "U0ONCALL")
+        ], "rolled back once"
+        told = [
+            c.args
+            for c in fake_slack.state.calls
+            if c.method == "chat.postEphemeral" and c.args.get("user") == "U0ONCALL"
+        ]
+        assert len(told) == 1 and "restarted while handling your rollback" in told[0]["text"]
+        assert "Rolling back checkout in prod" in told[0]["text"]
+        assert any(
+            "done in" in json.dumps(m) for m in fake_slack.state.messages_in("C0PAYMENTS").values()
+        ), "the rollout's own message ends with the result"

@@ -1,22 +1,27 @@
-"""One rollout, deploy or rollback alike: change the Deployment, follow it to the end in one
-Slack message, record the outcome, and tell the owning team.
+"""Runs one rollout, deploy or rollback alike: change the Deployment, follow it to the end in
+one Slack message, record the outcome, and tell the owning team. (Reading a rollout's status
+is `integrations.kubernetes.rollout`; this module runs them.)
 
-Both kinds run as durable operations; `RolloutRunner.run` is what an operation executes, so it
-is safe to run again after a restart: the change is idempotent (the same image or template
-again starts no new rollout) and the record's outcome is a guarded transition.
+Both kinds run as durable operations whose payload is a `RolloutOrder`; the capability's one
+handler per kind reads the order, finds the workload once and hands both to `RolloutRunner.run`,
+which is safe to run again after a restart: the change is idempotent (the same image or
+template again starts no new rollout) and the record's outcome is a guarded transition.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from core.catalog import Catalog, Workload
 from core.clock import Clock
-from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.errors import Conflict, DependencyUnavailable, ForgebotError
 from core.operations import OperationRunner
+from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as repo
 from storage import operations as operations_repo
@@ -45,9 +50,6 @@ class Change:
     def is_rollback(self) -> bool:
         return self.kind == DeployKind.ROLLBACK
 
-    def payload(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 class RolloutNotifier(Protocol):
     async def started(self, change: Change, channel: str) -> tuple[str, str]: ...
@@ -67,18 +69,28 @@ class RolloutNotifier(Protocol):
     ) -> None: ...
 
 
-class RolloutReader(Protocol):
-    async def rollout_status(self, cluster: str, namespace: str, deployment: str) -> Any: ...
+class RolloutOrder(BaseModel):
+    """The payload of a deploy or rollback operation, validated once when the operation runs."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-def workload_of(catalog: Catalog, service: str, environment: str) -> Workload:
-    entry = catalog.service(service)
-    if entry is None:
-        raise NotFound(f"There is no service called {service}.")
-    if environment not in entry.workloads:
-        where = ", ".join(entry.workloads) or "nowhere yet"
-        raise NotFound(f"{service} does not run in {environment} (it runs in {where}).")
-    return entry.workloads[environment]
+    deployment_id: int
+    change: Change
+    channel: str
+    ts: str
+    """The rollout's one Slack message."""
+    image: str = ""
+    """A deploy: the image to run."""
+    revision: int = 0
+    """A rollback: the Deployment revision to return to (0 for a GitOps revert)."""
+    revert_of: str = ""
+    """A GitOps rollback: the commit it reverts."""
+    desired_state: str | None = None
+    """GitOps delivery: the field's value in Git when planned (the commit expects it still)."""
+
+    @classmethod
+    def of(cls, operation: Operation) -> RolloutOrder:
+        return cls.model_validate(operation.payload)
 
 
 UNREACHABLE = "cluster unreachable, still trying"
@@ -90,7 +102,7 @@ class RolloutRunner:
     db: Database
     clock: Clock
     operations: OperationRunner
-    kube: RolloutReader
+    kube: KubeGateway
     notify: RolloutNotifier
     poll_seconds: float = 1.0
     timeout_seconds: float = 600.0
@@ -102,7 +114,11 @@ class RolloutRunner:
         change: Change,
         channel: str,
         key: str,
-        **payload: Any,
+        *,
+        image: str = "",
+        revision: int = 0,
+        revert_of: str = "",
+        desired_state: str | None = None,
     ) -> bool:
         """Record the rollout (one per service and environment, the database says), open its
         message and submit the operation that runs it. False when `key` was already used."""
@@ -119,15 +135,19 @@ class RolloutRunner:
             ) from None
         try:
             channel, ts = await self.notify.started(change, channel)
+            order = RolloutOrder(
+                deployment_id=record.id or 0,
+                change=change,
+                channel=channel,
+                ts=ts,
+                image=image,
+                revision=revision,
+                revert_of=revert_of,
+                desired_state=desired_state,
+            )
             submission = await self.operations.submit(
                 operation_kind,
-                {
-                    "deployment_id": record.id,
-                    "change": change.payload(),
-                    "channel": channel,
-                    "ts": ts,
-                    **payload,
-                },
+                order.model_dump(mode="json"),
                 idempotency_key=key,
                 actor_user_id=change.actor,
             )
@@ -163,13 +183,13 @@ class RolloutRunner:
         )
 
     async def execute(
-        self, payload: dict[str, Any], act: Callable[[], Awaitable[object]]
+        self, order: RolloutOrder, workload: Workload, act: Callable[[], Awaitable[object]]
     ) -> RolloutStatus:
         """Run the rollout an operation carries (see `begin`); a failed rollout fails the
         operation, so it is recorded as failed there too."""
-        change = Change(**payload["change"])
+        change = order.change
         status = await self.run(
-            int(payload["deployment_id"]), change, str(payload["channel"]), str(payload["ts"]), act
+            order.deployment_id, change, order.channel, order.ts, act, workload=workload
         )
         if not status.done:
             what = "rollback" if change.is_rollback else "deploy"
@@ -187,11 +207,10 @@ class RolloutRunner:
         ts: str,
         act: Callable[[], Awaitable[object]],
         *,
-        workload: Workload | None = None,
+        workload: Workload,
     ) -> RolloutStatus:
-        """Apply the change with `act`, follow it, record and announce the outcome. `workload`
-        is where it runs when that is not in the catalog (a pull request's preview)."""
-        workload = workload or workload_of(self.catalog, change.service, change.environment)
+        """Apply the change with `act`, follow it on `workload`, record and announce the
+        outcome."""
         entry = self.catalog.service(change.service)
         team = self.catalog.team(entry.team) if entry else None
         started = self.clock.now()
