@@ -84,7 +84,13 @@ Debian ${DEBIAN_SUITE}, for example
     apt-get update
 or rerun this script as root with --add-deb-src."
 
-key="${version//[:~]/_}-${go_version}"
+# Kubernetes 1.20 vendors reflect2 1.0.1, whose unsafe map iteration crashes (SIGSEGV in
+# reflect2.UnsafeIterate) under Go 1.18 and later the first time the API server encodes a custom
+# resource. Debian ships the fixed 1.0.2 as golang-github-modern-go-reflect2-dev; the build uses
+# it in place of the vendored copy, and the cache key says so.
+REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+src_key="${version//[:~]/_}-${go_version}"
+key="${src_key}-reflect2_1.0.2"
 dest="$CACHE_ROOT/$key"
 if $print_dir; then echo "$dest/bin"; exit 0; fi
 
@@ -108,7 +114,7 @@ upstream=${version#*:}
 upstream=${upstream%-*}
 upstream=${upstream##*+really}
 upstream=${upstream%%+*}
-work="$CACHE_ROOT/src/$key"
+work="$CACHE_ROOT/src/$src_key"
 mkdir -p "$work"
 tree=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "${SOURCE_PACKAGE}-*" | head -1)
 if [ -z "$tree" ] || [ ! -f "$tree/Makefile" ]; then
@@ -118,6 +124,17 @@ if [ -z "$tree" ] || [ ! -f "$tree/Makefile" ]; then
     || die "apt-get source ${SOURCE_PACKAGE}=${version} failed (is the Debian mirror reachable?)"
   tree=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "${SOURCE_PACKAGE}-*" | head -1)
   [ -n "$tree" ] || die "apt-get source produced no ${SOURCE_PACKAGE}-* folder in $work"
+fi
+
+# --- the reflect2 fix (see REFLECT2_SRC above) ----------------------------------------------
+[ -f "$REFLECT2_SRC/go_above_118.go" ] || die "reflect2 1.0.2 is missing: apt-get install -y \
+golang-github-modern-go-reflect2-dev (Kubernetes 1.20's vendored 1.0.1 crashes under Go 1.18+)."
+vendored="$tree/vendor/github.com/modern-go/reflect2"
+if [ ! -f "$vendored/go_above_118.go" ]; then
+  say "replacing the vendored reflect2 1.0.1 with Debian's 1.0.2"
+  find "$vendored" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) -delete
+  cp "$REFLECT2_SRC"/*.go "$REFLECT2_SRC"/*.s "$vendored/"
+  find "$vendored" -maxdepth 1 -type f -name '*_test.go' -delete
 fi
 
 # --- build -----------------------------------------------------------------------------------
