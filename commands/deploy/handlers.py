@@ -29,11 +29,8 @@ from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import (
     PersonNotifier,
-    SlackApprovalNotifier,
-    SlackRolloutNotifier,
 )
 from commands.deploy.rollback import RollbackService
-from commands.deploy.runner import RolloutRunner
 from commands.deploy.service import REASON_MISSING, DeployService, Started, StartKind
 from commands.deploy.workloads import workload
 from core.auth import Actor

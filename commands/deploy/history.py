@@ -11,8 +11,6 @@ from commands.deploy.parse import NAME
 from commands.deploy.workloads import workload
 from core.catalog import Catalog
 from core.errors import ForgebotError, UserInputError
-from core.block_limits import escape
-from core.errors import NotFound, UserInputError
 from integrations.kubernetes.gateway import KubeGateway
 from storage import deployments as repo
 from storage.db import Database

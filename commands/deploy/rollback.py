@@ -17,7 +17,6 @@ from commands.deploy.history import version_of
 from commands.deploy.parse import ROLLBACK_USAGE, RollbackRequest, parse_version
 from commands.deploy.runner import Change, RolloutOrder, RolloutRunner
 from commands.deploy.workloads import workload
-from commands.deploy.parse import RollbackRequest, parse_version
 from core.auth import Action, Actor, Authorizer, Target
 from core.block_limits import escape
 from core.catalog import Catalog, Workload

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from core.routes import Handler
 
 from commands.previews.service import Receipt
 from core.routes import Handler
