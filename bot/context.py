@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.operations import OperationRunner, process_owner
 from bot.router import Boundary, CommandRouter
-from commands.deploy.gates import BudgetGate
+from commands.deploy.gates import BudgetGate, BurnWatch
 from integrations.aws.cost_explorer import CostSource
 from integrations.codehost.host import CodeHost
 from integrations.kubernetes.gateway import KubeGateway
@@ -53,6 +53,8 @@ class AppContext:
     cost_source: CostSource | None = None
     """AWS Cost Explorer (or the sandbox's): set by the runtime before capabilities register."""
     """Set by the SLO capability; the deploy gate asks it about error budgets."""
+    burn_watch: BurnWatch | None = None
+    """Set by the SLO capability: a running canary is paused while its error budget burns fast."""
     prometheus: PrometheusGateway | None = None
     """Set by the SLO capability from PROMETHEUS_URL (or beforehand, by a sandbox)."""
     gitops: GitOpsDelivery | None = None

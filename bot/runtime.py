@@ -31,7 +31,7 @@ from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
-from integrations.kubernetes.gateway import KubeGateway
+from integrations.kubernetes.workload_kinds import RolloutAwareKube, rollout_workloads
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
@@ -95,8 +95,9 @@ class Runtime:
             raise StartupError(f"cannot use the database: {exc}") from None
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         client = build_web_client(token, base_url=settings.slack_api_url)
-        kube = KubeGateway(
+        kube = RolloutAwareKube(
             self.catalog.clusters(),
+            rollouts=rollout_workloads(self.catalog),
             kubeconfig=settings.kubeconfig,
             concurrency=settings.kube_concurrency,
         )

@@ -9,7 +9,7 @@ from bot.context import AppContext
 from bot.errors import UserInputError
 from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
-from commands.deploy import deploy_handlers, parse, views
+from commands.deploy import canary, deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
@@ -50,14 +50,9 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         )
 
     revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube, gitops)
-    rollouts = RolloutRunner(
-        ctx.catalog,
-        ctx.db,
-        ctx.clock,
-        ctx.operations,
-        ctx.kube,
-        SlackRolloutNotifier(ctx.slack),
-    )
+    notify = canary.follower(ctx, SlackRolloutNotifier(ctx.slack))
+    rollouts = RolloutRunner(ctx.catalog, ctx.db, ctx.clock, ctx.operations, ctx.kube, notify)
+    canary.register(app, ctx, rollouts, notify)
     ctx.extras["rollouts"] = rollouts
     rollbacks = RollbackService(
         ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts, gitops

@@ -43,7 +43,7 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
         ctx.prometheus = prometheus_from(ctx.settings)
     service = SloService(ctx.catalog, ctx.clock, ctx.auth, ctx.prometheus)
     ctx.extras["slos"] = service
-    ctx.budget_gate = SloBudgetGate(service)
+    ctx.budget_gate = ctx.burn_watch = SloBudgetGate(service)
 
     async def handle(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         query = service.parse(invocation.actor, invocation.args)  # bad input answers in the ack

@@ -109,6 +109,9 @@ class CanaryState:
     analysis: tuple[AnalysisRun, ...] = ()
     resource_version: str = ""
     paused_by_forgebot: str = ""
+    generation: str = ""
+    promoting: bool = False
+    """A pause was ended (promote) and the controller has not moved on yet."""
 
     @property
     def current_step(self) -> CanaryStep | None:
@@ -213,6 +216,8 @@ def canary_state(rollout: dict[str, Any], runs: list[dict[str, Any]]) -> CanaryS
         analysis=analysis,
         resource_version=str(meta.get("resourceVersion") or ""),
         paused_by_forgebot=str((meta.get("annotations") or {}).get(PAUSED_BY) or ""),
+        generation=str(meta.get("generation") or ""),
+        promoting=bool(status.get("controllerPause")) and not pauses,
     )
 
 
@@ -355,6 +360,31 @@ class RolloutsApi:
             },
         ]
 
+        await self._json_patch(cluster, namespace, name, patch)
+        return True
+
+    async def replace_template(
+        self,
+        cluster: str,
+        namespace: str,
+        name: str,
+        found: dict[str, Any],
+        template: dict[str, Any],
+    ) -> None:
+        """Put `template` on the Rollout read as `found` (refused if it changed since)."""
+        patch: list[dict[str, Any]] = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": str(found["metadata"].get("resourceVersion") or ""),
+            },
+            {"op": "replace", "path": "/spec/template", "value": template},
+        ]
+        await self._json_patch(cluster, namespace, name, patch)
+
+    async def _json_patch(
+        self, cluster: str, namespace: str, name: str, patch: list[dict[str, Any]]
+    ) -> None:
         def write(api: client.ApiClient) -> None:
             client.CustomObjectsApi(api).patch_namespaced_custom_object(
                 GROUP,
@@ -368,7 +398,6 @@ class RolloutsApi:
             )
 
         await self.kube._call(cluster, "update", f"rollout {name} in {namespace}", write)
-        return True
 
     async def promote(self, cluster: str, namespace: str, name: str, expect_step: int) -> str:
         """`kubectl argo rollouts promote`: end the current pause (or, with nothing paused,
@@ -378,6 +407,8 @@ class RolloutsApi:
         _expect(state, expect_step)
         if state.aborted:
             raise Conflict(f"The canary of {name} was aborted: retry it first.")
+        if state.promoting:
+            raise Conflict(f"The canary of {name} was just promoted; it is moving on.")
         pauses = (found.get("status") or {}).get("pauseConditions") or []
         if (found.get("spec") or {}).get("paused"):
             await self._patch(
