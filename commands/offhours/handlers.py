@@ -20,6 +20,7 @@ from commands.offhours.service import OffhoursService
 from integrations.aws.resources import AwsResourceGateway, ResourceControl
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.argocd_autosync import ArgoAutoSync
+from integrations.kubernetes.flux_suspend import FluxSuspend, GitOpsPauses
 from integrations.kubernetes.scaling import ScalingGateway
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
         scaling=ScalingGateway(ctx.kube),
         notify=SlackOffhoursNotifier(ctx.slack, ctx.catalog),
         aws=_aws(ctx),
-        autosync=ArgoAutoSync(ctx.kube),
+        autosync=GitOpsPauses([ArgoAutoSync(ctx.kube), FluxSuspend(ctx.kube)]),
     )
     boundary = ctx.boundary
 
