@@ -110,7 +110,9 @@ class FluxSuspend:
                 ("helm", "helm.toolkit.fluxcd.io"),
             ):
                 if f"{prefix}/name" in labels:
-                    named.add((kind, labels.get(f"{prefix}/namespace", ""), labels[f"{prefix}/name"]))
+                    named.add(
+                        (kind, labels.get(f"{prefix}/namespace", ""), labels[f"{prefix}/name"])
+                    )
         return [
             obj
             for obj, raw in await self._list(cluster)

@@ -5,7 +5,8 @@ reads, as the real controller names them:
 
 - a new pod template (a new `currentPodHash`) starts at step 0 with a new revision
   (`rollout.argoproj.io/revision`) and a ReplicaSet owned by the Rollout; the first template
-  becomes stable at once (`stableRS`);
+  becomes stable at once (`stableRS`), and so does going back to the stable template (a
+  rollback skips the steps, as the real controller's fast track does);
 - `setWeight` sets the canary's share (`updatedReplicas`, `status.canary.weights`) and moves on;
 - `pause` adds a `CanaryPauseStep` pause condition (`controllerPause: true`, phase `Paused`);
   a timed one ends by itself after its duration, an indefinite one when someone clears the
@@ -91,7 +92,8 @@ class RolloutsSimulator:
                 promoteFull=None,
                 stepStartedAt=fake._now(),
             )
-            if not status.get("stableRS"):
+            if status.get("stableRS") in (None, current):
+                # The first template, or back to the stable one (a rollback): no steps.
                 status["stableRS"] = current
                 status["currentStepIndex"] = len(steps)
         status["observedGeneration"] = str(meta.get("generation") or 1)

@@ -278,10 +278,10 @@ async def test_a_fast_burn_pauses_the_canary_instead_of_promoting(
     message = await harness.until_message("paused until promoted")
     await harness.press(DEVELOPER, message, canary_views.PROMOTE)
     message = await harness.until_message("step 4/5")
-    harness.burn.burning = "checkout/availability: 14.4x over 1h and 5m"
     await harness.press(DEVELOPER, message, canary_views.PROMOTE)
-    message = await harness.until_message("Running")  # the analysis step runs unpaused
-    harness.advance(timedelta(seconds=31))
+    await harness.until_message(":hourglass_flowing_sand: analysis")  # running, not paused
+    harness.burn.burning = "checkout/availability: 14.4x over 1h and 5m"
+    harness.advance(timedelta(seconds=31))  # the budget is asked every 30 s
     message = await harness.until_message("Paused by forgebot")
     assert "burning fast" in _text(message) and "14.4x" in _text(message)
     rollout = harness.rollout()
