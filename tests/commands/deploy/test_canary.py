@@ -19,14 +19,18 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import canary_views, views
+from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, block_actions
+from storage import deployments as repo
 from storage import incidents as incidents_repo
 from storage.incidents import Incident
 from storage.models import AuditEntry, Operation
 from tests.bot_harness import running_bot_harness
 from tests.commands.deploy.test_deploy import ELSEWHERE, DeployHarness
+from tests.commands.deploy.test_gitops_deploy import gitops_catalog
+from tests.fixtures.git_server import HELM_LAYOUT, KUSTOMIZE_LAYOUT, TOKEN, GitServer
 from tests.fixtures.slack import DEVELOPER, ONCALL, STRANGER
 
 EXAMPLE = Path(__file__).parents[3] / "catalog.example.yaml"
@@ -324,3 +328,66 @@ async def test_a_press_in_an_incident_channel_lands_in_its_timeline(
     events = await harness.runtime.db.run(lambda s: incidents_repo.events(s, stored.id or 0))
     lines = [e.text for e in events if "canary" in e.text]
     assert lines == ["aborted the canary of checkout in staging (at step 2)"], lines
+
+
+# --- GitOps: the commit is the deploy, the canary is followed the same way -----------------------
+
+
+@pytest.fixture
+async def gitops_harness(
+    bot_settings: Settings,
+    fake_slack: RunningFakeSlack,
+    fake_kube: FakeKube,
+    kubeconfig: Path,
+    git_server: GitServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[CanaryHarness]:
+    monkeypatch.setenv("FORGEBOT_TEST_GIT_TOKEN", TOKEN)
+    git_server.create("payments", KUSTOMIZE_LAYOUT)
+    git_server.create("ledger", HELM_LAYOUT)
+    data = gitops_catalog(git_server).model_dump(mode="json", exclude_none=True)
+    next(s for s in data["services"] if s["name"] == "checkout")["workloads"]["staging"]["kind"] = (
+        "Rollout"
+    )
+    catalog = Catalog.model_validate(data)
+
+    def prepare(runtime: Runtime) -> None:
+        assert runtime.ctx is not None and runtime.ctx.gitops is not None
+        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.gitops.poll_seconds = 0.02
+
+    fake_kube.seed_rollout(NS, "checkout", f"{IMAGE}:1.4.1", STEPS, replicas=5)
+    fake_kube.seed_deployment(
+        "ledger-staging", "ledger", "registry.example.com/payments/ledger:1.0.0", replicas=2
+    )
+    simulator = GitOpsSimulator(fake_kube, catalog, TOKEN)
+    simulator.install()
+    async with running_bot_harness(
+        CanaryHarness, bot_settings, catalog, fake_slack, fake_kube, kubeconfig, prepare=prepare
+    ) as harness:
+        harness.burn = StubBurn()
+        simulator.start()
+        try:
+            yield harness
+        finally:
+            await simulator.stop()
+
+
+async def test_a_gitops_deploy_to_a_rollout_commits_then_follows_the_canary(
+    gitops_harness: CanaryHarness,
+) -> None:
+    harness = gitops_harness
+    reply = await harness.deploy(ELSEWHERE, "checkout 1.4.2 to staging")
+    assert "Deploying checkout `1.4.2` to staging" in reply["text"], reply
+    message = await harness.until_message("paused until promoted")
+    text = _text(message)
+    assert "step 2/5" in text, text
+    assert harness.rollout()["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
+        ":1.4.2"
+    ), "Argo CD (simulated) applied the commit to the Rollout"
+    await harness.press(DEVELOPER, message, canary_views.PROMOTE_FULL)
+    await harness.finished("staging")
+    assert (await harness.records("staging"))[0][:4] == ("deploy", "1.4.2", "1.4.1", "succeeded")
+    assert harness.runtime.db is not None
+    record = (await harness.runtime.db.run(lambda s: repo.history(s, "checkout", "staging")))[0]
+    assert record.desired_state_commit, "delivered by a commit"
