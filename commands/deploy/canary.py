@@ -182,9 +182,6 @@ class CanaryService:
                 f"There is no deploy of {press.service} in {press.environment} to retry."
             )
         failed = last[0]
-        state = (await self.rollouts.status(*where)).canary
-        if state is not None and state.aborted:
-            await self.rollouts.retry(*where)
         actor = str(operation.payload["actor"])
         record = DeploymentRecord(
             service=failed.service,
@@ -197,7 +194,12 @@ class CanaryService:
             started_at=self.clock.now(),
             hotfix=failed.hotfix,
         )
-        started = await self.db.run(lambda s: deployments_repo.start(s, record))
+        try:
+            started = await self.db.run(lambda s: deployments_repo.start(s, record))
+        except deployments_repo.RolloutInProgress:
+            raise Conflict(
+                f"A rollout of {press.service} in {press.environment} is already in progress."
+            ) from None
         change = Change(
             DeployKind.DEPLOY,
             failed.service,
@@ -209,11 +211,13 @@ class CanaryService:
         )
         channel = failed.message_channel or str(operation.payload["channel"])
 
-        async def nothing() -> None:
-            return None
+        async def clear_abort() -> None:
+            state = (await self.rollouts.status(*where)).canary
+            if state is not None and state.aborted:  # a resumed retry finds it cleared
+                await self.rollouts.retry(*where)
 
         status = await self.runner.run(
-            started.id or 0, change, channel, failed.message_ts or "", nothing
+            started.id or 0, change, channel, failed.message_ts or "", clear_abort
         )
         return {"done": status.done}
 

@@ -8,7 +8,8 @@ poll). The canary is judged from the Rollout's `status`:
   and the stable ReplicaSet is the current one (`stableRS == currentPodHash`);
 - failed when it was aborted (`status.abort`: by a person or a failed analysis; the reason is
   `status.message` and the failed analysis run's message) or `phase` is `Degraded`;
-- waiting (the follow timeout does not run) while it pauses, at a step or by hand.
+- waiting (the follow timeout does not run) while it pauses, at a step or by hand, or an
+  analysis runs.
 
 The writes are the kubectl plugin's, on the `status` subresource where it writes status:
 promote clears `status.pauseConditions` and sets `spec.paused: false` (or, with nothing paused,
@@ -251,7 +252,8 @@ def judge(rollout: dict[str, Any], runs: list[dict[str, Any]]) -> CanaryStatus:
         done,
         failed,
         reason,
-        waiting=state.paused and not failed,
+        # Paused, or an analysis running on its own schedule: the canary's pace, not a stall.
+        waiting=(state.paused or any(a.phase == "Running" for a in state.analysis)) and not failed,
         canary=state,
     )
 
