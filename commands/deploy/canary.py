@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ from storage.models import DeployKind, DeploymentRecord, Operation
 
 log = logging.getLogger(__name__)
 
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 ACT = "canary.action"
 RETRY = "canary.retry"
 BUDGET_PAUSE = "canary.budget_pause"
@@ -77,7 +79,12 @@ class Press:
     @classmethod
     def parse(cls, action_id: str, value: str) -> Press:
         parts = value.split("|")
-        if action_id not in _WORDS or len(parts) != 4 or not parts[2].isdigit():
+        if (
+            action_id not in _WORDS
+            or len(parts) != 4
+            or not parts[2].isdigit()
+            or not all(_NAME.fullmatch(p) for p in parts[:2])
+        ):
             raise UserInputError("That canary button is not one forgebot drew.")
         return cls(_WORDS[action_id], parts[0], parts[1], int(parts[2]), parts[3])
 

@@ -391,3 +391,20 @@ async def test_a_gitops_deploy_to_a_rollout_commits_then_follows_the_canary(
     assert harness.runtime.db is not None
     record = (await harness.runtime.db.run(lambda s: repo.history(s, "checkout", "staging")))[0]
     assert record.desired_state_commit, "delivered by a commit"
+
+
+async def test_a_forged_button_value_gets_a_friendly_answer_and_changes_nothing(
+    harness: CanaryHarness,
+) -> None:
+    await harness.deploy(ELSEWHERE, "checkout 1.4.2 to staging")
+    message = await harness.until_message("paused until promoted")
+    forged = json.loads(json.dumps(message))
+    for block in forged["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == canary_views.PROMOTE:
+                element["value"] = "<!channel>|staging|1|x"
+    answer = await harness.press(DEVELOPER, forged, canary_views.PROMOTE)
+    assert "not one forgebot drew" in answer["text"] and "<!channel>" not in answer["text"]
+    assert harness.rollout()["status"]["currentStepIndex"] == 1
+    await harness.press(DEVELOPER, message, canary_views.ABORT)
+    await harness.finished("staging")
