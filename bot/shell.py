@@ -752,7 +752,7 @@ async def run_demo(
                 shutil.rmtree(workdir, ignore_errors=True)
 
 
-DEMO_CANARY_STEPS = (
+DEMO_CANARY_STEPS: tuple[dict[str, Any], ...] = (
     {"setWeight": 20},
     {"pause": {"duration": "10s"}},
     {"setWeight": 50},
