@@ -25,20 +25,20 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Workload
-from bot.clock import Clock
 from bot.context import AppContext
-from bot.errors import Conflict, NotAuthorized, UserInputError
-from bot.interactions import Interaction, on_action
-from bot.operations import OperationRunner
 from commands.deploy import canary_views, views
-from commands.deploy.gates import BurnWatch
-from commands.deploy.rollout import Change, RolloutNotifier, RolloutRunner, workload_of
+from commands.deploy.runner import Change, RolloutNotifier, RolloutRunner, workload_of
+from core.auth import Action, Actor, Authorizer, Target
+from core.block_limits import escape
+from core.catalog import Catalog, Workload
+from core.clock import Clock
+from core.deploy_gate import BurnWatch
+from core.errors import Conflict, NotAuthorized, UserInputError
+from core.interactions import Interaction, on_action
+from core.operations import OperationRunner
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.rollouts_crd import CanaryStatus, RolloutsApi
 from integrations.kubernetes.workload_kinds import RolloutAwareKube
-from integrations.slack.blockkit import escape
 from integrations.slack.web import SlackGateway
 from storage import deployments as deployments_repo
 from storage import incidents as incidents_repo

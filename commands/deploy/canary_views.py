@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from commands.deploy import views
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
+from core.block_limits import escape
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.rollouts_crd import CanaryState, CanaryStatus
-from integrations.slack.blockkit import escape
 from integrations.slack.blocks import actions, button, confirm_dialog, context, section
 
 PROMOTE = "canary_promote"

@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import Conflict, NotFound
-from bot.lazy_import import lazy_module
+from core.errors import Conflict, NotFound
+from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, DeploymentFacts, KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus
 

@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from bot.catalog import Catalog, KubernetesIdentity
-from bot.errors import NotFound
-from bot.lazy_import import lazy_module
+from core.catalog import Catalog, KubernetesIdentity
+from core.errors import NotFound
+from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, DeploymentFacts, KubeGateway, Revision
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.rollouts_crd import REVISION, RolloutsApi

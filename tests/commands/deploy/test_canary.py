@@ -15,10 +15,10 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import canary_views, views
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -141,7 +141,7 @@ async def harness(
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
         runtime.ctx.burn_watch = burn
 
     fake_kube.seed_rollout(NS, "checkout", f"{IMAGE}:1.4.1", STEPS, replicas=5)
@@ -353,7 +353,7 @@ async def gitops_harness(
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None and runtime.ctx.gitops is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
         runtime.ctx.gitops.poll_seconds = 0.02
 
     fake_kube.seed_rollout(NS, "checkout", f"{IMAGE}:1.4.1", STEPS, replicas=5)
