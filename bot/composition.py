@@ -32,6 +32,7 @@ from commands.cost.cache import CostCache
 from commands.cost.service import CostService
 from commands.cost.untagged import UntaggedCost
 from commands.deploy.api import deployments_route
+from commands.deploy.canary import CanaryFollower, CanaryService, rollouts_api
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
@@ -68,13 +69,14 @@ from core.block_limits import escape
 from core.catalog import Catalog
 from core.clock import Clock
 from core.config import Settings
-from core.deploy_gate import BudgetGate
+from core.deploy_gate import BudgetGate, BurnWatch
 from core.interactions import SlackEvents
 from core.operations import OperationRunner, process_owner
 from core.router import Boundary, CommandRouter
 from core.scheduler import JobSpec, Scheduler
 from integrations.aws.cost_explorer import CostSource
 from integrations.kubernetes.argocd_autosync import ArgoAutoSync
+from integrations.kubernetes.flux_suspend import FluxSuspend, GitOpsPauses
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.scaling import ScalingGateway
@@ -189,9 +191,10 @@ def _deploy_services(ctx: AppContext) -> None:
     ctx.gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
     ctx.freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
     ctx.revisions = HistoryService(ctx.catalog, ctx.db, ctx.kube, ctx.gitops)
-    ctx.rollouts = RolloutRunner(
-        ctx.catalog, ctx.db, ctx.clock, ctx.operations, ctx.kube, SlackRolloutNotifier(ctx.slack)
-    )
+    # A deploy's progress message is drawn by the canary follower, which adds the canary's
+    # steps and buttons for Argo Rollouts workloads and passes everything else through.
+    follow = CanaryFollower(ctx.slack, SlackRolloutNotifier(ctx.slack))
+    ctx.rollouts = RolloutRunner(ctx.catalog, ctx.db, ctx.clock, ctx.operations, ctx.kube, follow)
     ctx.rollbacks = RollbackService(
         ctx.catalog,
         ctx.db,
@@ -203,11 +206,23 @@ def _deploy_services(ctx: AppContext) -> None:
         ctx.gitops,
     )
     ctx.rollbacks.register_operations()
+    ctx.canaries = CanaryService(
+        ctx.catalog,
+        ctx.db,
+        ctx.clock,
+        ctx.auth,
+        ctx.operations,
+        rollouts_api(ctx.kube),
+        ctx.rollouts,
+        burn_watch=functools.partial(_current_burn_watch, ctx),
+    )
+    ctx.canaries.register_operations()
+    follow.canaries = ctx.canaries
 
 
 def _slo_services(ctx: AppContext) -> None:
     ctx.slos = SloService(ctx.catalog, ctx.clock, ctx.auth, ctx.prometheus)
-    ctx.budget_gate = SloBudgetGate(ctx.slos)
+    ctx.budget_gate = ctx.burn_watch = SloBudgetGate(ctx.slos)
     ctx.slo_alerts = BurnAlerts(
         ctx.catalog, ctx.db, ctx.clock, ctx.slos, SlackAlertNotifier(ctx.slack)
     )
@@ -215,6 +230,10 @@ def _slo_services(ctx: AppContext) -> None:
 
 def _current_budget_gate(ctx: AppContext) -> BudgetGate | None:
     return ctx.budget_gate
+
+
+def _current_burn_watch(ctx: AppContext) -> BurnWatch | None:
+    return ctx.burn_watch
 
 
 def _deploys(ctx: AppContext) -> None:
@@ -257,7 +276,7 @@ def _environment_services(ctx: AppContext) -> None:
         scaling=ScalingGateway(ctx.kube),
         notify=SlackOffhoursNotifier(ctx.slack, ctx.catalog),
         aws=ctx.aws_resources,
-        autosync=ArgoAutoSync(ctx.kube),
+        autosync=GitOpsPauses([ArgoAutoSync(ctx.kube), FluxSuspend(ctx.kube)]),
     )
     ctx.previews = PreviewService(
         catalog=ctx.catalog,

@@ -19,7 +19,7 @@ from core.auth import Authorizer
 from core.catalog import Catalog
 from core.clock import Clock
 from core.config import Settings
-from core.deploy_gate import BudgetGate
+from core.deploy_gate import BudgetGate, BurnWatch
 from core.interactions import SlackEvents
 from core.operations import OperationRunner
 from core.router import Boundary, CommandHandler, CommandRouter
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from commands.cost.cache import CostCache
     from commands.cost.service import CostService
     from commands.cost.untagged import UntaggedCost
+    from commands.deploy.canary import CanaryService
     from commands.deploy.freeze import FreezeService
     from commands.deploy.gitops import GitOpsDelivery
     from commands.deploy.history import HistoryService
@@ -98,9 +99,13 @@ class AppContext:
     revisions: HistoryService = field(init=False)
     rollouts: RolloutRunner = field(init=False)
     rollbacks: RollbackService = field(init=False)
+    canaries: CanaryService = field(init=False)
+    """Argo Rollouts canaries: the buttons of a deploy's progress message, the budget pause."""
     slos: SloService = field(init=False)
     budget_gate: BudgetGate | None = field(init=False)
     """What the deploy gate asks about error budgets (the SLO capability's); tests swap it."""
+    burn_watch: BurnWatch | None = field(init=False)
+    """What a running canary asks about fast burns (the SLO capability's): it pauses on one."""
     slo_alerts: BurnAlerts = field(init=False)
     deploys: DeployService = field(init=False)
     environments: EnvironmentService = field(init=False)

@@ -32,7 +32,7 @@ from core.logs import register_secret
 from core.scheduler import Scheduler
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
-from integrations.kubernetes.gateway import KubeGateway
+from integrations.kubernetes.workload_kinds import RolloutAwareKube, rollout_workloads
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
@@ -96,8 +96,9 @@ class Runtime:
             raise StartupError(f"cannot use the database: {exc}") from None
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         client = build_web_client(token, base_url=settings.slack_api_url)
-        kube = KubeGateway(
+        kube = RolloutAwareKube(
             self.catalog.clusters(),
+            rollouts=rollout_workloads(self.catalog),
             kubeconfig=settings.kubeconfig,
             concurrency=settings.kube_concurrency,
         )

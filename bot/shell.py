@@ -752,12 +752,32 @@ async def run_demo(
                 shutil.rmtree(workdir, ignore_errors=True)
 
 
+DEMO_CANARY_STEPS: tuple[dict[str, Any], ...] = (
+    {"setWeight": 20},
+    {"pause": {"duration": "10s"}},
+    {"setWeight": 50},
+    {"pause": {}},
+    {"analysis": {"templates": [{"templateName": "success-rate"}]}},
+)
+
+
 def seed_demo_cluster(kube: FakeKube, catalog: Catalog) -> None:
     """Every catalog service running at version 1.4.1 where the catalog says it runs. Rollouts
     take a few seconds, so progress shows, and an image tagged `broken` fails after 10 s."""
     kube.rollout_seconds = 3.0
     for service in catalog.services:
         for workload in service.workloads.values():
+            if workload.is_rollout:
+                # An Argo Rollouts canary (the simulated controller walks it): a timed pause,
+                # one held until someone presses Promote, then an analysis run.
+                kube.seed_rollout(
+                    workload.namespace,
+                    workload.deployment,
+                    f"{service.image}:1.4.1",
+                    DEMO_CANARY_STEPS,
+                    container=workload.container,
+                )
+                continue
             kube.seed_deployment(
                 workload.namespace,
                 workload.deployment,

@@ -50,6 +50,7 @@ class Action(StrEnum):
     INCIDENT_MANAGE = "incident.manage"
     DIAGNOSE = "diagnose"
     ALERT_ACT = "alert.act"
+    CANARY = "canary"
 
 
 # The whole policy in one table; an action missing here is denied to everyone.
@@ -65,6 +66,7 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.DEPLOY: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.DEPLOY_APPROVE: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.ROLLBACK: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
+    Action.CANARY: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.FREEZE: frozenset({Role.ONCALL, Role.PLATFORM}),
     Action.BREAK_GLASS: frozenset({Role.ONCALL, Role.PLATFORM}),
     Action.GATE_OVERRIDE: frozenset({Role.ONCALL, Role.PLATFORM}),

@@ -135,6 +135,11 @@ class Workload(_Strict):
     namespace: str
     deployment: str
     container: str
+    kind: Literal["Deployment", "Rollout"] = Field(
+        default="Deployment",
+        description="Deployment, or an Argo Rollouts Rollout (argoproj.io/v1alpha1) named by "
+        "`deployment`, whose canary steps forgebot follows and drives",
+    )
     delivery: Literal["direct", "gitops"] = Field(
         default="direct", description="patch the image (direct) or commit to Git (gitops)"
     )
@@ -152,6 +157,11 @@ class Workload(_Strict):
         if self.delivery == "direct" and self.gitops is not None:
             raise ValueError("a `gitops:` entry needs `delivery: gitops`")
         return self
+
+    @property
+    def is_rollout(self) -> bool:
+        """An Argo Rollouts `Rollout` (canary steps) rather than a Deployment."""
+        return self.kind == "Rollout"
 
 
 class RatioSli(_Strict):

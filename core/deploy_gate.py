@@ -24,3 +24,10 @@ class BudgetGate(Protocol):
         """The verdict, or None where the service has no SLO or its data is unavailable
         (an unavailable Prometheus never blocks a deploy; the deploy says so)."""
         ...
+
+
+class BurnWatch(Protocol):
+    async def fast_burn(self, service: str, environment: str) -> str | None:
+        """What burns fast (the SLO and its fast burn-rate condition), or None: no SLO there,
+        no fast burn, or no data (a canary is never paused on missing knowledge)."""
+        ...

@@ -23,7 +23,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.context import AppContext
-from commands.deploy import parse, views
+from commands.deploy import canary, parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
@@ -36,7 +36,7 @@ from commands.deploy.workloads import workload
 from core.auth import Actor
 from core.catalog import Catalog
 from core.errors import ForgebotError, UserInputError
-from core.interactions import Interaction, on_action, on_block_action, on_view
+from core.interactions import Interaction, listen, on_action, on_block_action, on_view
 from core.operations import OperationRunner
 from core.router import Ack, Invocation, Subcommand, ephemeral
 from integrations.slack.blocks import state_value
@@ -606,6 +606,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     on_action(
         app, boundary, views.ROLLBACK_CANCEL, "rollback.cancel", partial(rollback_cancelled, parts)
     )
+    listen(app, boundary, canary.listeners(ctx.canaries))
     ctx.operations.register(REQUEST, partial(resume_request, parts))
     ctx.operations.register(DECISION, partial(resume_decision, parts))
     ctx.operations.register(ROLLBACK_REQUEST, partial(resume_rollback, parts))

@@ -243,7 +243,7 @@ class RolloutRunner:
     ) -> RolloutStatus:
         """Poll until done, failed or timed out. An unreachable cluster is not a failed
         rollout: the rollout goes on without us, so keep asking until the timeout."""
-        started = self.clock.now()
+        started = quiet_since = self.clock.now()
         last: RolloutStatus | None = None
         while True:
             elapsed = (self.clock.now() - started).total_seconds()
@@ -267,7 +267,9 @@ class RolloutRunner:
             await self.notify.progress(channel, ts, change, status, elapsed)
             if status.done or status.failed:
                 return status
-            if elapsed >= self.timeout_seconds:
+            if status.waiting:
+                quiet_since = self.clock.now()  # a paused canary waits for people, not us
+            if (self.clock.now() - quiet_since).total_seconds() >= self.timeout_seconds:
                 reason = (
                     status.reason
                     if status.reason == UNREACHABLE

@@ -377,7 +377,9 @@ class IncidentService:
                 lambda s: repo.audit_in_channel(s, incident.channel_id, incident.opened_at)
             )
             for entry in entries:
-                if entry.command in READ_ONLY_COMMANDS or entry.command.startswith("incident"):
+                if entry.command in READ_ONLY_COMMANDS or entry.command.startswith(
+                    ("incident", "canary.")  # canary presses add their own events, once each
+                ):
                     continue
                 event = IncidentEvent(
                     incident_id=incident.id or 0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from commands.slo.budget import SloFigures
+from commands.slo.budget import Severity, SloFigures
 from commands.slo.service import SloService
 from commands.slo.views import percent
 from core.deploy_gate import BudgetVerdict
@@ -51,3 +51,18 @@ class SloBudgetGate:
         # The gate's line says "exhausted" itself: the summary only names the SLOs.
         summary = "; ".join(_line(i) for i in shown)
         return BudgetVerdict(exhausted=bool(exhausted), summary=summary)
+
+    async def fast_burn(self, service: str, environment: str) -> str | None:
+        """The SLO burning at the paging rate (the fast multi-window condition), or None."""
+        refs = [r for r in self.slos.refs([service]) if r.slo.environment == environment]
+        if not refs:
+            return None
+        try:
+            items = await self.slos.evaluate(refs, self.slos.clock.now(), trend=False)
+        except (PrometheusUnavailable, PromQLError) as exc:
+            log.warning("burn watch for %s/%s: %s", service, environment, exc)
+            return None
+        for item in items:
+            if item.alert is not None and item.alert.severity is Severity.PAGE:
+                return f"{item.ref.key}: {item.alert.describe()}"
+        return None

@@ -4,7 +4,7 @@
 `controller_status` judges one commit:
 
 - Argo CD: done when `status.sync.revision` is the commit, `status.sync.status` is `Synced` and
-  `status.health.status` is `Healthy`; failed when the sync operation for the commit ended
+  `status.health.status` is `Healthy` (or `Suspended`: a Rollout's canary pausing at a step); failed when the sync operation for the commit ended
   `Failed`/`Error` (`status.operationState`), or the application is `Degraded` at the commit.
 - Flux Kustomization: done when `status.lastAppliedRevision` names the commit (`main@sha1:<id>`
   in Flux v2, `main/<id>` before) and the `Ready` condition is `True`; failed when `Ready` is
@@ -90,7 +90,8 @@ def argocd_status(app: dict[str, Any], commit: str) -> ControllerStatus:
         return ControllerStatus(False, True, summary, message or f"sync {phase}")
     if at_commit and health_status == "Degraded":
         return ControllerStatus(False, True, summary, message or "the application is Degraded")
-    done = at_commit and sync_status == "Synced" and health_status == "Healthy"
+    # Suspended: applied, and an Argo Rollouts canary pauses at a step (followed next).
+    done = at_commit and sync_status == "Synced" and health_status in ("Healthy", "Suspended")
     return ControllerStatus(done, False, summary, message)
 
 

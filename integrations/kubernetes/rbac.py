@@ -108,6 +108,21 @@ def cluster_rules(catalog: Catalog) -> list[dict[str, Any]]:
             "verbs": ["get"],
         },
         {"apiGroups": ["helm.toolkit.fluxcd.io"], "resources": ["helmreleases"], "verbs": ["get"]},
+        # Off-hours suspends the Flux objects behind a sleeping namespace.
+        {
+            "apiGroups": ["kustomize.toolkit.fluxcd.io"],
+            "resources": ["kustomizations"],
+            "verbs": ["list", "patch"],
+        },
+        {
+            "apiGroups": ["helm.toolkit.fluxcd.io"],
+            "resources": ["helmreleases"],
+            "verbs": ["list", "patch"],
+        },
+        # Argo Rollouts canaries: follow the steps, promote, abort, retry, pause.
+        {"apiGroups": ["argoproj.io"], "resources": ["rollouts"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["rollouts/status"], "verbs": ["patch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["analysisruns"], "verbs": ["list"]},
     ]
     users, groups = impersonation(catalog)
     for resource, names in (("users", users), ("groups", groups)):

@@ -24,6 +24,8 @@ class RolloutStatus:
     done: bool
     failed: bool
     reason: str = ""
+    waiting: bool = False
+    """Paused for a person or for a timed step (a canary): the follow timeout does not run."""
 
     @property
     def fraction(self) -> float:

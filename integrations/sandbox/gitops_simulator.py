@@ -38,6 +38,7 @@ _KIND = {
 }
 log = logging.getLogger(__name__)
 _DEPLOYMENTS = next(k for k in KINDS if k.plural == "deployments")
+_ROLLOUTS = next(k for k in KINDS if k.plural == "rollouts")
 _MERGE = "application/merge-patch+json"
 
 
@@ -137,7 +138,7 @@ class GitOpsSimulator:
             sep = "@" if value.startswith("sha256:") else ":"
             image = f"{tracked.service.image}{sep}{value}"
         self.fake.patch(
-            _DEPLOYMENTS,
+            _ROLLOUTS if workload.is_rollout else _DEPLOYMENTS,
             workload.namespace,
             workload.deployment,
             "application/strategic-merge-patch+json",
@@ -151,6 +152,14 @@ class GitOpsSimulator:
         )
 
     def _rollout(self, workload: Workload) -> tuple[str, str]:
+        if workload.is_rollout:
+            # Argo CD's health of a Rollout: Suspended while a canary pauses, Degraded aborted.
+            rollout = self.fake.get(_ROLLOUTS, workload.namespace, workload.deployment)
+            status = rollout.get("status") or {}
+            phase = {"Paused": "suspended", "Healthy": "healthy", "Degraded": "degraded"}
+            return phase.get(str(status.get("phase")), "progressing"), str(
+                status.get("message") or ""
+            )
         found = self.fake.get(_DEPLOYMENTS, workload.namespace, workload.deployment)
         status = found.get("status") or {}
         conditions = {c.get("type"): c for c in status.get("conditions") or []}
@@ -173,12 +182,14 @@ class GitOpsSimulator:
                 "progressing": "Progressing",
                 "failed": "Healthy",
                 "healthy": "Healthy",
+                "suspended": "Suspended",
                 "degraded": "Degraded",
             }[state]
             phase = {
                 "progressing": "Running",
                 "failed": "Failed",
                 "healthy": "Succeeded",
+                "suspended": "Succeeded",
                 "degraded": "Succeeded",
             }[state]
             applied = tracked.applied if state in ("progressing", "failed") else commit
@@ -201,6 +212,7 @@ class GitOpsSimulator:
                 "progressing": ("Unknown", "Progressing", "Reconciliation in progress"),
                 "failed": ("False", "ReconciliationFailed", message),
                 "healthy": ("True", "ReconciliationSucceeded", f"Applied revision: {commit}"),
+                "suspended": ("True", "ReconciliationSucceeded", f"Applied revision: {commit}"),
                 "degraded": ("False", "HealthCheckFailed", message),
             }[state]
             revision = (

@@ -32,6 +32,7 @@ import yaml
 from aiohttp import web
 
 from core.clock import Clock, SystemClock
+from integrations.sandbox.rollouts_controller import RolloutsSimulator
 from integrations.sandbox.server_thread import RunningServer, serve_in_thread
 
 
@@ -78,6 +79,8 @@ _BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 REVISION = "deployment.kubernetes.io/revision"
+STATUS_SUBRESOURCE = frozenset({"rollouts", "analysisruns"})
+"""Kinds whose `status` is written only through `/status` over HTTP, as their CRDs declare."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ class FakeKube:
         self._settled: set[tuple[str, str]] = set()
         self.logs: dict[tuple[str, str, str, bool], list[tuple[float, str]]] = {}
         """(namespace, pod, container, previous) -> (unix time, line): what `pods/log` serves."""
+        self.rollouts = RolloutsSimulator()
+        """Plays the Argo Rollouts controller for `Rollout` objects (canary steps)."""
         self.reset()
 
     def reset(self) -> None:
@@ -191,6 +196,7 @@ class FakeKube:
             self.faults = Faults()
             self.requests = []
             self.logs = {}
+            self.rollouts.reset()
             self.max_in_flight = 0
             self.objects[("", "namespaces", "", "default")] = {
                 "apiVersion": "v1",
@@ -216,6 +222,8 @@ class FakeKube:
         with self.lock:
             if kind.plural == "deployments":
                 self._refresh(namespace, name)
+            if kind.plural == "rollouts":
+                self.rollouts.reconcile(self, namespace, name)
             obj = self.objects.get(self._key(kind, namespace, name))
             if obj is None:
                 raise ApiError(
@@ -249,6 +257,9 @@ class FakeKube:
             for ns, name in list(self._rollouts):
                 if namespace in (None, ns):
                     self._refresh(ns, name)
+            if kind.plural in ("rollouts", "analysisruns"):
+                for key in self.objects.keys_of("rollouts", namespace):
+                    self.rollouts.reconcile(self, key[2], key[3])
             # Pick the kind's objects first and sort only those: a cluster holds thousands.
             chosen = sorted(
                 (key, self.objects[key])
@@ -319,6 +330,8 @@ class FakeKube:
             self.objects[key] = obj
             if kind.kind == "Deployment":
                 self._reconcile_deployment(obj)
+            if kind.kind == "Rollout":
+                self.rollouts.reconcile(self, namespace, name)
             return copy.deepcopy(self.objects[key])
 
     def replace(
@@ -347,6 +360,9 @@ class FakeKube:
             self.objects[self._key(kind, namespace, name)] = obj
             if kind.kind == "Deployment":
                 self._reconcile_deployment(obj)
+            if kind.kind == "Rollout":
+                self.rollouts.reconcile(self, namespace, name)
+                return copy.deepcopy(self.objects[self._key(kind, namespace, name)])
             return copy.deepcopy(obj)
 
     def patch(
@@ -756,6 +772,37 @@ class FakeKube:
                         "metadata": {"labels": labels},
                         "spec": {"containers": [{"name": container, "image": image}]},
                     },
+                },
+            },
+        )
+
+    def seed_rollout(
+        self,
+        namespace: str,
+        name: str,
+        image: str,
+        steps: Sequence[Mapping[str, Any]] = (),
+        replicas: int = 5,
+        container: str = "app",
+    ) -> None:
+        """An Argo Rollouts `Rollout` with a canary of `steps` (`{"setWeight": 20}`,
+        `{"pause": {}}`, `{"pause": {"duration": "30s"}}`, `{"analysis": {...}}`), stable on
+        `image` (the simulated controller: `integrations/sandbox/rollouts_controller.py`)."""
+        self.seed_namespace(namespace)
+        labels = {"app": name}
+        self.create(
+            _BY_PATH[("argoproj.io", "v1alpha1", "rollouts")],
+            namespace,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": container, "image": image}]},
+                    },
+                    "strategy": {"canary": {"steps": [dict(step) for step in steps]}},
                 },
             },
         )
@@ -1192,6 +1239,21 @@ def build_app(fake: FakeKube) -> web.Application:
             deleted = fake.delete(kind, namespace, name)
             return web.json_response(deleted)
         body = await request.json()
+        if kind.plural in STATUS_SUBRESOURCE and isinstance(body, dict):
+            # As the API server does for a CRD with the status subresource: `/status` writes
+            # only the status, the object itself everything but the status.
+            current = fake.get(kind, namespace, name)
+            if sub == "status":
+                body = {
+                    **({"metadata": body["metadata"]} if "metadata" in body else {}),
+                    "status": body.get("status"),
+                }
+                if request.method == "PUT":
+                    body = {**current, "status": body.get("status")}
+            else:
+                body = {k: v for k, v in body.items() if k != "status"}
+                if request.method == "PUT":
+                    body["status"] = current.get("status")
         if sub == "scale":
             replicas = body.get("spec", {}).get("replicas")
             patched = fake.patch(

@@ -453,3 +453,34 @@ def grant_bot_rights(cluster: LocalCluster, folder: Path | None = None) -> list[
                     raise
             created.append(f"{doc['kind']} {doc['metadata']['name']}")
     return created
+
+
+def install_crds(cluster: LocalCluster, files: list[Path], timeout: float = 60.0) -> list[str]:
+    """Create the CustomResourceDefinitions in `files` (YAML, several documents each) and wait
+    until the API server serves each (`Established`); returns their names."""
+    from kubernetes import client
+
+    names: list[str] = []
+    with cluster.api_client() as api:
+        extensions = client.ApiextensionsV1Api(api)
+        for path in files:
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if not doc or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                try:
+                    extensions.create_custom_resource_definition(doc)
+                except client.ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                names.append(str(doc["metadata"]["name"]))
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while True:
+                found: Any = extensions.read_custom_resource_definition(name)
+                conditions = (found.status.conditions if found.status else None) or []
+                if any(c.type == "Established" and c.status == "True" for c in conditions):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the CRD {name} was not established within {timeout:.0f} s")
+                time.sleep(0.1)
+    return names

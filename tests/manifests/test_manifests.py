@@ -20,7 +20,7 @@ from kubernetes import client
 
 from core import metrics
 from core.catalog import Catalog, CatalogError, load_catalog, parse_catalog
-from integrations.kubernetes import argocd_autosync, manifests
+from integrations.kubernetes import argocd_autosync, flux_suspend, manifests, rollouts_crd
 from integrations.kubernetes import gitops as kube_gitops
 from integrations.kubernetes.rbac import impersonation, rbac_documents, render
 from tests.fixtures import requirements
@@ -228,6 +228,7 @@ def used_permissions() -> set[tuple[str, str, str]]:
     # GitOps controllers' objects are read through CustomObjectsApi, whose group and resource
     # are arguments rather than method names: the module declares what it reads.
     used |= kube_gitops.PERMISSIONS | argocd_autosync.PERMISSIONS
+    used |= flux_suspend.PERMISSIONS | rollouts_crd.PERMISSIONS
     return used
 
 
