@@ -45,6 +45,9 @@ def cache_root() -> Path:
     )
 
 
+BUILD_MARK = ".forgebot-build"
+"""Written by scripts/kube-binaries.sh next to the binaries it built with today's fixes."""
+
 BOT_RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
@@ -74,7 +77,9 @@ def find_binaries() -> KubeBinaries:
         folders.append(Path(on_path).parent)
     cache = cache_root()
     if cache.is_dir():
-        builds = [p for p in cache.glob("*/bin") if p.is_dir()]
+        # Only builds `scripts/kube-binaries.sh` marked: an older build of this cache lacks the
+        # reflect2 fix and crashes the first time it encodes a custom resource.
+        builds = [p for p in cache.glob("*/bin") if (p / BUILD_MARK).is_file()]
         folders.extend(sorted(builds, key=lambda p: p.stat().st_mtime, reverse=True))
     for folder in folders:
         found = [folder / n for n in names]

@@ -40,25 +40,8 @@ def _rollout(backend: Backend, ns: str) -> dict[str, Any]:
     return found
 
 
-def _custom_objects_encodable(backend: Backend) -> None:
-    """Kubernetes 1.20 vendors modern-go/reflect2 1.0.1, which faults iterating maps under Go
-    1.18 and later: such a kube-apiserver dies (SIGSEGV) on the first custom object it encodes,
-    taking the session's server down with it. Fixed by building with Go 1.17 or reflect2 1.0.2."""
-    if backend.fake is not None:
-        return
-    version = backend.read("/version")
-    minor = int("".join(ch for ch in str(version.get("minor")) if ch.isdigit()) or 0)
-    go = str(version.get("goVersion") or "").removeprefix("go").split(".")
-    if minor <= 20 and len(go) > 1 and go[1].isdigit() and int(go[1]) >= 18:
-        pytest.skip(
-            f"kube-apiserver 1.{minor} built with {version.get('goVersion')} crashes encoding "
-            "custom objects (reflect2 1.0.1 under Go >= 1.18): rebuild with Go 1.17"
-        )
-
-
 @pytest.fixture
 async def namespace(backend: Backend) -> str:
-    _custom_objects_encodable(backend)
     return backend.namespace("canary")
 
 

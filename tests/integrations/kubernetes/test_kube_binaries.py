@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.sandbox.kube_cluster import BinariesMissing, find_binaries
+from integrations.sandbox.kube_cluster import BUILD_MARK, BinariesMissing, find_binaries
 
 
 def _executable(folder: Path, name: str) -> Path:
@@ -33,6 +33,10 @@ def test_a_machine_without_the_binaries_is_told_how_to_build_them(
     with pytest.raises(BinariesMissing):
         find_binaries()
     manager = _executable(tmp_path / "cache" / "1.20-go1.19" / "bin", "kube-controller-manager")
+    # A build from before the reflect2 fix (no mark) crashes on custom resources: not a build.
+    with pytest.raises(BinariesMissing):
+        find_binaries()
+    (tmp_path / "cache" / "1.20-go1.19" / "bin" / BUILD_MARK).write_text("reflect2 1.0.2\n")
     found = find_binaries()
     assert found.controller_manager == manager and found.etcd == tmp_path / "path" / "etcd"
     # An explicit folder wins over the cache.
