@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -50,10 +50,8 @@ class Serving:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError("the log never showed it:\n" + "\n".join(self.lines))
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def stop_with(self, sig: signal.Signals) -> tuple[int, float]:
         """Send `sig`; the exit code and the seconds it took."""
