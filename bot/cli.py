@@ -242,7 +242,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     from integrations.kubernetes.rbac import render
 
     catalog = _catalog_or_exit(Path(args.catalog) if args.catalog else _settings().catalog_path)
-    sys.stdout.write(render(catalog, namespace=args.namespace))
+    sys.stdout.write(render(catalog, namespace=args.namespace, cluster=args.cluster))
     return 0
 
 
@@ -284,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rbac.add_argument("--catalog", default=None)
     rbac.add_argument("--namespace", default="forgebot", help="where forgebot runs")
+    rbac.add_argument(
+        "--cluster",
+        default=None,
+        help="bind workload rights only in this cluster's catalog namespaces (default: all)",
+    )
     rbac.set_defaults(func=cmd_manifests)
     return parser
 

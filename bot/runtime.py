@@ -101,6 +101,7 @@ class Runtime:
             self.catalog.clusters(),
             kubeconfig=settings.kubeconfig,
             concurrency=settings.kube_concurrency,
+            identity=settings.kube_identity,
         )
         ctx = build_context(
             settings,
