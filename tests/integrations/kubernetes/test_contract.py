@@ -118,8 +118,8 @@ async def test_the_bot_reaches_workloads_only_where_the_catalog_or_it_put_them(
     unlisted = backend.namespace("unlisted", listed=False)
     backend.deployment(unlisted, "web", "registry.example.com/web:1.0.0")
     if backend.fake is None:
-        with pytest.raises(KubeForbidden, match="cannot list resource"):
-            await gateway.list_workloads(CLUSTER, unlisted)
+        with pytest.raises(KubeForbidden, match='cannot get resource "deployments"'):
+            await gateway.rollout_status(CLUSTER, unlisted, "web")
         with pytest.raises(KubeForbidden, match=r'cannot (get|patch) resource "deployments"'):
             await gateway.set_image(CLUSTER, unlisted, "web", "app", "registry.example.com/web:2")
         with pytest.raises(KubeForbidden, match="cannot list resource"):
@@ -138,15 +138,14 @@ async def test_the_bot_reaches_workloads_only_where_the_catalog_or_it_put_them(
     }
     backend.deployment(provisioned, "web", "registry.example.com/web:1.0.0")
 
-    async def workloads_once_bound() -> list[Any]:
+    async def status_once_bound() -> RolloutStatus | None:
         # A new RoleBinding reaches the server's authorizer through a watch: moments later.
         try:
-            return list(await gateway.list_workloads(CLUSTER, provisioned))
+            return await gateway.rollout_status(CLUSTER, provisioned, "web")
         except KubeForbidden:
-            return []
+            return None
 
-    workloads = await eventually(workloads_once_bound, lambda found: len(found) == 1)
-    assert workloads[0].name == "web"
+    assert await eventually(status_once_bound, lambda status: status is not None)
     assert await gateway.set_image(
         CLUSTER, provisioned, "web", "app", "registry.example.com/web:2.0.0"
     )
