@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
+from core import metrics
+from core.ack_priority import PENDING_ACKS
 from integrations.slack.socket_mode import Dispatch
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bot.catalog import Catalog
+from core.catalog import Catalog
 from integrations.kubernetes.manifests import ENVIRONMENT_ROLE
 
 HEADER = """\

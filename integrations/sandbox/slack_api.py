@@ -36,10 +36,10 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from core.block_limits import Violation, check_message, check_view
 from integrations.sandbox.server_thread import RunningServer, serve_in_thread
 from integrations.sandbox.socket_mode import SocketModeFake
 from integrations.sandbox.socket_mode import add_routes as add_socket_mode_routes
-from integrations.slack.blockkit import Violation, check_message, check_view
 
 log = logging.getLogger(__name__)
 

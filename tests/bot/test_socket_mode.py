@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import app_home_opened, slash_command, view_submission
 from integrations.sandbox.socket_mode import APP_TOKEN
