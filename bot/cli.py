@@ -167,10 +167,11 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     runtime_module = await asyncio.to_thread(importlib.import_module, "bot.runtime")
     runtime = runtime_module.Runtime(settings, catalog, clock=clock)
     runtime._runner = listener.runner
+    socket_mode: asyncio.Task[None] | None = None
     try:
         if settings.slack_app_token is not None:
             await runtime.prepare()
-            await _start_socket_mode(runtime, settings)
+            socket_mode = runtime.start_socket_mode()
             if settings.slack_signing_secret is not None:
                 await runtime.attach(state)
             else:
@@ -184,20 +185,32 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         print(f"forgebot: {exc}", file=sys.stderr)
         await runtime.stop()
         return 2
-    await stop.wait()
+    code = await _until_stopped(stop, socket_mode)
     await runtime.stop()
+    return code
+
+
+async def _until_stopped(stop: asyncio.Event, socket_mode: asyncio.Task[None] | None) -> int:
+    """Wait for SIGTERM/SIGINT (exit 0) or for Socket Mode to give up on a refused app token
+    (exit 2, its one-line reason printed): a token retrying cannot fix is a configuration error."""
+    from integrations.slack.socket_mode import AppTokenRefused
+
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait(
+        [stopping, *([socket_mode] if socket_mode is not None else [])],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    stopping.cancel()
+    if socket_mode is not None and socket_mode.done() and not socket_mode.cancelled():
+        exc = socket_mode.exception()
+        if isinstance(exc, AppTokenRefused):
+            print(f"forgebot: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"forgebot: Socket Mode stopped: {_first_line(exc or Exception())}", file=sys.stderr
+            )
+        return 2
     return 0
-
-
-async def _start_socket_mode(runtime: object, settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-    from bot.runtime import Runtime
-
-    assert isinstance(runtime, Runtime) and runtime.bolt is not None
-    assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
-    await handler.connect_async()  # type: ignore[no-untyped-call]
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -229,7 +242,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     from integrations.kubernetes.rbac import render
 
     catalog = _catalog_or_exit(Path(args.catalog) if args.catalog else _settings().catalog_path)
-    sys.stdout.write(render(catalog, namespace=args.namespace))
+    sys.stdout.write(render(catalog, namespace=args.namespace, cluster=args.cluster))
     return 0
 
 
@@ -271,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rbac.add_argument("--catalog", default=None)
     rbac.add_argument("--namespace", default="forgebot", help="where forgebot runs")
+    rbac.add_argument(
+        "--cluster",
+        default=None,
+        help="bind workload rights only in this cluster's catalog namespaces (default: all)",
+    )
     rbac.set_defaults(func=cmd_manifests)
     return parser
 

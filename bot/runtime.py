@@ -33,6 +33,7 @@ from core.scheduler import Scheduler
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.workload_kinds import RolloutAwareKube, rollout_workloads
+from integrations.slack.socket_mode import SocketModeClient
 from integrations.slack.web import SlackOutbox, build_web_client
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
@@ -58,6 +59,7 @@ class Runtime:
     scheduler: Scheduler | None = None
     url: str = ""
     leadership: Leadership | None = None
+    socket_mode: SocketModeClient | None = None
     _job_grace: float = 0.0
     """Seconds a running job may finish when this replica steps down (only when stopping)."""
     _state: ServingState | None = None
@@ -101,6 +103,7 @@ class Runtime:
             rollouts=rollout_workloads(self.catalog),
             kubeconfig=settings.kubeconfig,
             concurrency=settings.kube_concurrency,
+            identity=settings.kube_identity,
         )
         # The scheduler first: the composition root adds the capabilities' jobs to it.
         self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())
@@ -171,6 +174,21 @@ class Runtime:
         if self.run_scheduler and self.scheduler is not None and self.scheduler.jobs:
             await self.start_leadership()
 
+    def start_socket_mode(self) -> asyncio.Task[None]:
+        """Connect to Slack over Socket Mode in the background (see
+        `integrations.slack.socket_mode`); the task ends only if Slack refuses the app token."""
+        from bot.socket_mode import bolt_dispatcher
+
+        settings = self.settings
+        assert self.bolt is not None and settings.slack_app_token is not None
+        if self.socket_mode is None:
+            self.socket_mode = SocketModeClient(
+                settings.slack_app_token.get_secret_value(),
+                settings.slack_api_url,
+                bolt_dispatcher(self.bolt),
+            )
+        return self.socket_mode.start()
+
     def start_warmups(self) -> None:
         """Once ready: load the Kubernetes and AWS clients (their first use is slow), one at a
         time, each after the Slack requests that are waiting for an ack."""
@@ -237,6 +255,9 @@ class Runtime:
 
         if self._state is not None:
             self._state.draining = True
+        if self.socket_mode is not None:
+            # No new envelopes; those being acknowledged get a moment (acks are quick).
+            await self.socket_mode.close(grace=min(left(), 3.0))
         if self._runner is not None:
             # Closes the listening socket, then waits (bounded) for requests in flight.
             self._runner._shutdown_timeout = min(left(), 10.0)

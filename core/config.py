@@ -53,6 +53,12 @@ class Settings(BaseSettings):
 
     kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG")
     kube_concurrency: int = Field(default=8, validation_alias="FORGEBOT_KUBE_CONCURRENCY")
+    kube_identity: str = Field(
+        default="system:serviceaccount:forgebot:forgebot",
+        validation_alias="FORGEBOT_KUBE_IDENTITY",
+        description="forgebot's user in the clusters: bound to forgebot-environment in the "
+        "namespaces it provisions (system:serviceaccount:NAMESPACE:NAME for a ServiceAccount)",
+    )
 
     prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
     prometheus_token: SecretStr | None = Field(default=None, validation_alias="PROMETHEUS_TOKEN")

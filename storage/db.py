@@ -7,7 +7,10 @@ slow or unreachable database never stalls Slack acks.
 Every call is bounded: PostgreSQL connections time out connecting (3 s), each statement is
 cancelled by the server after `STATEMENT_TIMEOUT_MS`, TCP keepalives and a user timeout turn
 a silent network partition into an error within seconds, and a full pool is waited on for at
-most 5 s. Each of those failures surfaces as `DatabaseUnavailable`, which request handlers
+most 5 s. Where the kernel cannot see a partition (a proxy or a load balancer in between that
+keeps acknowledging), the bot bounds each call itself (`CALL_TIMEOUT_S`): a call still
+unanswered then shuts down every pooled connection, which ends the calls blocked on them, and
+the pool reconnects (within the connect timeout) when the network is back. Each of those failures surfaces as `DatabaseUnavailable`, which request handlers
 answer with "temporarily unavailable".
 
 Inside `retrying_until(deadline)` (what the operation runner wraps each operation in), a
@@ -18,10 +21,14 @@ passes, so an outcome reached during a short outage is still written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
+import os
+import socket
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,6 +51,8 @@ network is in trouble."""
 POOL_TIMEOUT_S = 5
 TCP_USER_TIMEOUT_MS = 10_000
 """Unacknowledged data on a connection for this long (a silent partition) fails the call."""
+CALL_TIMEOUT_S = 20.0
+"""The bot's own bound on one database call, for a partition the kernel cannot see."""
 
 _retry_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "forgebot_db_retry_deadline", default=None
@@ -115,6 +124,46 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=workers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self.call_timeout = CALL_TIMEOUT_S
+        # The driver connections the pool opened, to shut down when the network is silent.
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        if self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "connect", self._track)
+
+    def _track(self, dbapi_connection: Any, _record: Any) -> None:
+        self._connections.add(dbapi_connection)
+
+    def _sever(self) -> int:
+        """Shut down the socket of every open pooled connection: a call blocked reading one
+        fails at once ("server closed the connection"), and the pool replaces it."""
+        severed = 0
+        for connection in list(self._connections):
+            descriptor = _socket_of(connection)
+            if descriptor is None:
+                continue
+            with contextlib.suppress(OSError):
+                with socket.socket(fileno=os.dup(descriptor)) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)
+                severed += 1
+        return severed
+
+    async def _bounded(self, call: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, call)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.call_timeout)
+        except TimeoutError:
+            # Its outcome, whenever it comes, is no one's: retrieve it so it is not reported.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            severed = self._sever()
+            log.warning(
+                "a database call got no answer in %.0f s; closed %d connection(s)",
+                self.call_timeout,
+                severed,
+            )
+            raise DatabaseUnavailable(
+                f"no answer from the database in {self.call_timeout:.0f} s"
+            ) from None
 
     @property
     def dialect(self) -> str:
@@ -146,12 +195,11 @@ class Database:
 
         Retried while the database is unreachable inside `retrying_until` (see the module
         docstring); raises `DatabaseUnavailable` otherwise."""
-        loop = asyncio.get_running_loop()
         delay = 0.2
         while True:
             call = functools.partial(contextvars.copy_context().run, self.run_sync, fn)
             try:
-                return await loop.run_in_executor(self._executor, call)
+                return await self._bounded(call)
             except DatabaseUnavailable as exc:
                 deadline = _retry_deadline.get()
                 if deadline is None or time.monotonic() + delay > deadline:
@@ -170,6 +218,14 @@ class Database:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
+
+
+def _socket_of(connection: Any) -> int | None:
+    """The socket of an open psycopg connection; None once it is closed."""
+    try:
+        return int(connection.pgconn.socket)
+    except Exception:  # psycopg: "the connection is closed"
+        return None
 
 
 def _is_connectivity(exc: OperationalError) -> bool:

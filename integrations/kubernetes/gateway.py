@@ -123,9 +123,17 @@ def _namespace_info(obj: Any) -> NamespaceInfo:
 
 class KubeGateway:
     def __init__(
-        self, clusters: list[str], *, kubeconfig: str | None = None, concurrency: int = 8
+        self,
+        clusters: list[str],
+        *,
+        kubeconfig: str | None = None,
+        concurrency: int = 8,
+        identity: str = manifests.BOT_IDENTITY,
     ) -> None:
         self.clusters = clusters
+        self.identity = identity
+        """Who forgebot is in the clusters: the subject of its RoleBinding in the namespaces it
+        provisions (`apply_role_binding`)."""
         self._kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         self._semaphore = asyncio.Semaphore(concurrency)
         # Its own threads, as many as the limit: the loop's default pool has min(32, cores + 4)
@@ -326,6 +334,16 @@ class KubeGateway:
         )
 
     async def apply_role_binding(self, cluster: str, namespace: str, group: str) -> None:
+        """The team's `edit` binding, and forgebot's own rights on the namespace's workloads
+        (off-hours scaling, diagnostics, a preview's Deployment): it has none there otherwise."""
+        await self._apply(
+            cluster,
+            namespace,
+            client.RbacAuthorizationV1Api,
+            "role_binding",
+            manifests.bot_role_binding(namespace, self.identity),
+            "forgebot's role binding",
+        )
         body = manifests.role_binding(namespace, group)
         await self._apply(
             cluster,

@@ -77,6 +77,39 @@ def limit_range(namespace: str) -> dict[str, Any]:
     }
 
 
+ENVIRONMENT_ROLE = "forgebot-environment"
+"""forgebot's rights on the workloads of a namespace it provisions (a ClusterRole that no
+ClusterRoleBinding names: see integrations/kubernetes/rbac.py)."""
+BOT_IDENTITY = "system:serviceaccount:forgebot:forgebot"
+"""Who forgebot is in the cluster (`FORGEBOT_KUBE_IDENTITY`): the shipped ServiceAccount."""
+
+
+def bot_role_binding(namespace: str, identity: str = BOT_IDENTITY) -> dict[str, Any]:
+    """forgebot's own rights in a namespace it provisions: without it, it could create the
+    namespace but not scale its workloads at night, nor deploy a preview into it."""
+    parts = identity.split(":")
+    subject: dict[str, str]
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        subject = {"kind": "ServiceAccount", "name": parts[3], "namespace": parts[2]}
+    else:
+        subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": ENVIRONMENT_ROLE,
+            "namespace": namespace,
+            "labels": {"forgebot.io/managed-by": "forgebot"},
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": ENVIRONMENT_ROLE,
+        },
+        "subjects": [subject],
+    }
+
+
 def role_binding(namespace: str, group: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -17,6 +17,7 @@ from core.catalog import Catalog, KubernetesIdentity
 from core.errors import NotFound
 from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, DeploymentFacts, KubeGateway, Revision
+from integrations.kubernetes.manifests import BOT_IDENTITY
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.kubernetes.rollouts_crd import REVISION, RolloutsApi
 
@@ -47,8 +48,11 @@ class RolloutAwareKube(KubeGateway):
         rollouts: Iterable[Key] = (),
         kubeconfig: str | None = None,
         concurrency: int = 8,
+        identity: str = BOT_IDENTITY,
     ) -> None:
-        super().__init__(clusters, kubeconfig=kubeconfig, concurrency=concurrency)
+        super().__init__(
+            clusters, kubeconfig=kubeconfig, concurrency=concurrency, identity=identity
+        )
         self.rollout_keys = frozenset(rollouts)
         self.rollouts = RolloutsApi(self)
 

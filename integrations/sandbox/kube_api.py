@@ -98,6 +98,8 @@ class Faults:
     errors_500: int = 0
     conflicts: int = 0
     drops: int = 0
+    garbled: int = 0
+    """Answered 200 with a body that is not JSON, as a misconfigured proxy's error page is."""
     match: str = ""
     """Only requests whose `METHOD path` contains this string are affected (empty: all)."""
     forbid: list[tuple[str, str, str]] = field(default_factory=list)
@@ -1132,6 +1134,11 @@ def build_app(fake: FakeKube) -> web.Application:
                     assert request.transport is not None
                     request.transport.abort()
                     raise web.HTTPInternalServerError()
+                if f.garbled > 0:
+                    f.garbled -= 1
+                    return web.Response(
+                        text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
+                    )
                 if f.errors_500 > 0:
                     f.errors_500 -= 1
                     return web.json_response(

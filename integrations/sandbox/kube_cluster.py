@@ -407,12 +407,25 @@ def _kustomization(folder: Path) -> dict[str, Any]:
     return data
 
 
+def kustomization_namespace(kustomization: dict[str, Any]) -> str | None:
+    """The namespace `kubectl apply -k` gives objects that name none: the `namespace:` field,
+    or an inline NamespaceTransformer's (which, `unsetOnly`, keeps the namespaces objects
+    name)."""
+    if kustomization.get("namespace"):
+        return str(kustomization["namespace"])
+    for transformer in kustomization.get("transformers") or []:
+        config = yaml.safe_load(transformer) if isinstance(transformer, str) else None
+        if isinstance(config, dict) and config.get("kind") == "NamespaceTransformer":
+            return str(config["metadata"]["namespace"])
+    return None
+
+
 def manifest_documents(folder: Path | None = None) -> Iterator[dict[str, Any]]:
     """Every object the kustomization lists, with the kustomization's namespace applied to the
     namespaced ones (as `kubectl apply -k` would)."""
     folder = folder or deploy_dir()
     kustomization = _kustomization(folder)
-    namespace = kustomization.get("namespace")
+    namespace = kustomization_namespace(kustomization)
     for resource in kustomization.get("resources") or []:
         path = folder / str(resource)
         if not path.is_file():
@@ -421,7 +434,7 @@ def manifest_documents(folder: Path | None = None) -> Iterator[dict[str, Any]]:
             if not isinstance(doc, dict) or "kind" not in doc:
                 continue
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding") and namespace:
-                doc.setdefault("metadata", {})["namespace"] = namespace
+                doc.setdefault("metadata", {}).setdefault("namespace", namespace)
             yield doc
 
 
@@ -446,6 +459,12 @@ def grant_bot_rights(cluster: LocalCluster, folder: Path | None = None) -> list[
         if d["kind"] in ("Namespace", "ServiceAccount", *BOT_RBAC_KINDS)
     ]
     docs.sort(key=lambda d: 0 if d["kind"] == "Namespace" else 1)
+    # The catalog's namespaces exist where forgebot is installed: here, create them first.
+    named = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    wanted = sorted(
+        {str(d["metadata"]["namespace"]) for d in docs if d["metadata"].get("namespace")} - named
+    )
+    docs[:0] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in wanted]
     with cluster.api_client() as api:
         for doc in docs:
             try:

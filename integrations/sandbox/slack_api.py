@@ -38,6 +38,8 @@ from aiohttp import web
 
 from core.block_limits import Violation, check_message, check_view
 from integrations.sandbox.server_thread import RunningServer, serve_in_thread
+from integrations.sandbox.socket_mode import SocketModeFake
+from integrations.sandbox.socket_mode import add_routes as add_socket_mode_routes
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +276,7 @@ class FakeSlackState:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._last_ts = 0.0
+        self.socket_mode = SocketModeFake()
         self.reset()
 
     def reset(self) -> None:
@@ -295,6 +298,7 @@ class FakeSlackState:
             self._listeners.clear()
             self.channels.clear()
             self.pins.clear()
+            self.socket_mode.reset()
 
     # --- ids ---------------------------------------------------------------------------------
     def next_id(self, prefix: str) -> str:
@@ -901,6 +905,7 @@ def build_app(state: FakeSlackState) -> web.Application:
         state.record(call)
         return web.json_response(call.response, status=call.status)
 
+    add_socket_mode_routes(app, state.socket_mode)
     app.router.add_route("*", "/api/{method}", api)
     app.router.add_post("/upload/{file_id}", upload)
     app.router.add_post("/response/{token}", response_url)
@@ -948,6 +953,11 @@ class RunningFakeSlack:
     @property
     def api_url(self) -> str:
         return self.server.url + "/api/"
+
+    @property
+    def socket_mode(self) -> SocketModeFake:
+        """Slack's Socket Mode side (apps.connections.open and the WebSocket)."""
+        return self.state.socket_mode
 
     def stop(self) -> None:
         self.server.stop()
@@ -1088,4 +1098,5 @@ def start_fake_slack(
     state = FakeSlackState(token, usergroups=usergroups, users=users, team_id=team_id)
     server = serve_in_thread(build_app(state))
     state.base_url = server.url
+    state.socket_mode.ws_url = server.url.replace("http://", "ws://", 1) + "/socket-mode"
     return RunningFakeSlack(server, state)

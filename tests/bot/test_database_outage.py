@@ -15,6 +15,7 @@ from core.catalog import Catalog
 from core.config import Settings
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, app_home_opened, slash_command
+from storage.db import CALL_TIMEOUT_S
 from tests.fixtures.slack import DEVELOPER, SIGNING_SECRET
 from tests.tcp_proxy import TcpProxy
 
@@ -79,3 +80,34 @@ async def test_outage_is_reported_and_recovered(
 
 async def _status_is(url: str, status: int) -> bool:
     return await _ready(url) == status
+
+
+async def test_a_silent_partition_is_answered_within_the_bound_and_recovered(
+    proxied_bot: tuple[Runtime, TcpProxy], fake_slack: RunningFakeSlack
+) -> None:
+    """Packets to PostgreSQL dropped, not refused: no error ever comes back by itself, yet the
+    user hears "temporarily unavailable" within the bound, and the bot works again once the
+    network does (issue 13, defect 5)."""
+    runtime, proxy = proxied_bot
+    client = SignedSlackClient(runtime.url, SIGNING_SECRET)
+
+    async def env_list() -> str:
+        response_url = fake_slack.new_response_url()
+        token = response_url.rsplit("/", 1)[-1]
+        reply = await client.send(slash_command(DEVELOPER, "/forge", "env list", response_url))
+        assert reply.status == 200, "acked at once, whatever the database does"
+        calls = await fake_slack.state.until(
+            lambda calls: [c for c in calls if c.method == "response_url" and c.target == token],
+            timeout=CALL_TIMEOUT_S + 15,  # the bound, and room for a loaded machine
+        )
+        return str(calls[-1].args.get("text", ""))
+
+    assert "temporarily unavailable" not in await env_list()
+    proxy.partition()
+    started = time.monotonic()
+    assert "temporarily unavailable (the database)" in await env_list()
+    print(f"partition answered after {time.monotonic() - started:.1f} s")
+    proxy.heal()
+    await _eventually(lambda: _status_is(runtime.url, 200), timeout=CALL_TIMEOUT_S + 15)
+    assert "temporarily unavailable" not in await env_list()
+    await client.close()

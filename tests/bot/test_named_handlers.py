@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.fixtures.slack import RunningBot
 
+
 def _named(function: Any) -> Any:
     """The function a registered listener finally calls: through `functools.partial` and the
     kernel's listener objects (`core.interactions`), which keep it as `.handler`."""

@@ -22,7 +22,8 @@ from core import metrics
 from core.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from integrations.kubernetes import argocd_autosync, flux_suspend, manifests, rollouts_crd
 from integrations.kubernetes import gitops as kube_gitops
-from integrations.kubernetes.rbac import impersonation, rbac_documents, render
+from integrations.kubernetes.rbac import catalog_namespaces, impersonation, rbac_documents, render
+from integrations.sandbox.kube_cluster import kustomization_namespace
 from tests.fixtures import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,9 @@ KUBE_CALLERS = [
     *sorted((ROOT / "integrations" / "kubernetes").glob("*.py")),
     ROOT / "bot/leader.py",
 ]
+
+
+BOT = {"kind": "ServiceAccount", "name": "forgebot", "namespace": "forgebot"}
 
 
 def _documents(text: str) -> list[dict[str, Any]]:
@@ -55,7 +59,7 @@ def built() -> list[dict[str, Any]]:
     for name in kustomization["resources"]:
         for doc in _documents((KUSTOMIZE / name).read_text()):
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
-                doc["metadata"]["namespace"] = kustomization["namespace"]
+                doc["metadata"].setdefault("namespace", kustomization_namespace(kustomization))
             docs.append(doc)
     return docs
 
@@ -251,29 +255,46 @@ def test_rbac_grants_exactly_the_verbs_the_code_uses() -> None:
         (verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update")
     }
     cluster = granted("ClusterRole", "forgebot")
+    environment = granted("ClusterRole", manifests.ENVIRONMENT_ROLE)
+    workloads = granted("ClusterRole", "forgebot-workloads")
     if not any(impersonation(_shipped_catalog())):
         # The shipped catalog names no `kubernetes:` identity: no impersonation is granted.
         used -= {("impersonate", "", "users"), ("impersonate", "", "groups")}
-    # Binding a team to a ClusterRole needs `bind` on that role (RBAC escalation check).
+    # Binding a team to a ClusterRole needs `bind` on that role (RBAC escalation check), and
+    # so does forgebot's own binding in the namespaces it provisions.
     binds = {("bind", "rbac.authorization.k8s.io", "clusterroles")}
     role_ref = manifests.role_binding("x", "g")["roleRef"]
-    assert role_ref["kind"] == "ClusterRole"
-    missing = (used - leases) - cluster
-    assert not missing, f"add to deploy/kubernetes/rbac.yaml (ClusterRole): {sorted(missing)}"
-    extra = cluster - (used - leases) - binds
+    own_ref = manifests.bot_role_binding("x")["roleRef"]
+    assert role_ref["kind"] == own_ref["kind"] == "ClusterRole"
+    missing = (used - leases) - cluster - environment
+    assert not missing, f"add to deploy/kubernetes/rbac.yaml: {sorted(missing)}"
+    extra = (cluster | environment) - (used - leases) - binds
     assert not extra, f"granted but never called (least privilege): {sorted(extra)}"
+    assert not cluster & workloads, "workload rights are granted per namespace, never cluster-wide"
+    assert workloads <= environment
     bind_rule = next(r for r in _one("ClusterRole", "forgebot")["rules"] if "bind" in r["verbs"])
-    assert bind_rule["resourceNames"] == [role_ref["name"]]
+    assert bind_rule["resourceNames"] == [role_ref["name"], own_ref["name"]]
     assert granted("Role", "forgebot-leader-election") == leases
+    # No ClusterRoleBinding names the workload roles: they grant nothing cluster-wide.
+    bound = {d["roleRef"]["name"] for d in built() if d["kind"] == "ClusterRoleBinding"}
+    assert bound == {"forgebot"}
 
 
 def test_the_service_account_is_bound_to_its_roles() -> None:
-    for kind, role in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
-        binding = _one(kind)
+    for kind, name, role in (
+        ("ClusterRoleBinding", "forgebot", "ClusterRole"),
+        ("RoleBinding", "forgebot-leader-election", "Role"),
+    ):
+        binding = _one(kind, name)
         assert binding["roleRef"]["kind"] == role
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "forgebot", "namespace": "forgebot"}
-        ]
+        assert binding["subjects"] == [BOT]
+    namespaces = {
+        d["metadata"]["namespace"]
+        for d in built()
+        if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "forgebot-workloads"
+    }
+    assert namespaces == set(catalog_namespaces(_shipped_catalog())) != set()
+    assert _one("RoleBinding", "forgebot-leader-election")["metadata"]["namespace"] == "forgebot"
     deployment = _one("Deployment", "forgebot")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "forgebot"
     lease_rule = next(r for r in _one("Role")["rules"] if "resourceNames" in r)
@@ -384,25 +405,146 @@ def _allows(rules: list[dict[str, Any]], verb: str, group: str, resource: str, n
     )
 
 
+def rbac_allows(
+    docs: list[dict[str, Any]],
+    verb: str,
+    group: str,
+    resource: str,
+    *,
+    namespace: str | None,
+    name: str = "anything",
+    subject: dict[str, str] = BOT,
+) -> bool:
+    """Kubernetes RBAC's decision for `subject` over a set of objects: ClusterRoleBindings
+    grant their role everywhere, RoleBindings (to a Role or a ClusterRole) only in their
+    namespace; a cluster-scoped resource (namespace None) only through ClusterRoleBindings.
+    Objects that name no namespace are in forgebot's (the kustomization puts them there)."""
+    rules_of = {
+        (
+            d["kind"],
+            d["metadata"].get("namespace", BOT["namespace"]) if d["kind"] == "Role" else None,
+            d["metadata"]["name"],
+        ): d["rules"]
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
+    for binding in docs:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if subject not in binding["subjects"]:
+            continue
+        where = binding["metadata"].get("namespace", BOT["namespace"])
+        if binding["kind"] == "RoleBinding" and where != namespace:
+            continue
+        ref = binding["roleRef"]
+        key = (ref["kind"], where if ref["kind"] == "Role" else None, ref["name"])
+        if _allows(rules_of.get(key, []), verb, group, resource, name):
+            return True
+    return False
+
+
+_CLUSTER_SCOPED = {"namespaces", "users", "groups", "clusterroles"}
+
+
+def _call_name(resource: str) -> str:
+    return {"users": "payments-bot", "groups": "payments-devs", "clusterroles": "edit"}.get(
+        resource, "anything"
+    )
+
+
+def test_workload_rights_reach_only_listed_and_provisioned_namespaces() -> None:
+    """The generated objects, as the API server would judge them: every call forgebot makes
+    is allowed in a namespace the catalog lists and in one it provisioned (with the binding it
+    creates there), and every workload call is denied anywhere else (kube-system, say)."""
+    catalog = parse_catalog(
+        _with_identity("{user: payments-bot, groups: [payments-devs]}"), "catalog.example.yaml"
+    )
+    docs = rbac_documents(catalog)
+    listed = catalog_namespaces(catalog)
+    assert "checkout" in listed and "kube-system" not in listed
+    provisioned = [*docs, manifests.bot_role_binding("pv-feature-x")]
+    workload_calls = {
+        (verb, group, resource)
+        for rule in _one_doc(docs, "ClusterRole", "forgebot-workloads")["rules"]
+        for verb in rule["verbs"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for verb, group, resource in used_permissions():
+        if resource == "leases":
+            continue
+        if resource in _CLUSTER_SCOPED:
+            assert rbac_allows(
+                docs, verb, group, resource, namespace=None, name=_call_name(resource)
+            )
+            continue
+        assert rbac_allows(provisioned, verb, group, resource, namespace="pv-feature-x"), (
+            verb,
+            group,
+            resource,
+        )
+        if (verb, group, resource) in workload_calls:
+            assert rbac_allows(docs, verb, group, resource, namespace="checkout"), resource
+            for elsewhere in ("kube-system", "default", "pv-feature-x"):
+                assert not rbac_allows(docs, verb, group, resource, namespace=elsewhere), (
+                    f"{verb} {resource} in {elsewhere}, a namespace the catalog does not list"
+                )
+    # The preview's creates only where forgebot provisioned the namespace.
+    assert not rbac_allows(docs, "create", "apps", "deployments", namespace="checkout")
+    assert rbac_allows(provisioned, "create", "apps", "deployments", namespace="pv-feature-x")
+    # The leases only in forgebot's own namespace, for its lease.
+    assert rbac_allows(
+        docs,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        namespace="forgebot",
+        name="forgebot-scheduler",
+    )
+    assert not rbac_allows(docs, "update", "coordination.k8s.io", "leases", namespace="checkout")
+
+
+def test_one_cluster_gets_the_bindings_of_its_own_namespaces() -> None:
+    catalog = parse_catalog((ROOT / "catalog.example.yaml").read_text(), "catalog.example.yaml")
+    for cluster in ("dev-cluster", "prod-cluster"):
+        docs = rbac_documents(catalog, cluster=cluster)
+        bound = {
+            d["metadata"]["namespace"]
+            for d in docs
+            if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "forgebot-workloads"
+        }
+        assert bound == set(catalog_namespaces(catalog, cluster)) != set()
+    assert catalog_namespaces(catalog, "prod-cluster") == ["checkout", "ledger"]
+
+
+def _one_doc(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
 def test_impersonation_is_limited_to_the_identities_the_catalog_names() -> None:
     text = _with_identity("{user: payments-bot, groups: [payments-devs]}")
     catalog = parse_catalog(text, "catalog.example.yaml")
     assert impersonation(catalog) == (["payments-bot"], ["payments-devs"])
-    rules = rbac_documents(catalog)[0]["rules"]
+    docs = rbac_documents(catalog)
+    rules = docs[0]["rules"]
     assert _allows(rules, "impersonate", "", "users", "payments-bot")
     assert _allows(rules, "impersonate", "", "groups", "payments-devs")
     for group in ("system:masters", "system:nodes", "search-devs"):
         assert not _allows(rules, "impersonate", "", "groups", group), group
     for user in ("system:admin", "kubernetes-admin", "system:kube-controller-manager"):
         assert not _allows(rules, "impersonate", "", "users", user), user
-    # Every call the code makes is allowed by the generated rules (names aside).
+    # Every call the code makes is allowed by the generated objects (names aside), in a
+    # namespace forgebot provisioned (test_workload_rights_reach_only_listed_and_provisioned_
+    # namespaces: and in the catalog's, for workload calls).
+    provisioned = [*docs, manifests.bot_role_binding("pv-feature-x")]
     for verb, group, resource in used_permissions():
         if resource == "leases":
             continue
-        name = {"users": "payments-bot", "groups": "payments-devs", "clusterroles": "edit"}.get(
-            resource, "anything"
-        )
-        assert _allows(rules, verb, group, resource, name), (verb, group, resource)
+        namespace = None if resource in _CLUSTER_SCOPED else "pv-feature-x"
+        assert rbac_allows(
+            provisioned, verb, group, resource, namespace=namespace, name=_call_name(resource)
+        ), (verb, group, resource)
     for doc in rbac_documents(catalog):
         kubernetes_validate.validate(doc, SCHEMA_VERSION, strict=True)
 

@@ -868,3 +868,27 @@ async def test_a_deny_submitted_twice_is_decided_once_and_answered_once(
     approval = await harness.runtime.db.run(lambda s: deploy_approvals.get(s, approval_id))
     assert approval is not None and approval.state == "denied"
     assert approval.decided_by == "U0ONCALL" and approval.decision_note == "after the freeze"
+
+
+async def test_a_deploy_crashed_by_an_unforeseen_answer_is_failed_and_told_once(
+    harness: DeployHarness,
+) -> None:
+    """The image patch answered with a proxy's HTML page (200, not JSON): the operation
+    crashes; it is failed (not left running), the record is not left in progress, and the
+    person who deployed is told once, with a reference and no internals."""
+    harness.kube.faults.match = "PATCH /apis/apps/v1/namespaces/checkout-staging/deployments"
+    harness.kube.faults.garbled = 1
+    await harness.deploy(DEVELOPER, "checkout 1.4.2 to staging")
+    await harness.idle()
+    assert harness.kube.faults.garbled == 0, "the fault was met"
+    records = await harness.records("staging")
+    assert len(records) == 1 and records[0][3] != "in_progress", records
+    told = [
+        c
+        for c in harness.slack.state.find()
+        if "internal error" in str(c.args.get("text", "")) + _text(c.args.get("blocks", []))
+    ]
+    assert len(told) == 1, told
+    text = str(told[0].args.get("text", "")) + _text(told[0].args.get("blocks", []))
+    assert "reference" in text and "an internal error stopped it" in text
+    assert "Traceback" not in text and "<html>" not in text

@@ -65,6 +65,8 @@ async def test_provisioned_environment_holds_every_object(
         f"/api/v1/namespaces/{namespace}/resourcequotas/forgebot-quota",
         f"/api/v1/namespaces/{namespace}/limitranges/forgebot-defaults",
         f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/forgebot-team-edit",
+        # forgebot's own rights on the workloads there (off-hours, diagnostics, previews).
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/forgebot-environment",
         f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/forgebot-isolate",
     ):
         assert backend.read(path)["metadata"]["labels"] == {"forgebot.io/managed-by": "forgebot"}

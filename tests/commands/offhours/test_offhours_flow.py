@@ -507,3 +507,52 @@ async def test_the_home_tab_shows_who_is_asleep(h: Harness) -> None:
     )
     texts = [b.get("text", {}).get("text", "") for b in published[-1].args["view"]["blocks"]]
     assert any("*Off-hours*" in t and ":zzz: *pv-shop* asleep" in t for t in texts), texts
+
+
+async def test_a_crashing_reconcile_is_reported_to_the_owner_once_per_episode(
+    h: Harness,
+) -> None:
+    """An answer nobody foresaw (a proxy's HTML page where JSON was due) crashes the pass:
+    the owner hears once for the whole streak, the other passes keep running, and a crash
+    after a recovery is a new episode, told again."""
+    await h.add_environment()
+    h.at(SHUTDOWN)
+    h.kube.faults.match = f"/namespaces/{ENV}/"
+    h.kube.faults.garbled = 10_000
+    [outcome] = await h.service.reconcile()
+    assert outcome.failures and "internal error" in outcome.failures[0], outcome
+    alert = await h.message_containing("internal error")
+    assert alert.args["channel"].startswith("D"), "told to the owner"
+    assert ENV in alert.args["text"] and "Traceback" not in alert.args["text"]
+    for minutes in (5, 10):
+        h.at(SHUTDOWN + timedelta(minutes=minutes))
+        [again] = await h.service.reconcile()
+        assert again.failures
+    await h.idle()
+    assert len(h.messages("internal error")) == 1, "one report per episode"
+
+    h.kube.faults.garbled = 0
+    h.at(SHUTDOWN + timedelta(minutes=15))
+    [outcome] = await h.service.reconcile()
+    assert outcome.acted == "slept"
+    assert h.runtime.db is not None
+    setting = await h.runtime.db.run(lambda s: repo.setting(s, ENV, h.clock.now()))
+    assert setting.failures == 0 and setting.alerted_for == ""
+
+    h.kube.faults.garbled = 10_000  # the next episode: at the wake
+    h.at(WAKE)
+    [outcome] = await h.service.reconcile()
+    assert outcome.failures
+    await h.slack.state.until(
+        lambda calls: (
+            len(
+                [
+                    c
+                    for c in calls
+                    if c.method == "chat.postMessage" and "internal error" in c.args.get("text", "")
+                ]
+            )
+            == 2
+        )
+    )
+    h.kube.faults.garbled = 0

@@ -109,6 +109,48 @@ async def test_provisioning_creates_labelled_objects_and_repeats_safely(
     assert patched.annotations["forgebot.io/expires-at"] == "later"
 
 
+async def test_the_bot_reaches_workloads_only_where_the_catalog_or_it_put_them(
+    backend: Backend, gateway: KubeGateway
+) -> None:
+    """Workload rights are namespaced (integrations/kubernetes/rbac.py): none in a namespace
+    the catalog does not list; in one forgebot provisions, through the RoleBinding it creates
+    there with the team's. The fake has no RBAC: there only the allowed half runs."""
+    unlisted = backend.namespace("unlisted", listed=False)
+    backend.deployment(unlisted, "web", "registry.example.com/web:1.0.0")
+    if backend.fake is None:
+        with pytest.raises(KubeForbidden, match='cannot get resource "deployments"'):
+            await gateway.rollout_status(CLUSTER, unlisted, "web")
+        with pytest.raises(KubeForbidden, match=r'cannot (get|patch) resource "deployments"'):
+            await gateway.set_image(CLUSTER, unlisted, "web", "app", "registry.example.com/web:2")
+        with pytest.raises(KubeForbidden, match="cannot list resource"):
+            await gateway.list_pods(CLUSTER, unlisted, "app=web")
+    provisioned = backend.unique("pv-rights")
+    await gateway.create_namespace(CLUSTER, provisioned, {"forgebot.io/managed-by": "forgebot"}, {})
+    await gateway.apply_role_binding(CLUSTER, provisioned, "payments-devs")
+    own = backend.read(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/"
+        f"{provisioned}/rolebindings/forgebot-environment"
+    )
+    assert own["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "forgebot-environment",
+    }
+    backend.deployment(provisioned, "web", "registry.example.com/web:1.0.0")
+
+    async def status_once_bound() -> RolloutStatus | None:
+        # A new RoleBinding reaches the server's authorizer through a watch: moments later.
+        try:
+            return await gateway.rollout_status(CLUSTER, provisioned, "web")
+        except KubeForbidden:
+            return None
+
+    assert await eventually(status_once_bound, lambda status: status is not None)
+    assert await gateway.set_image(
+        CLUSTER, provisioned, "web", "app", "registry.example.com/web:2.0.0"
+    )
+
+
 async def test_invalid_names_are_refused_by_the_server(
     backend: Backend, gateway: KubeGateway
 ) -> None:
