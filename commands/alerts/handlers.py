@@ -152,9 +152,10 @@ def register(
         note = "Opening an incident" if created else "An incident is already open for this alert"
         await tell(i, f":rotating_light: {note}: #{incident.channel_name}.")
         if created:
-            await alerts.note(
+            await alerts.reply(
                 group,
                 f":rotating_light: <@{i.actor.user_id}> opened an incident: #{incident.channel_name}",
+                key=f"incident:{incident.id}",
             )
 
     on_action(app, ctx.boundary, views.ACKNOWLEDGE, "alert.acknowledge", acknowledge)
