@@ -24,11 +24,18 @@ def _until(state: FreezeState) -> str:
     return f"until {shown(state.until)}" if state.until else "until someone unfreezes it"
 
 
+def _scope(state: FreezeState) -> str:
+    if state.service:
+        return f"*{escape(state.service)}* in *{escape(state.environment)}*"
+    return f"*{escape(state.environment)}*"
+
+
 def frozen_text(state: FreezeState, sync_windows: list[str] | None = None) -> str:
+    refused = f"Deploys of {escape(state.service)}" if state.service else "Deploys"
     text = (
-        f":snowflake: *{escape(state.environment)}* is frozen {_until(state)} (frozen by "
+        f":snowflake: {_scope(state)} is frozen {_until(state)} (frozen by "
         f"<@{state.by}>): "
-        f"{escape(state.reason)}. Deploys are refused; on-call may still roll back."
+        f"{escape(state.reason)}. {refused} are refused; on-call may still roll back."
     )
     if sync_windows:
         # Git-delivered workloads: forgebot's freeze stops its commits, not the controllers.
@@ -58,7 +65,7 @@ def freeze_status(states: list[FreezeState]) -> tuple[str, list[dict[str, Any]]]
             }
         ]
     lines = [
-        f":snowflake: *{escape(s.environment)}* {_until(s)}: {escape(s.reason)} "
+        f":snowflake: {_scope(s)} {_until(s)}: {escape(s.reason)} "
         f"({'scheduled in the catalog' if s.scheduled else f'by <@{s.by}>'})"
         for s in states
     ]

@@ -271,7 +271,7 @@ class DiagnosticsService:
             )
 
         async def freeze() -> None:
-            report.freeze = await self.freezes.frozen(asked.environment)
+            report.freeze = await self.freezes.frozen(asked.environment, asked.service)
 
         parts = {
             "cluster": cluster(),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from functools import partial
+
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.config import Settings
 from bot.context import AppContext
-from bot.errors import DependencyUnavailable
-from bot.interactions import Interaction, on_action
+from bot.durations import parse_duration
+from bot.errors import DependencyUnavailable, UserInputError
+from bot.interactions import Interaction, on_action, on_view
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from bot.scheduler import JobSpec
+from bot.times import shown
 from commands.deploy import parse as deploy_parse
 from commands.deploy import views as deploy_views
+from commands.deploy.freeze import FreezeService
 from commands.slo import views
 from commands.slo.alerts import BurnAlerts
 from commands.slo.budget import worst_first
@@ -20,6 +26,7 @@ from commands.slo.gate import SloBudgetGate
 from commands.slo.notifications import SlackAlertNotifier
 from commands.slo.service import SloService
 from integrations.prometheus import PrometheusClient, PrometheusUnavailable
+from integrations.slack.web import SlackOutbox
 
 
 def prometheus_from(settings: Settings) -> PrometheusClient | None:
@@ -38,7 +45,7 @@ def prometheus_from(settings: Settings) -> PrometheusClient | None:
     )
 
 
-def register(app: AsyncApp, ctx: AppContext) -> SloService:
+def register(app: AsyncApp, ctx: AppContext, freezes: FreezeService) -> SloService:
     if ctx.prometheus is None:
         ctx.prometheus = prometheus_from(ctx.settings)
     service = SloService(ctx.catalog, ctx.clock, ctx.auth, ctx.prometheus)
@@ -113,24 +120,52 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
         text, blocks = deploy_views.rollback_confirm(plan)
         await reply(i, text, blocks)
 
-    async def freeze(i: Interaction) -> None:
-        await i.ack()
-        environment, key = i.value.split("|")
-        freezes = ctx.extras.get("freezes")
-        if freezes is None:
-            raise DependencyUnavailable("freezes are not available in this deployment")
-        state = await freezes.freeze(
-            i.actor,
-            deploy_parse.FreezeRequest(environment, None, f"error budget burn on {key}"),
-        )
-        if i.respond is not None:
-            await i.respond(
-                response_type="in_channel",
-                text=deploy_views.frozen_text(state),
-                replace_original=False,
-            )
-
     on_action(app, ctx.boundary, views.SHOW_SLO, "slo.show", show)
     on_action(app, ctx.boundary, views.ROLLBACK, "slo.rollback", roll_back)
-    on_action(app, ctx.boundary, views.FREEZE, "slo.freeze", freeze)
+    on_action(app, ctx.boundary, views.FREEZE, "slo.freeze.open", partial(ask_freeze, freezes))
+    on_view(
+        app,
+        ctx.boundary,
+        views.FREEZE_VIEW,
+        "slo.freeze",
+        partial(freeze_service, freezes, ctx.slack),
+    )
     return service
+
+
+async def ask_freeze(freezes: FreezeService, i: Interaction) -> None:
+    """ "Freeze deploys" on a burn alert: for which service is in the alert; how long is asked."""
+    await i.ack()
+    environment, _, key = i.value.partition("|")
+    service = key.partition("/")[0]
+    # Refused before the dialog opens, not after it is filled in.
+    freezes.check_may_freeze(i.actor, environment, service)
+    ends = freezes.clock.now() + parse_duration(views.FREEZE_DEFAULT)
+    await i.client.views_open(
+        trigger_id=i.trigger_id,
+        view=views.freeze_modal(service, environment, key, i.channel_id, shown(ends)),
+    )
+
+
+async def freeze_service(freezes: FreezeService, slack: SlackOutbox, i: Interaction) -> None:
+    """The dialog's answer: freeze the alert's service for the chosen time, say so in the
+    alert's channel (service, end with its zone, who, why)."""
+    await i.ack()
+    asked = json.loads(i.view.get("private_metadata") or "{}")
+    choice = (i.values.get(views.FREEZE_FOR, {}).get("value") or {}).get("selected_option") or {}
+    chosen = str(choice.get("value") or views.FREEZE_DEFAULT)
+    if chosen not in dict(views.FREEZE_CHOICES):
+        raise UserInputError("Choose how long to freeze from the list.")
+    duration = parse_duration(chosen)
+    state = await freezes.freeze(
+        i.actor,
+        deploy_parse.FreezeRequest(
+            str(asked.get("environment", "")),
+            duration,
+            f"error budget burn on {asked.get('slo', '')} (SLO burn alert)",
+            service=str(asked.get("service", "")),
+        ),
+    )
+    channel = str(asked.get("channel") or "")
+    if channel:
+        await slack.post(channel, deploy_views.frozen_text(state))
