@@ -11,6 +11,7 @@ from bot.interactions import Interaction, on_action
 from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
+from commands.deploy.freeze_calendar import upcoming_windows
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
@@ -26,7 +27,9 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     async def freeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         if not invocation.args:
             await ack()
-            text, blocks = views.freeze_status(await freezes.status())
+            text, blocks = views.freeze_status(
+                await freezes.status(), upcoming_windows(ctx.catalog, ctx.clock.now())
+            )
             await respond(**ephemeral(text, blocks))
             return
         request = parse.parse_freeze(invocation.args)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.catalog import Catalog
 from bot.catalog_gitops import GitOpsTarget
 from bot.times import DATE_TIME, shown
 from commands.deploy.freeze import FreezeState
+from commands.deploy.freeze_calendar import UpcomingWindow
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
 from commands.deploy.rollout import Change
@@ -56,21 +58,32 @@ def unfrozen_text(environment: str, lifted: int, still: FreezeState | None) -> s
     return f":sunny: *{escape(environment)}* is open for deploys again."
 
 
-def freeze_status(states: list[FreezeState]) -> tuple[str, list[dict[str, Any]]]:
-    if not states:
-        return "No freezes", [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": ":sunny: No environment is frozen."},
-            }
+def freeze_status(
+    states: list[FreezeState], upcoming: Sequence[UpcomingWindow] = ()
+) -> tuple[str, list[dict[str, Any]]]:
+    """The freezes in force, then the catalog windows starting in the next 14 days."""
+    if states:
+        lines = [
+            f":snowflake: {_scope(s)} {_until(s)}: {escape(s.reason)} "
+            f"({'scheduled in the catalog' if s.scheduled else f'by <@{s.by}>'})"
+            for s in states
         ]
-    lines = [
-        f":snowflake: {_scope(s)} {_until(s)}: {escape(s.reason)} "
-        f"({'scheduled in the catalog' if s.scheduled else f'by <@{s.by}>'})"
-        for s in states
-    ]
-    return f"{len(states)} frozen", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+        now_text = "*Frozen now*\n" + "\n".join(lines)
+    else:
+        now_text = ":sunny: No environment is frozen."
+    if upcoming:
+        soon = [
+            f":calendar: *{escape(w.environment)}* {escape(w.reason)}: from {shown(w.starts)} "
+            f"to {shown(w.ends)}"
+            for w in upcoming[:20]
+        ]
+        soon_text = "*Freeze windows in the next 14 days* (from the catalog)\n" + "\n".join(soon)
+    else:
+        soon_text = "No catalog freeze windows in the next 14 days."
+    title = f"{len(states)} frozen" if states else "No freezes"
+    return title, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": now_text[:2990]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": soon_text[:2990]}},
     ]
 
 

@@ -19,7 +19,8 @@ from bot.context import AppContext
 from bot.errors import ForgebotError
 from commands.cost.periods import Period
 from commands.deploy.freeze import FreezeState
-from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY
+from commands.deploy.freeze_calendar import UpcomingWindow, upcoming_windows
+from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY, freeze_status
 from commands.environments.pricing import money
 from commands.environments.views import APPROVE, DENY
 from integrations.slack.blockkit import escape
@@ -51,6 +52,7 @@ class PlatformDesk:
     failed_deploys: Sequence[DeploymentRecord] = ()
     failed_operations: Sequence[Operation] = ()
     notes: list[str] = field(default_factory=list)
+    upcoming: Sequence[UpcomingWindow] = ()
 
 
 async def gather(ctx: AppContext) -> PlatformDesk:
@@ -64,7 +66,14 @@ async def gather(ctx: AppContext) -> PlatformDesk:
     freezes = await freezes_service.status() if freezes_service is not None else []
     budgets, notes = await _budget_alarms(ctx)
     return PlatformDesk(
-        requests, deploys, freezes, budgets, failed_deploys, failed_operations, notes
+        requests,
+        deploys,
+        freezes,
+        budgets,
+        failed_deploys,
+        failed_operations,
+        notes,
+        upcoming_windows(ctx.catalog, now),
     )
 
 
@@ -168,14 +177,8 @@ def desk_blocks(desk: PlatformDesk, now: datetime) -> list[dict[str, Any]]:
         blocks.extend(item)
     if waiting > QUEUE_SHOWN:
         blocks.append(_section(f"…and {waiting - QUEUE_SHOWN} more, oldest shown first"))
-    if desk.freezes:
-        lines = [
-            f":snowflake: *{escape(f.environment)}* "
-            + (f"until {f.until:%a %d %b %H:%M} UTC" if f.until else "until someone unfreezes it")
-            + f": {escape(f.reason)}"
-            for f in desk.freezes
-        ]
-        blocks.append(_section("*Frozen now*\n" + "\n".join(lines)))
+    if desk.freezes or desk.upcoming:
+        blocks.extend(freeze_status(list(desk.freezes), desk.upcoming)[1])
     if desk.budgets:
         lines = []
         for alarm in desk.budgets:
