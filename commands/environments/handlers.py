@@ -86,8 +86,13 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         now = ctx.clock.now()
         if cmd.verb == "list":
             records = await service.list(invocation.actor, cmd.scope)
+            waiting = (
+                await service.pending_extensions(invocation.actor.user_id)
+                if cmd.scope == "mine"
+                else ()
+            )
             text, blocks = views.environment_list(
-                records, cmd.scope, now, await _asleep([r.name for r in records])
+                records, cmd.scope, now, await _asleep([r.name for r in records]), waiting
             )
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "show":
@@ -275,7 +280,8 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         records = await ctx.db.run(lambda s: env_repo.live(s, owner=user_id))
         active = [r.name for r in records if r.state == EnvState.ACTIVE][:10]
         costs = {name: await _actual_cost(name) for name in active}
-        return views.home_section(records, ctx.clock.now(), costs)
+        waiting = await service.pending_extensions(user_id)
+        return views.home_section(records, ctx.clock.now(), costs, waiting)
 
     ctx.extras.setdefault("home_sections", []).append(home)
     ctx.extras["environments"] = service

@@ -1,9 +1,10 @@
 """The platform team's App Home: what they act on, in the order they should act.
 
-The approvals queue (environment requests and prod deploys waiting for a second person, oldest
-first, with the same Approve and Deny buttons as their cards), the freezes in force, the teams
-over or forecast over their monthly budget, and the deploys and operations that failed in the
-last day. Other users do not see this section.
+The approvals queue (environment requests, TTL extensions beyond a template's max and prod
+deploys waiting for a second person, oldest first, with the same Approve and Deny buttons as
+their cards), the freezes in force and the catalog windows of the next 14 days, the teams over
+or forecast over their monthly budget, and the deploys and operations that failed in the last
+day. Other users do not see this section.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from typing import Any
 
 from bot.context import AppContext
 from bot.errors import ForgebotError
+from bot.times import shown
 from commands.cost.periods import Period
 from commands.deploy.freeze import FreezeState
 from commands.deploy.freeze_calendar import UpcomingWindow, upcoming_windows
 from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY, freeze_status
 from commands.environments.pricing import money
-from commands.environments.views import APPROVE, DENY
+from commands.environments.views import APPROVE, DENY, EXTEND_APPROVE, EXTEND_DENY
 from integrations.slack.blockkit import escape
-from storage import deploy_approvals, deployments, operations
+from storage import deploy_approvals, deployments, extensions, operations
 from storage import environments as env_repo
+from storage.extensions import ExtensionRequest
 from storage.models import DeployApproval, DeploymentRecord, EnvironmentRecord, Operation
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class PlatformDesk:
     failed_operations: Sequence[Operation] = ()
     notes: list[str] = field(default_factory=list)
     upcoming: Sequence[UpcomingWindow] = ()
+    extensions: Sequence[ExtensionRequest] = ()
 
 
 async def gather(ctx: AppContext) -> PlatformDesk:
@@ -74,6 +78,7 @@ async def gather(ctx: AppContext) -> PlatformDesk:
         failed_operations,
         notes,
         upcoming_windows(ctx.catalog, now),
+        await ctx.db.run(extensions.pending),
     )
 
 
@@ -147,6 +152,26 @@ def desk_blocks(desk: PlatformDesk, now: datetime) -> list[dict[str, Any]]:
                         f"asked {_ago(record.requested_at, now)}"
                     ),
                     _buttons(f"home-env-{record.id}", APPROVE, DENY, str(record.id)),
+                ],
+            )
+        )
+    for extension in desk.extensions:
+        queue.append(
+            (
+                extension.created_at,
+                [
+                    _section(
+                        f":hourglass: keep *{escape(extension.environment)}* "
+                        f"({escape(extension.team)}) until {shown(extension.requested_until)} "
+                        f"for <@{extension.requester}>, beyond its template's max TTL; "
+                        f"asked {_ago(extension.created_at, now)}"
+                    ),
+                    _buttons(
+                        f"home-extend-{extension.id}",
+                        EXTEND_APPROVE,
+                        EXTEND_DENY,
+                        f"{extension.environment_id}|{extension.requested_until.isoformat()}",
+                    ),
                 ],
             )
         )
