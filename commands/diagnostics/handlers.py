@@ -8,13 +8,16 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.context import AppContext
 from bot.durations import format_duration
 from bot.router import Ack, Invocation, Subcommand, ephemeral
+from commands.cost.service import CostService
 from commands.deploy.freeze import FreezeService
 from commands.diagnostics import parse, views
 from commands.diagnostics.service import DiagnosticsService
 from commands.slo.service import SloService
 
 
-def register(ctx: AppContext, slos: SloService) -> DiagnosticsService:
+def register(
+    ctx: AppContext, slos: SloService, costs: CostService | None = None
+) -> DiagnosticsService:
     service = DiagnosticsService(
         ctx.catalog,
         ctx.db,
@@ -23,6 +26,7 @@ def register(ctx: AppContext, slos: SloService) -> DiagnosticsService:
         ctx.kube,
         slos,
         FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth),
+        costs,
     )
 
     async def status(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
