@@ -32,6 +32,7 @@ from commands.home.handlers import HomeSection
 from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
 from commands.previews import handlers as preview_handlers
+from commands.scale import handlers as scale_handlers
 from commands.slo import handlers as slo_handlers
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def build_bolt_app(
     environments = environment_handlers.register(app, ctx, ctx.kube)
     dora_handlers.register(ctx)
     freezes = deploy_handlers.register(app, ctx)
+    scale_handlers.register(app, ctx, freezes)
     offhours = offhours_handlers.register(app, ctx)
     preview_handlers.register(app, ctx, environments, offhours)
     slos = slo_handlers.register(app, ctx, freezes)
