@@ -89,6 +89,7 @@ def build_bolt_app(
         )
 
     app = AsyncApp(
+        name="forgebot",  # without a name, bolt walks the call stack's source files for one
         client=ctx.slack_client,
         authorize=authorize,
         request_verification_enabled=False,
