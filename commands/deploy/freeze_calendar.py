@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.catalog import Catalog, FreezeWindow
 from commands.deploy.freeze import _weekly_minute
+from core.catalog import Catalog, FreezeWindow
 
 HORIZON = timedelta(days=14)
 WEEK = 7 * 1440

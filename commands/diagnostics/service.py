@@ -15,10 +15,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, KubernetesIdentity
-from bot.clock import Clock
-from bot.errors import ForgebotError, NotAuthorized
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import CostNotConfigured, CostService
@@ -28,6 +24,10 @@ from commands.diagnostics.parse import Target as Asked
 from commands.diagnostics.redact import redact
 from commands.slo.budget import SloFigures, worst_first
 from commands.slo.service import SloService
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog, KubernetesIdentity
+from core.clock import Clock
+from core.errors import ForgebotError, NotAuthorized
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus, status_of
 from storage import deployments

@@ -9,12 +9,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import UserInputError
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy.freeze import FreezeService
 from commands.scale import parse, views
 from commands.scale.service import ScaleService
+from core.errors import UserInputError
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 async def scale_command(

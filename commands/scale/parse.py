@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.catalog import Catalog, Workload
-from bot.errors import NotFound, UserInputError
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.catalog import Catalog, Workload
+from core.errors import NotFound, UserInputError
 
 USAGE = "`/forge scale SERVICE ENV REPLICAS [break-glass REASON]`"
 MAX_REPLICAS = 100

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Workload
-from bot.clock import Clock
-from bot.errors import Conflict, NotAuthorized, UserInputError
-from bot.operations import OperationRunner
 from commands.deploy.freeze import FreezeService
 from commands.scale import views
 from commands.scale.parse import ScaleRequest
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog, Workload
+from core.clock import Clock
+from core.errors import Conflict, NotAuthorized, UserInputError
+from core.operations import OperationRunner
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.scaling import DEPLOYMENT, ScalingGateway
 from integrations.slack.web import SlackOutbox

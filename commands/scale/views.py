@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
 
 if TYPE_CHECKING:
     from commands.scale.service import ScalePlan

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.catalog import Catalog
-from bot.config import Settings
-from bot.operations import OperationRunner
 from commands.alerts.service import AlertService
 from commands.changes.service import ChangesService
+from core.catalog import Catalog
+from core.config import Settings
+from core.operations import OperationRunner
 from integrations.alertmanager.webhook import WebhookMessage
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack

@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.environments.pricing import money
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
+from core.pricing import money
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.sandbox.slack_api import RunningFakeSlack

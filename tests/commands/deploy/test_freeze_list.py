@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog, FreezeWindow
 from commands.deploy.freeze_calendar import upcoming_windows
 from commands.deploy.parse import FreezeRequest
+from core.auth import Actor
+from core.catalog import Catalog, FreezeWindow
 from integrations.sandbox.slack_payloads import slash_command
 from tests.fixtures.slack import DEVELOPER, RunningBot
 
@@ -84,7 +84,7 @@ async def test_the_list_shows_freezes_in_force_and_upcoming_windows(
 ) -> None:
     ctx = running_bot.runtime.ctx
     assert ctx is not None
-    freezes = ctx.extras["freezes"]
+    freezes = ctx.freezes
     await freezes.freeze(
         Actor("U0ONCALL"),
         FreezeRequest(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.deploy.parse import FreezeRequest
+from core.auth import Actor
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, block_actions, slash_command
@@ -148,7 +148,7 @@ async def test_production_asks_first_and_the_button_rechecks(bot: ScaleHarness) 
 
 async def test_frozen_needs_break_glass_from_on_call(bot: ScaleHarness) -> None:
     assert bot.runtime.ctx is not None
-    await bot.runtime.ctx.extras["freezes"].freeze(
+    await bot.runtime.ctx.freezes.freeze(
         Actor("U0ONCALL"), FreezeRequest("staging", timedelta(hours=2), "incident 4411")
     )
     refused = await bot.say(DEVELOPER, "scale checkout staging 5")

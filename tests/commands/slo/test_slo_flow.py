@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import BurnCondition, Catalog, SloAlerting
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
-from bot.times import shown as shown_time
 from commands.slo.views import percent
+from core.catalog import BurnCondition, Catalog, SloAlerting
+from core.clock import ManualClock
+from core.config import Settings
+from core.times import shown as shown_time
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -282,7 +282,7 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
 ) -> None:
     runtime, signed, clock = bot
     assert runtime.ctx is not None and runtime.db is not None
-    alerts = runtime.ctx.extras["slo_alerts"]
+    alerts = runtime.ctx.slo_alerts
 
     # Three hours before the data ends, `recovered` is in its incident (20x for 80 minutes).
     clock.set(DATA_END - timedelta(hours=3) + timedelta(seconds=30))
@@ -434,7 +434,7 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
     until = shown_time(clock.now() + timedelta(hours=4))
     for expected in ("*burning* in *prod*", until, "UTC", "<@U0ONCALL>", "burning/availability"):
         assert expected in text, (expected, text)
-    freezes = runtime.ctx.extras["freezes"]
+    freezes = runtime.ctx.freezes
     state = await freezes.frozen("prod", "burning")
     assert state is not None and state.service == "burning"
     assert state.until == clock.now() + timedelta(hours=4)
@@ -463,7 +463,7 @@ async def test_configured_ticket_escalates_to_page_in_the_same_message(
     )
     try:
         assert runtime.ctx is not None and runtime.db is not None
-        alerts = runtime.ctx.extras["slo_alerts"]
+        alerts = runtime.ctx.slo_alerts
         fake_slack.state.reset()
         # 15 minutes into burning's incident: 2h burn 6.25x (ticket), 1h burn 12.9x (no page).
         first = await alerts.run()
