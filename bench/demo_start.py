@@ -1,9 +1,10 @@
 """How long a newcomer waits in `forgebot demo`: process start to the first prompt (target:
-under 5 s), and to the lines saying SLOs and costs are ready (they start behind the prompt).
+under 5 s), to the line saying the bot is up (a command typed at the prompt runs from then on;
+the bot loads behind the prompt), and to the lines saying SLOs and costs are ready.
 
 Runs the demo in a pseudo-terminal, as a person would, presses Enter every half second until
-both lines have appeared, then leaves with `:quit`. Also prints the demo's own "ready in"
-figure (from the start of `run_demo`, after Python's imports) and the load average.
+the lines have appeared, then leaves with `:quit`. Prints the provenance header (with the load
+average at the start) and the load average at the end.
 
     uv run python bench/demo_start.py [--runs 3]
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import pty
-import re
 import select
 import statistics
 import sys
@@ -21,8 +21,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.provenance import print_header  # noqa: E402
+
 PROMPT = b"U0DEVELOPER> "
 SLOS, COSTS = b"SLOs are ready", b"Costs are ready"
+BOT_READY = b"the bot is ready"
 
 
 def one_run(timeout: float) -> dict[str, float]:
@@ -48,16 +52,17 @@ def one_run(timeout: float) -> dict[str, float]:
             now = time.monotonic() - started
             if "prompt" not in figures and PROMPT in seen:
                 figures["prompt"] = now
-                found = re.search(rb"ready in ([0-9.]+) s", seen)
-                if found:
-                    figures["ready in (after imports)"] = float(found.group(1))
-            for name, token in (("SLOs ready", SLOS), ("costs ready", COSTS)):
+            for name, token in (
+                ("bot ready", BOT_READY),
+                ("SLOs ready", SLOS),
+                ("costs ready", COSTS),
+            ):
                 if name not in figures and token in seen:
                     figures[name] = now
             if "prompt" in figures and now >= next_enter:
                 os.write(fd, b"\n")
                 next_enter = now + 0.5
-            if "SLOs ready" in figures and "costs ready" in figures:
+            if all(n in figures for n in ("bot ready", "SLOs ready", "costs ready")):
                 break
         os.write(fd, b":quit\n")
         deadline = time.monotonic() + 30
@@ -81,9 +86,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args()
+    print_header("demo_start")
     runs = [one_run(args.timeout) for _ in range(args.runs)]
     print(f"forgebot demo start-up, {args.runs} runs (seconds from process start):")
-    for name in ("prompt", "ready in (after imports)", "SLOs ready", "costs ready"):
+    for name in ("prompt", "bot ready", "SLOs ready", "costs ready"):
         values = [r[name] for r in runs if name in r]
         if values:
             print(

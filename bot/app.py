@@ -30,6 +30,7 @@ from commands.home import handlers as home
 from commands.incidents import handlers as incidents
 from commands.offhours import handlers as offhours
 from commands.previews import handlers as previews
+from commands.scale import handlers as scale
 from commands.slo import handlers as slo
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ CAPABILITIES: tuple[Register, ...] = (
     environments.register,
     dora.register,
     deploy.register,
+    scale.register,
     offhours.register,
     previews.register,
     slo.register,
@@ -106,6 +108,7 @@ def build_bolt_app(
         )
 
     app = AsyncApp(
+        name="forgebot",  # without a name, bolt walks the call stack's source files for one
         client=ctx.slack_client,
         authorize=authorize,
         request_verification_enabled=False,

@@ -227,11 +227,12 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.shell import run_demo
+    # The prompt comes first; the bot's stacks are imported behind it (bot/demo_front.py).
+    from bot.demo_front import launch_demo
 
     configure_logging("console", args.log_level)
     try:
-        return asyncio.run(run_demo(script=args.script, user=args.user, keep=args.keep))
+        return asyncio.run(launch_demo(script=args.script, user=args.user, keep=args.keep))
     except KeyboardInterrupt:  # Ctrl-C before the prompt came: everything started is stopped
         print("\nforgebot demo: interrupted", file=sys.stderr)
         return 130

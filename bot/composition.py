@@ -58,6 +58,7 @@ from commands.previews.notifications import (
 )
 from commands.previews.service import PreviewService
 from commands.previews.webhooks import github_route, gitlab_route
+from commands.scale.service import ScaleService
 from commands.slo import handlers as slo_handlers
 from commands.slo.alerts import BurnAlerts
 from commands.slo.gate import SloBudgetGate
@@ -253,6 +254,10 @@ def _deploys(ctx: AppContext) -> None:
         gitops=ctx.gitops,
     )
     ctx.deploys.register_operations()
+    ctx.scales = ScaleService(
+        ctx.catalog, ctx.clock, ctx.auth, ctx.operations, ctx.kube, ctx.freezes, ctx.slack
+    )
+    ctx.scales.register_operations()
 
 
 def _environment_services(ctx: AppContext) -> None:
@@ -347,7 +352,7 @@ def _insight_services(ctx: AppContext) -> None:
     ctx.dora = DoraService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
     ctx.changes = ChangesService(ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.kube)
     ctx.diagnostics = DiagnosticsService(
-        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.kube, ctx.slos, ctx.freezes
+        ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.kube, ctx.slos, ctx.freezes, ctx.cost
     )
     settings = ctx.settings
     ctx.incidents = IncidentService(

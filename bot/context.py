@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from commands.incidents.service import IncidentService
     from commands.offhours.service import OffhoursService
     from commands.previews.service import PreviewService
+    from commands.scale.service import ScaleService
     from commands.slo.alerts import BurnAlerts
     from commands.slo.service import SloService
 
@@ -108,6 +109,7 @@ class AppContext:
     """What a running canary asks about fast burns (the SLO capability's): it pauses on one."""
     slo_alerts: BurnAlerts = field(init=False)
     deploys: DeployService = field(init=False)
+    scales: ScaleService = field(init=False)
     environments: EnvironmentService = field(init=False)
     offhours: OffhoursService = field(init=False)
     previews: PreviewService = field(init=False)

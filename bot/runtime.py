@@ -150,7 +150,10 @@ class Runtime:
         await self.start_background()
         # Everything loaded so far lives as long as the process; freezing it keeps the cyclic
         # GC from rescanning hundreds of thousands of import-time objects mid-request.
-        gc.collect()
+        # A second runtime in the same process (the tests) only freezes what is new: the
+        # collection would walk everything the first one froze for nothing.
+        if not gc.get_freeze_count():
+            gc.collect()
         gc.freeze()
         self._state = state
         state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.routes)

@@ -18,10 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from bot.demo_front import banner, welcome
 from bot.render import Buttons, plain, render_blocks, render_message
-from bot.runtime import Runtime, StartupError
 from bot.shell_input import INTERRUPT, Input, LineSource
 from bot.shell_log import NoticeHandler, logging_to_file
 from commands.offhours import demo as offhours_demo
@@ -40,6 +40,9 @@ from integrations.sandbox.slack_payloads import (
     slash_command,
     view_submission,
 )
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 SANDBOX_TOKEN = "xoxb-sandbox-shell"
 MAX_WAIT_SECONDS = 60.0
@@ -530,15 +533,20 @@ class ShellSession:
             return {action_id: {"type": kind, "selected_user": value}}
         return {action_id: {"type": kind or "plain_text_input", "value": value}}
 
-    async def run(self, lines: LineSource, interactive: bool) -> None:
+    async def run(self, lines: LineSource, interactive: bool, *, prompted: bool = False) -> None:
+        """`prompted`: the welcome and the first prompt are on screen already (the demo shows
+        them before the bot starts); what was typed there is the first line."""
         self.lines = lines
-        self.say(
-            f"forgebot shell: you are {self.who.user_id} in #{self.who.channel_name}. Type :help for help."
-        )
+        if not prompted:
+            self.say(welcome(self.who.user_id, self.who.channel_name))
         while True:
-            self.show_calls()  # what background work (scheduled jobs) posted meanwhile
-            self.show_notices()
-            line = await self.ask(f"{self.who.user_id}> " if interactive else "> ")
+            if prompted:
+                prompted = False
+                line = await self.ask("")
+            else:
+                self.show_calls()  # what background work (scheduled jobs) posted meanwhile
+                self.show_notices()
+                line = await self.ask(f"{self.who.user_id}> " if interactive else "> ")
             if line is None or line is INTERRUPT:
                 break
             line = line.strip()
@@ -583,8 +591,12 @@ async def run_session(
     on_start: Callable[[Runtime, ShellSession], Awaitable[None]] | None = None,
     charts_dir: Path | None = None,
     notices: NoticeHandler | None = None,
+    lines: LineSource | None = None,
 ) -> int:
-    """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal."""
+    """Run the bot on loopback with a local stand-in for Slack, and drive it from a terminal.
+    With `lines` (the demo's), the welcome and the first prompt are already on screen."""
+    from bot.runtime import Runtime, StartupError
+
     output = out or sys.stdout
     fake = start_fake_slack(SANDBOX_TOKEN)
     # The stand-in Slack knows the catalog's user groups, so group membership works locally.
@@ -609,8 +621,10 @@ async def run_session(
     )
     runtime = Runtime(shell_settings, catalog, clock=OffsetClock(), cost_source=cost_source)
     source = stdin or sys.stdin
-    lines = LineSource.open(source, script)
-    lines.catch_interrupts()
+    prompted = lines is not None
+    if lines is None:
+        lines = LineSource.open(source, script)
+        lines.catch_interrupts()
     session: ShellSession | None = None
     try:
         try:
@@ -625,7 +639,7 @@ async def run_session(
         if on_start is not None:
             await on_start(runtime, session)
         interactive = script is None and source.isatty()
-        await session.run(lines, interactive)
+        await session.run(lines, interactive, prompted=prompted)
     finally:
         lines.release_interrupts()
         if session is not None:
@@ -665,14 +679,19 @@ async def run_demo(
     out: TextIO | None = None,
     stdin: TextIO | None = None,
     folder: Path | None = None,
+    lines: LineSource | None = None,
+    started: float | None = None,
 ) -> int:
     """The shell on the built-in sandbox: SQLite in a temp dir and the example catalog.
+
+    From a terminal, `bot.demo_front` has shown the banner and the prompt already and passes
+    its `lines` and start time; everything here then happens behind that prompt.
 
     The prompt comes as soon as the bot runs; Prometheus and moto start behind it and say
     when they are ready (a script waits for them first, so its output does not depend on
     timing). The bot's log goes to a file in the demo folder, with warnings shown in one line
     between commands; charts the bot posts are saved there too, and the folder stays."""
-    started = time.monotonic()
+    started = started or time.monotonic()
     output = out or sys.stdout
     folder = folder or Path(
         tempfile.mkdtemp(prefix=f"forgebot-demo-{datetime.now():%Y%m%d-%H%M%S}-")
@@ -681,15 +700,13 @@ async def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     catalog_path = demo_catalog_path()
     catalog = load_catalog(catalog_path)
-    print(
-        "forgebot demo: a sandbox with a fake Slack and the example catalog "
-        f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
-        "U0PLATFORM (platform team).",
-        file=output,
-    )
-    print(
-        "Starting: the fake Kubernetes API and Slack, the bot on SQLite...", file=output, flush=True
-    )
+    if lines is None:  # otherwise the front printed it before the heavy imports
+        print(banner(catalog_path.name), file=output)
+        print(
+            "Starting: the fake Kubernetes API and Slack, the bot on SQLite...",
+            file=output,
+            flush=True,
+        )
     kube = start_fake_kube()
     seed_demo_cluster(kube.state, catalog)
     preview = catalog.template("web-preview")
@@ -707,7 +724,7 @@ async def run_demo(
             KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
             _env_file=None,
         )
-        interactive = script is None and (stdin or sys.stdin).isatty()
+        interactive = lines is not None or (script is None and (stdin or sys.stdin).isatty())
 
         async def begin(runtime: Runtime, session: ShellSession) -> None:
             assert runtime.db is not None
@@ -718,7 +735,7 @@ async def run_demo(
                 session.notice(services.slo_note)
             if services.starting and interactive:
                 session.notice(
-                    f"ready in {time.monotonic() - started:.1f} s; "
+                    f"the bot is ready ({time.monotonic() - started:.1f} s after start); "
                     f"{' and '.join(services.starting)} start in the background "
                     "(you will see a line when SLOs and costs are ready)"
                 )
@@ -742,6 +759,7 @@ async def run_demo(
                 on_start=begin,
                 charts_dir=folder / "charts",
                 notices=notices,
+                lines=lines,
             )
         finally:
             await services.stop()

@@ -40,6 +40,7 @@ class Action(StrEnum):
     DEPLOY = "deploy"
     DEPLOY_APPROVE = "deploy.approve"
     ROLLBACK = "rollback"
+    SCALE = "scale"
     FREEZE = "freeze"
     BREAK_GLASS = "deploy.break_glass"
     GATE_OVERRIDE = "deploy.override_budget_gate"
@@ -67,6 +68,7 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.DEPLOY_APPROVE: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.ROLLBACK: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.CANARY: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
+    Action.SCALE: frozenset({Role.SERVICE_OWNER, Role.ONCALL, Role.PLATFORM}),
     Action.FREEZE: frozenset({Role.ONCALL, Role.PLATFORM}),
     Action.BREAK_GLASS: frozenset({Role.ONCALL, Role.PLATFORM}),
     Action.GATE_OVERRIDE: frozenset({Role.ONCALL, Role.PLATFORM}),

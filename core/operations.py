@@ -138,11 +138,38 @@ class OperationRunner:
     ) -> Submission:
         """Write the row (the request is durable from here on), then run it in the background.
         A second submission with the same key returns the first row (`created` False)."""
+        row = self.prepare(
+            kind,
+            payload,
+            idempotency_key=idempotency_key,
+            actor_user_id=actor_user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+        )
+        if running:
+            row.state, row.attempts = OperationState.RUNNING, 1
+        operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
+        if created and start:
+            self.start(operation.id)
+        return Submission(operation, created)
+
+    def prepare(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str,
+        actor_user_id: str = "",
+        channel_id: str = "",
+        message_ts: str = "",
+    ) -> Operation:
+        """The row `submit` writes, for a caller that writes it in the same transaction as the
+        state change it follows from (`storage.operations.insert_or_get`), then `start`s it."""
         entry = self._kinds.get(kind)
         if entry is None:
             raise ValueError(f"no handler for operation kind {kind}")
         now = self._clock.now()
-        row = Operation(
+        return Operation(
             id=uuid.uuid4().hex,
             kind=kind,
             idempotency_key=idempotency_key,
@@ -156,12 +183,6 @@ class OperationRunner:
             lease_expires_at=now + timedelta(seconds=self.lease_seconds),
             deadline_at=now + entry.deadline,
         )
-        if running:
-            row.state, row.attempts = OperationState.RUNNING, 1
-        operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
-        if created and start:
-            self.start(operation.id)
-        return Submission(operation, created)
 
     async def accept(
         self,

@@ -7,6 +7,7 @@ a reference week, so time zones, overnight windows and weekends count exactly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -51,8 +52,12 @@ def _human(ttl: timedelta) -> str:
     return f"{hours} hours"
 
 
+@functools.lru_cache(maxsize=256)
 def awake_fraction(offhours: str | None) -> Decimal:
-    """Share of a week the schedule keeps the environment up (1 without a schedule)."""
+    """Share of a week the schedule keeps the environment up (1 without a schedule).
+
+    Cached by the schedule's text: it is always the same reference week, and walking it
+    minute by minute costs a noticeable fraction of a second per price tag."""
     if not offhours:
         return Decimal(1)
     schedule = parse_schedule(offhours)

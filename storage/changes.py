@@ -14,7 +14,13 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from storage.models import DeploymentRecord, EnvironmentRecord, Freeze
+from storage.models import (
+    DeploymentRecord,
+    EnvironmentRecord,
+    Freeze,
+    Operation,
+    OperationState,
+)
 from storage.offhours import OffhoursSleep
 from storage.slo_alerts import SloAlertEpisode
 
@@ -26,6 +32,12 @@ class ChangeRecords:
     sleeps: Sequence[OffhoursSleep]
     environments: Sequence[EnvironmentRecord]
     slo_episodes: Sequence[SloAlertEpisode]
+    scales: Sequence[Operation] = ()
+    """Succeeded `/forge scale` operations (payload: service, environment, from, to)."""
+
+
+SCALE_KIND = "scale"
+"""The operation kind of `/forge scale` (commands/scale): its rows are the record."""
 
 
 def _between(column: object, since: datetime, until: datetime) -> object:
@@ -114,6 +126,18 @@ def records(
         window,
         limit,
     )
-    for row in (*deploys, *freezes, *sleeps, *envs, *episodes):
+    scales = [
+        row
+        for row in session.exec(
+            select(Operation)
+            .where(col(Operation.kind) == SCALE_KIND)
+            .where(col(Operation.state) == OperationState.SUCCEEDED.value)
+            .where(_between(Operation.finished_at, since, until))  # type: ignore[arg-type]
+            .order_by(col(Operation.finished_at).desc())
+            .limit(limit)
+        ).all()
+        if str((row.payload or {}).get("service", "")) in services
+    ]
+    for row in (*deploys, *freezes, *sleeps, *envs, *episodes, *scales):
         session.expunge(row)
-    return ChangeRecords(deploys, freezes, sleeps, envs, episodes)
+    return ChangeRecords(deploys, freezes, sleeps, envs, episodes, scales)

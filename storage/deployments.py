@@ -174,17 +174,37 @@ def last_deploy_since(
 # --- freezes ---------------------------------------------------------------------------------
 
 
-def active_freeze(session: Session, environment: str, now: datetime) -> Freeze | None:
+def active_freeze(
+    session: Session, environment: str, now: datetime, service: str | None = None
+) -> Freeze | None:
+    """The latest freeze in force on `environment` (for `service`: the environment's and the
+    service's own; without it: the environment-wide ones only)."""
+    scopes = [""] if service is None else ["", service]
     return (
         session.execute(
             select(Freeze)
             .where(col(Freeze.environment) == environment, col(Freeze.lifted_at).is_(None))
+            .where(col(Freeze.service).in_(scopes))
             .where(or_(col(Freeze.ends_at).is_(None), col(Freeze.ends_at) > now))
-            .order_by(col(Freeze.created_at).desc())
+            .order_by(col(Freeze.service), col(Freeze.created_at).desc())
             .limit(1)
         )
         .scalars()
         .first()
+    )
+
+
+def active_freezes(session: Session, now: datetime) -> Sequence[Freeze]:
+    """Every freeze set in Slack that is in force now, environment-wide and per service."""
+    return (
+        session.execute(
+            select(Freeze)
+            .where(col(Freeze.lifted_at).is_(None))
+            .where(or_(col(Freeze.ends_at).is_(None), col(Freeze.ends_at) > now))
+            .order_by(col(Freeze.environment), col(Freeze.service), col(Freeze.created_at))
+        )
+        .scalars()
+        .all()
     )
 
 

@@ -259,6 +259,8 @@ class Freeze(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     environment: str = Field(index=True)
+    service: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    """The one service frozen in the environment; "" freezes every service in it."""
     reason: str
     created_by: str
     created_at: datetime = _time()

@@ -110,9 +110,10 @@ async def open_incident(alerts: AlertService, incidents: IncidentService, i: Int
     note = "Opening an incident" if created else "An incident is already open for this alert"
     await i.reply(f":rotating_light: {note}: #{incident.channel_name}.")
     if created:
-        await alerts.note(
+        await alerts.reply(
             group,
             f":rotating_light: <@{i.actor.user_id}> opened an incident: #{incident.channel_name}",
+            key=f"incident:{incident.id}",
         )
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlmodel import Session
+
 from commands.alerts import views
 from commands.alerts.routing import route
 from commands.changes.service import ChangesService
@@ -31,6 +33,7 @@ from integrations.alertmanager.silences import AlertmanagerClient
 from integrations.alertmanager.webhook import WebhookMessage
 from integrations.slack.web import SlackOutbox
 from storage import alert_groups as repo
+from storage import operations as operations_repo
 from storage.alert_groups import POSTING, AlertGroup
 from storage.db import Database
 from storage.models import Operation
@@ -38,6 +41,8 @@ from storage.models import Operation
 log = logging.getLogger(__name__)
 
 DELIVER = "alerts.deliver"
+REPLY = "alerts.reply"
+"""A threaded reply (and the message's refresh) after a button changed the group."""
 CHANGES_WINDOW = timedelta(hours=6)
 ENRICHMENT_TTL = 60.0
 """Seconds the SLO and "what changed" lines of a service are reused across updates."""
@@ -113,9 +118,12 @@ class AlertService:
 
     def register_operations(self) -> None:
         self.operations.register(DELIVER, self._deliver)
+        self.operations.register(REPLY, self._reply)
 
     # --- webhook -----------------------------------------------------------------------------
-    async def receive(self, message: WebhookMessage) -> Delivery:
+    async def receive(self, message: WebhookMessage, *, start: bool = True) -> Delivery:
+        """Store the delivery and the work of showing it; `start=False` leaves that work to
+        recovery (what a process that dies right after storing leaves behind)."""
         key = f"{message.receiver}/{message.groupKey}"[:900]
         labels = {**message.groupLabels, **message.commonLabels}
         where = route(self.catalog, labels, self.route_labels)
@@ -149,20 +157,11 @@ class AlertService:
                 if again
                 else {}
             )
-            swapped = await self._swap(
-                group_id,
-                version,
-                alerts=merged,
-                status=message.status,
-                common_labels=message.commonLabels,
-                **episode,
-            )
-            if not swapped:
-                continue  # another delivery changed the group meanwhile: merge into theirs
             if again:
                 notes = []  # the new message lists them
+            deliver = None
             if notes or created or again or row.status != message.status or not row.message_ts:
-                await self.operations.submit(
+                deliver = self.operations.prepare(
                     DELIVER,
                     {
                         "group_id": group_id,
@@ -172,6 +171,20 @@ class AlertService:
                     },
                     idempotency_key=f"{DELIVER}:{group_id}:{version + 1}",
                 )
+            # The alerts and the delivery that shows them (its threaded reply included) are
+            # written in one transaction: a crash after it loses no reply, recovery posts it.
+            swapped = await self._swap(
+                group_id,
+                version,
+                then=deliver,
+                start=start,
+                alerts=merged,
+                status=message.status,
+                common_labels=message.commonLabels,
+                **episode,
+            )
+            if not swapped:
+                continue  # another delivery changed the group meanwhile: merge into theirs
             return Delivery(group_id, version + 1, created)
         raise Conflict("the alert group kept changing; Alertmanager will resend")
 
@@ -256,9 +269,58 @@ class AlertService:
     async def _insert(self, group: AlertGroup) -> tuple[AlertGroup, bool]:
         return await self.db.run(lambda s: repo.insert(s, group))
 
-    async def _swap(self, group_id: int, version: int, **changes: Any) -> bool:
+    async def _swap(
+        self,
+        group_id: int,
+        version: int,
+        *,
+        then: Operation | None = None,
+        start: bool = True,
+        **changes: Any,
+    ) -> bool:
+        """Compare-and-swap the group; `then` (an operation row) is written in the same
+        transaction, and started once it is committed."""
         now = self.clock.now()
-        return bool(await self.db.run(lambda s: repo.swap(s, group_id, version, now, **changes)))
+
+        def write(session: Session) -> tuple[bool, bool]:
+            if not repo.swap(session, group_id, version, now, **changes):
+                return False, False
+            if then is None:
+                return True, False
+            return True, operations_repo.insert_or_get(session, then)[1]
+
+        swapped, created = await self.db.run(write)
+        if created and start and then is not None:
+            self.operations.start(then.id)
+        return swapped
+
+    async def _swap_and_reply(
+        self, group: AlertGroup, text: str, *, start: bool = True, **changes: Any
+    ) -> bool:
+        """Change the group and store the threaded reply that says so, in one transaction."""
+        group_id = group.id or 0
+        reply = self.operations.prepare(
+            REPLY,
+            {"group_id": group_id, "text": text},
+            idempotency_key=f"{REPLY}:{group_id}:{group.version + 1}",
+        )
+        return await self._swap(group_id, group.version, then=reply, start=start, **changes)
+
+    async def reply(self, group: AlertGroup, text: str, *, key: str) -> None:
+        """A threaded reply about something stored elsewhere (an incident opened): written as
+        an operation under `key` first, so a crash before it is posted does not lose it."""
+        await self.operations.submit(
+            REPLY, {"group_id": group.id or 0, "text": text}, idempotency_key=f"{REPLY}:{key}"
+        )
+
+    async def _reply(self, operation: Operation) -> dict[str, Any]:
+        group = await self._get(int(operation.payload["group_id"]))
+        if not group.message_ts or group.message_ts == POSTING:
+            # No message yet: its first post shows the group's state already.
+            return {"skipped": "no message to reply under yet"}
+        await self.note(group, str(operation.payload["text"]))
+        await self._show(group)
+        return {"replied": group.message_ts}
 
     async def _get(self, group_id: int) -> AlertGroup:
         group = await self.db.run(lambda s: repo.get(s, group_id))
@@ -360,12 +422,12 @@ class AlertService:
             current = await self._get(group.id or 0)
             if current.acked_by:
                 return current.acked_by
-            if await self._swap(
-                current.id or 0, current.version, acked_by=actor.user_id, acked_at=now
+            if await self._swap_and_reply(
+                current,
+                f":eyes: Acknowledged by <@{actor.user_id}>.",
+                acked_by=actor.user_id,
+                acked_at=now,
             ):
-                fresh = await self._get(current.id or 0)
-                await self.note(fresh, f":eyes: Acknowledged by <@{actor.user_id}>.")
-                await self._show(fresh)
                 return ""
         raise Conflict("the alert group kept changing; press again")
 
@@ -395,16 +457,12 @@ class AlertService:
         }
         for _ in range(CAS_ATTEMPTS):
             current = await self._get(group.id or 0)
-            if await self._swap(
-                current.id or 0, current.version, silences=[*current.silences, entry]
+            if await self._swap_and_reply(
+                current,
+                f":mute: Silenced for {hours} by <@{actor.user_id}> "
+                f"(until {until:%H:%M} UTC, silence `{silence_id}`).",
+                silences=[*current.silences, entry],
             ):
-                fresh = await self._get(current.id or 0)
-                await self.note(
-                    fresh,
-                    f":mute: Silenced for {hours} by <@{actor.user_id}> "
-                    f"(until {until:%H:%M} UTC, silence `{silence_id}`).",
-                )
-                await self._show(fresh)
                 return silence_id
         raise Conflict("the alert group kept changing; the silence was created, though")
 

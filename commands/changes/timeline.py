@@ -21,6 +21,7 @@ class ChangeKind(StrEnum):
     ENVIRONMENT = "environment"
     SLO_ALERT = "slo_alert"
     SLO_RESOLVED = "slo_resolved"
+    SCALE = "scale"
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def build(records: ChangeRecords, since: datetime, until: datetime) -> list[Chan
                 f.environment,
                 f.environment,
                 f.created_by,
-                f"{f.environment} frozen{until_text}: {f.reason}",
+                f"{f.service + ' in ' if f.service else ''}{f.environment} frozen"
+                f"{until_text}: {f.reason}",
             )
         )
         if f.lifted_at is not None:
@@ -176,6 +178,20 @@ def build(records: ChangeRecords, since: datetime, until: datetime) -> list[Chan
                     f"{format_duration(a.resolved_at - a.started_at)}",
                 )
             )
+    for op in records.scales:
+        p = op.payload or {}
+        events.append(
+            ChangeEvent(
+                op.finished_at or op.updated_at,
+                ChangeKind.SCALE,
+                str(p.get("service", "")),
+                str(p.get("environment", "")),
+                op.actor_user_id,
+                f"{p.get('service')} scaled in {p.get('environment')}: "
+                f"{p.get('from')} → {p.get('to')} replicas"
+                + (f" (broke glass: {p.get('reason')})" if p.get("reason") else ""),
+            )
+        )
     inside = [e for e in events if since <= e.at < until]
     inside.sort(key=lambda e: e.at, reverse=True)
     return inside

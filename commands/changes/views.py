@@ -25,6 +25,7 @@ ICON = {
     ChangeKind.ENVIRONMENT: ":package:",
     ChangeKind.SLO_ALERT: ":fire:",
     ChangeKind.SLO_RESOLVED: ":white_check_mark:",
+    ChangeKind.SCALE: ":straight_ruler:",
 }
 
 

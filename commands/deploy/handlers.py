@@ -496,7 +496,7 @@ async def freeze(
 ) -> None:
     if not invocation.args:
         await ack()
-        text, blocks = views.freeze_status(await parts.freezes.status())
+        text, blocks = views.freeze_status(await parts.freezes.status(), parts.freezes.upcoming())
         await respond(**ephemeral(text, blocks))
         return
     request = parse.parse_freeze(invocation.args)

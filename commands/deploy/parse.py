@@ -123,6 +123,8 @@ class FreezeRequest:
     environment: str
     duration: timedelta | None
     reason: str
+    service: str = ""
+    """Freeze only this service in the environment ("" freezes every service)."""
 
 
 def parse_freeze(args: str) -> FreezeRequest:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from commands.deploy.freeze import FreezeService
+from commands.deploy.freeze import FreezeService, FreezeState
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
@@ -273,14 +273,14 @@ class DeployService:
                 )
             )
 
-        frozen = await self.freezes.frozen(environment.name)
+        frozen = await self.freezes.frozen(environment.name, service.name)
         if frozen is not None:
             may = self.auth.authorize(actor, Action.BREAK_GLASS, Target(service=service.name))
             gates.append(
                 Gate(
                     "freeze",
                     GateState.NEEDS_APPROVAL,
-                    f"{environment.name} is frozen ({escape(frozen.reason)}): breaking glass "
+                    f"{_frozen_scope(frozen)} is frozen ({escape(frozen.reason)}): breaking glass "
                     "needs a reason and on-call or platform to approve"
                     + ("" if may.allowed else " (someone other than you)"),
                 )
@@ -615,3 +615,7 @@ def gitops_owner(facts: DeploymentFacts) -> str | None:
         if key in found:
             return owner
     return None
+
+
+def _frozen_scope(frozen: FreezeState) -> str:
+    return f"{frozen.service} in {frozen.environment}" if frozen.service else frozen.environment

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from commands.deploy.freeze import FreezeState
+from commands.deploy.freeze_calendar import UpcomingWindow
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
 from commands.deploy.runner import Change
@@ -24,11 +26,18 @@ def _until(state: FreezeState) -> str:
     return f"until {shown(state.until)}" if state.until else "until someone unfreezes it"
 
 
+def _scope(state: FreezeState) -> str:
+    if state.service:
+        return f"*{escape(state.service)}* in *{escape(state.environment)}*"
+    return f"*{escape(state.environment)}*"
+
+
 def frozen_text(state: FreezeState, sync_windows: list[str] | None = None) -> str:
+    refused = f"Deploys of {escape(state.service)}" if state.service else "Deploys"
     text = (
-        f":snowflake: *{escape(state.environment)}* is frozen {_until(state)} (frozen by "
+        f":snowflake: {_scope(state)} is frozen {_until(state)} (frozen by "
         f"<@{state.by}>): "
-        f"{escape(state.reason)}. Deploys are refused; on-call may still roll back."
+        f"{escape(state.reason)}. {refused} are refused; on-call may still roll back."
     )
     if sync_windows:
         # Git-delivered workloads: forgebot's freeze stops its commits, not the controllers.
@@ -49,21 +58,32 @@ def unfrozen_text(environment: str, lifted: int, still: FreezeState | None) -> s
     return f":sunny: *{escape(environment)}* is open for deploys again."
 
 
-def freeze_status(states: list[FreezeState]) -> tuple[str, list[dict[str, Any]]]:
-    if not states:
-        return "No freezes", [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": ":sunny: No environment is frozen."},
-            }
+def freeze_status(
+    states: list[FreezeState], upcoming: Sequence[UpcomingWindow] = ()
+) -> tuple[str, list[dict[str, Any]]]:
+    """The freezes in force, then the catalog windows starting in the next 14 days."""
+    if states:
+        lines = [
+            f":snowflake: {_scope(s)} {_until(s)}: {escape(s.reason)} "
+            f"({'scheduled in the catalog' if s.scheduled else f'by <@{s.by}>'})"
+            for s in states
         ]
-    lines = [
-        f":snowflake: *{escape(s.environment)}* {_until(s)}: {escape(s.reason)} "
-        f"({'scheduled in the catalog' if s.scheduled else f'by <@{s.by}>'})"
-        for s in states
-    ]
-    return f"{len(states)} frozen", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+        now_text = "*Frozen now*\n" + "\n".join(lines)
+    else:
+        now_text = ":sunny: No environment is frozen."
+    if upcoming:
+        soon = [
+            f":calendar: *{escape(w.environment)}* {escape(w.reason)}: from {shown(w.starts)} "
+            f"to {shown(w.ends)}"
+            for w in upcoming[:20]
+        ]
+        soon_text = "*Freeze windows in the next 14 days* (from the catalog)\n" + "\n".join(soon)
+    else:
+        soon_text = "No catalog freeze windows in the next 14 days."
+    title = f"{len(states)} frozen" if states else "No freezes"
+    return title, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": now_text[:2990]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": soon_text[:2990]}},
     ]
 
 

@@ -12,8 +12,12 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from commands.cost.parse import Scope, ScopeKind
+from commands.cost.periods import Period
+from commands.cost.service import CostNotConfigured, CostService
 from commands.deploy.freeze import FreezeService, FreezeState
 from commands.deploy.history import version_of
 from commands.diagnostics.parse import Target as Asked
@@ -57,6 +61,21 @@ class EventLine:
     count: int
 
 
+@dataclass(frozen=True)
+class CostBudget:
+    """The owning team's month: spent so far, the forecast and the budget (if one is set)."""
+
+    team: str
+    currency: str
+    spent: Decimal
+    forecast: Decimal | None
+    budget: Decimal | None
+
+
+COST_SECONDS = 2.5
+"""Cost data is a line of context in a status answer: it is left out rather than waited for."""
+
+
 @dataclass
 class StatusReport:
     asked: Asked
@@ -69,6 +88,9 @@ class StatusReport:
     freeze: FreezeState | None = None
     runbook: str = ""
     problems: list[str] = field(default_factory=list)
+    cost: CostBudget | None = None
+    cost_note: str = ""
+    """Why there is no cost line (not configured, unavailable), or ""."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,7 @@ class DiagnosticsService:
     kube: KubeGateway
     slos: SloService | None
     freezes: FreezeService
+    costs: CostService | None = None
 
     def identity(self, actor: Actor, asked: Asked) -> KubernetesIdentity | None:
         """Refuse whoever may not look; otherwise the identity the cluster is read as."""
@@ -271,7 +294,10 @@ class DiagnosticsService:
             )
 
         async def freeze() -> None:
-            report.freeze = await self.freezes.frozen(asked.environment)
+            report.freeze = await self.freezes.frozen(asked.environment, asked.service)
+
+        async def cost() -> None:
+            report.cost, report.cost_note = await self._cost_budget(entry.team if entry else "")
 
         parts = {
             "cluster": cluster(),
@@ -279,6 +305,7 @@ class DiagnosticsService:
             "SLOs": slo(),
             "deploy history": history(),
             "freeze": freeze(),
+            "cost": cost(),
         }
         results = await asyncio.gather(
             *(_within(p) for p in parts.values()), return_exceptions=True
@@ -290,6 +317,32 @@ class DiagnosticsService:
                 text = str(result) if isinstance(result, ForgebotError) else type(result).__name__
                 report.problems.append(f"{what}: {text}")
         return report
+
+    async def _cost_budget(self, team: str) -> tuple[CostBudget | None, str]:
+        """The team's cost budget state, or why it cannot be shown (never raises)."""
+        if self.costs is None:
+            return None, "cost data is not configured (no AWS Cost Explorer)"
+        if not team:
+            return None, ""
+        try:
+            async with asyncio.timeout(COST_SECONDS):
+                summary = await self.costs.summary(Scope(ScopeKind.TEAM, team), Period.THIS_MONTH)
+        except CostNotConfigured:
+            return None, "cost data is not configured (no AWS Cost Explorer)"
+        except TimeoutError:
+            return None, "cost data unavailable: Cost Explorer did not answer in time"
+        except ForgebotError as exc:
+            return None, f"cost data unavailable: {exc}"
+        return (
+            CostBudget(
+                team,
+                summary.currency,
+                summary.month_to_date,
+                summary.forecast.amount if summary.forecast is not None else None,
+                summary.budget.monthly if summary.budget is not None else None,
+            ),
+            "",
+        )
 
 
 async def _within(work: Awaitable[T]) -> T:

@@ -6,6 +6,7 @@ from commands.diagnostics.service import EventLine, PodLine, StatusReport
 from commands.slo.views import percent
 from core.block_limits import escape
 from core.durations import format_duration
+from core.pricing import money
 from integrations.slack.blocks import Block, context, divider, header, section, sections
 
 MAX_LINES = 40
@@ -40,6 +41,29 @@ def _lines(lines: list[str], empty: str) -> str:
     return "\n".join(shown)
 
 
+def _team(report: StatusReport) -> str:
+    return f" ({escape(report.cost.team)})" if report.cost else ""
+
+
+def cost_budget_text(report: StatusReport) -> str:
+    """This month's spend of the owning team against its budget, with the forecast."""
+    cost = report.cost
+    if cost is None:
+        return f"_{escape(report.cost_note or 'no cost data')}_"
+    spent = money(cost.spent, cost.currency)
+    forecast = money(cost.forecast, cost.currency) if cost.forecast is not None else None
+    if cost.budget is None:
+        text = f"{spent} this month, no budget set"
+        return text + (f"; forecast {forecast}" if forecast else "")
+    budget = money(cost.budget, cost.currency)
+    text = f"{spent} of {budget} this month"
+    if cost.spent >= cost.budget:
+        return f":red_circle: {text}: over budget" + (f"; forecast {forecast}" if forecast else "")
+    if cost.forecast is not None and cost.forecast > cost.budget:
+        return f":warning: {text}; forecast {forecast}: over budget"
+    return f":large_green_circle: {text}" + (f"; forecast {forecast}" if forecast else "")
+
+
 def status(report: StatusReport) -> tuple[str, list[Block]]:
     asked = report.asked
     title = f"{asked.service} in {asked.environment}"
@@ -67,6 +91,7 @@ def status(report: StatusReport) -> tuple[str, list[Block]]:
                 f"*Rollout*\n{state}",
                 f"*Pods*\n{ready}/{len(report.pods)} ready, {len(restarting)} with restarts or errors",
                 f"*Freeze*\n{freeze}",
+                f"*Cost budget{_team(report)}*\n{cost_budget_text(report)}",
             ]
         )
     )

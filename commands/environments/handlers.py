@@ -82,7 +82,12 @@ async def env(
     if cmd.verb == "list":
         records = await service.list(invocation.actor, cmd.scope)
         asleep = await offhours.asleep([r.name for r in records])
-        text, blocks = views.environment_list(records, cmd.scope, now, asleep)
+        waiting = (
+            await service.pending_extensions(invocation.actor.user_id)
+            if cmd.scope == "mine"
+            else ()
+        )
+        text, blocks = views.environment_list(records, cmd.scope, now, asleep, waiting)
         await respond(**ephemeral(text, blocks))
     elif cmd.verb == "show":
         record = await service.find(cmd.name)
@@ -218,7 +223,8 @@ async def home_section(
     records = await service.live_of(user_id)
     active = [r.name for r in records if r.state == EnvState.ACTIVE][:10]
     costs = {name: await environment_cost(name) for name in active}
-    return views.home_section(records, clock.now(), costs)
+    waiting = await service.pending_extensions(user_id)
+    return views.home_section(records, clock.now(), costs, waiting)
 
 
 def _extension_text(extension: Extension, now: datetime) -> str:

@@ -28,8 +28,9 @@ from core.operations import OperationRunner
 from core.pricing import PriceTag, price_tag
 from core.times import shown
 from storage import environments as repo
-from storage import idempotency
+from storage import extensions
 from storage.db import Database
+from storage.extensions import ExtensionRequest
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState, Operation
 
 log = logging.getLogger(__name__)
@@ -466,11 +467,35 @@ class EnvironmentService:
             new_expiry > limit
             and not self.auth.authorize(actor, Action.ENV_EXTEND_BEYOND_MAX).allowed
         ):
-            platform = self.catalog.team(self.catalog.platform_team)
-            assert platform is not None
-            await self.notify.extension_request(record, new_expiry, actor.user_id, platform.channel)
+            # Stored before anyone is told: the platform team's queue shows it even if the
+            # card never gets posted, and asking again finds the same request.
+            _, created = await self._extension_request(record, new_expiry, actor.user_id)
+            if created:
+                platform = self.catalog.team(self.catalog.platform_team)
+                assert platform is not None
+                await self.notify.extension_request(
+                    record, new_expiry, actor.user_id, platform.channel
+                )
             return Extension(record, new_expiry, pending=True)
         return Extension(await self._set_expiry(record, new_expiry), new_expiry, pending=False)
+
+    async def _extension_request(
+        self, record: EnvironmentRecord, until: datetime, requester: str
+    ) -> tuple[ExtensionRequest, bool]:
+        row = ExtensionRequest(
+            key=extensions.request_key(_id(record), until),
+            environment_id=_id(record),
+            environment=record.name,
+            team=record.team,
+            requester=requester,
+            requested_until=until,
+            created_at=self.clock.now(),
+        )
+        return await self.db.run(lambda s: extensions.insert_or_get(s, row))
+
+    async def pending_extensions(self, requester: str | None = None) -> Sequence[ExtensionRequest]:
+        """Extensions waiting for the platform team, oldest first (one requester's, if given)."""
+        return await self.db.run(lambda s: extensions.pending(s, requester))
 
     async def decide_extension(
         self, actor: Actor, env_id: int, new_expiry: datetime, *, approve: bool
@@ -479,14 +504,27 @@ class EnvironmentService:
         if not decision.allowed:
             raise NotAuthorized(decision.explain(Action.ENV_EXTEND_BEYOND_MAX))
         now = self.clock.now()
-        key = f"env.extend-decision:{env_id}:{new_expiry.isoformat()}"
-        if not await self.db.run(lambda s: idempotency.claim(s, key, now)):
-            raise Conflict("That extension was already decided.")
         record = await self._get(env_id)
+        # A card posted before requests were stored has no row yet: store it now.
+        request, _ = await self._extension_request(record, new_expiry, record.owner_user_id)
+        request_id = request.id or 0
+        if not await self.db.run(
+            lambda s: extensions.decide(s, request_id, approve=approve, by=actor.user_id, now=now)
+        ):
+            decided = await self.db.run(lambda s: extensions.get(s, request_id))
+            by = f" by <@{decided.decided_by}>" if decided and decided.decided_by else ""
+            raise Conflict(f"That extension was already decided{by}.")
         if approve:
-            if record.state != EnvState.ACTIVE:
-                raise Conflict(f"{record.name} is {record.state}; it can no longer be extended.")
-            record = await self._set_expiry(record, new_expiry)
+            try:
+                if record.state != EnvState.ACTIVE:
+                    raise Conflict(
+                        f"{record.name} is {record.state}; it can no longer be extended."
+                    )
+                record = await self._set_expiry(record, new_expiry)
+            except BaseException:
+                # Nothing half-done: the request waits again instead of reading approved.
+                await self.db.run(lambda s: extensions.undecide(s, request_id))
+                raise
         await self.notify.to_owner(
             record,
             "extended" if approve else "extension_denied",

@@ -14,6 +14,7 @@ from core.catalog import Catalog, Template
 from core.durations import format_duration, format_for_people
 from core.pricing import PriceTag, money
 from core.times import DATE_TIME, shown
+from storage.extensions import ExtensionRequest
 from storage.models import EnvironmentRecord, EnvState
 
 REQUEST_CALLBACK = "env_request"
@@ -360,11 +361,13 @@ def environment_list(
     scope: str,
     now: datetime,
     asleep: frozenset[str] = frozenset(),
+    waiting: Sequence[ExtensionRequest] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
+    pending = [_section(waiting_extensions(waiting))] if waiting else []
     if not records:
         hint = " `/forge env request` asks for one." if scope == "mine" else ""
-        return "No environments", [_section(f"No environments ({scope}).{hint}")]
-    blocks = [_section(f"*Environments ({scope})*: {len(records)}")]
+        return "No environments", [_section(f"No environments ({scope}).{hint}"), *pending]
+    blocks = [_section(f"*Environments ({scope})*: {len(records)}"), *pending]
     # One block per environment keeps each under the section limit; more than fits is paginated.
     blocks += [_section(environment_line(r, now, asleep=r.name in asleep)) for r in records[:48]]
     if len(records) > 48:
@@ -420,15 +423,27 @@ def confirm_delete(record: EnvironmentRecord) -> tuple[str, list[dict[str, Any]]
     ]
 
 
+def waiting_extensions(waiting: Sequence[ExtensionRequest]) -> str:
+    """The requester's own extensions still waiting for the platform team."""
+    return "\n".join(
+        f":hourglass: Waiting for the platform team: keep *{escape(w.environment)}* until "
+        f"{shown(w.requested_until)} (asked {shown(w.created_at)})"
+        for w in waiting[:10]
+    )
+
+
 def home_section(
     records: Sequence[EnvironmentRecord],
     now: datetime,
     actual_costs: Mapping[str, str] | None = None,
+    waiting: Sequence[ExtensionRequest] = (),
 ) -> list[dict[str, Any]]:
     costs = actual_costs or {}
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain("Your environments")},
     ]
+    if waiting:
+        blocks.append(_section(waiting_extensions(waiting)))
     if not records:
         blocks.append(_section("You have no environments."))
     # Two blocks per environment; 40 fit comfortably under the Home tab's 100.

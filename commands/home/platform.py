@@ -1,9 +1,10 @@
 """The platform team's App Home: what they act on, in the order they should act.
 
-The approvals queue (environment requests and prod deploys waiting for a second person, oldest
-first, with the same Approve and Deny buttons as their cards), the freezes in force, the teams
-over or forecast over their monthly budget, and the deploys and operations that failed in the
-last day. Other users do not see this section.
+The approvals queue (environment requests, TTL extensions beyond a template's max and prod
+deploys waiting for a second person, oldest first, with the same Approve and Deny buttons as
+their cards), the freezes in force and the catalog windows of the next 14 days, the teams over
+or forecast over their monthly budget, and the deploys and operations that failed in the last
+day. Other users do not see this section.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from typing import Any
 from commands.cost.periods import Period
 from commands.cost.service import CostService
 from commands.deploy.freeze import FreezeService, FreezeState
-from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY
-from commands.environments.views import APPROVE, DENY
+from commands.deploy.freeze_calendar import UpcomingWindow
+from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY, freeze_status
+from commands.environments.views import APPROVE, DENY, EXTEND_APPROVE, EXTEND_DENY
 from core.auth import Authorizer
 from core.block_limits import escape
 from core.clock import Clock
 from core.errors import ForgebotError
 from core.pricing import money
-from storage import deploy_approvals, deployments, operations
+from core.times import shown
+from storage import deploy_approvals, deployments, extensions, operations
 from storage import environments as env_repo
 from storage.db import Database
+from storage.extensions import ExtensionRequest
 from storage.models import DeployApproval, DeploymentRecord, EnvironmentRecord, Operation
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,8 @@ class PlatformDesk:
     failed_deploys: Sequence[DeploymentRecord] = ()
     failed_operations: Sequence[Operation] = ()
     notes: list[str] = field(default_factory=list)
+    upcoming: Sequence[UpcomingWindow] = ()
+    extensions: Sequence[ExtensionRequest] = ()
 
 
 async def gather(
@@ -68,7 +74,15 @@ async def gather(
     frozen = await freezes.status()
     budgets, notes = await _budget_alarms(cost) if cost is not None else ([], [])
     return PlatformDesk(
-        requests, deploys, frozen, budgets, failed_deploys, failed_operations, notes
+        requests,
+        deploys,
+        frozen,
+        budgets,
+        failed_deploys,
+        failed_operations,
+        notes,
+        freezes.upcoming(),
+        await db.run(extensions.pending),
     )
 
 
@@ -142,6 +156,26 @@ def desk_blocks(desk: PlatformDesk, now: datetime) -> list[dict[str, Any]]:
                 ],
             )
         )
+    for extension in desk.extensions:
+        queue.append(
+            (
+                extension.created_at,
+                [
+                    _section(
+                        f":hourglass: keep *{escape(extension.environment)}* "
+                        f"({escape(extension.team)}) until {shown(extension.requested_until)} "
+                        f"for <@{extension.requester}>, beyond its template's max TTL; "
+                        f"asked {_ago(extension.created_at, now)}"
+                    ),
+                    _buttons(
+                        f"home-extend-{extension.id}",
+                        EXTEND_APPROVE,
+                        EXTEND_DENY,
+                        f"{extension.environment_id}|{extension.requested_until.isoformat()}",
+                    ),
+                ],
+            )
+        )
     for approval in desk.deploys:
         queue.append(
             (
@@ -169,14 +203,8 @@ def desk_blocks(desk: PlatformDesk, now: datetime) -> list[dict[str, Any]]:
         blocks.extend(item)
     if waiting > QUEUE_SHOWN:
         blocks.append(_section(f"…and {waiting - QUEUE_SHOWN} more, oldest shown first"))
-    if desk.freezes:
-        lines = [
-            f":snowflake: *{escape(f.environment)}* "
-            + (f"until {f.until:%a %d %b %H:%M} UTC" if f.until else "until someone unfreezes it")
-            + f": {escape(f.reason)}"
-            for f in desk.freezes
-        ]
-        blocks.append(_section("*Frozen now*\n" + "\n".join(lines)))
+    if desk.freezes or desk.upcoming:
+        blocks.extend(freeze_status(list(desk.freezes), desk.upcoming)[1])
     if desk.budgets:
         lines = []
         for alarm in desk.budgets:

@@ -3,6 +3,7 @@ wired by the composition root."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 from slack_bolt.async_app import AsyncApp
@@ -19,9 +20,13 @@ from commands.slo.service import SloService
 from core.auth import Authorizer
 from core.catalog import Catalog
 from core.clock import Clock
-from core.interactions import Interaction, OnAction, listen
+from core.durations import parse_duration
+from core.errors import UserInputError
+from core.interactions import Interaction, OnAction, OnView, listen
 from core.router import Ack, Invocation, Subcommand, ephemeral
+from core.times import shown
 from integrations.prometheus import PrometheusUnavailable
+from integrations.slack.web import SlackOutbox
 
 
 async def slo(service: SloService, invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
@@ -61,18 +66,42 @@ async def roll_back(rollbacks: RollbackService, i: Interaction) -> None:
     await i.reply(*deploy_views.rollback_confirm(plan))
 
 
-async def freeze(freezes: FreezeService, i: Interaction) -> None:
+async def ask_freeze(freezes: FreezeService, i: Interaction) -> None:
+    """ "Freeze deploys" on a burn alert: for which service is in the alert; how long is asked."""
     await i.ack()
-    environment, key = i.value.split("|")
-    state = await freezes.freeze(
-        i.actor, deploy_parse.FreezeRequest(environment, None, f"error budget burn on {key}")
+    environment, _, key = i.value.partition("|")
+    service = key.partition("/")[0]
+    # Refused before the dialog opens, not after it is filled in.
+    freezes.check_may_freeze(i.actor, environment, service)
+    ends = freezes.clock.now() + parse_duration(views.FREEZE_DEFAULT)
+    await i.client.views_open(
+        trigger_id=i.trigger_id,
+        view=views.freeze_modal(service, environment, key, i.channel_id, shown(ends)),
     )
-    if i.respond is not None:
-        await i.respond(
-            response_type="in_channel",
-            text=deploy_views.frozen_text(state),
-            replace_original=False,
-        )
+
+
+async def freeze_service(freezes: FreezeService, slack: SlackOutbox, i: Interaction) -> None:
+    """The dialog's answer: freeze the alert's service for the chosen time, say so in the
+    alert's channel (service, end with its zone, who, why)."""
+    await i.ack()
+    asked = json.loads(i.view.get("private_metadata") or "{}")
+    choice = (i.values.get(views.FREEZE_FOR, {}).get("value") or {}).get("selected_option") or {}
+    chosen = str(choice.get("value") or views.FREEZE_DEFAULT)
+    if chosen not in dict(views.FREEZE_CHOICES):
+        raise UserInputError("Choose how long to freeze from the list.")
+    duration = parse_duration(chosen)
+    state = await freezes.freeze(
+        i.actor,
+        deploy_parse.FreezeRequest(
+            str(asked.get("environment", "")),
+            duration,
+            f"error budget burn on {asked.get('slo', '')} (SLO burn alert)",
+            service=str(asked.get("service", "")),
+        ),
+    )
+    channel = str(asked.get("channel") or "")
+    if channel:
+        await slack.post(channel, deploy_views.frozen_text(state))
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
@@ -91,6 +120,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         [
             OnAction(views.SHOW_SLO, "slo.show", partial(show, ctx.slos)),
             OnAction(views.ROLLBACK, "slo.rollback", partial(roll_back, ctx.rollbacks)),
-            OnAction(views.FREEZE, "slo.freeze", partial(freeze, ctx.freezes)),
+            OnAction(views.FREEZE, "slo.freeze.open", partial(ask_freeze, ctx.freezes)),
+            OnView(
+                views.FREEZE_VIEW, "slo.freeze", partial(freeze_service, ctx.freezes, ctx.slack)
+            ),
         ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,10 @@ MAX_SECTIONS = 45
 SHOW_SLO = "slo_show"
 ROLLBACK = "slo_rollback"
 FREEZE = "slo_freeze"
+FREEZE_VIEW = "slo_freeze_view"
+FREEZE_FOR = "freeze_for"
+FREEZE_CHOICES = (("1h", "1 hour"), ("4h", "4 hours"), ("12h", "12 hours"), ("24h", "24 hours"))
+FREEZE_DEFAULT = "4h"
 
 
 def percent(value: float) -> str:
@@ -224,3 +229,52 @@ def home_section(team: str, items: list[SloFigures] | None) -> list[dict[str, An
             lines.append(f"{STATUS_ICON[item.status]} {escape(item.ref.key)} {item.status}{figure}")
     lines.append(f"`/slo {escape(team)}` for the figures.")
     return [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
+
+
+def freeze_modal(
+    service: str, environment: str, slo_key: str, channel: str, ends_by_default: str
+) -> dict[str, Any]:
+    """How long to freeze the burning service's deploys (4 hours unless changed)."""
+    options = [
+        {"text": {"type": "plain_text", "text": label}, "value": value}
+        for value, label in FREEZE_CHOICES
+    ]
+    default = next(o for o in options if o["value"] == FREEZE_DEFAULT)
+    return {
+        "type": "modal",
+        "callback_id": FREEZE_VIEW,
+        "title": {"type": "plain_text", "text": "Freeze deploys"},
+        "submit": {"type": "plain_text", "text": "Freeze"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(
+            {"service": service, "environment": environment, "slo": slo_key, "channel": channel}
+        ),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"Refuse deploys of *{escape(service)}* to *{escape(environment)}* "
+                        f"while {escape(slo_key)} burns its error budget. Other services "
+                        "deploy as usual; on-call may still roll back."
+                    )[:2990],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": FREEZE_FOR,
+                "label": {"type": "plain_text", "text": "For how long"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": f"4 hours ends {ends_by_default}"[:150],
+                },
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    "initial_option": default,
+                },
+            },
+        ],
+    }

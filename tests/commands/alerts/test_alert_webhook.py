@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from commands.alerts.service import AlertService
+from commands.changes.service import ChangesService
 from core.catalog import Catalog
 from core.config import Settings
+from core.operations import OperationRunner
+from integrations.alertmanager.webhook import WebhookMessage
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, block_actions
@@ -220,3 +224,61 @@ async def test_acknowledge_and_open_incident_recheck_rights(bot: AlertHarness) -
     opened = await bot.runtime.db.run(incidents.open_incidents)
     assert len(opened) == 1 and opened[0].severity == "SEV2"
     assert opened[0].impact_started_at == START - timedelta(minutes=7)
+
+
+def _dead_process_alerts(bot: AlertHarness) -> AlertService:
+    """The alert service of a process that stores deliveries and then dies before posting:
+    its own operation runner (another owner), which the running bot never sees."""
+    ctx = bot.runtime.ctx
+    assert ctx is not None
+    dead = OperationRunner(ctx.db, ctx.clock, owner="dead-replica/1")
+    service = AlertService(
+        ctx.catalog,
+        ctx.db,
+        ctx.clock,
+        ctx.auth,
+        dead,
+        ctx.slack,
+        ChangesService(ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.kube),
+        None,
+        list(ctx.settings.alert_route_labels),
+    )
+    service.register_operations()
+    return service
+
+
+async def test_a_reply_stored_before_a_crash_is_posted_after_the_restart(
+    bot: AlertHarness,
+) -> None:
+    """The alert and its threaded reply are written together; the process dies before posting;
+    the next one (here: the running bot, after the dead one's lease ran out) posts the reply."""
+    ctx = bot.runtime.ctx
+    assert ctx is not None and bot.runtime.db is not None
+    common = {"alertname": "HighErrorRate", "service": "checkout", "severity": "page"}
+    key = '{}:{alertname="HighErrorRate", service="checkout", crash="1"}'
+    a1 = alert("HighErrorRate", "firing", START, fingerprint="c1", summary="5% 500s")
+    a2 = alert("HighErrorRate", "firing", START, fingerprint="c2", summary="9% 500s")
+    await bot.webhook(payload(key, "firing", [a1], common))
+    await bot.idle()
+    (first,) = bot.top_level("C0PAYMENTS")
+    ts = str(first.response["ts"])
+
+    dead = _dead_process_alerts(bot)
+    await dead.receive(
+        WebhookMessage.model_validate(payload(key, "firing", [a1, a2], common)), start=False
+    )
+    group = await bot.runtime.db.run(lambda s: alert_groups.by_key(s, f"forgebot/{key}"))
+    assert group is not None and "c2" in json.dumps(group.alerts)  # stored
+    assert bot.replies("C0PAYMENTS", ts) == []  # died before posting
+
+    bot.advance(timedelta(seconds=ctx.operations.lease_seconds + 1))
+    assert await ctx.operations.recover() == 1  # what the next start-up (or replica) does
+    await bot.idle()
+    replies = [_body(r) for r in bot.replies("C0PAYMENTS", ts)]
+    assert any("9% 500s" in r for r in replies), replies
+    message = bot.slack.state.messages[("C0PAYMENTS", ts)]
+    assert "FIRING (2)" in json.dumps(message["blocks"])
+    # A resend of what was stored before the crash posts nothing more.
+    await bot.webhook(payload(key, "firing", [a1, a2], common))
+    await bot.idle()
+    assert len(bot.replies("C0PAYMENTS", ts)) == len(replies)

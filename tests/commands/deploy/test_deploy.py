@@ -16,7 +16,7 @@ import pytest
 
 from bot.runtime import Runtime
 from commands.deploy import views
-from commands.deploy.parse import DeployRequest, Version
+from commands.deploy.parse import DeployRequest, FreezeRequest, Version
 from core.auth import Actor
 from core.catalog import Catalog
 from core.clock import ManualClock
@@ -385,6 +385,30 @@ async def test_a_deploy_interrupted_by_a_restart_is_finished_on_start(
 
 
 # --- freezes, budgets, prod ----------------------------------------------------------------------
+
+
+async def test_a_service_freeze_stops_that_service_only(harness: DeployHarness) -> None:
+    """What "Freeze deploys" on a burn alert sets: the gate refuses the frozen service and
+    lets the others through."""
+    ctx = harness.runtime.ctx
+    assert ctx is not None
+    freezes = ctx.freezes
+    harness.kube.seed_deployment(
+        "ledger-staging", "ledger", "registry.example.com/payments/ledger:1.0.0", replicas=1
+    )
+    await freezes.freeze(
+        Actor("U0ONCALL"),
+        FreezeRequest(
+            "staging", timedelta(hours=4), "error budget burn on checkout/availability", "checkout"
+        ),
+    )
+    reply = await harness.deploy(DEVELOPER, "ledger 2.0.0 to staging")
+    assert "Deploying ledger `2.0.0` to staging" in reply["text"], reply
+    await harness.idle()
+    reply = await harness.deploy(DEVELOPER, "checkout 1.4.2 to staging")
+    text = _text(reply)
+    assert "checkout in staging is frozen (error budget burn on checkout/availability)" in text
+    assert harness.image() == f"{IMAGE}:1.4.1"
 
 
 async def test_break_glass_in_a_freeze_needs_a_reason_and_a_second_approver(

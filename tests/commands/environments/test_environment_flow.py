@@ -24,7 +24,7 @@ from integrations.sandbox.slack_payloads import (
     slash_command,
     view_submission,
 )
-from storage import audit
+from storage import audit, extensions
 from storage import environments as env_repo
 from storage.models import EnvState
 from tests.bot_harness import START, BotHarness, running_bot_harness
@@ -413,6 +413,81 @@ async def test_extension_beyond_max_needs_the_platform_team(harness: Harness) ->
         "the second press is told, and does nothing"
     )
     assert "until Fri 11 Dec" in await harness.direct_message_containing("extended *pv-long*")
+
+
+async def test_extensions_wait_in_the_platform_queue_and_the_requesters_views(
+    harness: Harness,
+) -> None:
+    """An extension that needs approval is stored (once, however often it is asked), listed in
+    the platform team's App Home oldest first with working buttons, and shown to its requester
+    in `/env list` and their App Home until it is decided."""
+    assert harness.runtime.db is not None
+    for name in ("first", "second"):
+        view = await harness.open_modal(DEVELOPER)
+        await harness.submit(
+            DEVELOPER, view, template="web-preview", name=name, size="S", ttl="14d"
+        )
+        await harness.idle()
+    await harness.command(DEVELOPER, "extend pv-first 3d")
+    await harness.idle()
+    harness.advance(timedelta(minutes=20))
+    await harness.command(DEVELOPER, "extend pv-second 2d")
+    await harness.command(DEVELOPER, "extend pv-second 2d")  # asked twice: one request, one card
+    await harness.idle()
+    stored = await harness.runtime.db.run(lambda s: extensions.pending(s))
+    assert [r.environment for r in stored] == ["pv-first", "pv-second"]
+    cards = [
+        c for c in harness.slack.state.find("chat.postMessage") if c.args["channel"] == "C0PLATFORM"
+    ]
+    assert sum("keep pv-second" in c.args["text"] for c in cards) == 1
+
+    # The requester sees what waits.
+    harness.slack.state.reset()
+    await harness.command(DEVELOPER, "list")
+    await harness.idle()
+    listing = json.dumps(harness.slack.state.find("response_url")[-1].args)
+    assert "Waiting for the platform team: keep *pv-first* until" in listing
+    await harness.client.send(app_home_opened(DEVELOPER))
+    await harness.idle()
+    mine = json.dumps(harness.slack.state.find("views.publish")[-1].args["view"])
+    assert "keep *pv-second* until" in mine and "UTC" in mine
+
+    # The platform team's queue: oldest first, with buttons that work from the Home tab.
+    await harness.client.send(app_home_opened(PLATFORM))
+    await harness.idle()
+    home = harness.slack.state.find("views.publish")[-1].args["view"]
+    text = json.dumps(home["blocks"])
+    assert text.index("keep *pv-first*") < text.index("keep *pv-second*"), "oldest first"
+    buttons = [
+        e
+        for b in home["blocks"]
+        if b["type"] == "actions" and b["block_id"].startswith("home-extend-")
+        for e in b["elements"]
+    ]
+    assert [e["action_id"] for e in buttons] == [
+        "env_extend_approve",
+        "env_extend_deny",
+        "env_extend_approve",
+        "env_extend_deny",
+    ]
+    for button in (buttons[0], buttons[3]):  # approve the first, deny the second
+        press = block_actions(
+            PLATFORM,
+            {"action_id": button["action_id"], "block_id": "b", "value": button["value"]},
+            response_url="",
+            view=home,
+        )
+        assert (await harness.client.send(press)).status == 200
+    await harness.idle()
+    assert (await harness.record("pv-first")).expires_at == START + timedelta(days=17)
+    assert (await harness.record("pv-second")).expires_at == START + timedelta(days=14)
+    assert await harness.runtime.db.run(lambda s: extensions.pending(s)) == []
+    await harness.direct_message_containing("extended *pv-first*")
+    harness.slack.state.reset()
+    await harness.client.send(app_home_opened(DEVELOPER))
+    await harness.idle()
+    mine = json.dumps(harness.slack.state.find("views.publish")[-1].args["view"])
+    assert "Waiting for the platform team" not in mine
 
 
 async def test_delete_asks_first_and_only_the_owner_side_may(harness: Harness) -> None:

@@ -207,6 +207,11 @@ async def test_open_run_and_resolve_an_incident(
     await bot.command(in_channel, "incident severity 1")
     frozen = await bot.command(in_channel, "freeze prod for 2h incident")
     assert "frozen" in frozen["text"].lower()
+    bot.kube.seed_deployment(
+        "checkout-staging", "checkout", "registry.example.com/payments/checkout:1.4.1"
+    )
+    scaled = await bot.command(in_channel, "scale checkout staging 4")
+    assert "Scaling checkout in staging to 4 replicas" in scaled["text"], scaled
     await bot.idle()
     thread = [
         c for c in bot.calls("chat.postMessage") if c.args.get("thread_ts") == incident.announce_ts
@@ -265,6 +270,7 @@ async def test_open_run_and_resolve_an_incident(
         "rolled back, errors falling",
         "changed severity SEV2 → SEV1",
         "ran freeze prod for 2h incident",
+        "ran scale checkout staging 4",
         "pinned: customers see 500 on /pay",
         "marked: customers see 500 on /pay",
         "rolled back to 1.4.1",

@@ -19,6 +19,7 @@ from commands.slo.views import percent
 from core.catalog import BurnCondition, Catalog, SloAlerting
 from core.clock import ManualClock
 from core.config import Settings
+from core.times import shown as shown_time
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -27,6 +28,7 @@ from integrations.sandbox.slack_payloads import (
     app_home_opened,
     block_actions,
     slash_command,
+    view_submission,
 )
 from storage import deployments as deploy_repo
 from storage import slo_alerts as slo_repo
@@ -392,9 +394,52 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
     )
     confirm = await press("Roll back last deploy")
     assert "from `2.0.0` to `1.9.0`" in json.dumps(confirm["blocks"]), confirm
-    frozen = await press("Freeze deploys")
-    assert frozen["response_type"] == "in_channel" and "prod" in frozen["text"], frozen
-    assert await runtime.ctx.freezes.frozen("prod") is not None
+    # "Freeze deploys" asks how long (4 hours unless changed) and freezes only the service.
+    fake_slack.state.reset()
+    await signed.send(
+        block_actions(
+            STRANGER,
+            {
+                "action_id": actions["Freeze deploys"]["action_id"],
+                "block_id": "slo-alert",
+                "value": actions["Freeze deploys"]["value"],
+            },
+            response_url=fake_slack.new_response_url(),
+            channel_id="C0PAYMENTS",
+        )
+    )
+    await runtime.ctx.settle()
+    assert not fake_slack.state.find("views.open"), "refused before the dialog opens"
+    await signed.send(
+        block_actions(
+            ONCALL,
+            {
+                "action_id": actions["Freeze deploys"]["action_id"],
+                "block_id": "slo-alert",
+                "value": actions["Freeze deploys"]["value"],
+            },
+            response_url=fake_slack.new_response_url(),
+            channel_id="C0PAYMENTS",
+        )
+    )
+    await runtime.ctx.settle()
+    dialog = fake_slack.state.find("views.open")[-1].response["view"]
+    assert "4 hours" in json.dumps(dialog) and "burning" in json.dumps(dialog)
+    answer = await signed.send(view_submission(ONCALL, dialog, {}))  # the default: 4 hours
+    assert answer.status == 200
+    await runtime.ctx.settle()
+    said = [c for c in fake_slack.state.find("chat.postMessage") if "frozen" in c.args["text"]]
+    assert len(said) == 1 and said[0].args["channel"] == "C0PAYMENTS"
+    text = said[0].args["text"]
+    until = shown_time(clock.now() + timedelta(hours=4))
+    for expected in ("*burning* in *prod*", until, "UTC", "<@U0ONCALL>", "burning/availability"):
+        assert expected in text, (expected, text)
+    freezes = runtime.ctx.freezes
+    state = await freezes.frozen("prod", "burning")
+    assert state is not None and state.service == "burning"
+    assert state.until == clock.now() + timedelta(hours=4)
+    assert await freezes.frozen("prod") is None, "the rest of prod deploys as usual"
+    assert await freezes.frozen("prod", "checkout") is None
 
 
 async def test_configured_ticket_escalates_to_page_in_the_same_message(

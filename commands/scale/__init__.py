@@ -1,0 +1,1 @@
+"""`/forge scale SERVICE ENV REPLICAS`: set a Deployment's replica count, durably and audited."""
