@@ -398,12 +398,17 @@ class KubeGateway:
             apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
             deployments = apps.list_namespaced_deployment(namespace, _request_timeout=TIMEOUT).items
             stateful = apps.list_namespaced_stateful_set(namespace, _request_timeout=TIMEOUT).items
-            cronjobs = served(
-                cluster,
-                "batch/v1",
-                "cronjobs",
-                lambda: batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items,
-            )
+            try:
+                cronjobs = served(
+                    cluster,
+                    "batch/v1",
+                    "cronjobs",
+                    lambda: (
+                        batch.list_namespaced_cron_job(namespace, _request_timeout=TIMEOUT).items
+                    ),
+                )
+            except ApiNotServed:
+                cronjobs = []  # a server without batch/v1 CronJobs has none forgebot manages
             return (
                 [
                     _workload(

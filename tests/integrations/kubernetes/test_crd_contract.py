@@ -83,6 +83,26 @@ def _create_rollout(backend: Backend, ns: str) -> None:
     )
 
 
+def _controller_moves_on(backend: Backend, ns: str, step: int) -> None:
+    """What the Rollouts controller writes once a pause is promoted: the pause is over and the
+    canary is at the next step (the fake's simulator does it on its own)."""
+    if backend.fake is None:
+        _objects(backend).patch_namespaced_custom_object_status(
+            "argoproj.io",
+            "v1alpha1",
+            ns,
+            "rollouts",
+            "web",
+            {
+                "status": {
+                    "controllerPause": False,
+                    "currentStepIndex": step,
+                    "phase": "Progressing",
+                }
+            },
+        )
+
+
 def _controller_pauses(backend: Backend, ns: str, step: int) -> None:
     """What the Rollouts controller writes at a pause step (the fake's simulator does it)."""
     if backend.fake is not None:
@@ -138,6 +158,7 @@ async def test_a_canary_is_read_and_driven_as_the_kubectl_plugin_does(
         assert not status_now.get("pauseConditions"), "cleared through the status subresource"
     else:
         assert status_now["currentStepIndex"] == 3, "the simulated controller moved on"
+    _controller_moves_on(backend, namespace, 3)
 
     await kube.rollouts.abort(CLUSTER, namespace, "web")
     assert _rollout(backend, namespace)["status"]["abort"] is True
