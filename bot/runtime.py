@@ -32,7 +32,7 @@ from bot.server import ServingState, build_web_app, listen
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.gateway import KubeGateway
-from integrations.slack.web import SlackOutbox, build_web_client
+from integrations.slack.web import SlackOutbox, build_web_client, shared_session
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
 
@@ -94,7 +94,7 @@ class Runtime:
         except Exception as exc:
             raise StartupError(f"cannot use the database: {exc}") from None
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-        client = build_web_client(token, base_url=settings.slack_api_url)
+        client = build_web_client(token, base_url=settings.slack_api_url, session=shared_session())
         kube = KubeGateway(
             self.catalog.clusters(),
             kubeconfig=settings.kubeconfig,
@@ -255,6 +255,8 @@ class Runtime:
         if self.ctx is not None:
             await self.ctx.audit.flush(max(left(), 1.0))
             await self.ctx.slack.close(timeout=max(left(), 1.0))
+            if self.ctx.slack_client.session is not None:
+                await self.ctx.slack_client.session.close()
             await self.ctx.kube.close()
             if self.ctx.prometheus is not None:
                 await self.ctx.prometheus.close()
