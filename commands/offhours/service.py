@@ -84,6 +84,15 @@ class OffhoursTarget:
 
 
 @dataclass(frozen=True)
+class _Listed:
+    """One namespace's part of a pass's cluster snapshot, for the first attempt (None: list
+    it afresh, as a retry does)."""
+
+    scalables: list[Scalable] | None = None
+    applications: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedSchedule:
     schedule: Schedule | None
     source: str
@@ -120,9 +129,13 @@ class AutoSyncControl(Protocol):
     """GitOps controllers that would undo a shutdown (Argo CD self-heal): paused before the
     namespace sleeps, resumed after it wakes (`integrations.kubernetes.argocd_autosync`)."""
 
-    async def pause(self, cluster: str, namespace: str) -> list[str]: ...
+    async def pause(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]: ...
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]: ...
+    async def resume(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]: ...
 
 
 class OffhoursNotifier(Protocol):
@@ -338,7 +351,7 @@ class OffhoursService:
 
         async def read(cluster: str) -> ClusterSnapshot | None:
             try:
-                return await self.scaling.snapshot(cluster)
+                return await self.scaling.snapshot(cluster, applications=self.autosync is not None)
             except ForgebotError as exc:
                 log.warning(
                     "off-hours cannot read %s whole, reading per namespace: %s", cluster, exc
@@ -405,16 +418,27 @@ class OffhoursService:
         failures: list[str] = []
         changed = 0
         # The snapshot's objects serve the first attempt; a retry lists them afresh.
-        listed = [snapshot.scalables.get(target.namespace, [])] if snapshot is not None else []
+        listed: list[_Listed] = (
+            [
+                _Listed(
+                    snapshot.scalables.get(target.namespace, []),
+                    snapshot.applications.get(target.namespace, [])
+                    if snapshot.applications is not None
+                    else None,
+                )
+            ]
+            if snapshot is not None
+            else []
+        )
         lacking = snapshot.lacking if snapshot is not None else []
         try:
             if want_up:
                 result = await self._attempts(
-                    lambda: self._wake_all(target, listed.pop() if listed else None, lacking)
+                    lambda: self._wake_all(target, listed.pop() if listed else _Listed(), lacking)
                 )
             else:
                 result = await self._attempts(
-                    lambda: self._sleep_all(target, listed.pop() if listed else None, lacking)
+                    lambda: self._sleep_all(target, listed.pop() if listed else _Listed(), lacking)
                 )
             changed = result.changed
         except ForgebotError as exc:
@@ -445,18 +469,19 @@ class OffhoursService:
     async def _sleep_all(
         self,
         target: OffhoursTarget,
-        listed: list[Scalable] | None = None,
+        listed: _Listed | None = None,
         lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
+        listed = listed or _Listed()
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
         if self.autosync is not None:
             try:
                 # First, or Argo CD's self-heal scales everything back up within minutes.
-                await self.autosync.pause(target.cluster, target.namespace)
+                await self.autosync.pause(target.cluster, target.namespace, listed.applications)
             except ForgebotError as exc:
                 return sweep.SweepResult(failures=[f"pausing Argo CD auto-sync: {exc}"])
         result = await sweep.shutdown(
-            self.scaling, store, target.cluster, target.namespace, listed, lacking
+            self.scaling, store, target.cluster, target.namespace, listed.scalables, lacking
         )
         aws_failures = await self._sleep_aws(target)
         result.failures.extend(aws_failures)
@@ -465,18 +490,19 @@ class OffhoursService:
     async def _wake_all(
         self,
         target: OffhoursTarget,
-        listed: list[Scalable] | None = None,
+        listed: _Listed | None = None,
         lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
+        listed = listed or _Listed()
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
         result = await sweep.wake(
-            self.scaling, store, target.cluster, target.namespace, listed, lacking
+            self.scaling, store, target.cluster, target.namespace, listed.scalables, lacking
         )
         result.failures.extend(await self._wake_aws(target))
         if self.autosync is not None and result.ok:
             # Last: the counts are back as they were, so Argo CD finds nothing to heal.
             try:
-                await self.autosync.resume(target.cluster, target.namespace)
+                await self.autosync.resume(target.cluster, target.namespace, listed.applications)
             except ForgebotError as exc:
                 result.failures.append(f"resuming Argo CD auto-sync: {exc}")
         return result
