@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.audit import AuditLog, AuditRecord
@@ -48,12 +48,19 @@ from storage.db import Database, DatabaseUnavailable
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState
 from storage.offhours import OffhoursSetting, OffhoursState
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEDULE_ANNOTATION = "forgebot.io/offhours"
 TEAM_ANNOTATION = "forgebot.io/team"
 MANAGED_BY = "forgebot.io/managed-by"
+ENVIRONMENTS_AT_ONCE = 64
+"""Environments one pass works on at a time: enough to keep every Kubernetes call slot busy
+(each has several objects to patch), few enough that a pass over 2,000 environments does not
+hold 20,000 waiting tasks and their snapshots in memory at once."""
 KEEP_RUNNING_FOR = timedelta(hours=3)
 DEFAULT_WAKE = timedelta(hours=2)
 KUBE_KINDS = frozenset(ScalingGateway.KINDS)
@@ -340,11 +347,13 @@ class OffhoursService:
         now = self.clock.now()
         names = [t.environment for t in targets]
         await self.db.run(lambda s: repo.close_sleeps_except(s, names, now))
-        return list(
-            await asyncio.gather(
-                *(self.reconcile_target(t, snapshots.get(t.cluster)) for t in targets)
-            )
-        )
+        slots = asyncio.Semaphore(ENVIRONMENTS_AT_ONCE)
+
+        async def one(target: OffhoursTarget) -> EnvOutcome:
+            async with slots:
+                return await self.reconcile_target(target, snapshots.get(target.cluster))
+
+        return list(await asyncio.gather(*(one(t) for t in targets)))
 
     async def snapshots(self) -> dict[str, ClusterSnapshot]:
         clusters = self._offhours_clusters()
@@ -575,8 +584,12 @@ class OffhoursService:
             if want_up
             else (OffhoursState.AWAKE, OffhoursState.ASLEEP)
         )
-        moved = await self.db.run(
-            lambda s: repo.move_state(
+        hourly, currency = self.hourly_cost(target)
+
+        def step(s: Session) -> OffhoursSetting | None:
+            """The guarded state step, the sleep period it opens or closes and the setting as
+            it is now, in one transaction (a sweep at scale pays per transaction)."""
+            moved = repo.move_state(
                 s,
                 target.environment,
                 expected=expected,
@@ -586,24 +599,21 @@ class OffhoursService:
                 last_error="",
                 alerted_for="",
             )
-        )
-        if setting.failures:
-            await self.db.run(
-                lambda s: repo.update_setting(
+            if setting.failures:
+                repo.update_setting(
                     s, target.environment, now, failures=0, last_error="", alerted_for=""
                 )
-            )
-        if not moved:
+            if not moved:
+                return None
+            if want_up:
+                repo.close_sleep(s, target.environment, now)
+            else:
+                repo.open_sleep(s, target.environment, target.team, now, str(hourly), currency)
+            return repo.setting(s, target.environment, now)
+
+        fresh = await self.db.run(step)
+        if fresh is None:
             return outcome
-        if want_up:
-            await self.db.run(lambda s: repo.close_sleep(s, target.environment, now))
-        else:
-            hourly, currency = self.hourly_cost(target)
-            await self.db.run(
-                lambda s: repo.open_sleep(
-                    s, target.environment, target.team, now, str(hourly), currency
-                )
-            )
         outcome.acted = "woke" if want_up else "slept"
         await self._audit(
             "forgebot",
@@ -612,7 +622,6 @@ class OffhoursService:
             {"objects_changed": changed, "schedule": resolved.source},
         )
         if changed:  # an empty namespace changed nothing: nothing worth a message
-            fresh = await self.db.run(lambda s: repo.setting(s, target.environment, now))
             await self.notify.changed(
                 target, outcome, resolved.zone, self.next_change(resolved, fresh, now)
             )
