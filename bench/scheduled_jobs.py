@@ -38,6 +38,7 @@ from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from integrations.aws.cost_types import (  # noqa: E402
+    CostMetric,
     CostQuery,
     CostReport,
     DateRange,
@@ -174,6 +175,8 @@ class ModelCostSource:
         *,
         filter_tag: TagFilter | tuple[str, str] | None = None,
         group_by: str | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
+        then_by: str | None = None,
     ) -> CostReport:
         self.calls += 1
         await asyncio.sleep(self.latency)
@@ -182,11 +185,17 @@ class ModelCostSource:
             granularity=granularity,
             filter_tag=TagFilter(*filter_tag) if isinstance(filter_tag, tuple) else filter_tag,
             group_by=group_by,
+            then_by=then_by,
+            metric=metric,
         )
         return merge_pages(query, [self.model.respond(query)])
 
     async def forecast(
-        self, period: DateRange, *, filter_tag: TagFilter | tuple[str, str] | None = None
+        self,
+        period: DateRange,
+        *,
+        filter_tag: TagFilter | tuple[str, str] | None = None,
+        metric: CostMetric = CostMetric.UNBLENDED,
     ) -> Forecast:
         raise NotImplementedError("the bench uses the linear forecast")
 
@@ -229,7 +238,8 @@ async def budget_check(teams: int, latency: float, workdir: Path) -> None:
         elapsed = time.perf_counter() - started
         print(
             f"budget check: {teams} teams in {elapsed:.2f} s ({source.calls} cost queries at "
-            f"{latency * 1000:.0f} ms each, {posted} alerts posted, {len(alerts.failed)} failed)"
+            f"{latency * 1000:.0f} ms each, {posted} alerts posted, {len(alerts.failed)} failed); "
+            f"one query per team one after another would take {teams * latency:.0f} s"
         )
     finally:
         await runtime.stop(drain_seconds=5)
