@@ -47,6 +47,7 @@ from integrations.aws.cost_types import (  # noqa: E402
     TagFilter,
 )
 from integrations.aws.cost_wire import merge_pages  # noqa: E402
+from integrations.kubernetes.manifests import MANAGED_BY, MANAGED_BY_VALUE  # noqa: E402
 from integrations.sandbox.aws_seed import DemoCostModel  # noqa: E402
 from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
@@ -113,7 +114,8 @@ async def ttl_sweep(count: int, latency: float, workdir: Path) -> None:
         expired = due = 0
         for n in range(count):
             name = f"pv-ttl-{n:04d}"
-            kube.state.seed_namespace(name)
+            # Created by forgebot, as its environments are: it deletes no other namespace.
+            kube.state.seed_namespace(name, {MANAGED_BY: MANAGED_BY_VALUE})
             if n % 10 == 0:
                 expires, expired = NOW - timedelta(minutes=5), expired + 1
             elif n % 10 == 1:
