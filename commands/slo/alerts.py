@@ -72,6 +72,7 @@ class BurnAlerts:
         if not refs:
             return AlertRun([], [], [])
         now = self.clock.now()
+        told = {e.slo_key: e for e in await self.db.run(repo.open_episodes)}
         try:
             # Nobody waits on the job: each query may take longer than a person's command
             # allows. The daily trend (shown in a message, not alerted on) is asked only for
@@ -81,11 +82,12 @@ class BurnAlerts:
                 items = await self.slos.evaluate(
                     refs, now, trend=False, deadline=JOB_DEADLINE_SECONDS
                 )
-                items = await self._with_trend(items, now)
+                items = await self._with_trend(items, told, now)
         except PrometheusUnavailable as exc:
             # Knowing nothing changes nothing: no alert opens or resolves on missing data.
             log.warning("SLO burn-rate alerts skipped: %s", exc)
             return AlertRun([], [], [])
+        # Read again after the evaluation, as the decisions below need it now.
         episodes = {e.slo_key: e for e in await self.db.run(repo.open_episodes)}
         run = AlertRun([], [], [])
         for item in items:
@@ -96,9 +98,23 @@ class BurnAlerts:
                 await self._clears(episode, now, run)
         return run
 
-    async def _with_trend(self, items: list[SloFigures], now: datetime) -> list[SloFigures]:
-        """The alerting SLOs' figures again, with their daily trend for the message."""
-        alerting = [item.ref for item in items if item.alert is not None]
+    async def _with_trend(
+        self, items: list[SloFigures], episodes: dict[str, SloAlertEpisode], now: datetime
+    ) -> list[SloFigures]:
+        """The figures again, with their daily trend, of the SLOs this run may post about: an
+        alert with no message yet, or one that got worse. One still burning as before is told
+        nothing new, so its trend is not asked for."""
+        alerting = [
+            item.ref
+            for item in items
+            if item.alert is not None
+            and (
+                (episode := episodes.get(item.ref.key)) is None
+                or not episode.message_ts
+                or episode.message_ts == repo.POSTING
+                or SEVERITY_RANK[item.alert.severity] > SEVERITY_RANK[Severity(episode.severity)]
+            )
+        ]
         if not alerting:
             return items
         again = await self.slos.evaluate(alerting, now, deadline=JOB_DEADLINE_SECONDS)
