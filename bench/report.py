@@ -204,9 +204,10 @@ NOTES = """\
   at most 64 environments at once (enough to keep the 8 call slots busy), so it no longer
   holds 20,000 waiting tasks: the bot's peak RSS during a sweep went from +126 MB to +27 MB.
   The Slack client keeps one HTTP session instead of opening a connection (in production a TLS
-  handshake) per message. The bot's CPU per Deployment moved from 3.09 / 2.61 ms (sleep /
-  wake) to 2.69 / 2.88 ms, within the noise of a machine at load 9 to 20; the database's share
-  of the 200-namespace profile fell from 46 % to 29 %.
+  handshake) per message. The bot's CPU per Deployment was 3.09 / 2.61 ms (sleep / wake)
+  before these last changes and 2.69 to 3.17 ms in three runs after, within the noise of a
+  machine at load 9 to 20; the database's share of the 200-namespace profile fell from 46 %
+  to 29 %.
 - **Budget check: one query.** The check asks Cost Explorer once for every team, grouped by the
   team tag and then by service (`CostReport.split` gives each team the report its own query
   would have); each team's forecast is the linear projection of its own days in it. 200 teams
@@ -243,8 +244,9 @@ carries over from one machine to another where the absolute figure does not.
 ## Open items
 
 - **Off-hours sweep time on a busy machine.** A pass makes one call per Deployment (20,049 for
-  20,000) and the bot's CPU is about 2.7 ms per Deployment (54 s for 20,000, measured while the
-  load average was 9 to 16 on 2 cores, so the bot got a fraction of a core). The sweep then
+  20,000) and the bot's CPU is about 2.7 to 3.2 ms per Deployment (54 to 63 s for 20,000,
+  measured while the load average was 9 to 20 on 2 cores, so the bot got a fraction of a
+  core). The sweep then
   takes several times the floor; on a quiet machine the same CPU fits under the 90 s target
   only with little to spare. What is left per environment: about three database transactions
   and a Slack message (two Web API calls through slack_sdk); per Deployment, one patch through
