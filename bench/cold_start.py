@@ -77,9 +77,9 @@ async def bare_start() -> float:
 
 async def profile_first_ack(slack_url: str, workdir: Path, top: int) -> None:
     """The bot in this process; cProfile on from sending `/forge help` to its ack."""
-    from bot.catalog import load_catalog
-    from bot.config import Settings
     from bot.runtime import Runtime
+    from core.catalog import load_catalog
+    from core.config import Settings
 
     settings = Settings(
         SLACK_BOT_TOKEN=TOKEN,

@@ -1,7 +1,7 @@
 """One desired-state repository over smart HTTP, with dulwich (pure Python, no `git` binary,
 nothing typed by a person ever reaches a shell).
 
-A change is one commit that edits one field of one file (`integrations.git.yaml_field`) on top
+A change is one commit that edits one field of one file (`core.yaml_field`) on top
 of the branch's tip, pushed as a fast-forward. The push names the tip it was built on; if the
 branch moved meanwhile, the server refuses it (or we see it moved first), and the change is
 built again on the new tip: that is the rebase. If the new tip changed *our* field, the change
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
-from bot.lazy_import import lazy_module
-from integrations.git.yaml_field import FieldError, FieldSpec, read_field, set_field
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.lazy_import import lazy_module
+from core.yaml_field import FieldError, FieldSpec, read_field, set_field
 
 if TYPE_CHECKING:
     from dulwich import client as git_client
