@@ -29,7 +29,12 @@ PHASES = [
     ("listening (/healthz)", "import bot.cli, bot.server"),
     ("ready (/readyz)", "import bot.cli, bot.server, bot.runtime"),
 ]
-HEAVY = {"boto3": "AWS (boto3)", "kubernetes": "Kubernetes client", "alembic": "Alembic"}
+HEAVY = {
+    "boto3": "AWS (boto3)",
+    "kubernetes": "Kubernetes client",
+    "alembic": "Alembic",
+    "dulwich": "dulwich (GitOps)",
+}
 
 
 def seconds(code: str) -> tuple[float, float]:

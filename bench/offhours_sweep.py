@@ -1,19 +1,23 @@
 """An off-hours shutdown sweep and a wake sweep over 2,000 namespaces x 10 Deployments.
 
 Runs the real bot (SQLite, the fake Slack Web API, the fake Kubernetes API with 20 ms added to
-every call) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 20,000
+every call; both fakes in a process of their own, bench/fakes_process.py, so that this
+process is the bot alone) on a simulated clock: one reconcile pass at 19:00 in Berlin puts all 20,000
 Deployments to sleep, one at 08:00 the next morning wakes them. Then every Deployment's
 replica count is compared with what it was seeded with: the mismatches must be 0.
 
 The baseline is the floor the API sets: one list per namespace and one patch per Deployment
 (22,000 calls), each taking the added latency, at most `--concurrency` in flight:
 22,000 x 20 ms / 8 = 55 s. Each sweep prints its time as a ratio to that floor (target: under
-90 s each, so below 1.64x), the calls it made, and the process's peak RSS during the sweep
-(the fake API's 20,000 objects live in this process too, so the bot's share is the growth).
+90 s each, so below 1.64x), the calls it made per Deployment, the CPU the bot used (per
+Deployment) and the bot process's peak RSS during the sweep (target under 300 MB).
 
     uv run python bench/offhours_sweep.py [--namespaces 2000] [--deployments 10]
                                           [--latency 0.02] [--concurrency 8]
-                                          [--kube fake|real|both]
+                                          [--kube fake|real|both] [--profile N]
+
+`--profile N` runs cProfile over the bot's side of each sweep and prints its N largest
+entries by own and by cumulative time.
 
 `--kube real` runs the same sweeps against a real kube-apiserver and etcd on loopback (see
 bench/real_kube.py), seeded with paused Deployments: the sweep only reads and patches
@@ -28,24 +32,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
+import gc
+import io
 import logging
+import pstats
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fakes_process import FakesProcess  # noqa: E402
 from bench.provenance import print_header  # noqa: E402
 from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from core.catalog import parse_catalog  # noqa: E402
 from core.clock import ManualClock  # noqa: E402
 from core.config import Settings  # noqa: E402
-from integrations.sandbox.kube_api import KINDS, FakeKube, start_fake_kube  # noqa: E402
-from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from storage import environments as env_repo  # noqa: E402
 from storage.models import EnvironmentRecord, EnvState  # noqa: E402
 
@@ -72,46 +80,50 @@ templates:
     max_ttl: 14d
     offhours: {SCHEDULE}
 """
-_KIND = {k.kind: k for k in KINDS}
 
 
-def seed(kube: FakeKube, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
+def seed(fakes: FakesProcess, namespaces: int, deployments: int) -> dict[tuple[str, str], int]:
     """Namespaces with the schedule annotation and Deployments of 1 to 4 replicas."""
     expected: dict[tuple[str, str], int] = {}
+    spaces: list[tuple[str, dict[str, Any]]] = []
+    objects: list[tuple[str, dict[str, Any]]] = []
     for n in range(namespaces):
         namespace = f"pv-bench-{n:03d}"
-        kube.create(
-            _KIND["Namespace"],
-            "",
-            {"metadata": {"name": namespace, "annotations": {"forgebot.io/offhours": SCHEDULE}}},
+        spaces.append(
+            (
+                "",
+                {
+                    "metadata": {
+                        "name": namespace,
+                        "annotations": {"forgebot.io/offhours": SCHEDULE},
+                    }
+                },
+            )
         )
         for d in range(deployments):
             name, count = f"svc-{d:02d}", (n + d) % 4 + 1
             labels = {"app": name}
-            kube.create(
-                _KIND["Deployment"],
-                namespace,
-                {
-                    "metadata": {"name": name, "labels": labels},
-                    "spec": {
-                        "replicas": count,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "app", "image": "r.example/a:1"}]},
+            objects.append(
+                (
+                    namespace,
+                    {
+                        "metadata": {"name": name, "labels": labels},
+                        "spec": {
+                            "replicas": count,
+                            "selector": {"matchLabels": labels},
+                            "template": {
+                                "metadata": {"labels": labels},
+                                "spec": {"containers": [{"name": "app", "image": "r.example/a:1"}]},
+                            },
                         },
                     },
-                },
+                )
             )
             expected[(namespace, name)] = count
+    fakes.create_many("Namespace", spaces)
+    for start in range(0, len(objects), 2000):
+        fakes.create_many("Deployment", objects[start : start + 2000])
     return expected
-
-
-def counts(kube: FakeKube) -> dict[tuple[str, str], int]:
-    return {
-        (item["metadata"]["namespace"], item["metadata"]["name"]): int(item["spec"]["replicas"])
-        for item in kube.list(_KIND["Deployment"], None)
-    }
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -161,6 +173,13 @@ async def main() -> None:
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile the bot's side of each sweep (cProfile) and print its N largest entries",
+    )
     add_option(parser)
     args = parser.parse_args()
     print_header("offhours_sweep")
@@ -172,19 +191,21 @@ async def main() -> None:
 async def run(args: argparse.Namespace, backend: str) -> None:
     catalog = parse_catalog(CATALOG)
     clock = ManualClock(AWAKE)
-    slack = start_fake_slack("xoxb-bench")
-    fake = start_fake_kube(clock) if backend == "fake" else None
+    # The fakes (Kubernetes API and Slack) run in a process of their own: this process is the
+    # bot alone, so the time, the CPU and the memory printed are the bot's.
+    fakes = FakesProcess.start(slack_token="xoxb-bench")
+    fake = fakes if backend == "fake" else None
     real = RealKube(kubelet=False) if backend == "real" else None
     started = time.perf_counter()
     if fake is not None:
-        expected = seed(fake.state, args.namespaces, args.deployments)
+        expected = seed(fake, args.namespaces, args.deployments)
     else:
         assert real is not None
         expected = seed_real(real, args.namespaces, args.deployments)
 
     def counted() -> dict[tuple[str, str], int]:
         if fake is not None:
-            return counts(fake.state)
+            return fake.replicas()
         assert real is not None
         return counts_real(real, args.namespaces)
 
@@ -202,7 +223,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         settings = Settings(
             SLACK_BOT_TOKEN="xoxb-bench",
             SLACK_SIGNING_SECRET="bench-secret-0123456789",
-            SLACK_API_URL=slack.api_url,
+            SLACK_API_URL=fakes.slack_url,
             FORGEBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
             FORGEBOT_KUBE_CONCURRENCY=str(args.concurrency),
             KUBECONFIG=str(kubeconfig),
@@ -237,9 +258,10 @@ async def run(args: argparse.Namespace, backend: str) -> None:
                 )
             await runtime.ctx.kube.warm()
             if fake is not None:
-                fake.state.faults.latency = args.latency
+                fake.set_latency(args.latency)
                 print(
-                    f"fake API latency {args.latency * 1000:.0f} ms per call, "
+                    f"fake API latency {args.latency * 1000:.0f} ms per call (the fake API server "
+                    f"and the fake Slack in their own process), "
                     f"FORGEBOT_KUBE_CONCURRENCY={args.concurrency}"
                 )
             else:
@@ -257,27 +279,36 @@ async def run(args: argparse.Namespace, backend: str) -> None:
                 f"floor: {floor_calls} calls (a list per namespace, a patch per Deployment) x "
                 f"{args.latency * 1000:.0f} ms / {args.concurrency} in flight = {floor:.1f} s"
             )
+            gc.collect()
             idle = rss_mb()
-            print(f"RSS before the sweeps: {idle:.0f} MB (the fake API's objects included)")
+            print(f"bot process RSS before the sweeps: {idle:.0f} MB (the fakes run elsewhere)")
             for label, moment, verb in (("shutdown", SHUTDOWN, "slept"), ("wake", WAKE, "woke")):
                 clock.set(moment)
                 reset_peak_rss()
                 if fake is not None:
-                    fake.state.max_in_flight = 0
-                    before = len(fake.state.requests)
+                    before, _ = fake.kube_stats(reset_in_flight=True)
                 else:
                     assert real is not None
                     before = real.requests_served()
+                messages = fakes.slack_calls("chat.postMessage")
+                profiler = cProfile.Profile() if args.profile else None
+                cpu = time.process_time()
                 started = time.perf_counter()
+                if profiler is not None:
+                    profiler.enable()
                 outcomes = await service.reconcile()
+                if profiler is not None:
+                    profiler.disable()
                 elapsed = time.perf_counter() - started
+                cpu = time.process_time() - cpu
                 if fake is not None:
-                    made = len(fake.state.requests) - before
+                    served, most = fake.kube_stats()
+                    made = served - before
                     calls = (
                         f"{made} API calls ({made / objects:.2f} per Deployment; at the limit "
                         f"they would take {made * args.latency / args.concurrency:.1f} s)"
                     )
-                    flight = f"most in flight {fake.state.max_in_flight} (limit {args.concurrency})"
+                    flight = f"most in flight {most} (limit {args.concurrency})"
                 else:
                     assert real is not None
                     calls = f"{real.requests_served() - before} API requests served (all clients)"
@@ -286,14 +317,19 @@ async def run(args: argparse.Namespace, backend: str) -> None:
                 peak = rss_mb("VmHWM")
                 acted = sum(1 for o in outcomes if o.acted == verb)
                 failed = [o for o in outcomes if o.failures]
+                sent = fakes.slack_calls("chat.postMessage") - messages
                 print(
                     f"{label} sweep: {acted}/{len(outcomes)} environments {verb}, "
                     f"{len(failed)} reported failures, {calls} in {elapsed:.2f} s "
                     f"(target < 90 s); ratio to the floor {ratio:.2f}; {flight}; "
-                    f"peak RSS {peak:.0f} MB (+{peak - idle:.0f} MB, target < 300 MB)"
+                    f"bot CPU {cpu:.1f} s ({cpu / objects * 1000:.2f} ms per Deployment); "
+                    f"{sent} Slack messages; "
+                    f"bot peak RSS {peak:.0f} MB (+{peak - idle:.0f} MB; target < 300 MB)"
                 )
                 if failed:
                     print(f"  first failure: {failed[0].failures[0][:220]}")
+                if profiler is not None:
+                    print_profile(profiler, args.profile)
                 if label == "shutdown":
                     asleep = counted()
                     awake = sum(1 for v in asleep.values() if v != 0)
@@ -310,11 +346,20 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         finally:
             clock.set(WAKE + timedelta(minutes=1))
             await runtime.stop()
-            if fake is not None:
-                fake.stop()
+            fakes.stop()
             if real is not None:
                 real.stop()
-            slack.stop()
+
+
+def print_profile(profiler: cProfile.Profile, top: int) -> None:
+    """The `top` functions by own time, then by cumulative time (the bot's side only)."""
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    for line in out.getvalue().splitlines():
+        if line.strip():
+            print(f"  | {line.rstrip()}")
 
 
 if __name__ == "__main__":

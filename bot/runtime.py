@@ -34,7 +34,7 @@ from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.workload_kinds import RolloutAwareKube, rollout_workloads
 from integrations.slack.socket_mode import SocketModeClient
-from integrations.slack.web import SlackOutbox, build_web_client
+from integrations.slack.web import SlackOutbox, build_web_client, shared_session
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
 
@@ -97,7 +97,7 @@ class Runtime:
         except Exception as exc:
             raise StartupError(f"cannot use the database: {exc}") from None
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-        client = build_web_client(token, base_url=settings.slack_api_url)
+        client = build_web_client(token, base_url=settings.slack_api_url, session=shared_session())
         kube = RolloutAwareKube(
             self.catalog.clusters(),
             rollouts=rollout_workloads(self.catalog),
@@ -281,6 +281,8 @@ class Runtime:
         if self.ctx is not None:
             await self.ctx.audit.flush(max(left(), 1.0))
             await self.ctx.slack.close(timeout=max(left(), 1.0))
+            if self.ctx.slack_client.session is not None:
+                await self.ctx.slack_client.session.close()
             await self.ctx.kube.close()
             if self.ctx.prometheus is not None:
                 await self.ctx.prometheus.close()

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +26,21 @@ from core.errors import DependencyUnavailable, ForgebotError
 from core.metrics import observe_call
 
 log = logging.getLogger(__name__)
+
+_patience: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "prometheus_patience", default=None
+)
+
+
+@contextlib.contextmanager
+def query_patience(seconds: float) -> Iterator[None]:
+    """Within this block each query may take up to `seconds` instead of the client's timeout
+    (which is set for a person waiting): the scheduled jobs, whom nobody waits on."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
 
 
 class PrometheusUnavailable(DependencyUnavailable):
@@ -99,6 +117,10 @@ class PrometheusClient:
         self.max_in_flight = 0
         self._in_flight = 0
 
+    def _request_timeout(self) -> aiohttp.ClientTimeout:
+        patience = _patience.get()
+        return self._timeout if patience is None else aiohttp.ClientTimeout(total=patience)
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
@@ -153,7 +175,9 @@ class PrometheusClient:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
             self.queries_sent += 1
             try:
-                async with self._client().post(self.base + endpoint, data=form) as response:
+                async with self._client().post(
+                    self.base + endpoint, data=form, timeout=self._request_timeout()
+                ) as response:
                     status = response.status
                     try:
                         body = await response.json(content_type=None)

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, or_, update
+from sqlalchemy import JSON, Column, Index, Table, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.types import UTCDateTime
+
+_IN_CHUNK = 500
+"""Keys per `IN (...)` list: well below every database's limit on bound parameters."""
 
 
 def _time(nullable: bool = False, index: bool = False) -> Any:
@@ -67,6 +70,9 @@ class OffhoursOriginal(SQLModel, table=True):
     recorded_at: datetime = _time()
     restored_at: datetime | None = _time(nullable=True)
     outcome: str = ""
+
+
+_ORIGINALS: Table = OffhoursOriginal.__table__  # type: ignore[attr-defined]
 
 
 class OffhoursSleep(SQLModel, table=True):
@@ -186,9 +192,36 @@ def record_originals(
         ).all()
     }
     result: dict[tuple[str, str], dict[str, Any]] = dict(existing)
+    fresh: dict[tuple[str, str], dict[str, Any]] = {}
     for kind, name, original in items:
-        if (kind, name) in result:
-            continue
+        if (kind, name) not in result:
+            fresh.setdefault((kind, name), original)
+    if not fresh:
+        return result
+    try:
+        # One multi-row INSERT for all of them (a sweep records thousands): the unique live
+        # key still refuses a row that another replica recorded since the read above.
+        with session.begin_nested():
+            session.execute(
+                insert(OffhoursOriginal),
+                [
+                    {
+                        "environment": environment,
+                        "kind": kind,
+                        "name": name,
+                        "original": original,
+                        "live_key": _key(environment, kind, name),
+                        "recorded_at": now,
+                        "outcome": "",
+                    }
+                    for (kind, name), original in fresh.items()
+                ],
+            )
+        result.update(fresh)
+        return result
+    except IntegrityError:
+        pass  # someone recorded some of them meanwhile: one at a time, the older record winning
+    for (kind, name), original in fresh.items():
         try:
             with session.begin_nested():
                 session.add(
@@ -228,13 +261,20 @@ def close_originals(
     outcomes: dict[tuple[str, str], str],
     now: datetime,
 ) -> None:
-    """Mark restored (or found gone) objects, releasing their live keys."""
+    """Mark restored (or found gone) objects, releasing their live keys: one UPDATE per
+    distinct outcome ("restored 2", "gone: ..."), not one per object."""
+    keys_by_outcome: dict[str, list[str]] = {}
     for (kind, name), outcome in outcomes.items():
-        session.execute(
-            update(OffhoursOriginal)
-            .where(col(OffhoursOriginal.live_key) == _key(environment, kind, name))
-            .values(live_key=None, restored_at=now, outcome=outcome[:200])
-        )
+        keys_by_outcome.setdefault(outcome[:200], []).append(_key(environment, kind, name))
+    for outcome, keys in keys_by_outcome.items():
+        for start in range(0, len(keys), _IN_CHUNK):
+            # On the table, not the ORM entity: no rows of it are loaded in this session, and
+            # the ORM's bulk-update machinery cost more CPU than the statement itself.
+            session.execute(
+                update(_ORIGINALS)
+                .where(_ORIGINALS.c.live_key.in_(keys[start : start + _IN_CHUNK]))
+                .values(live_key=None, restored_at=now, outcome=outcome)
+            )
 
 
 def forget_original(session: Session, environment: str, kind: str, name: str) -> None:

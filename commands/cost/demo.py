@@ -14,7 +14,7 @@ from decimal import Decimal
 from commands.cost import chart
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.cost.service import CostService, cost_query
+from commands.cost.service import CostService, cost_query, team_budgets_query
 from commands.cost.untagged import UntaggedCost, untagged_query
 from core.catalog import Catalog
 from integrations.sandbox.aws_seed import (
@@ -40,7 +40,8 @@ async def seed_and_warm(service: CostService, endpoint_url: str, catalog: Catalo
         (Scope(ScopeKind.TEAM, team.name), period) for team in catalog.teams for period in Period
     ]
     queries = [cost_query(scope, period, today, catalog) for scope, period in questions]
-    queries.append(untagged_query(today, catalog))  # asked last, by `/forge budget`
+    queries.append(untagged_query(today, catalog))  # asked by `/forge budget`
+    queries.append(team_budgets_query(today, catalog))  # asked last, by the budget check
 
     def seed() -> None:
         reset_moto(endpoint_url)

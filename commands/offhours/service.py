@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from commands.offhours import sweep
@@ -48,12 +48,19 @@ from storage.db import Database, DatabaseUnavailable
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState
 from storage.offhours import OffhoursSetting, OffhoursState
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEDULE_ANNOTATION = "forgebot.io/offhours"
 TEAM_ANNOTATION = "forgebot.io/team"
 MANAGED_BY = "forgebot.io/managed-by"
+ENVIRONMENTS_AT_ONCE = 64
+"""Environments one pass works on at a time: enough to keep every Kubernetes call slot busy
+(each has several objects to patch), few enough that a pass over 2,000 environments does not
+hold 20,000 waiting tasks and their snapshots in memory at once."""
 KEEP_RUNNING_FOR = timedelta(hours=3)
 DEFAULT_WAKE = timedelta(hours=2)
 KUBE_KINDS = frozenset(ScalingGateway.KINDS)
@@ -81,6 +88,15 @@ class OffhoursTarget:
             template=record.template,
             size=record.size,
         )
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One namespace's part of a pass's cluster snapshot, for the first attempt (None: list
+    it afresh, as a retry does)."""
+
+    scalables: list[Scalable] | None = None
+    applications: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,9 +136,13 @@ class AutoSyncControl(Protocol):
     """GitOps controllers that would undo a shutdown (Argo CD self-heal): paused before the
     namespace sleeps, resumed after it wakes (`integrations.kubernetes.argocd_autosync`)."""
 
-    async def pause(self, cluster: str, namespace: str) -> list[str]: ...
+    async def pause(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]: ...
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]: ...
+    async def resume(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]: ...
 
 
 class OffhoursNotifier(Protocol):
@@ -327,18 +347,20 @@ class OffhoursService:
         now = self.clock.now()
         names = [t.environment for t in targets]
         await self.db.run(lambda s: repo.close_sleeps_except(s, names, now))
-        return list(
-            await asyncio.gather(
-                *(self.reconcile_target(t, snapshots.get(t.cluster)) for t in targets)
-            )
-        )
+        slots = asyncio.Semaphore(ENVIRONMENTS_AT_ONCE)
+
+        async def one(target: OffhoursTarget) -> EnvOutcome:
+            async with slots:
+                return await self.reconcile_target(target, snapshots.get(target.cluster))
+
+        return list(await asyncio.gather(*(one(t) for t in targets)))
 
     async def snapshots(self) -> dict[str, ClusterSnapshot]:
         clusters = self._offhours_clusters()
 
         async def read(cluster: str) -> ClusterSnapshot | None:
             try:
-                return await self.scaling.snapshot(cluster)
+                return await self.scaling.snapshot(cluster, applications=self.autosync is not None)
             except ForgebotError as exc:
                 log.warning(
                     "off-hours cannot read %s whole, reading per namespace: %s", cluster, exc
@@ -405,16 +427,27 @@ class OffhoursService:
         failures: list[str] = []
         changed = 0
         # The snapshot's objects serve the first attempt; a retry lists them afresh.
-        listed = [snapshot.scalables.get(target.namespace, [])] if snapshot is not None else []
+        listed: list[_Listed] = (
+            [
+                _Listed(
+                    snapshot.scalables.get(target.namespace, []),
+                    snapshot.applications.get(target.namespace, [])
+                    if snapshot.applications is not None
+                    else None,
+                )
+            ]
+            if snapshot is not None
+            else []
+        )
         lacking = snapshot.lacking if snapshot is not None else []
         try:
             if want_up:
                 result = await self._attempts(
-                    lambda: self._wake_all(target, listed.pop() if listed else None, lacking)
+                    lambda: self._wake_all(target, listed.pop() if listed else _Listed(), lacking)
                 )
             else:
                 result = await self._attempts(
-                    lambda: self._sleep_all(target, listed.pop() if listed else None, lacking)
+                    lambda: self._sleep_all(target, listed.pop() if listed else _Listed(), lacking)
                 )
             changed = result.changed
         except ForgebotError as exc:
@@ -445,18 +478,19 @@ class OffhoursService:
     async def _sleep_all(
         self,
         target: OffhoursTarget,
-        listed: list[Scalable] | None = None,
+        listed: _Listed | None = None,
         lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
+        listed = listed or _Listed()
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
         if self.autosync is not None:
             try:
                 # First, or Argo CD's self-heal scales everything back up within minutes.
-                await self.autosync.pause(target.cluster, target.namespace)
+                await self.autosync.pause(target.cluster, target.namespace, listed.applications)
             except ForgebotError as exc:
                 return sweep.SweepResult(failures=[f"pausing Argo CD auto-sync: {exc}"])
         result = await sweep.shutdown(
-            self.scaling, store, target.cluster, target.namespace, listed, lacking
+            self.scaling, store, target.cluster, target.namespace, listed.scalables, lacking
         )
         aws_failures = await self._sleep_aws(target)
         result.failures.extend(aws_failures)
@@ -465,18 +499,19 @@ class OffhoursService:
     async def _wake_all(
         self,
         target: OffhoursTarget,
-        listed: list[Scalable] | None = None,
+        listed: _Listed | None = None,
         lacking: Sequence[ApiNotServed] = (),
     ) -> sweep.SweepResult:
+        listed = listed or _Listed()
         store = _DbOriginals(self.db, self.clock, target.environment, KUBE_KINDS)
         result = await sweep.wake(
-            self.scaling, store, target.cluster, target.namespace, listed, lacking
+            self.scaling, store, target.cluster, target.namespace, listed.scalables, lacking
         )
         result.failures.extend(await self._wake_aws(target))
         if self.autosync is not None and result.ok:
             # Last: the counts are back as they were, so Argo CD finds nothing to heal.
             try:
-                await self.autosync.resume(target.cluster, target.namespace)
+                await self.autosync.resume(target.cluster, target.namespace, listed.applications)
             except ForgebotError as exc:
                 result.failures.append(f"resuming Argo CD auto-sync: {exc}")
         return result
@@ -549,8 +584,12 @@ class OffhoursService:
             if want_up
             else (OffhoursState.AWAKE, OffhoursState.ASLEEP)
         )
-        moved = await self.db.run(
-            lambda s: repo.move_state(
+        hourly, currency = self.hourly_cost(target)
+
+        def step(s: Session) -> OffhoursSetting | None:
+            """The guarded state step, the sleep period it opens or closes and the setting as
+            it is now, in one transaction (a sweep at scale pays per transaction)."""
+            moved = repo.move_state(
                 s,
                 target.environment,
                 expected=expected,
@@ -560,24 +599,21 @@ class OffhoursService:
                 last_error="",
                 alerted_for="",
             )
-        )
-        if setting.failures:
-            await self.db.run(
-                lambda s: repo.update_setting(
+            if setting.failures:
+                repo.update_setting(
                     s, target.environment, now, failures=0, last_error="", alerted_for=""
                 )
-            )
-        if not moved:
+            if not moved:
+                return None
+            if want_up:
+                repo.close_sleep(s, target.environment, now)
+            else:
+                repo.open_sleep(s, target.environment, target.team, now, str(hourly), currency)
+            return repo.setting(s, target.environment, now)
+
+        fresh = await self.db.run(step)
+        if fresh is None:
             return outcome
-        if want_up:
-            await self.db.run(lambda s: repo.close_sleep(s, target.environment, now))
-        else:
-            hourly, currency = self.hourly_cost(target)
-            await self.db.run(
-                lambda s: repo.open_sleep(
-                    s, target.environment, target.team, now, str(hourly), currency
-                )
-            )
         outcome.acted = "woke" if want_up else "slept"
         await self._audit(
             "forgebot",
@@ -586,7 +622,6 @@ class OffhoursService:
             {"objects_changed": changed, "schedule": resolved.source},
         )
         if changed:  # an empty namespace changed nothing: nothing worth a message
-            fresh = await self.db.run(lambda s: repo.setting(s, target.environment, now))
             await self.notify.changed(
                 target, outcome, resolved.zone, self.next_change(resolved, fresh, now)
             )

@@ -17,7 +17,7 @@ from commands.slo.budget import SEVERITY_RANK, Alert, Severity, SloFigures, Stat
 from commands.slo.service import SloService
 from core.catalog import Catalog
 from core.clock import Clock
-from integrations.prometheus import PrometheusUnavailable
+from integrations.prometheus import PrometheusUnavailable, query_patience
 from storage import deployments
 from storage import slo_alerts as repo
 from storage.db import Database
@@ -26,6 +26,8 @@ from storage.slo_alerts import SloAlertEpisode
 log = logging.getLogger(__name__)
 
 JOB_DEADLINE_SECONDS = 60.0
+JOB_QUERY_SECONDS = 20.0
+"""How long one Prometheus query of the job may take (a person's command allows 2 s)."""
 
 
 class AlertNotifier(Protocol):
@@ -70,12 +72,22 @@ class BurnAlerts:
         if not refs:
             return AlertRun([], [], [])
         now = self.clock.now()
+        told = {e.slo_key: e for e in await self.db.run(repo.open_episodes)}
         try:
-            items = await self.slos.evaluate(refs, now, deadline=JOB_DEADLINE_SECONDS)
+            # Nobody waits on the job: each query may take longer than a person's command
+            # allows. The daily trend (shown in a message, not alerted on) is asked only for
+            # the SLOs that alert, below, not for all of them: 500 SLOs cost one query per
+            # window and chunk of SLOs, not one more per chunk for 30 days of trend.
+            with query_patience(JOB_QUERY_SECONDS):
+                items = await self.slos.evaluate(
+                    refs, now, trend=False, deadline=JOB_DEADLINE_SECONDS
+                )
+                items = await self._with_trend(items, told, now)
         except PrometheusUnavailable as exc:
             # Knowing nothing changes nothing: no alert opens or resolves on missing data.
             log.warning("SLO burn-rate alerts skipped: %s", exc)
             return AlertRun([], [], [])
+        # Read again after the evaluation, as the decisions below need it now.
         episodes = {e.slo_key: e for e in await self.db.run(repo.open_episodes)}
         run = AlertRun([], [], [])
         for item in items:
@@ -85,6 +97,29 @@ class BurnAlerts:
             elif episode is not None and item.status is not Status.ERROR:
                 await self._clears(episode, now, run)
         return run
+
+    async def _with_trend(
+        self, items: list[SloFigures], episodes: dict[str, SloAlertEpisode], now: datetime
+    ) -> list[SloFigures]:
+        """The figures again, with their daily trend, of the SLOs this run may post about: an
+        alert with no message yet, or one that got worse. One still burning as before is told
+        nothing new, so its trend is not asked for."""
+        alerting = [
+            item.ref
+            for item in items
+            if item.alert is not None
+            and (
+                (episode := episodes.get(item.ref.key)) is None
+                or not episode.message_ts
+                or episode.message_ts == repo.POSTING
+                or SEVERITY_RANK[item.alert.severity] > SEVERITY_RANK[Severity(episode.severity)]
+            )
+        ]
+        if not alerting:
+            return items
+        again = await self.slos.evaluate(alerting, now, deadline=JOB_DEADLINE_SECONDS)
+        fresh = {item.ref.key: item for item in again}
+        return [fresh.get(item.ref.key, item) for item in items]
 
     async def _deploy(self, item: SloFigures, alert: Alert, now: datetime) -> LastDeploy | None:
         since = now - alert.condition.long

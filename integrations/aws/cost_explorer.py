@@ -70,6 +70,7 @@ class CostSource(Protocol):
         filter_tag: TagFilter | tuple[str, str] | None = None,
         group_by: str | None = None,
         metric: CostMetric = CostMetric.UNBLENDED,
+        then_by: str | None = None,
     ) -> CostReport: ...
 
     async def forecast(
@@ -124,12 +125,14 @@ class CostExplorerGateway:
         filter_tag: TagFilter | tuple[str, str] | None = None,
         group_by: str | None = None,
         metric: CostMetric = CostMetric.UNBLENDED,
+        then_by: str | None = None,
     ) -> CostReport:
         query = CostQuery(
             period=period,
             granularity=granularity,
             filter_tag=TagFilter(*filter_tag) if filter_tag is not None else None,
             group_by=group_by,
+            then_by=then_by,
             metric=metric,
         )
         report = merge_pages(query, await self._all_pages(query))

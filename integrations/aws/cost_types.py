@@ -101,6 +101,9 @@ class CostQuery(_Frozen):
     granularity: Granularity
     filter_tag: TagFilter | None = None
     group_by: str | None = None
+    then_by: str | None = None
+    """A second grouping within `group_by` (Cost Explorer allows two): SERVICE or a tag key.
+    The budget check asks once for every team, grouped by the team tag, then by service."""
     metric: CostMetric = CostMetric.UNBLENDED
 
     @property
@@ -121,6 +124,8 @@ class CostGroup(_Frozen):
 
     key: str
     amount: Decimal
+    detail: str = ""
+    """With a second grouping (`CostQuery.then_by`), the group within `key`."""
 
 
 class CostBucket(_Frozen):
@@ -152,6 +157,42 @@ class CostReport(_Frozen):
             for group in bucket.groups:
                 sums[group.key] += group.amount
         return dict(sorted(sums.items(), key=lambda item: (-item[1], item[0])))
+
+    def split(self) -> dict[str, CostReport]:
+        """A report grouped by a tag, then by something else, as one report per tag value:
+        each as the same query filtered by that value and grouped by the second key would
+        have answered (the budget check's per-team figures from its one query)."""
+        if not self.query.groups_by_tag or self.query.group_by is None:
+            raise ValueError("only a report grouped by a tag can be split by its values")
+        values = sorted({g.key for b in self.buckets for g in b.groups})
+        parts: dict[str, CostReport] = {}
+        for value in values:
+            query = self.query.model_copy(
+                update={
+                    "filter_tag": TagFilter(self.query.group_by, value),
+                    "group_by": self.query.then_by,
+                    "then_by": None,
+                }
+            )
+            buckets = []
+            for bucket in self.buckets:
+                mine = [g for g in bucket.groups if g.key == value]
+                buckets.append(
+                    CostBucket(
+                        period=bucket.period,
+                        total=sum((g.amount for g in mine), Decimal(0)),
+                        groups=tuple(
+                            CostGroup(key=g.detail, amount=g.amount)
+                            for g in mine
+                            if self.query.then_by is not None
+                        ),
+                        estimated=bucket.estimated,
+                    )
+                )
+            parts[value] = CostReport(
+                query=query, currency=self.currency, buckets=tuple(buckets), requests=0
+            )
+        return parts
 
     def has_tagged_cost(self) -> bool:
         """Whether any cost is attributed to a tag value (false for an unactivated tag)."""

@@ -49,13 +49,19 @@ def cost_and_usage_request(query: CostQuery, page_token: str | None = None) -> d
     }
     if query.filter_tag is not None:
         request["Filter"] = tag_expression(query.filter_tag)
-    if query.group_by == SERVICE:
-        request["GroupBy"] = [{"Type": "DIMENSION", "Key": SERVICE}]
-    elif query.group_by is not None:
-        request["GroupBy"] = [{"Type": "TAG", "Key": query.group_by}]
+    groups = [g for g in (query.group_by, query.then_by) if g is not None]
+    if groups:
+        request["GroupBy"] = [group_definition(g) for g in groups]
     if page_token is not None:
         request["NextPageToken"] = page_token
     return request
+
+
+def group_definition(group_by: str) -> dict[str, str]:
+    """One entry of GetCostAndUsage's `GroupBy`: the SERVICE dimension, or a tag key."""
+    if group_by == SERVICE:
+        return {"Type": "DIMENSION", "Key": SERVICE}
+    return {"Type": "TAG", "Key": group_by}
 
 
 def cost_forecast_request(
@@ -75,8 +81,18 @@ def cost_forecast_request(
 def group_label(query: CostQuery, keys: Sequence[str]) -> str:
     """A group's name: the tag value for tag groups ("team$payments" -> "payments", and
     "team$" -> "" for untagged cost), the service name for SERVICE groups."""
-    key = keys[0] if keys else ""
-    if query.groups_by_tag:
+    return _label(query.group_by, keys[0] if keys else "")
+
+
+def detail_label(query: CostQuery, keys: Sequence[str]) -> str:
+    """The second key's name, with a second grouping (`CostQuery.then_by`); else ""."""
+    if query.then_by is None:
+        return ""
+    return _label(query.then_by, keys[1] if len(keys) > 1 else "")
+
+
+def _label(group_by: str | None, key: str) -> str:
+    if group_by is not None and group_by != SERVICE:
         prefix, separator, value = key.partition("$")
         return value if separator else prefix
     return key
@@ -85,7 +101,7 @@ def group_label(query: CostQuery, keys: Sequence[str]) -> str:
 class _BucketTotals:
     def __init__(self) -> None:
         self.total: Decimal | None = None
-        self.groups: dict[str, Decimal] = defaultdict(Decimal)
+        self.groups: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         self.estimated = False
 
 
@@ -110,7 +126,10 @@ def merge_pages(query: CostQuery, pages: Sequence[Mapping[str, Any]]) -> CostRep
                 if metric is None:
                     continue
                 currencies.add(_unit(metric))
-                bucket.groups[group_label(query, group.get("Keys", []))] += _amount(metric)
+                keys = group.get("Keys", [])
+                bucket.groups[(group_label(query, keys), detail_label(query, keys))] += _amount(
+                    metric
+                )
     if len(currencies) > 1:
         raise AwsUnexpectedResponse(
             f"Cost Explorer answered in more than one currency ({', '.join(sorted(currencies))})"
@@ -125,8 +144,10 @@ def merge_pages(query: CostQuery, pages: Sequence[Mapping[str, Any]]) -> CostRep
 
 def _bucket(key: tuple[str, str], totals: _BucketTotals) -> CostBucket:
     groups = tuple(
-        CostGroup(key=name, amount=amount)
-        for name, amount in sorted(totals.groups.items(), key=lambda item: (-item[1], item[0]))
+        CostGroup(key=name, amount=amount, detail=detail)
+        for (name, detail), amount in sorted(
+            totals.groups.items(), key=lambda item: (-item[1], item[0])
+        )
     )
     # Cost Explorer leaves Total empty when grouping: the groups are the whole.
     total = (

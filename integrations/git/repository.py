@@ -29,17 +29,30 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from dulwich.client import HTTPUnauthorized, default_urllib3_manager, get_transport_and_path
-from dulwich.errors import GitProtocolError, HangupException
-from dulwich.object_store import commit_tree_changes
-from dulwich.objects import Blob, Commit, ObjectID, Tree
-from dulwich.refs import Ref
-from dulwich.repo import MemoryRepo
+from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.lazy_import import lazy_module
 from core.yaml_field import FieldError, FieldSpec, read_field, set_field
+
+if TYPE_CHECKING:
+    from dulwich import client as git_client
+    from dulwich import errors as git_errors
+    from dulwich import object_store as git_store
+    from dulwich import objects as git_objects
+    from dulwich import refs as git_refs
+    from dulwich import repo as git_repo
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
+    from dulwich.repo import MemoryRepo
+else:
+    # dulwich loads on the first GitOps call, not on the way to /readyz (about 20 ms).
+    git_client = lazy_module("dulwich.client")
+    git_errors = lazy_module("dulwich.errors")
+    git_store = lazy_module("dulwich.object_store")
+    git_objects = lazy_module("dulwich.objects")
+    git_refs = lazy_module("dulwich.refs")
+    git_repo = lazy_module("dulwich.repo")
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +132,13 @@ class DesiredStateRepo:
 
     @property
     def ref(self) -> Ref:
-        return Ref(f"refs/heads/{self.branch}".encode())
+        return git_refs.Ref(f"refs/heads/{self.branch}".encode())
 
     def _client(self) -> tuple[object, str]:
         if self._pool is None:
-            self._pool = default_urllib3_manager(None, timeout=self.timeout)
+            self._pool = git_client.default_urllib3_manager(None, timeout=self.timeout)
         try:
-            return get_transport_and_path(
+            return git_client.get_transport_and_path(
                 self.url,
                 username="x-access-token" if self.token else None,
                 password=self.token,
@@ -136,7 +149,7 @@ class DesiredStateRepo:
 
     def _fetch(self) -> tuple[MemoryRepo, ObjectID]:
         client, path = self._client()
-        repo = self._local if self._local is not None else MemoryRepo()
+        repo = self._local if self._local is not None else git_repo.MemoryRepo()
         wanted = self.ref
 
         def wants(refs: dict[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
@@ -147,12 +160,12 @@ class DesiredStateRepo:
 
         try:
             result = client.fetch(path, repo, determine_wants=wants)  # type: ignore[attr-defined]
-        except HTTPUnauthorized:
+        except git_client.HTTPUnauthorized:
             raise ForgebotError(
                 f"the repository {self.url} refused forgebot's credentials (check the token's "
                 "access and expiry)"
             ) from None
-        except (GitProtocolError, HangupException, OSError) as exc:
+        except (git_errors.GitProtocolError, git_errors.HangupException, OSError) as exc:
             raise DependencyUnavailable(
                 f"the repository {self.url} is unreachable: {exc}"
             ) from None
@@ -171,13 +184,13 @@ class DesiredStateRepo:
     @staticmethod
     def _file(repo: MemoryRepo, commit: ObjectID, path: str) -> tuple[ObjectID, str]:
         tree = repo[repo[commit].tree]  # type: ignore[attr-defined]
-        assert isinstance(tree, Tree)
+        assert isinstance(tree, git_objects.Tree)
         try:
             _, sha = tree.lookup_path(repo.object_store.__getitem__, path.encode())
         except KeyError:
             raise NotFound(f"the repository has no file {path}") from None
         blob = repo[sha]
-        if not isinstance(blob, Blob):
+        if not isinstance(blob, git_objects.Blob):
             raise NotFound(f"{path} is not a file")
         try:
             return sha, blob.data.decode("utf-8")
@@ -270,10 +283,10 @@ class DesiredStateRepo:
             if decided is not None:
                 raise decided
             client, path = self._client()
-            head_ref = Ref(f"refs/heads/{head}".encode())
+            head_ref = git_refs.Ref(f"refs/heads/{head}".encode())
             try:
                 remote = client.get_refs(path).refs  # type: ignore[attr-defined]
-            except (GitProtocolError, HangupException, OSError) as exc:
+            except (git_errors.GitProtocolError, git_errors.HangupException, OSError) as exc:
                 raise DependencyUnavailable(
                     f"the repository {self.url} is unreachable: {exc}"
                 ) from None
@@ -341,14 +354,14 @@ class DesiredStateRepo:
         self, repo: MemoryRepo, tip: ObjectID, change: FieldChange, text: str, now: datetime
     ) -> ObjectID:
         parent = repo[tip]
-        assert isinstance(parent, Commit)
-        blob = Blob.from_string(text.encode("utf-8"))
+        assert isinstance(parent, git_objects.Commit)
+        blob = git_objects.Blob.from_string(text.encode("utf-8"))
         repo.object_store.add_object(blob)
         mode = self._mode(repo, parent.tree, change.file)
-        tree = commit_tree_changes(
+        tree = git_store.commit_tree_changes(
             repo.object_store, parent.tree, [(change.file.encode(), mode, blob.id)]
         )
-        commit = Commit()
+        commit = git_objects.Commit()
         commit.tree = tree
         commit.parents = [tip]
         commit.author = commit.committer = self.author.line()
@@ -366,7 +379,7 @@ class DesiredStateRepo:
     @staticmethod
     def _mode(repo: MemoryRepo, tree_id: ObjectID, path: str) -> int:
         tree = repo[tree_id]
-        assert isinstance(tree, Tree)
+        assert isinstance(tree, git_objects.Tree)
         mode, _ = tree.lookup_path(repo.object_store.__getitem__, path.encode())
         return int(mode)
 
@@ -385,11 +398,11 @@ class DesiredStateRepo:
             )
         except NotFastForward:
             raise
-        except HTTPUnauthorized:
+        except git_client.HTTPUnauthorized:
             raise ForgebotError(
                 f"the repository {self.url} refused forgebot's push (the token needs write access)"
             ) from None
-        except (GitProtocolError, HangupException, OSError) as exc:
+        except (git_errors.GitProtocolError, git_errors.HangupException, OSError) as exc:
             raise DependencyUnavailable(
                 f"the repository {self.url} is unreachable: {exc}"
             ) from None

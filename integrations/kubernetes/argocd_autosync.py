@@ -13,6 +13,7 @@ paused by forgebot, is left alone; one whose annotation is gone when it wakes is
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +56,14 @@ def _application(obj: dict[str, Any]) -> Application:
 class ArgoAutoSync:
     kube: KubeGateway
 
-    async def applications(self, cluster: str, namespace: str) -> list[Application]:
+    async def applications(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[Application]:
         """Argo CD Applications (any namespace) that deploy into `namespace`; none when the
-        cluster does not serve Argo CD."""
+        cluster does not serve Argo CD. `listed`: those of an off-hours pass's cluster
+        snapshot (`ScalingGateway.snapshot`), instead of a cluster-wide list here."""
+        if listed is not None:
+            return [_application(item) for item in listed]
 
         def read(api: client.ApiClient) -> list[dict[str, Any]]:
             try:
@@ -86,10 +92,12 @@ class ArgoAutoSync:
 
         await self.kube._call(cluster, "update", f"Argo CD application {app.name}", write)
 
-    async def pause(self, cluster: str, namespace: str) -> list[str]:
+    async def pause(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]:
         """Pause automated sync of the Applications deploying into `namespace`; their names."""
         paused = []
-        for app in await self.applications(cluster, namespace):
+        for app in await self.applications(cluster, namespace, listed):
             if app.automated is None or app.original is not None:
                 continue
             await self._patch(
@@ -103,10 +111,12 @@ class ArgoAutoSync:
             paused.append(app.name)
         return paused
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]:
+    async def resume(
+        self, cluster: str, namespace: str, listed: Sequence[dict[str, Any]] | None = None
+    ) -> list[str]:
         """Put back the automated sync forgebot paused; the names of the Applications."""
         resumed = []
-        for app in await self.applications(cluster, namespace):
+        for app in await self.applications(cluster, namespace, listed):
             if app.original is None:
                 continue
             await self._patch(

@@ -16,11 +16,15 @@ is left alone, and stays suspended after the wake.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
+
+Listed = Sequence[dict[str, Any]] | None
+"""Argo CD Applications a sweep already read (passed through to the Argo CD control)."""
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -120,8 +124,9 @@ class FluxSuspend:
             or (raw.get("spec") or {}).get("targetNamespace") == namespace
         ]
 
-    async def pause(self, cluster: str, namespace: str) -> list[str]:
-        """Suspend the Flux objects behind `namespace`; their names."""
+    async def pause(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]:
+        """Suspend the Flux objects behind `namespace`; their names. (`listed` holds the Argo
+        CD Applications a sweep already read; Flux's objects are read here.)"""
         paused = []
         for obj in await self.owners(cluster, namespace):
             if obj.suspend is True or obj.original is not None:
@@ -139,7 +144,7 @@ class FluxSuspend:
             paused.append(obj.label)
         return paused
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]:
+    async def resume(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]:
         """Put `spec.suspend` back as it was on the objects suspended for `namespace`."""
         resumed = []
         for obj, _ in await self._list(cluster):
@@ -158,9 +163,9 @@ class FluxSuspend:
 
 
 class SyncControl(Protocol):
-    async def pause(self, cluster: str, namespace: str) -> list[str]: ...
+    async def pause(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]: ...
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]: ...
+    async def resume(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]: ...
 
 
 @dataclass
@@ -169,14 +174,14 @@ class GitOpsPauses:
 
     controls: list[SyncControl]
 
-    async def pause(self, cluster: str, namespace: str) -> list[str]:
+    async def pause(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]:
         names: list[str] = []
         for control in self.controls:
-            names += await control.pause(cluster, namespace)
+            names += await control.pause(cluster, namespace, listed)
         return names
 
-    async def resume(self, cluster: str, namespace: str) -> list[str]:
+    async def resume(self, cluster: str, namespace: str, listed: Listed = None) -> list[str]:
         names: list[str] = []
         for control in reversed(self.controls):
-            names += await control.resume(cluster, namespace)
+            names += await control.resume(cluster, namespace, listed)
         return names

@@ -209,6 +209,9 @@ class KubeGateway:
         cluster that is down is logged, not fatal."""
         for cluster in self.clusters:
             try:
+                # The client's import (about a second of CPU) and the kubeconfig in a thread:
+                # on the event loop they held up the first Slack requests after readiness.
+                await asyncio.to_thread(self._client, cluster)
                 await self._call(cluster, "dry-run", "forgebot's writes", _warm_calls)
                 lacking = await self._call(
                     cluster,

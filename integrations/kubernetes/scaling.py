@@ -11,6 +11,7 @@ requests themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -104,6 +105,18 @@ def _all_namespaces(kind: str) -> Callable[[client.ApiClient], Callable[..., Any
     return lister
 
 
+ARGO = ("argoproj.io/v1alpha1", "applications")
+
+
+def _applications(api: client.ApiClient) -> Callable[..., Any]:
+    return functools.partial(
+        client.CustomObjectsApi(api).list_cluster_custom_object,
+        "argoproj.io",
+        "v1alpha1",
+        "applications",
+    )
+
+
 def _raw(response: Any) -> Any:
     """The body of an unpreloaded response; errors raise as the preloaded call would."""
     status = int(getattr(response, "status", 200))
@@ -143,6 +156,10 @@ class ClusterSnapshot:
     """List requests the snapshot took (pages included)."""
     lacking: list[ApiNotServed] = field(default_factory=list)
     """Kinds the cluster does not serve (too old): their namespaces report it, once each."""
+    applications: dict[str, list[dict[str, Any]]] | None = None
+    """Argo CD Applications (raw JSON) by destination namespace, when asked for ({} when the
+    cluster does not serve Argo CD): off-hours pauses their auto-sync without a cluster-wide
+    list per namespace."""
 
 
 class ScalingGateway:
@@ -211,10 +228,25 @@ class ScalingGateway:
             raise KindsNotServed(lacking, found)
         return found
 
-    async def snapshot(self, cluster: str) -> ClusterSnapshot:
-        """Every namespace and scalable object of `cluster`, read as raw JSON in pages of
-        `page_size` (memory stays bounded by a page, whatever the cluster's size)."""
+    async def snapshot(self, cluster: str, *, applications: bool = False) -> ClusterSnapshot:
+        """Every namespace and scalable object of `cluster` (and with `applications`, every
+        Argo CD Application), read as raw JSON in pages of `page_size` (memory stays bounded
+        by a page, whatever the cluster's size)."""
         snapshot = ClusterSnapshot()
+
+        async def argo() -> None:
+            found: dict[str, list[dict[str, Any]]] = {}
+            pages = self._pages(cluster, "Argo CD applications", _applications, snapshot, ARGO)
+            try:
+                async for items in pages:
+                    for item in items:
+                        destination = ((item.get("spec") or {}).get("destination") or {}).get(
+                            "namespace"
+                        )
+                        found.setdefault(str(destination or ""), []).append(item)
+            except ApiNotServed:
+                found = {}  # no Argo CD on this cluster: nothing to pause
+            snapshot.applications = found
 
         async def namespaces() -> None:
             async for items in self._pages(cluster, "namespaces", _namespace_lister, snapshot):
@@ -238,7 +270,10 @@ class ScalingGateway:
             except ApiNotServed as exc:
                 snapshot.lacking.append(exc)
 
-        await asyncio.gather(namespaces(), *(objects(kind) for kind in self.KINDS))
+        reads = [namespaces(), *(objects(kind) for kind in self.KINDS)]
+        if applications:
+            reads.append(argo())
+        await asyncio.gather(*reads)
         return snapshot
 
     async def _pages(

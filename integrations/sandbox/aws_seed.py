@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from integrations.aws.cost_types import SERVICE, CostQuery, DateRange, Granularity
-from integrations.aws.cost_wire import cost_and_usage_request
+from integrations.aws.cost_wire import cost_and_usage_request, group_definition
 from integrations.aws.resource_types import ENVIRONMENT_TAG, GroupSize
 from integrations.aws.session import AwsClients, AwsConfig
 
@@ -129,7 +129,7 @@ def result_by_time(
     period: DateRange,
     *,
     total: Decimal | None = None,
-    groups: Mapping[str, Decimal] | None = None,
+    groups: Mapping[str | tuple[str, ...], Decimal] | None = None,
     estimated: bool = False,
     unit: str = "USD",
     metric: str = METRIC,
@@ -140,7 +140,10 @@ def result_by_time(
         "TimePeriod": {"Start": period.start.isoformat(), "End": period.end.isoformat()},
         "Total": cost_metric(total, unit, metric) if total is not None else {},
         "Groups": [
-            {"Keys": [key], "Metrics": cost_metric(amount, unit, metric)}
+            {
+                "Keys": list(key) if isinstance(key, tuple) else [key],
+                "Metrics": cost_metric(amount, unit, metric),
+            }
             for key, amount in (groups or {}).items()
         ],
         "Estimated": estimated,
@@ -152,9 +155,10 @@ def cost_and_usage_response(
     *,
     group_by: str | None = None,
     next_page_token: str | None = None,
+    then_by: str | None = None,
 ) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "GroupDefinitions": _group_definitions(group_by),
+        "GroupDefinitions": [group_definition(g) for g in (group_by, then_by) if g is not None],
         "ResultsByTime": list(results),
         "DimensionValueAttributes": [],
     }
@@ -198,14 +202,6 @@ def _chunk_groups(results: list[Mapping[str, Any]], size: int) -> list[list[Any]
     return pages
 
 
-def _group_definitions(group_by: str | None) -> list[dict[str, str]]:
-    if group_by is None:
-        return []
-    if group_by == SERVICE:
-        return [{"Type": "DIMENSION", "Key": SERVICE}]
-    return [{"Type": "TAG", "Key": group_by}]
-
-
 def _amount_text(amount: Decimal) -> str:
     # Cost Explorer sends amounts as plain decimal strings with up to ten decimals.
     text = format(amount.quantize(AMOUNT_PLACES), "f")
@@ -240,15 +236,17 @@ class DemoCostModel:
     def respond(self, query: CostQuery) -> dict[str, Any]:
         """The whole GetCostAndUsage answer for `query` (one page; see `paginate`)."""
         results = [self._result(query, period) for period in _buckets(query)]
-        return cost_and_usage_response(results, group_by=query.group_by)
+        return cost_and_usage_response(results, group_by=query.group_by, then_by=query.then_by)
 
     def _result(self, query: CostQuery, period: DateRange) -> dict[str, Any]:
-        sums: dict[str, Decimal] = {}
+        sums: dict[str | tuple[str, ...], Decimal] = {}
         for day in _days(period):
             for team, service, amount in self.day_cost(day):
                 if not self._matches(query, team):
                     continue
-                key = self._group_key(query, team, service)
+                key: str | tuple[str, ...] = self._group_key(query.group_by, team, service)
+                if query.then_by is not None:
+                    key = (str(key), self._group_key(query.then_by, team, service))
                 sums[key] = sums.get(key, Decimal(0)) + amount
         estimated = period.end > self.today.replace(day=1)
         metric = query.metric.usage_name
@@ -265,14 +263,14 @@ class DemoCostModel:
             return True
         return query.filter_tag.key == self.tag_key and query.filter_tag.value == team
 
-    def _group_key(self, query: CostQuery, team: str, service: str) -> str:
-        if query.group_by is None:
+    def _group_key(self, group_by: str | None, team: str, service: str) -> str:
+        if group_by is None:
             return ""
-        if query.group_by == SERVICE:
+        if group_by == SERVICE:
             return service
-        if query.group_by == self.tag_key:
+        if group_by == self.tag_key:
             return tag_group_key(self.tag_key, team)
-        return tag_group_key(query.group_by, "")
+        return tag_group_key(group_by, "")
 
 
 def seed_demo_costs(

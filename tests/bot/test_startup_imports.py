@@ -14,7 +14,7 @@ import pytest
 from core.lazy_import import lazy_module
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("boto3", "botocore", "kubernetes", "alembic", "mako")
+HEAVY = ("boto3", "botocore", "kubernetes", "alembic", "mako", "dulwich")
 
 
 def _imported_after(code: str) -> set[str]:

@@ -7,10 +7,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlmodel import col, select
+
 from commands.offhours.report import savings
 from storage import offhours as repo
 from storage.db import Database
-from storage.offhours import OffhoursState
+from storage.offhours import OffhoursOriginal, OffhoursState
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 
@@ -62,6 +64,32 @@ async def test_concurrent_recorders_agree_on_one_original(database: Database) ->
     values = {r[("Deployment", "web")]["replicas"] for r in results}
     assert len(values) == 1
     assert len(await database.run(lambda s: repo.live_originals(s, "pv-1"))) == 1
+
+
+async def test_a_large_namespace_is_recorded_and_closed_with_each_outcome(
+    database: Database,
+) -> None:
+    # More objects than one IN list holds, and several outcomes: each row gets its own.
+    items = [("Deployment", f"svc-{n:04d}", {"replicas": n % 4 + 1}) for n in range(1200)]
+    recorded = await database.run(lambda s: repo.record_originals(s, "pv-big", items, T0))
+    assert recorded == {(kind, name): original for kind, name, original in items}
+    outcomes = {
+        (kind, name): "gone: deleted while asleep"
+        if n % 7 == 0
+        else f"restored {original['replicas']}"
+        for n, (kind, name, original) in enumerate(items[:1100])
+    }
+    await database.run(lambda s: repo.close_originals(s, "pv-big", outcomes, T0))
+
+    live = await database.run(lambda s: repo.live_originals(s, "pv-big"))
+    assert [r.name for r in live] == [name for _, name, _ in items[1100:]]
+    closed = await database.run(
+        lambda s: s.exec(
+            select(OffhoursOriginal).where(col(OffhoursOriginal.live_key).is_(None))
+        ).all()
+    )
+    assert {(r.kind, r.name): r.outcome for r in closed} == outcomes
+    assert all(r.restored_at == T0 for r in closed)
 
 
 async def test_state_reminders_and_alerts_move_once(database: Database) -> None:

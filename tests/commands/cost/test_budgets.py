@@ -12,7 +12,7 @@ import pytest
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.cost.service import cost_query
+from commands.cost.service import cost_query, team_budgets_query
 from core.catalog import Catalog
 from core.config import Settings
 from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
@@ -33,6 +33,13 @@ def seed_month(
         moto.url,
         [cost_query(Scope(ScopeKind.TEAM, t), Period.THIS_MONTH, today, catalog) for t in teams],
         model=DemoCostModel(today=today),
+    )
+
+
+def seed_check(moto: MotoServer, catalog: Catalog, today: date) -> None:
+    """What the budget check asks: one query for every team, grouped by the team tag."""
+    seed_demo_costs(
+        moto.url, [team_budgets_query(today, catalog)], model=DemoCostModel(today=today)
     )
 
 
@@ -115,7 +122,7 @@ async def test_alerts_fire_once_per_budget_month_and_threshold(
     fake_slack: RunningFakeSlack,
 ) -> None:
     await bot.command(PLATFORM, "/forge", "budget set payments 3500")
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
 
     assert await alerts_of(bot).check() == 3
     [payments] = posts(fake_slack, "C0PAYMENTS")
@@ -144,7 +151,7 @@ async def test_alerts_fire_once_per_budget_month_and_threshold(
     # Four days later payments has spent its whole budget and search 90% of its: news.
     later = NOW + timedelta(days=4)
     bot.clock.set(later)
-    seed_month(moto_aws, catalog, later.date())
+    seed_check(moto_aws, catalog, later.date())
     assert await alerts_of(bot).check() == 2
     latest = posts(fake_slack, "C0PAYMENTS")[-1]
     assert "100% of its $3,500.00 budget reached" in latest.args["text"]
@@ -161,7 +168,7 @@ async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
     assert catalog.schedules.budget_alert_time == "09:00"
     scheduler = bot.runtime.scheduler
     assert scheduler is not None and "budget-alerts" in scheduler.jobs
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
 
     async def fire(at: datetime) -> bool:
         bot.clock.set(at)
@@ -184,7 +191,7 @@ async def test_the_daily_job_waits_for_the_alert_time_in_the_catalog_zone(
 async def test_an_alert_slack_refused_is_posted_at_the_next_run(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
     alerts = alerts_of(bot)
     fake_slack.fail_next(3, method="chat.postMessage", status=400)  # not retried
 
@@ -208,7 +215,7 @@ async def test_an_alert_slack_refused_is_posted_at_the_next_run(
 async def test_a_forecast_over_budget_is_announced_on_its_own(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
     assert await alerts_of(bot).check() == 3  # each team past 50% of its budget
 
     # A lower budget is a new budget in force: its thresholds are armed again. Spend is
@@ -225,7 +232,7 @@ async def test_a_forecast_over_budget_is_announced_on_its_own(
 async def test_a_forecast_alone_is_announced_as_a_forecast(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
     # $2,964.35 spent is 49.4% of 6,000 (no actual threshold); the forecast $3,874.20 is 65%.
     await bot.command(PLATFORM, "/forge", "budget set payments 6000")
     await alerts_of(bot).check()
@@ -256,7 +263,7 @@ async def test_a_forecast_alone_is_announced_as_a_forecast(
 async def test_a_budget_changed_mid_month_re_arms_its_thresholds(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
     await bot.command(PLATFORM, "/forge", "budget set payments 2000")
     assert await alerts_of(bot).check() == 3  # payments past 100% of 2,000; the others 50%
     assert (
@@ -302,7 +309,10 @@ async def test_a_service_budget_from_the_catalog(
     )
     # Asked in the list's order: the team's budget first, then the service's.
     seed_month(moto_aws, with_service, NOW.date(), teams=("payments",))
-    moto_aws.queue_cost_results([checkout])
+    # Then the list's untagged question (no answer of interest), then the check's one query
+    # for every team.
+    moto_aws.queue_cost_results([checkout, cost_and_usage_response([], group_by="team")])
+    seed_check(moto_aws, with_service, NOW.date())
 
     async with cost_bot(bot_settings, with_service, fake_slack) as bot:
         listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
@@ -349,6 +359,7 @@ async def test_untagged_spend_is_shown_and_its_growth_told_to_the_platform_team(
     seed_month(moto_aws, catalog, NOW.date())
     # October: 100 of 1,000 untagged (10%); November so far: 300 of 1,200 (25%).
     moto_aws.queue_cost_results([untagged_answer(("100", "900"), ("300", "900"))])
+    seed_check(moto_aws, catalog, NOW.date())  # the check's one query for the teams
 
     listed = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
     assert (
@@ -382,7 +393,7 @@ async def test_untagged_spend_is_shown_and_its_growth_told_to_the_platform_team(
 async def test_alerts_sent_before_the_upgrade_are_not_sent_again(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
 ) -> None:
-    seed_month(moto_aws, catalog, NOW.date())
+    seed_check(moto_aws, catalog, NOW.date())
     assert bot.runtime.db is not None
     # Written by the previous release, whose keys did not name the budget's revision.
     legacy = cost_repo.BudgetAlert(
@@ -407,3 +418,29 @@ async def test_alerts_sent_before_the_upgrade_are_not_sent_again(
     await alerts_of(bot).check()
     [told] = posts(fake_slack, "C0PAYMENTS")
     assert "50% of its $4,999.00 budget reached" in told.args["text"]
+
+
+async def test_the_check_asks_cost_explorer_once_for_every_team(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    # 200 teams asked one by one took 200 x Cost Explorer's latency (bench/scheduled_jobs.py).
+    seed_check(moto_aws, catalog, NOW.date())
+    before = len(moto_aws.cost_explorer_request_bodies())
+
+    assert await alerts_of(bot).check() == 3
+
+    daily = [
+        b for b in moto_aws.cost_explorer_request_bodies()[before:] if b["Granularity"] == "DAILY"
+    ]
+    assert daily == [
+        {
+            "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-25"},
+            "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost"],
+            "GroupBy": [{"Type": "TAG", "Key": "team"}, {"Type": "DIMENSION", "Key": "SERVICE"}],
+        }
+    ]
+    # Each team's alert carries its own figures and its own top services.
+    [payments] = posts(fake_slack, "C0PAYMENTS")
+    assert payments.args["text"].startswith(":rotating_light: team payments has spent $2,964.35")
+    assert "Top cost drivers" in str(payments.args["blocks"])

@@ -55,3 +55,43 @@ async def test_auto_sync_is_paused_while_asleep_and_restored_exactly(h: Harness)
     web = _app(h, "web")
     assert web["spec"]["syncPolicy"] == {"automated": AUTOMATED}, "exactly as it was"
     assert ORIGINAL not in (web["metadata"].get("annotations") or {})
+
+
+async def test_a_pass_lists_the_applications_once_not_once_per_namespace(h: Harness) -> None:
+    # Each namespace asking for the cluster's Applications would cost N lists of N Applications.
+    names = [ENV, "pv-second", "pv-third"]
+    for name in names:
+        await h.add_environment(name)
+    h.kube.seed_namespace("argocd")
+    for name in names:
+        h.kube.create(
+            APPLICATIONS,
+            "argocd",
+            {
+                "metadata": {"name": f"app-{name}"},
+                "spec": {
+                    "destination": {"namespace": name},
+                    "syncPolicy": {"automated": AUTOMATED},
+                },
+            },
+        )
+
+    for moment, acted in ((SHUTDOWN, "slept"), (WAKE, "woke")):
+        h.at(moment)
+        before = len(h.kube.requests)
+        outcomes = await h.service.reconcile()
+        assert {o.acted for o in outcomes} == {acted}
+        assert not [o.failures for o in outcomes if o.failures]
+        lists = [
+            path
+            for method, path, _, _ in h.kube.requests[before:]
+            if method == "GET" and path.endswith("/applications")
+        ]
+        assert lists == ["/apis/argoproj.io/v1alpha1/applications"], lists
+        paused = [
+            name
+            for name in names
+            if "automated" not in _app(h, f"app-{name}")["spec"]["syncPolicy"]
+        ]
+        assert paused == (names if acted == "slept" else [])
+    assert _app(h, f"app-{ENV}")["spec"]["syncPolicy"] == {"automated": AUTOMATED}

@@ -111,6 +111,53 @@ async def test_grouping_by_tag_names_groups_by_tag_value(
     assert body["Granularity"] == "MONTHLY"
 
 
+async def test_grouping_by_team_then_service_splits_into_each_teams_report(
+    moto_aws: MotoServer, gateway: CostExplorerGateway
+) -> None:
+    # The budget check's one query for every team: grouped by the team tag, then by service.
+    moto_aws.queue_cost_results(
+        [
+            cost_and_usage_response(
+                [
+                    result_by_time(
+                        day(n),
+                        groups={
+                            (tag_group_key("team", "payments"), EC2_COMPUTE): Decimal("10.5"),
+                            (tag_group_key("team", "payments"), RDS): Decimal("2"),
+                            (tag_group_key("team", "search"), S3): Decimal("1.25"),
+                        },
+                    )
+                    for n in (1, 2)
+                ],
+                group_by="team",
+                then_by=SERVICE,
+            )
+        ]
+    )
+
+    report = await gateway.cost_and_usage(
+        DateRange(start=date(2026, 3, 1), end=date(2026, 3, 3)),
+        Granularity.DAILY,
+        group_by="team",
+        then_by=SERVICE,
+    )
+
+    [body] = moto_aws.cost_explorer_request_bodies()
+    assert body["GroupBy"] == [
+        {"Type": "TAG", "Key": "team"},
+        {"Type": "DIMENSION", "Key": SERVICE},
+    ]
+    teams = report.split()
+    assert sorted(teams) == ["payments", "search"]
+    payments = teams["payments"]
+    assert payments.query.filter_tag == ("team", "payments")
+    assert payments.query.group_by == SERVICE and payments.query.then_by is None
+    assert [b.total for b in payments.buckets] == [Decimal("12.5"), Decimal("12.5")]
+    assert payments.by_group() == {EC2_COMPUTE: Decimal("21.0"), RDS: Decimal("4")}
+    assert teams["search"].total == Decimal("2.50")
+    assert report.total == Decimal("27.50")
+
+
 async def test_grouping_by_service_within_a_team(
     moto_aws: MotoServer, gateway: CostExplorerGateway
 ) -> None:
