@@ -101,6 +101,31 @@ class Accepted:
     """False when the event was older than what is known, or said nothing new."""
 
 
+def is_news(event: Observed, at: datetime, open: bool, head_sha: str, merged: bool) -> bool:
+    """Whether `event` moves on a pull request last known at `at` in that state."""
+    return event.at >= at and (
+        open != event.open or head_sha != event.head_sha or merged != event.merged
+    )
+
+
+def would_change(session: Session, event: Observed) -> bool:
+    """What `observe` would answer, from one indexed read and no ORM object: the webhook's
+    answer uses it, and `observe` decides for good after the answer."""
+    known = session.execute(
+        select(
+            col(PullRequestPreview.event_at),
+            col(PullRequestPreview.open),
+            col(PullRequestPreview.head_sha),
+            col(PullRequestPreview.merged),
+        ).where(
+            col(PullRequestPreview.provider) == event.provider,
+            col(PullRequestPreview.repository) == event.repository,
+            col(PullRequestPreview.number) == event.number,
+        )
+    ).first()
+    return known is None or is_news(event, *known)
+
+
 def observe(
     session: Session,
     event: Observed,
@@ -147,11 +172,7 @@ def observe(
         assert row.id is not None
         return Accepted(row.id, row.generation, True)
     assert existing.id is not None
-    if event.at < existing.event_at or (
-        existing.open == event.open
-        and existing.head_sha == event.head_sha
-        and event.merged == existing.merged
-    ):
+    if not is_news(event, existing.event_at, existing.open, existing.head_sha, existing.merged):
         return Accepted(existing.id, existing.generation, False)
     # Read before the UPDATE: an ORM bulk update also refreshes the objects in the session.
     preview_id, generation = existing.id, existing.generation
