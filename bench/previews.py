@@ -208,7 +208,7 @@ async def run(args: argparse.Namespace, label: str, database_url: str) -> None:
             statuses = {status for _, _, status in answered.values()}
             assert statuses == {202}, statuses
             acks = [ack for _, ack, _ in answered.values()]
-            await ctx.operations.wait_idle()
+            await ctx.settle()
             total = time.perf_counter() - flood_started
             found = await db.run(lambda s: repo.live(s))
             ready = [p for p in found if p.phase == PreviewPhase.READY and p.ready_at]

@@ -661,7 +661,8 @@ class PreviewService:
             preview.comment_id = comment_id
 
     async def _mark_deployment(self, preview: PullRequestPreview) -> None:
-        """A code-host deployment per SHA (GitHub's deployments API), marked in progress."""
+        """A code-host deployment per SHA (GitHub's deployments API; GitLab's environments
+        and deployments APIs), marked in progress."""
         host = self.hosts.get(preview.provider)
         if host is None or preview.deployment_sha == preview.head_sha:
             return
@@ -671,6 +672,8 @@ class PreviewService:
                 preview.head_sha,
                 preview.namespace,
                 f"forgebot preview of #{preview.number}",
+                ref=preview.branch,
+                url=views.url_of(preview),
             )
         except ForgebotError as exc:
             log.warning("could not create a deployment for %s: %s", preview.repository, exc)
