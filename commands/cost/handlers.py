@@ -20,6 +20,7 @@ from commands.cost.alerts import BudgetAlerts
 from commands.cost.cache import CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
+from commands.cost.previews import PreviewCosts
 from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
 from commands.cost.untagged import UntaggedCost, UntaggedSpend
 
@@ -43,6 +44,7 @@ def register(ctx: AppContext) -> CostService | None:
         source=ctx.cost_source,
         cache=cache,
         forecast_mode=ctx.settings.cost_forecast,
+        previews=PreviewCosts(catalog, ctx.db, ctx.clock),
     )
     untagged_cost = UntaggedCost(catalog=catalog, source=ctx.cost_source, cache=cache)
 
