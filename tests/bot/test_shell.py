@@ -119,3 +119,15 @@ async def test_demo_shows_a_budget_alert_before_the_first_command() -> None:
     alert = text.index("team search is forecast to spend")
     assert alert < text.index("> /forge help"), "background posts show between commands"
     assert "of its $2,000.00 budget" in text
+
+
+async def test_demo_plays_github_and_the_preview_message_is_updated_in_place() -> None:
+    text = await _demo(":pr open 7\n:pr push 7\n/forge previews\n:pr merge 7\n:pr open x\n")
+    assert "delivered pull_request opened for acme/checkout#7" in text and "HTTP 202" in text
+    assert re.search(r"#C0PAYMENTS:\n\*acme/checkout#7 .*\n.*\n:large_green_circle: Ready", text)
+    updates = text.split("delivered pull_request synchronize")[1]
+    assert "#C0PAYMENTS (updated):" in updates and "Updated to `" in updates, "one message"
+    assert "pr-checkout-7" in text.split("/forge previews")[1]
+    assert ":white_circle: Removed (merged)." in text
+    assert "usage: :pr open|push|close|merge [NUMBER]" in text
+    assert "Traceback" not in text
