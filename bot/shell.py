@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from bot.catalog import Catalog, load_catalog
 from bot.clock import OffsetClock
 from bot.config import Settings
+from bot.demo_gitops import DemoGitOps
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
 from bot.shell_input import INTERRUPT, Input, LineSource
@@ -695,7 +696,8 @@ async def run_demo(
     workdir = folder / "state"
     workdir.mkdir(parents=True, exist_ok=True)
     catalog_path = demo_catalog_path()
-    catalog = load_catalog(catalog_path)
+    gitops = DemoGitOps()
+    catalog = gitops.prepare(catalog_path, workdir) or load_catalog(catalog_path)
     print(
         "forgebot demo: a sandbox with a fake Slack and the example catalog "
         f"({catalog_path.name}). Users: U0DEVELOPER (payments developer), U0ONCALL (payments on-call), "
@@ -734,6 +736,8 @@ async def run_demo(
             assert runtime.db is not None
             await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
             services.start(runtime)
+            gitops.start(kube.state, catalog)
+            session.notice(gitops.note)
             demo_repository = next(
                 (p.repository for p in catalog.previews if p.provider == "github"), None
             )
@@ -776,6 +780,7 @@ async def run_demo(
             )
         finally:
             await services.stop()
+            await gitops.stop()
             codehost.stop()
             kube.stop()
             if keep:

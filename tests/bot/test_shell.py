@@ -131,3 +131,16 @@ async def test_demo_plays_github_and_the_preview_message_is_updated_in_place() -
     assert ":white_circle: Removed (merged)." in text
     assert "usage: :pr open|push|close|merge [NUMBER]" in text
     assert "Traceback" not in text
+
+
+async def test_demo_deploys_a_gitops_service_by_a_commit_to_its_local_repository() -> None:
+    requirements.binary("git", "git with its http-backend")
+    text = await _demo("/deploy storefront 1.4.2 to staging\n/forge history storefront staging\n")
+    assert "storefront is delivered through Git in this demo" in text
+    assert "*storefront* in *staging*: deploying `1.4.1` → `1.4.2`" in text
+    assert ":white_check_mark: done in" in text
+    history = text.split("/forge history storefront staging")[1]
+    assert "2 commits to apps/storefront/overlays/staging/kustomization.yaml" in history
+    assert re.search(r"`[0-9a-f]{10}` .* Deploy storefront 1.4.2 to staging \(forgebot\)", history)
+    assert "demo-git-token" not in text, "the token never shows"
+    assert "Traceback" not in text
