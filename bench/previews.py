@@ -203,12 +203,15 @@ async def run(args: argparse.Namespace, label: str, database_url: str) -> None:
                 stdout=asyncio.subprocess.PIPE,
             )
             output, _ = await sender.communicate()
+            print(f"({label}: the flood is answered; provisioning...)", file=sys.stderr, flush=True)
             answered = {int(k): v for k, v in json.loads(output).items()}
             load_at_answers = os.getloadavg()
             statuses = {status for _, _, status in answered.values()}
             assert statuses == {202}, statuses
             acks = [ack for _, ack, _ in answered.values()]
-            await ctx.settle()
+            # Ready is the preview's state; the Slack messages, paced per channel as Slack
+            # asks, are still being sent (200 previews in one channel take minutes).
+            await ctx.operations.wait_idle()
             total = time.perf_counter() - flood_started
             found = await db.run(lambda s: repo.live(s))
             ready = [p for p in found if p.phase == PreviewPhase.READY and p.ready_at]

@@ -3,6 +3,7 @@ restarts and replicas. `claim` is the only entry point: True the first time, Fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,21 @@ def claim(session: Session, key: str, now: datetime) -> bool:
         statement.values(key=key, created_at=now).returning(table.c.key)
     ).first()
     return inserted is not None
+
+
+def claim_many(session: Session, keys: Sequence[tuple[str, datetime]]) -> set[str]:
+    """`claim` for many keys in one statement; the keys claimed now (not before)."""
+    if not keys:
+        return set()
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return {key for key, at in keys if claim(session, key, at)}
+    table: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    unique = list({key: at for key, at in keys}.items())
+    statement: Any = insert(table).values([{"key": k, "created_at": at} for k, at in unique])
+    rows = session.execute(statement.on_conflict_do_nothing().returning(table.c.key)).all()
+    return {str(row[0]) for row in rows}
 
 
 def forget_older_than(session: Session, cutoff: datetime) -> int:

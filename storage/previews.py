@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import UniqueConstraint, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -108,22 +109,30 @@ def is_news(event: Observed, at: datetime, open: bool, head_sha: str, merged: bo
     )
 
 
-def would_change(session: Session, event: Observed) -> bool:
-    """What `observe` would answer, from one indexed read and no ORM object: the webhook's
-    answer uses it, and `observe` decides for good after the answer."""
-    known = session.execute(
-        select(
+def would_change(session: Session, events: Sequence[Observed]) -> list[bool]:
+    """What `observe` would answer for each event, from one read and no ORM object: the
+    webhooks' answers use it, and `observe` decides for good after the answers."""
+    if not events:
+        return []
+    rows = session.execute(
+        sa_select(
+            col(PullRequestPreview.provider),
+            col(PullRequestPreview.repository),
+            col(PullRequestPreview.number),
             col(PullRequestPreview.event_at),
             col(PullRequestPreview.open),
             col(PullRequestPreview.head_sha),
             col(PullRequestPreview.merged),
         ).where(
-            col(PullRequestPreview.provider) == event.provider,
-            col(PullRequestPreview.repository) == event.repository,
-            col(PullRequestPreview.number) == event.number,
+            col(PullRequestPreview.repository).in_({e.repository for e in events}),
+            col(PullRequestPreview.number).in_({e.number for e in events}),
         )
-    ).first()
-    return known is None or is_news(event, *known)
+    ).all()
+    known = {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
+    return [
+        (state := known.get((e.provider, e.repository, e.number))) is None or is_news(e, *state)
+        for e in events
+    ]
 
 
 def observe(

@@ -119,12 +119,12 @@ class PreviewService:
     are further bounded by the gateway's own limit)."""
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
-    intake: GroupCommit = field(init=False)
+    intake: GroupCommit[Delivery, bool | None] = field(init=False)
     """Deliveries arriving together are recorded in one transaction (see `receive`)."""
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_syncs)
-        self.intake = GroupCommit(self.db)
+        self.intake = GroupCommit(self.db, record_deliveries)
 
     def register_operations(self) -> None:
         self.operations.register(SYNC, self.run_sync, self._sync_failed)
@@ -173,18 +173,7 @@ class PreviewService:
             updated_at=now,
         )
 
-        def record(session: Any) -> bool | None:
-            """None for a replayed delivery; False when the event is older than what is known
-            (or says nothing new), so nothing is left to do."""
-            if not idempotency.claim(session, key, now):
-                return None
-            with session.no_autoflush:  # the rows of a batch go in one INSERT at the commit
-                if not repo.would_change(session, observed):
-                    return False
-            session.add(row)  # its key is the delivery's, claimed just now
-            return True
-
-        recorded = await self.intake.run(record)
+        recorded = await self.intake.run(Delivery(key, observed, row))
         if recorded is None:
             return Receipt("duplicate", "this delivery was already received")
         if not recorded:
@@ -739,6 +728,46 @@ class PreviewService:
 # A price walks a week of the off-hours schedule minute by minute; previews show theirs on
 # every update, and share a handful of (size, TTL, schedule) combinations.
 _price = functools.lru_cache(maxsize=256)(price_tag)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified webhook delivery, as written before its answer."""
+
+    key: str
+    observed: repo.Observed
+    operation: Operation
+    """The `preview.receive` operation that acts on it after the answer."""
+
+
+def record_deliveries(session: Any, deliveries: list[Delivery]) -> list[bool | None]:
+    """A batch of deliveries in three statements whatever its size: claim their ids, read
+    what is known of their pull requests, and insert the operations of those that say
+    something new (one multi-row INSERT at the commit). Per delivery: None for a replay,
+    False for an event older than what is known (or saying nothing new), True otherwise."""
+    claimed = idempotency.claim_many(session, [(d.key, d.operation.created_at) for d in deliveries])
+    fresh: list[Delivery] = []
+    for delivery in deliveries:
+        if delivery.key in claimed:
+            claimed.discard(delivery.key)  # a second copy in the same batch is a replay
+            fresh.append(delivery)
+    news = dict(
+        zip(
+            (id(d) for d in fresh),
+            repo.would_change(session, [d.observed for d in fresh]),
+            strict=True,
+        )
+    )
+    results: list[bool | None] = []
+    for delivery in deliveries:
+        if id(delivery) not in news:
+            results.append(None)
+        elif news[id(delivery)]:
+            session.add(delivery.operation)  # its key is the delivery's, claimed just now
+            results.append(True)
+        else:
+            results.append(False)
+    return results
 
 
 def _event_payload(observed: repo.Observed) -> dict[str, Any]:
