@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from bot.catalog import Catalog, parse_catalog
+from core.catalog import Catalog, parse_catalog
 from integrations.sandbox.git_server import GitServer, git_binary
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import FakeKube

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.clock import Clock
+from core.clock import Clock
 from integrations.codehost.webhooks import github_signature
 from integrations.sandbox.codehost_api import github_pull_request
 

@@ -17,10 +17,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel import Session
 
-from bot.catalog import Catalog
-from bot.clock import Clock
 from commands.cost.parse import Scope, ScopeKind
-from commands.environments.pricing import money, price_tag
+from core.catalog import Catalog
+from core.clock import Clock
+from core.pricing import money, price_tag
 from storage import environments as env_repo
 from storage import previews as repo
 from storage.db import Database

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.clock import Clock
 from commands.environments import views
+from core.clock import Clock
 from integrations.slack.web import SlackGateway
 from storage.models import EnvironmentRecord
 

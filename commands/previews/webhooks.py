@@ -15,10 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from core.routes import Handler
 
-from bot.ack_priority import PENDING_ACKS
-from bot.server import Handler
 from commands.previews.service import Receipt
+from core.ack_priority import PENDING_ACKS
 from integrations.codehost.webhooks import (
     GITHUB_DELIVERY,
     GITHUB_EVENT,
