@@ -1,7 +1,7 @@
 """50 GitOps deploys of 50 services in one desired-state repository, all at once.
 
 Starts a real Git server on loopback (`git http-backend` behind the test suite's token-checking
-HTTP server, tests/fixtures/git_server.py), creates one repository holding 50 Kustomize
+HTTP server, integrations/sandbox/git_server.py), creates one repository holding 50 Kustomize
 overlays, then pushes one commit per service concurrently, each through the code the bot runs:
 
 - `queued` (what the bot does): `GitOpsDelivery.push`, which queues pushes to one repository

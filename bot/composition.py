@@ -29,6 +29,7 @@ from commands.changes.service import ChangesService
 from commands.cost import handlers as cost_handlers
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.cache import CostCache
+from commands.cost.previews import PreviewCosts
 from commands.cost.service import CostService
 from commands.cost.untagged import UntaggedCost
 from commands.deploy.api import deployments_route
@@ -329,6 +330,7 @@ def _cost_services(ctx: AppContext) -> None:
         source=ctx.cost_source,
         cache=ctx.cost_cache,
         forecast_mode=ctx.settings.cost_forecast,
+        previews=PreviewCosts(ctx.catalog, ctx.db, ctx.clock),
     )
     ctx.untagged_cost = UntaggedCost(
         catalog=ctx.catalog, source=ctx.cost_source, cache=ctx.cost_cache

@@ -20,16 +20,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bot.demo_gitops import DemoGitOps
 from bot.demo_front import banner, welcome
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.shell_input import INTERRUPT, Input, LineSource
 from bot.shell_log import NoticeHandler, logging_to_file
+from bot.shell_pull_requests import DemoPullRequests
 from commands.offhours import demo as offhours_demo
 from commands.offhours.demo import clock_jump
 from core.catalog import Catalog, load_catalog
 from core.clock import OffsetClock
 from core.config import Settings
 from integrations.aws.cost_explorer import CostSource
+from integrations.sandbox.codehost_api import start_fake_codehost
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack
 from integrations.sandbox.slack_payloads import (
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 SANDBOX_TOKEN = "xoxb-sandbox-shell"
+DEMO_CODEHOST_TOKEN = "ghp-sandbox-demo-0123456789"
 MAX_WAIT_SECONDS = 60.0
 LIVE_REFRESH_SECONDS = 0.25
 CANCEL = ":cancel"
@@ -55,6 +59,7 @@ Type a slash command as you would in Slack, e.g. /forge help, /env list, /deploy
   :as USER_ID   act as another Slack user (e.g. :as U0PLATFORM)
   :home         open the App Home tab
   :clock +2h    move the bot's clock on (or :clock Tue 18:30 Europe/Berlin) and run its jobs
+  :pr open 7    (demo) play GitHub: open, push to, close or merge pull request 7 (its preview follows)
   :cancel       inside a form: close it without submitting (Ctrl-C does the same)
   :quit         leave (Ctrl-D or Ctrl-C at the prompt work too)"""
 
@@ -88,6 +93,8 @@ class ShellSession:
         # place on a terminal instead of printed again.
         self._last_shown: tuple[tuple[str, str], int] | None = None
         self.live = out is sys.stdout and out.isatty()
+        self.pull_requests: DemoPullRequests | None = None
+        """The demo's stand-in for GitHub (`:pr`); None in the plain shell."""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -349,6 +356,13 @@ class ShellSession:
             await self.runtime.ctx.slack.flush()
         await self.after_request()
 
+    async def pull_request(self, text: str) -> None:
+        if self.pull_requests is None:
+            self.say("(:pr plays GitHub in the demo only: uv run forgebot demo)")
+            return
+        self.say(await self.pull_requests.deliver(text))
+        await self.after_request()
+
     async def after_request(self) -> None:
         await self.settle()
         self.show_calls()
@@ -567,6 +581,8 @@ class ShellSession:
                 await self.home()
             elif line.startswith(":clock"):
                 await self.move_clock(line[6:])
+            elif line.startswith(":pr"):
+                await self.pull_request(line[3:])
             elif line.isdigit():
                 await self.press(int(line))
             elif line.startswith("/"):
@@ -699,7 +715,8 @@ async def run_demo(
     workdir = folder / "state"
     workdir.mkdir(parents=True, exist_ok=True)
     catalog_path = demo_catalog_path()
-    catalog = load_catalog(catalog_path)
+    gitops = DemoGitOps()
+    catalog = gitops.prepare(catalog_path, workdir) or load_catalog(catalog_path)
     if lines is None:  # otherwise the front printed it before the heavy imports
         print(banner(catalog_path.name), file=output)
         print(
@@ -709,6 +726,9 @@ async def run_demo(
         )
     kube = start_fake_kube()
     seed_demo_cluster(kube.state, catalog)
+    # GitHub's API (comments, deployments) on loopback; the shell delivers its webhooks (`:pr`).
+    codehost = start_fake_codehost(DEMO_CODEHOST_TOKEN)
+    webhook_secret = secrets.token_hex(16)
     preview = catalog.template("web-preview")
     offhours_demo.seed_cluster(kube.state, preview.offhours if preview else None)
     from bot.demo_services import DemoServices
@@ -721,6 +741,9 @@ async def run_demo(
             FORGEBOT_CATALOG=str(catalog_path),
             FORGEBOT_LOG_FORMAT="console",
             FORGEBOT_COST_FORECAST="linear",
+            FORGEBOT_GITHUB_WEBHOOK_SECRET=webhook_secret,
+            FORGEBOT_GITHUB_TOKEN=DEMO_CODEHOST_TOKEN,
+            FORGEBOT_GITHUB_API_URL=codehost.github_url,
             KUBECONFIG=str(kube.write_kubeconfig(workdir / "kubeconfig", catalog.clusters())),
             _env_file=None,
         )
@@ -730,6 +753,18 @@ async def run_demo(
             assert runtime.db is not None
             await offhours_demo.seed_environment(runtime.db, runtime.clock.now())
             services.start(runtime)
+            gitops.start(kube.state, catalog)
+            session.notice(gitops.note)
+            demo_repository = next(
+                (p.repository for p in catalog.previews if p.provider == "github"), None
+            )
+            if demo_repository is not None:
+                session.pull_requests = DemoPullRequests(
+                    f"{runtime.url}/api/webhooks/github",
+                    webhook_secret,
+                    demo_repository,
+                    runtime.clock,
+                )
             session.notice(f"the bot's log and the charts it posts are saved in {folder}")
             if services.slo_note:
                 session.notice(services.slo_note)
@@ -763,6 +798,8 @@ async def run_demo(
             )
         finally:
             await services.stop()
+            await gitops.stop()
+            codehost.stop()
             kube.stop()
             if keep:
                 print(f"(demo database kept in {workdir})", file=output)

@@ -246,8 +246,18 @@ class OperationRunner:
                     )
         return Accepted(value, duplicate=False)
 
-    def start(self, operation_id: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(self.execute(operation_id), name=f"operation-{operation_id}")
+    def start(
+        self, operation_id: str, *, after: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Task[None]:
+        """Run the operation now, or once `after()` returns (a webhook's sync waits until the
+        webhooks still arriving are answered); `wait_idle` covers the wait too."""
+
+        async def execute() -> None:
+            if after is not None:
+                await after()
+            await self.execute(operation_id)
+
+        task = asyncio.create_task(execute(), name=f"operation-{operation_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import UniqueConstraint, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -101,6 +102,39 @@ class Accepted:
     """False when the event was older than what is known, or said nothing new."""
 
 
+def is_news(event: Observed, at: datetime, open: bool, head_sha: str, merged: bool) -> bool:
+    """Whether `event` moves on a pull request last known at `at` in that state."""
+    return event.at >= at and (
+        open != event.open or head_sha != event.head_sha or merged != event.merged
+    )
+
+
+def would_change(session: Session, events: Sequence[Observed]) -> list[bool]:
+    """What `observe` would answer for each event, from one read and no ORM object: the
+    webhooks' answers use it, and `observe` decides for good after the answers."""
+    if not events:
+        return []
+    rows = session.execute(
+        sa_select(
+            col(PullRequestPreview.provider),
+            col(PullRequestPreview.repository),
+            col(PullRequestPreview.number),
+            col(PullRequestPreview.event_at),
+            col(PullRequestPreview.open),
+            col(PullRequestPreview.head_sha),
+            col(PullRequestPreview.merged),
+        ).where(
+            col(PullRequestPreview.repository).in_({e.repository for e in events}),
+            col(PullRequestPreview.number).in_({e.number for e in events}),
+        )
+    ).all()
+    known = {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
+    return [
+        (state := known.get((e.provider, e.repository, e.number))) is None or is_news(e, *state)
+        for e in events
+    ]
+
+
 def observe(
     session: Session,
     event: Observed,
@@ -147,11 +181,7 @@ def observe(
         assert row.id is not None
         return Accepted(row.id, row.generation, True)
     assert existing.id is not None
-    if event.at < existing.event_at or (
-        existing.open == event.open
-        and existing.head_sha == event.head_sha
-        and event.merged == existing.merged
-    ):
+    if not is_news(event, existing.event_at, existing.open, existing.head_sha, existing.merged):
         return Accepted(existing.id, existing.generation, False)
     # Read before the UPDATE: an ORM bulk update also refreshes the objects in the session.
     preview_id, generation = existing.id, existing.generation

@@ -30,13 +30,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from commands.cost.cache import Cached, Codec, CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import FORECAST_BASIS_DAYS, Period, Window, day_range, window
+from commands.cost.previews import PreviewCosts, PreviewEstimate
 from core.catalog import Catalog
 from core.clock import Clock
 from core.errors import ForgebotError, NotFound, UserInputError
@@ -108,8 +109,11 @@ class BudgetLine:
 class MonthForecast:
     month: DateRange
     amount: Decimal
-    """The whole month's expected cost: actual days so far plus the forecast of the rest."""
+    """The whole month's expected cost: actual days so far plus the forecast of the rest
+    (running previews included, see `previews`)."""
     explanation: str
+    previews: PreviewEstimate | None = None
+    """The running previews' estimated cost to the month's end, part of `amount`."""
 
 
 @dataclass(frozen=True)
@@ -236,8 +240,12 @@ class CostService:
         source: CostSource,
         cache: CostCache,
         forecast_mode: ForecastMode = "linear",
+        previews: PreviewCosts | None = None,
     ) -> None:
         self.catalog = catalog
+        self.previews = previews
+        self._preview_estimates: dict[Scope, PreviewEstimate | None] = {}
+        """The last estimate of each scope, for `summary_from_memory`."""
         self.db = db
         self.clock = clock
         self.source = source
@@ -270,7 +278,16 @@ class CostService:
         if self.forecast_mode == "cost-explorer":
             ce_forecast = await self._cost_explorer_forecast(scope, _rest_of_month(today))
         budget = await self.budget_for(scope)
-        return summarize(scope, period, today, report, budget, ce_forecast)
+        previews = await self._previews(scope, today)
+        return summarize(scope, period, today, report, budget, ce_forecast, previews)
+
+    async def _previews(self, scope: Scope, today: date) -> PreviewEstimate | None:
+        if self.previews is None:
+            return None
+        month_end = datetime.combine(DateRange.month_of(today).end, time(), tzinfo=UTC)
+        estimate = await self.previews.estimate(scope, month_end)
+        self._preview_estimates[scope] = estimate
+        return estimate
 
     async def team_summaries(self, budgets: Sequence[BudgetLine]) -> dict[str, CostSummary]:
         """This month's summary of every team budget in `budgets` (by `BudgetLine.key`), from
@@ -319,7 +336,10 @@ class CostService:
             else:
                 return None
         budget = next((b for b in budgets if b.scope == scope), None)
-        return summarize(scope, period, today, report, budget, ce_forecast)
+        if self.previews is not None and scope not in self._preview_estimates:
+            return None
+        previews = self._preview_estimates.get(scope)
+        return summarize(scope, period, today, report, budget, ce_forecast, previews)
 
     async def _report(self, query: CostQuery) -> Cached[CostReport]:
         async def fetch() -> CostReport:
@@ -475,6 +495,7 @@ def summarize(
     cached: Cached[CostReport],
     budget: BudgetLine | None,
     ce_forecast: Forecast | str | None,
+    previews: PreviewEstimate | None = None,
 ) -> CostSummary:
     report = cached.value
     win = window(period, today)
@@ -492,7 +513,9 @@ def summarize(
         daily=tuple(current),
         month_daily=tuple(month),
         month_to_date=_sum(month),
-        forecast=_month_forecast(win, daily, today, ce_forecast),
+        forecast=_with_previews(
+            _month_forecast(win, daily, today, ce_forecast), previews, win, _sum(month)
+        ),
         budget=budget,
         fetched_at=cached.fetched_at,
         from_cache=cached.hit,
@@ -533,6 +556,30 @@ def _month_forecast(
     if isinstance(ce_forecast, str):
         explanation += f"; Cost Explorer's forecast is unavailable ({ce_forecast})"
     return MonthForecast(win.month, amount.quantize(CENT, rounding=ROUND_HALF_UP), explanation)
+
+
+def _with_previews(
+    forecast: MonthForecast | None,
+    previews: PreviewEstimate | None,
+    win: Window,
+    month_to_date: Decimal,
+) -> MonthForecast | None:
+    """The forecast with the running previews' estimate added, and said."""
+    if previews is None:
+        return forecast
+    if forecast is None:
+        return MonthForecast(
+            win.month,
+            month_to_date + previews.amount,
+            "no cost in the last days to project from; " + previews.describe(),
+            previews,
+        )
+    return MonthForecast(
+        forecast.month,
+        forecast.amount + previews.amount,
+        f"{forecast.explanation}; {previews.describe()}",
+        previews,
+    )
 
 
 def _budget_scope(team: str, service: str | None, environment: str | None) -> Scope:

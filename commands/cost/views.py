@@ -249,6 +249,8 @@ def budget_list(
                 else ":large_green_circle:"
             )
             line += f"\n{icon} forecast {money(summary.forecast.amount, summary.currency)} ({percent(used)})"
+            if summary.forecast.previews is not None:
+                line += f"; {summary.forecast.previews.describe()}"
         blocks.append(section(f"{line}\n_budget {source}_"))
     if untagged is not None and now is not None:
         blocks.append(section(untagged_text(untagged, now)))
@@ -295,6 +297,8 @@ def budget_alert(
     lines = [headline]
     if summary.forecast is not None and kind != "forecast":
         lines.append(forecast_text(summary))
+    elif summary.forecast is not None and summary.forecast.previews is not None:
+        lines.append(f":test_tube: The forecast {summary.forecast.previews.describe()}.")
     drivers = [
         f"{i}. {escape(name)}: {money(amount, summary.currency)}"
         for i, (name, amount) in enumerate(summary.top_services, start=1)

@@ -1,10 +1,12 @@
 """Preview environments per pull request: the rules and the orchestration.
 
-A webhook is verified, claimed once by its delivery id (in the database), and recorded on the
-pull request's row (`storage.previews`), ordered by the code host's own time, never by arrival.
-Each accepted change submits a durable `preview.sync` operation; a sync brings the world to
-what the row says *now*, under one lock per pull request, so ten pushes in a minute make one
-or two passes that end at the last SHA, with one Slack message and one comment edited in place.
+A webhook is verified and claimed once by its delivery id (in the database), in the one short
+write made before its answer, with the event itself as a durable `preview.receive` operation.
+After the answer, that operation records the change on the pull request's row
+(`storage.previews`), ordered by the code host's own time, never by arrival, and syncs it; a
+sync brings the world to what the row says *now*, under one lock per pull request, so ten
+pushes in a minute make one or two passes that end at the last SHA, with one Slack message and
+one comment edited in place.
 
 Bringing a preview up reuses the environments capability (namespace with labels and cost tags,
 quota, limit range, role binding, network policy, its TTL sweep, off-hours and cost), then
@@ -16,6 +18,7 @@ expired one is deleted; the environment capability tells this one when it is gon
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import uuid
@@ -31,6 +34,7 @@ from commands.offhours.service import OffhoursService
 from commands.previews import views
 from commands.previews.naming import host_for, image_for, namespace_for
 from commands.previews.notifications import PreviewAnnouncer
+from core.ack_priority import PENDING_ACKS
 from core.audit import AuditLog, AuditRecord
 from core.auth import Actor, Authorizer
 from core.catalog import Catalog, PreviewSpec, Template, Workload
@@ -47,9 +51,9 @@ from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as deploy_repo
 from storage import environments as env_repo
 from storage import idempotency
-from storage import operations as operations_repo
 from storage import previews as repo
 from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.models import (
     AuditOutcome,
     DeployKind,
@@ -64,6 +68,7 @@ from storage.previews import PreviewPhase, PullRequestPreview
 log = logging.getLogger(__name__)
 
 SYNC = "preview.sync"
+RECEIVE = "preview.receive"
 BOT = "forgebot"
 DELETING_WAIT = timedelta(minutes=2)
 
@@ -114,16 +119,25 @@ class PreviewService:
     are further bounded by the gateway's own limit)."""
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
+    intake: GroupCommit[Delivery, bool | None] = field(init=False)
+    """Deliveries arriving together are recorded in one transaction (see `receive`)."""
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_syncs)
+        self.intake = GroupCommit(self.db, record_deliveries)
 
     def register_operations(self) -> None:
         self.operations.register(SYNC, self.run_sync, self._sync_failed)
+        self.operations.register(RECEIVE, self.run_receive, self._receive_failed)
 
     # --- webhooks ----------------------------------------------------------------------------
     async def receive(self, event: PullRequestEvent, delivery: str) -> Receipt:
-        """Record one verified delivery; acts once per delivery id, whatever the retries."""
+        """Record one verified delivery; acts once per delivery id, whatever the retries.
+
+        Before the answer: one short write (the delivery id, and the event as the row of the
+        `preview.receive` operation that acts on it), shared with the deliveries arriving at
+        the same moment. Everything else (the pull request's row, the sync) runs after, once
+        no webhook is waiting for its answer."""
         spec = self.catalog.preview_for(event.provider, event.repository)
         if spec is None:
             log.info(
@@ -132,10 +146,6 @@ class PreviewService:
                 event.repository,
             )
             return Receipt("ignored", "no preview is configured for this repository")
-        service = self.catalog.service(spec.service)
-        assert service is not None  # the catalog checks its references
-        namespace = namespace_for(spec.service, event.number)
-        host = host_for(spec, service.team, event.number, event.branch, event.head_sha)
         observed = repo.Observed(
             provider=event.provider,
             repository=spec.repository,
@@ -153,14 +163,38 @@ class PreviewService:
         )
         now = self.clock.now()
         key = f"webhook:{event.provider}:{delivery}"
+        row = Operation(
+            id=uuid.uuid4().hex,
+            kind=RECEIVE,
+            idempotency_key=key,
+            payload=_event_payload(observed),
+            actor_user_id=BOT,
+            created_at=now,
+            updated_at=now,
+        )
 
-        def record(session: Any) -> tuple[repo.Accepted, Operation | None] | None:
-            """One transaction per delivery: claim its id, record the change, and write the
-            sync operation's row, so a flood of webhooks costs one commit each."""
-            if not idempotency.claim(session, key, now):
-                return None
-            accepted = repo.observe(
-                session,
+        recorded = await self.intake.run(Delivery(key, observed, row))
+        if recorded is None:
+            return Receipt("duplicate", "this delivery was already received")
+        if not recorded:
+            return Receipt("unchanged", "older than what is known")
+        self.operations.start(row.id, after=PENDING_ACKS.yield_to_acks)
+        return Receipt("accepted")
+
+    async def run_receive(self, operation: Operation) -> dict[str, Any]:
+        """After the answer: record the change on the pull request's row (ordered by the code
+        host's time), then sync it like any other change."""
+        observed = _event_of(operation.payload)
+        spec = self.catalog.preview_for(observed.provider, observed.repository)
+        service = self.catalog.service(spec.service) if spec else None
+        if spec is None or service is None:
+            return {"ignored": "no preview is configured for this repository any more"}
+        namespace = namespace_for(spec.service, observed.number)
+        host = host_for(spec, service.team, observed.number, observed.branch, observed.head_sha)
+        now = self.clock.now()
+        accepted = await self.db.run(
+            lambda s: repo.observe(
+                s,
                 observed,
                 service=service.name,
                 team=service.team,
@@ -168,33 +202,22 @@ class PreviewService:
                 host=host,
                 now=now,
             )
-            if not accepted.changed:
-                return accepted, None
-            row = self._sync_row(accepted.preview_id, accepted.generation, now)
-            operation, created = operations_repo.insert_or_get(session, row)
-            return accepted, operation if created else None
-
-        recorded = await self.db.run(record)
-        if recorded is None:
-            return Receipt("duplicate", "this delivery was already received")
-        accepted, operation = recorded
-        if not accepted.changed:
-            return Receipt("unchanged", "older than what is known", accepted.preview_id)
-        if operation is not None:
-            self.operations.start(operation.id)
-        return Receipt("accepted", "", accepted.preview_id)
-
-    @staticmethod
-    def _sync_row(preview_id: int, generation: int, now: datetime) -> Operation:
-        return Operation(
-            id=uuid.uuid4().hex,
-            kind=SYNC,
-            idempotency_key=f"{SYNC}:{preview_id}:{generation}",
-            payload={"preview_id": preview_id, "generation": generation},
-            actor_user_id=BOT,
-            created_at=now,
-            updated_at=now,
         )
+        if not accepted.changed:
+            return {"preview_id": accepted.preview_id, "unchanged": True}
+        return await self._sync(accepted.preview_id)
+
+    async def _receive_failed(self, operation: Operation, reason: str) -> None:
+        observed = _event_of(operation.payload)
+        preview = await self.db.run(
+            lambda s: repo.by_pull_request(
+                s, observed.provider, observed.repository, observed.number
+            )
+        )
+        if preview is not None:
+            await self._sync_failed(
+                operation.model_copy(update={"payload": {"preview_id": preview.id}}), reason
+            )
 
     async def submit(self, preview_id: int, generation: int) -> None:
         await self.operations.submit(
@@ -218,7 +241,9 @@ class PreviewService:
 
     # --- syncing (an operation) ----------------------------------------------------------------
     async def run_sync(self, operation: Operation) -> dict[str, Any]:
-        preview_id = int(operation.payload["preview_id"])
+        return await self._sync(int(operation.payload["preview_id"]))
+
+    async def _sync(self, preview_id: int) -> dict[str, Any]:
         lock = self._locks.setdefault(preview_id, asyncio.Lock())
         async with lock, self._slots:
             passes = 0
@@ -625,7 +650,8 @@ class PreviewService:
             preview.comment_id = comment_id
 
     async def _mark_deployment(self, preview: PullRequestPreview) -> None:
-        """A code-host deployment per SHA (GitHub's deployments API), marked in progress."""
+        """A code-host deployment per SHA (GitHub's deployments API; GitLab's environments
+        and deployments APIs), marked in progress."""
         host = self.hosts.get(preview.provider)
         if host is None or preview.deployment_sha == preview.head_sha:
             return
@@ -635,6 +661,8 @@ class PreviewService:
                 preview.head_sha,
                 preview.namespace,
                 f"forgebot preview of #{preview.number}",
+                ref=preview.branch,
+                url=views.url_of(preview),
             )
         except ForgebotError as exc:
             log.warning("could not create a deployment for %s: %s", preview.repository, exc)
@@ -700,6 +728,61 @@ class PreviewService:
 # A price walks a week of the off-hours schedule minute by minute; previews show theirs on
 # every update, and share a handful of (size, TTL, schedule) combinations.
 _price = functools.lru_cache(maxsize=256)(price_tag)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified webhook delivery, as written before its answer."""
+
+    key: str
+    observed: repo.Observed
+    operation: Operation
+    """The `preview.receive` operation that acts on it after the answer."""
+
+
+def record_deliveries(session: Any, deliveries: list[Delivery]) -> list[bool | None]:
+    """A batch of deliveries in three statements whatever its size: claim their ids, read
+    what is known of their pull requests, and insert the operations of those that say
+    something new (one multi-row INSERT at the commit). Per delivery: None for a replay,
+    False for an event older than what is known (or saying nothing new), True otherwise."""
+    claimed = idempotency.claim_many(session, [(d.key, d.operation.created_at) for d in deliveries])
+    fresh: list[Delivery] = []
+    for delivery in deliveries:
+        if delivery.key in claimed:
+            claimed.discard(delivery.key)  # a second copy in the same batch is a replay
+            fresh.append(delivery)
+    news = dict(
+        zip(
+            (id(d) for d in fresh),
+            repo.would_change(session, [d.observed for d in fresh]),
+            strict=True,
+        )
+    )
+    results: list[bool | None] = []
+    for delivery in deliveries:
+        if id(delivery) not in news:
+            results.append(None)
+        elif news[id(delivery)]:
+            session.add(delivery.operation)  # its key is the delivery's, claimed just now
+            results.append(True)
+        else:
+            results.append(False)
+    return results
+
+
+def _event_payload(observed: repo.Observed) -> dict[str, Any]:
+    payload = dataclasses.asdict(observed)
+    payload["at"] = observed.at.isoformat()
+    payload["merged_at"] = observed.merged_at.isoformat() if observed.merged_at else None
+    return payload
+
+
+def _event_of(payload: Mapping[str, Any]) -> repo.Observed:
+    fields = dict(payload)
+    fields["at"] = datetime.fromisoformat(fields["at"])
+    if fields.get("merged_at"):
+        fields["merged_at"] = datetime.fromisoformat(fields["merged_at"])
+    return repo.Observed(**fields)
 
 
 def _id(preview: PullRequestPreview) -> int:

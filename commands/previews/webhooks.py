@@ -3,8 +3,10 @@
 Verified on the raw body before anything is parsed (a forged delivery is a 401 and changes
 nothing); a replayed delivery id is a 200 that changes nothing; a body that is not a
 pull-request event is a 400 saying why; an event for a repository without previews is a 202
-and a log line. The work after the answer runs as a durable operation, so every answer comes
-in milliseconds, whatever provisioning costs.
+and a log line. Before the answer: the signature, the parse, and one durable write (the
+delivery id, the change, the sync's operation row), shared with the deliveries arriving at the
+same moment (`storage.group_commit`). The sync runs after, once no webhook is waiting for its
+answer, so a flood is answered first and provisioned after.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from core.routes import Handler
 
 from commands.previews.service import Receipt
+from core.ack_priority import PENDING_ACKS
 from core.routes import Handler
 from integrations.codehost.webhooks import (
     GITHUB_DELIVERY,
@@ -64,6 +68,10 @@ def _delivery(value: str) -> str | None:
 
 def github_route(receive: Receive, secret: str | None) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
+        with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
+            return await answer(request)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
         if not secret:
             log.warning("a GitHub webhook arrived but FORGEBOT_GITHUB_WEBHOOK_SECRET is not set")
             return _answer(404, error="GitHub webhooks are not configured")
@@ -95,6 +103,10 @@ def github_route(receive: Receive, secret: str | None) -> Handler:
 
 def gitlab_route(receive: Receive, token: str | None) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
+        with PENDING_ACKS.answering():
+            return await answer(request)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
         if not token:
             log.warning("a GitLab webhook arrived but FORGEBOT_GITLAB_WEBHOOK_TOKEN is not set")
             return _answer(404, error="GitLab webhooks are not configured")

@@ -33,7 +33,14 @@ class GitHubClient:
         return str(created["id"])
 
     async def create_deployment(
-        self, repository: str, sha: str, environment: str, description: str
+        self,
+        repository: str,
+        sha: str,
+        environment: str,
+        description: str,
+        *,
+        ref: str = "",
+        url: str = "",
     ) -> str:
         created: dict[str, Any] = await self.rest.call(
             "POST",

@@ -8,7 +8,8 @@ from typing import Protocol
 
 
 class DeploymentState(StrEnum):
-    """GitHub's deployment status states that previews use."""
+    """GitHub's deployment status states that previews use (each host maps them to its
+    own: GitLab's deployment `running`, `success`, `failed`, and a stopped environment)."""
 
     IN_PROGRESS = "in_progress"
     SUCCESS = "success"
@@ -23,10 +24,18 @@ class CodeHost(Protocol):
         ...
 
     async def create_deployment(
-        self, repository: str, sha: str, environment: str, description: str
+        self,
+        repository: str,
+        sha: str,
+        environment: str,
+        description: str,
+        *,
+        ref: str = "",
+        url: str = "",
     ) -> str:
-        """Mark `sha` as deployed to `environment`; returns the deployment's id ('' when the
-        host has no such API)."""
+        """Mark `sha` (of branch `ref`) as being deployed to `environment` (its address
+        `url`); returns the deployment's id, opaque to the caller ('' when the host has no such
+        API)."""
         ...
 
     async def deployment_status(

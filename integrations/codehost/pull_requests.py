@@ -14,6 +14,11 @@ One small protocol, `PullRequests`, over the two REST APIs, with the documented 
   `GET .../merge_requests/{iid}/approvals` (`approved_by`), `PUT .../merge_requests/{iid}/merge`
   with `sha` and `should_remove_source_branch` (merge). `{path}` is the URL-encoded project path.
 
+Opening is safe to retry: the REST client retries a 5xx, and when the first attempt had created
+the pull request before its answer was lost, the retry is refused as a duplicate (GitHub 422,
+GitLab 409); `open` then finds the open one by its head branch (ours, named after the
+operation) and adopts it.
+
 The API base defaults from the repository's host (`https://api.github.com`,
 `https://gitlab.com/api/v4`) and is set in the catalog for self-hosted instances. The calls go
 through the code hosts' one REST client (`integrations.codehost.rest`): headers, timeouts,
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
-from integrations.codehost.rest import github_rest, gitlab_rest
+from integrations.codehost.rest import CodeHostConflict, github_rest, gitlab_rest
 
 Provider = Literal["github", "gitlab"]
 TIMEOUT = 15.0
@@ -104,12 +109,15 @@ class GitHubPullRequests:
         return await self._pull(found[0]) if found else None
 
     async def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        data = await self.rest.call(
-            "POST",
-            f"/repos/{self.repo}/pulls",
-            "pulls.create",
-            {"title": title, "head": head, "base": base, "body": body},
-        )
+        try:
+            data = await self.rest.call(
+                "POST",
+                f"/repos/{self.repo}/pulls",
+                "pulls.create",
+                {"title": title, "head": head, "base": base, "body": body},
+            )
+        except CodeHostConflict:  # 422 "A pull request already exists for ..."
+            return await adopt(self, head)
         return await self._pull(data)
 
     async def get(self, number: int) -> PullRequest:
@@ -164,18 +172,21 @@ class GitLabMergeRequests:
         return await self._merge_request(found[0]) if found else None
 
     async def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        data = await self.rest.call(
-            "POST",
-            f"/projects/{self.project}/merge_requests",
-            "merge_requests.create",
-            {
-                "source_branch": head,
-                "target_branch": base,
-                "title": title,
-                "description": body,
-                "remove_source_branch": True,
-            },
-        )
+        try:
+            data = await self.rest.call(
+                "POST",
+                f"/projects/{self.project}/merge_requests",
+                "merge_requests.create",
+                {
+                    "source_branch": head,
+                    "target_branch": base,
+                    "title": title,
+                    "description": body,
+                    "remove_source_branch": True,
+                },
+            )
+        except CodeHostConflict:  # 409 "Another open merge request already exists ..."
+            return await adopt(self, head)
         return await self._merge_request(data)
 
     async def get(self, number: int) -> PullRequest:
@@ -196,6 +207,18 @@ class GitLabMergeRequests:
 
     async def close(self) -> None:
         await self.rest.close()
+
+
+async def adopt(api: PullRequests, head: str) -> PullRequest:
+    """The create was refused as a duplicate: when the open one is ours (its head is the
+    branch we pushed, named after our operation), it is the pull request we meant to open. A
+    create retried after a 5xx whose first attempt did create it ends here."""
+    found = await api.find(head)
+    if found is None or found.state != "open":
+        raise CodeHostConflict(
+            409, f"the code host refused to open a pull request from {head}, and none is open"
+        )
+    return found
 
 
 def pull_requests(

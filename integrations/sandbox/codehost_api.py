@@ -3,7 +3,8 @@ tests and the bench: previews (comments, deployments) and GitOps delivery (pull 
 
 GitHub lives under `/github` (issue comments, deployments and deployment statuses, pull
 requests: list, create, get, reviews, commits, merge), GitLab under `/gitlab/api/v4` (merge
-request notes, commits, and merge requests: list, create, get, approvals, merge). Each request
+request notes, commits, merge requests: list, create, get, approvals, merge; environments: list
+by name, create, update, stop; deployments: create, update). Each request
 is checked against the documented shape: the authentication header, GitHub's `Accept` and API
 version headers, a JSON object body with the required fields of the right types and no field
 the API does not document; a request that breaks it is answered 4xx the way the real API would
@@ -87,6 +88,30 @@ MR_FIELDS: dict[str, Any] = {
     "target_project_id": int,
     "milestone_id": int,
 }
+GITLAB_ENVIRONMENT_FIELDS: dict[str, Any] = {
+    "name": str,
+    "description": str,
+    "external_url": str,
+    "tier": str,
+    "cluster_agent_id": int,
+    "kubernetes_namespace": str,
+    "flux_resource_path": str,
+    "auto_stop_setting": str,
+}
+GITLAB_ENVIRONMENT_UPDATE_FIELDS = {
+    k: v for k, v in GITLAB_ENVIRONMENT_FIELDS.items() if k != "name"
+}
+GITLAB_TIERS = {"production", "staging", "testing", "development", "other"}
+GITLAB_STOP_FIELDS: dict[str, Any] = {"force": bool}
+GITLAB_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "environment": str,
+    "sha": str,
+    "ref": str,
+    "tag": bool,
+    "status": str,
+}
+GITLAB_DEPLOYMENT_STATUSES = {"running", "success", "failed", "canceled"}
+GITLAB_DEPLOYMENT_UPDATE_FIELDS: dict[str, Any] = {"status": str}
 MR_MERGE_FIELDS: dict[str, Any] = {
     "sha": str,
     "merge_commit_message": str,
@@ -147,13 +172,18 @@ class FakeCodeHost:
     comments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """id -> {provider, repository, number, body, edits}"""
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """id -> {repository, ref, environment, statuses: [state, ...]}"""
+    """id -> {provider, repository, ref, environment, statuses: [state, ...]}"""
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """GitLab's: id -> {repository, name, external_url, tier, state: available|stopped}"""
     commits: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
     """(provider, repository, number) -> ISO author dates, oldest first."""
     pulls: list[FakePull] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     """(method, raw path with query) of every request, as sent."""
     errors_500: int = 0
+    lost_creations: int = 0
+    """The next N pull or merge requests are created, then answered 502 (a proxy that
+    failed after the host acted): the client's retry meets the duplicate."""
     in_flight: int = 0
     max_in_flight: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
@@ -164,10 +194,12 @@ class FakeCodeHost:
             self.violations.clear()
             self.comments.clear()
             self.deployments.clear()
+            self.environments.clear()
             self.commits.clear()
             self.pulls.clear()
             self.requests.clear()
             self.errors_500 = 0
+            self.lost_creations = 0
             self.latency = 0.0
             self.max_in_flight = 0
 
@@ -183,6 +215,17 @@ class FakeCodeHost:
         with self.lock:
             return [dict(d) for d in self.deployments.values() if d["repository"] == repository]
 
+    def environment_named(self, repository: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            return next(
+                (
+                    dict(e)
+                    for e in self.environments.values()
+                    if (e["repository"], e["name"]) == (repository, name)
+                ),
+                None,
+            )
+
     def count(self, method: str, fragment: str) -> int:
         with self.lock:
             return sum(1 for c in self.calls if c.method == method and fragment in c.path)
@@ -194,6 +237,10 @@ class FakeCodeHost:
     def close(self, number: int) -> None:
         with self.lock:
             next(p for p in self.pulls if p.number == number).state = "closed"
+
+
+class _Lost(Exception):
+    """The request was acted on, and its answer is a 502."""
 
 
 class _Refused(Exception):
@@ -243,6 +290,8 @@ def build_app(fake: FakeCodeHost) -> web.Application:
                 with fake.lock:
                     fake.violations.append(f"{request.method} {request.path}: {exc.message}")
                 return web.json_response({"message": exc.message}, status=exc.status)
+            except _Lost:
+                return web.json_response({"message": "injected failure after acting"}, status=502)
         finally:
             with fake.lock:
                 fake.in_flight -= 1
@@ -271,11 +320,16 @@ def build_app(fake: FakeCodeHost) -> web.Application:
             raise _Refused(404, not_found)
         return found
 
-    def open_pull(repository: str, head: str, base: str, title: str, body: str) -> FakePull:
+    def open_pull(
+        repository: str, head: str, base: str, title: str, body: str, duplicate: _Refused
+    ) -> FakePull:
         if any(p.repo == repository and p.head == head and p.state == "open" for p in fake.pulls):
-            raise _Refused(422, f"A pull request already exists for {head}")
+            raise duplicate
         created = FakePull(len(fake.pulls) + 1, repository, head, base, title, body)
         fake.pulls.append(created)
+        if fake.lost_creations > 0:
+            fake.lost_creations -= 1
+            raise _Lost()
         return created
 
     def merge_pull(p: FakePull, sha: str, message: str) -> str:
@@ -327,7 +381,12 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         if method == "POST" and rest == ["pulls"]:
             _check_body(body, PULL_FIELDS, {"title", "head", "base"}, "create a pull request")
             created = open_pull(
-                repository, body["head"], body["base"], body["title"], body.get("body") or ""
+                repository,
+                body["head"],
+                body["base"],
+                body["title"],
+                body.get("body") or "",
+                _Refused(422, f"A pull request already exists for {repository}:{body['head']}."),
             )
             return web.json_response(github_json(created), status=201)
         if method == "GET" and len(rest) == 2 and rest[0] == "pulls":
@@ -370,6 +429,10 @@ def build_app(fake: FakeCodeHost) -> web.Application:
                 body["target_branch"],
                 body["title"],
                 body.get("description") or "",
+                _Refused(
+                    409,
+                    "Another open merge request already exists for this source branch",
+                ),
             )
             return web.json_response(gitlab_json(created), status=201)
         if method == "GET" and len(rest) == 1:
@@ -388,6 +451,128 @@ def build_app(fake: FakeCodeHost) -> web.Application:
             sha = merge_pull(p, body["sha"], str(body.get("merge_commit_message") or p.title))
             return web.json_response({**gitlab_json(p), "merge_commit_sha": sha})
         return None
+
+    def gitlab_environment_json(eid: str) -> dict[str, Any]:
+        e = fake.environments[eid]
+        return {
+            "id": int(eid),
+            "name": e["name"],
+            "external_url": e["external_url"],
+            "tier": e["tier"],
+            "state": e["state"],
+        }
+
+    def gitlab_environments(
+        request: web.Request, repository: str, rest: list[str], body: Any
+    ) -> web.Response:
+        """Environments API: list (by `name`), create, update, stop."""
+        method = request.method
+        if method == "GET" and not rest:
+            name = request.query.get("name")
+            return web.json_response(
+                [
+                    gitlab_environment_json(eid)
+                    for eid, e in fake.environments.items()
+                    if e["repository"] == repository and (name is None or e["name"] == name)
+                ]
+            )
+        if method == "POST" and not rest:
+            _check_body(
+                body, GITLAB_ENVIRONMENT_FIELDS, {"name"}, "create an environment", status=400
+            )
+            if body.get("tier", "other") not in GITLAB_TIERS:
+                raise _Refused(400, f"tier {body['tier']} is not one of {sorted(GITLAB_TIERS)}")
+            if any(
+                (e["repository"], e["name"]) == (repository, body["name"])
+                for e in fake.environments.values()
+            ):
+                raise _Refused(400, "name: has already been taken")
+            eid = str(next(fake._ids))
+            fake.environments[eid] = {
+                "repository": repository,
+                "name": body["name"],
+                "external_url": body.get("external_url"),
+                "tier": body.get("tier", "other"),
+                "state": "available",
+                "stops": 0,
+            }
+            return web.json_response(gitlab_environment_json(eid), status=201)
+        eid = rest[0] if rest else ""
+        environment = fake.environments.get(eid)
+        if environment is None or environment["repository"] != repository:
+            raise _Refused(404, "404 Environment Not Found")
+        if method == "PUT" and len(rest) == 1:
+            _check_body(
+                body, GITLAB_ENVIRONMENT_UPDATE_FIELDS, set(), "update an environment", status=400
+            )
+            environment.update({k: v for k, v in body.items() if k in ("external_url", "tier")})
+            return web.json_response(gitlab_environment_json(eid))
+        if method == "POST" and rest[1:] == ["stop"]:
+            _check_body(body or {}, GITLAB_STOP_FIELDS, set(), "stop an environment", status=400)
+            environment["state"] = "stopped"
+            environment["stops"] += 1
+            return web.json_response(gitlab_environment_json(eid))
+        raise _Refused(404, "404 Not Found")
+
+    def gitlab_deployments(
+        request: web.Request, repository: str, rest: list[str], body: Any
+    ) -> web.Response:
+        """Deployments API: create (`running`, ...), update its status."""
+        if request.method == "POST" and not rest:
+            _check_body(
+                body,
+                GITLAB_DEPLOYMENT_FIELDS,
+                set(GITLAB_DEPLOYMENT_FIELDS),
+                "create a deployment",
+                status=400,
+            )
+            if body["status"] not in GITLAB_DEPLOYMENT_STATUSES:
+                raise _Refused(400, f"status {body['status']} is not a deployment status")
+            environment = next(
+                (
+                    e
+                    for e in fake.environments.values()
+                    if (e["repository"], e["name"]) == (repository, body["environment"])
+                ),
+                None,
+            )
+            if environment is None:  # GitLab makes it; forgebot makes it first, with its URL
+                fake.violations.append(f"deployment to {body['environment']} before it exists")
+            else:
+                environment["state"] = "available"  # a deployment starts a stopped one again
+            did = str(next(fake._ids))
+            fake.deployments[did] = {
+                "provider": "gitlab",
+                "repository": repository,
+                "ref": body["ref"],
+                "sha": body["sha"],
+                "environment": body["environment"],
+                "statuses": [body["status"]],
+                "urls": [],
+            }
+            return web.json_response(
+                {"id": int(did), "status": body["status"], "sha": body["sha"]}, status=201
+            )
+        deployment = fake.deployments.get(rest[0]) if len(rest) == 1 else None
+        if deployment is None or deployment["repository"] != repository:
+            raise _Refused(404, "404 Deployment Not Found")
+        if request.method == "PUT":
+            _check_body(
+                body,
+                GITLAB_DEPLOYMENT_UPDATE_FIELDS,
+                {"status"},
+                "update a deployment",
+                status=400,
+            )
+            if body["status"] not in GITLAB_DEPLOYMENT_STATUSES - {"running"}:
+                raise _Refused(400, f"status {body['status']} cannot be set on a deployment")
+            if deployment["statuses"][-1] != "running":
+                raise _Refused(
+                    400, f'Status cannot transition via "{body["status"]}" from a finished one'
+                )
+            deployment["statuses"].append(body["status"])
+            return web.json_response({"id": int(rest[0]), "status": body["status"]})
+        raise _Refused(404, "404 Not Found")
 
     async def github(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
@@ -436,6 +621,7 @@ def build_app(fake: FakeCodeHost) -> web.Application:
                 _check_body(body, DEPLOYMENT_FIELDS, {"ref"}, "create a deployment")
                 did = str(next(fake._ids))
                 fake.deployments[did] = {
+                    "provider": "github",
                     "repository": repository,
                     "ref": body["ref"],
                     "environment": body.get("environment", "production"),
@@ -479,10 +665,16 @@ def build_app(fake: FakeCodeHost) -> web.Application:
         record("gitlab", request, body)
         # The project's path is one URL-encoded segment: split the raw path before decoding.
         raw = request.rel_url.raw_path.removeprefix(GITLAB_PREFIX).strip("/").split("/")
-        if len(raw) < 3 or raw[0] != "projects" or raw[2] != "merge_requests":
+        if len(raw) < 3 or raw[0] != "projects":
             raise _Refused(404, "404 Not Found")
         repository = unquote(raw[1])
         with fake.lock:
+            if raw[2] == "environments":
+                return gitlab_environments(request, repository, raw[3:], body)
+            if raw[2] == "deployments":
+                return gitlab_deployments(request, repository, raw[3:], body)
+            if raw[2] != "merge_requests":
+                raise _Refused(404, "404 Not Found")
             answer = gitlab_merge_requests(request, repository, raw[3:], body)
             if answer is not None:
                 return answer

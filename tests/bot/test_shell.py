@@ -119,3 +119,28 @@ async def test_demo_shows_a_budget_alert_before_the_first_command() -> None:
     alert = text.index("team search is forecast to spend")
     assert alert < text.index("> /forge help"), "background posts show between commands"
     assert "of its $2,000.00 budget" in text
+
+
+async def test_demo_plays_github_and_the_preview_message_is_updated_in_place() -> None:
+    text = await _demo(":pr open 7\n:pr push 7\n/forge previews\n:pr merge 7\n:pr open x\n")
+    assert "delivered pull_request opened for acme/checkout#7" in text and "HTTP 202" in text
+    assert re.search(r"#C0PAYMENTS:\n\*acme/checkout#7 .*\n.*\n:large_green_circle: Ready", text)
+    updates = text.split("delivered pull_request synchronize")[1]
+    assert "#C0PAYMENTS (updated):" in updates and "Updated to `" in updates, "one message"
+    assert "pr-checkout-7" in text.split("/forge previews")[1]
+    assert ":white_circle: Removed (merged)." in text
+    assert "usage: :pr open|push|close|merge [NUMBER]" in text
+    assert "Traceback" not in text
+
+
+async def test_demo_deploys_a_gitops_service_by_a_commit_to_its_local_repository() -> None:
+    requirements.binary("git", "git with its http-backend")
+    text = await _demo("/deploy storefront 1.4.2 to staging\n/forge history storefront staging\n")
+    assert "storefront is delivered through Git in this demo" in text
+    assert "*storefront* in *staging*: deploying `1.4.1` → `1.4.2`" in text
+    assert ":white_check_mark: done in" in text
+    history = text.split("/forge history storefront staging")[1]
+    assert "2 commits to apps/storefront/overlays/staging/kustomization.yaml" in history
+    assert re.search(r"`[0-9a-f]{10}` .* Deploy storefront 1.4.2 to staging \(forgebot\)", history)
+    assert "demo-git-token" not in text, "the token never shows"
+    assert "Traceback" not in text

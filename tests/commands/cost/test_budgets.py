@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlmodel import Session
 
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
+from commands.cost.service import cost_query
 from commands.cost.service import cost_query, team_budgets_query
 from core.catalog import Catalog
 from core.config import Settings
@@ -19,6 +21,9 @@ from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from storage import audit
 from storage import cost as cost_repo
+from storage import environments as env_repo
+from storage import previews as previews_repo
+from storage.models import EnvironmentRecord, EnvState
 from tests.commands.cost.harness import NOW, CostBot, cost_bot, text_of
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.slack import DEVELOPER, PLATFORM
@@ -444,3 +449,81 @@ async def test_the_check_asks_cost_explorer_once_for_every_team(
     [payments] = posts(fake_slack, "C0PAYMENTS")
     assert payments.args["text"].startswith(":rotating_light: team payments has spent $2,964.35")
     assert "Top cost drivers" in str(payments.args["blocks"])
+
+
+async def _open_preview(bot: CostBot, number: int, expires_in: timedelta) -> None:
+    """A running preview of acme/checkout (team payments), as the previews capability leaves
+    it: its pull request's row and its live environment (size S of web-preview)."""
+    assert bot.runtime.db is not None
+    now = bot.clock.now()
+
+    def seed(session: Session) -> None:
+        previews_repo.observe(
+            session,
+            previews_repo.Observed("github", "acme/checkout", number, True, "a" * 40, now),
+            service="checkout",
+            team="payments",
+            namespace=f"pr-checkout-{number}",
+            host="",
+            now=now,
+        )
+        env_repo.insert(
+            session,
+            EnvironmentRecord(
+                name=f"pr-checkout-{number}",
+                live_name=f"pr-checkout-{number}",
+                template="web-preview",
+                size="S",
+                team="payments",
+                owner_user_id="forgebot",
+                cluster="dev-cluster",
+                state=EnvState.ACTIVE,
+                ttl_seconds=int(expires_in.total_seconds()),
+                expires_at=now + expires_in,
+                requested_at=now,
+                updated_at=now,
+            ),
+        )
+
+    await bot.runtime.db.run(seed)
+
+
+async def test_running_previews_count_in_the_forecast_from_the_environment_pricing(
+    bot: CostBot, moto_aws: MotoServer, catalog: Catalog, fake_slack: RunningFakeSlack
+) -> None:
+    seed_month(moto_aws, catalog, NOW.date())
+    # Size S of web-preview: 2 vCPU x $0.0316 + 4 GiB x $0.0042 = $0.08 an hour, awake 55 of
+    # the week's 168 hours (Mon-Fri 08:00-19:00). Until it expires in 2 days: $1.26. Another
+    # one expiring in 30 days counts only to the month's end (158 h): $4.14; $5.40 together.
+    await _open_preview(bot, 7, timedelta(days=2))
+    await _open_preview(bot, 8, timedelta(days=30))
+    shown = text_of(await bot.command(DEVELOPER, "/forge", "budget"))
+    assert "forecast $3,879.60 (78%)" in shown, shown  # $3,874.20 + $5.40
+    assert "includes ≈ $5.40 for 2 running pull request previews" in shown
+    assert "*team search*: $1,499.85 of $2,000.00 (75% used)" in shown
+    assert "running pull request" not in shown.split("*team search*")[1], "payments' only"
+
+    # The forecast alert says so too.
+    await bot.command(PLATFORM, "/forge", "budget set payments 6000")
+    assert bot.runtime.ctx is not None
+    alerts = BudgetAlerts(
+        service=alerts_of(bot).service,
+        catalog=catalog.model_copy(
+            update={
+                "schedules": catalog.schedules.model_copy(
+                    update={"budget_forecast_thresholds": [60]}
+                )
+            }
+        ),
+        db=bot.runtime.ctx.db,
+        clock=bot.clock,
+        channel=bot.runtime.ctx.slack,
+    )
+    await alerts.check()
+    latest = posts(fake_slack, "C0PAYMENTS")[-1]
+    assert latest.args["text"].startswith(
+        ":crystal_ball: team payments is forecast to spend $3,879.60 in November"
+    )
+    assert "The forecast includes ≈ $5.40 for 2 running pull request previews" in str(
+        latest.args["blocks"]
+    )

@@ -22,6 +22,7 @@ from integrations.sandbox.codehost_api import RunningFakeCodeHost, start_fake_co
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
+from integrations.sandbox.slack_payloads import block_actions, slash_command
 from storage import deployments as repo
 from tests.bot_harness import running_bot_harness
 from tests.commands.deploy.test_deploy import DeployHarness
@@ -93,11 +94,12 @@ class PullRequestHarness(DeployHarness):
         await self.submit_view(DEVELOPER, view, {})
         return view
 
-    async def open_pull(self) -> int:
-        """Wait (bounded) for the deploy's operation to open its pull request."""
+    async def open_pull(self, count: int = 1) -> int:
+        """Wait (bounded) for the deploy's operation to open its pull request (the
+        `count`th one)."""
         deadline = asyncio.get_running_loop().time() + 30
         while asyncio.get_running_loop().time() < deadline:
-            if self.api.state.pulls:
+            if len(self.api.state.pulls) >= count:
                 return self.api.state.pulls[-1].number
             await asyncio.sleep(0.05)
         assert self.runtime.db is not None
@@ -258,3 +260,103 @@ async def test_a_pull_request_closed_unmerged_fails_the_deploy(
     record = await harness.settled("checkout")
     assert record.outcome == "failed"
     assert f"pull request #{number} was closed without merging" in record.failure_reason
+
+
+async def test_a_pull_request_created_before_a_5xx_is_adopted_not_refused(
+    by_review: PullRequestHarness,
+) -> None:
+    """GitHub creates the pull request and a proxy answers 502: the client's retry is refused
+    as a duplicate (422), and the deploy carries on with the pull request that exists."""
+    harness = by_review
+    harness.api.state.lost_creations = 1
+    await harness.confirm("checkout", "1.4.2")
+    number = await harness.open_pull()
+    harness.api.state.approve(number, "alice")
+    record = await harness.settled("checkout")
+    assert record.outcome == "succeeded", record.failure_reason
+    assert len(harness.api.state.pulls) == 1
+    assert harness.api.state.count("POST", "/repos/platform/payments/pulls") == 2, "retried"
+    assert any("already exists" in v for v in harness.api.state.violations), "met the duplicate"
+    assert harness.api.state.pulls[0].state == "merged"
+
+
+async def test_a_merge_request_created_before_a_5xx_is_adopted_not_refused(
+    by_slack: PullRequestHarness,
+) -> None:
+    """The same on GitLab, whose duplicate refusal is a 409."""
+    harness = by_slack
+    harness.api.state.lost_creations = 1
+    await harness.confirm("ledger", "1.1")
+    card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
+    approve = next(
+        e
+        for b in card.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.DEPLOY_APPROVE
+    )
+    await harness.press_button(ONCALL, approve)
+    record = await harness.settled("ledger")
+    assert record.outcome == "succeeded", record.failure_reason
+    assert len(harness.api.state.pulls) == 1 and harness.api.state.pulls[0].state == "merged"
+    assert harness.api.state.count("POST", "/projects/platform/ledger/merge_requests") == 2
+    assert any("already exists" in v for v in harness.api.state.violations)
+
+
+async def test_a_rollback_through_a_pull_request_is_a_revert_merged_then_followed(
+    by_review: PullRequestHarness,
+) -> None:
+    harness = by_review
+    await harness.confirm("checkout", "1.4.2")
+    harness.api.state.approve(await harness.open_pull(), "alice")
+    deployed = await harness.settled("checkout")
+    assert deployed.outcome == "succeeded", deployed.failure_reason
+    before = harness.server.head("platform/payments")
+
+    harness.slack.state.reset()
+    response = await harness.client.send(
+        slash_command(ONCALL, "/rollback", "checkout prod", harness.slack.new_response_url())
+    )
+    assert response.status == 200
+    answer = await harness.until("response_url")
+    assert "reverting commit" in json.dumps(answer.args), answer.args
+    button = next(e for b in answer.args["blocks"] if b["type"] == "actions" for e in b["elements"])
+    press = block_actions(
+        ONCALL,
+        {
+            "action_id": button["action_id"],
+            "block_id": "rollback-confirm",
+            "value": button["value"],
+        },
+        response_url=harness.slack.new_response_url(),
+        message={"ts": "1790000000.000999"},
+        channel_id="C0PAYMENTS",
+    )
+    assert (await harness.client.send(press)).status == 200
+
+    assert await harness.open_pull(count=2) == 2, "the revert is a pull request of its own"
+    revert = harness.api.state.pulls[1]
+    assert revert.title == 'Revert "Deploy checkout 1.4.2 to prod"'
+    assert revert.head.startswith("forgebot/checkout-prod-") and revert.state == "open"
+    assert harness.server.head("platform/payments") == before, "nothing merged before review"
+    assert (await harness.record("checkout")).kind == "rollback"
+
+    harness.api.state.approve(revert.number, "bob")
+    rollback = await harness.settled("checkout")
+    assert (rollback.kind, rollback.version, rollback.previous_version, rollback.outcome) == (
+        "rollback",
+        "1.4.1",
+        "1.4.2",
+        "succeeded",
+    ), rollback.failure_reason
+    bare = harness.server.bare("platform/payments")
+    merge = harness.server.head("platform/payments")
+    assert rollback.desired_state_commit == merge
+    parents = git("rev-list", "--parents", "-n", "1", merge, cwd=bare).split()[1:]
+    assert parents[0] == before and len(parents) == 2, "the revert pull request's merge"
+    assert git("diff", "--name-only", before, merge, cwd=bare).split() == [PROD_FILE]
+    assert f"This reverts commit {deployed.desired_state_commit}" in git(
+        "log", "-1", "--format=%B", parents[1], cwd=bare
+    )
+    assert "newTag: 1.4.1" in harness.server.show("platform/payments", "main", PROD_FILE)
+    assert harness.image("checkout") == f"{IMAGE}:1.4.1", "followed to the rollout"

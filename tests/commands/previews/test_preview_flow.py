@@ -260,14 +260,30 @@ async def test_gitlab_merge_requests_get_previews_and_one_note(harness: PreviewH
     # An edit that is not a push is ignored; a push (oldrev) updates.
     status, body = await h.gitlab(gitlab_merge_request(project, 3, "update", sha(400), at(1)))
     assert status == 202 and body["outcome"] == "ignored"
-    await h.gitlab(gitlab_merge_request(project, 3, "update", sha(401), at(2), oldrev=sha(400)))
+    await h.gitlab(
+        gitlab_merge_request(
+            project, 3, "update", sha(401), at(2), oldrev=sha(400), branch="Feature/Fast_Search"
+        )
+    )
     await h.settle()
     notes = h.codehost.comments_on("gitlab", project, 3)
     assert len(notes) == 1 and sha(401)[:7] in notes[0]["body"] and notes[0]["edits"] >= 1
     assert len(channel_posts(h, "C0SEARCH")) == 1
+    # GitLab's environment points at the preview; each pushed SHA is a deployment of it.
+    environment = h.codehost.environment_named(project, "pr-search-api-3")
+    assert environment is not None and environment["state"] == "available"
+    assert environment["external_url"] == "https://feature-fast-search.search.preview.example.com"
+    deployments = h.codehost.deployments_of(project)
+    assert [(d["sha"], d["ref"], d["statuses"]) for d in deployments] == [
+        (sha(400), "Feature/Fast_Search", ["running", "success"]),
+        (sha(401), "Feature/Fast_Search", ["running", "success"]),
+    ]
     await h.gitlab(gitlab_merge_request(project, 3, "close", sha(401), at(3)))
     await h.settle()
     assert h.kube.find("namespaces", "", "pr-search-api-3") is None
+    stopped = h.codehost.environment_named(project, "pr-search-api-3")
+    assert stopped is not None and stopped["state"] == "stopped" and stopped["stops"] == 1
+    assert h.codehost.violations == [], "every GitLab call had the documented shape"
 
 
 async def test_buttons_check_rights_at_click_and_the_list_shows_previews(

@@ -113,6 +113,38 @@ async def test_clients_make_the_documented_calls(fake: RunningFakeCodeHost) -> N
         note = await gitlab.upsert_comment("group/sub/project", 6, "", "note")
         assert await gitlab.upsert_comment("group/sub/project", 6, note, "edited") == note
         assert fake.state.comments_on("gitlab", "group/sub/project", 6)[0]["body"] == "edited"
+        # GitLab: the environment (made once, its address kept current), a deployment per
+        # SHA from running to success or failed, and a stop.
+        first = await gitlab.create_deployment(
+            "group/sub/project", "a" * 40, "pr-p-6", "preview", ref="feat", url="https://a.example"
+        )
+        second = await gitlab.create_deployment(
+            "group/sub/project", "b" * 40, "pr-p-6", "preview", ref="feat", url="https://b.example"
+        )
+        await gitlab.deployment_status(
+            "group/sub/project", first, DeploymentState.FAILURE, "", "the rollout failed"
+        )
+        await gitlab.deployment_status(
+            "group/sub/project", second, DeploymentState.IN_PROGRESS, "", "building"
+        )
+        await gitlab.deployment_status(
+            "group/sub/project", second, DeploymentState.SUCCESS, "https://c.example", "ready"
+        )
+        assert [d["statuses"] for d in fake.state.deployments_of("group/sub/project")] == [
+            ["running", "failed"],
+            ["running", "success"],
+        ]
+        environment = fake.state.environment_named("group/sub/project", "pr-p-6")
+        assert environment is not None
+        assert (environment["external_url"], environment["tier"]) == (
+            "https://c.example",
+            "development",
+        )
+        assert fake.state.count("POST", "/projects/group/sub/project/environments") == 1
+        await gitlab.deployment_status(
+            "group/sub/project", second, DeploymentState.INACTIVE, "", "merged"
+        )
+        assert fake.state.environment_named("group/sub/project", "pr-p-6")["state"] == "stopped"  # type: ignore[index]
         fake.state.commits[("gitlab", "group/sub/project", 6)] = [
             "2026-11-20T08:00:00Z",
             "2026-11-21T08:00:00Z",
