@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.demo_gitops import DemoGitOps
 from bot.demo_front import banner, welcome
+from bot.demo_gitops import DemoGitOps
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.shell_input import INTERRUPT, Input, LineSource
 from bot.shell_log import NoticeHandler, logging_to_file

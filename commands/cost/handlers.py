@@ -15,15 +15,12 @@ from bot.context import AppContext
 from commands.cost import chart, parse, views
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.cost.previews import PreviewCosts
 from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
 from commands.cost.untagged import UntaggedCost, UntaggedSpend
-from core.auth import Action
-from core.errors import ForgebotError, NotAuthorized
-from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from core.scheduler import JobSpec
 from core.auth import Action, Authorizer
 from core.clock import Clock
+from core.errors import ForgebotError, NotAuthorized
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
 from integrations.slack.web import SlackOutbox
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ An `Idempotency-Key` header makes retries of the same report record it once.
 from __future__ import annotations
 
 import hmac
+from functools import partial
 from typing import Literal
 
 from aiohttp import web
@@ -57,54 +58,55 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def deployments_route(catalog: Catalog, db: Database, clock: Clock, token: str | None) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if not token:
-            return _error(503, "the API is disabled: set FORGEBOT_API_TOKEN")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "missing or wrong bearer token")
-        try:
-            report = DeploymentReport.model_validate_json(await request.read())
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            return _error(422, problems)
-        service = catalog.service(report.service)
-        if service is None:
-            return _error(422, f"unknown service {report.service}")
-        if catalog.environment(report.environment) is None:
-            return _error(422, f"unknown environment {report.environment}")
-        now = clock.now()
-        finished = report.finished_at or now
-        record = DeploymentRecord(
-            service=service.name,
-            team=service.team,
-            environment=report.environment,
-            kind=DeployKind(report.kind),
-            version=report.version,
-            actor=report.actor,
-            source="api",
-            started_at=report.started_at or finished,
-            finished_at=finished,
-            outcome=DeployOutcome(report.outcome),
-            failure_reason=report.failure_reason,
-            commit_sha=report.commit_sha,
-            commit_time=report.commit_time,
-        )
-        key = request.headers.get("Idempotency-Key", "").strip()[:200]
+    return partial(record_deployment, catalog, db, clock, token)
 
-        def store(session: Session) -> int | None:
-            if key and not idempotency.claim(session, f"api:deployments:{key}", now):
-                return None
-            return repo.record_finished(session, record).id
 
-        try:
-            stored = await db.run(store)
-        except DatabaseUnavailable:
-            return _error(503, "database unavailable; retry with the same Idempotency-Key")
-        if stored is None:
-            return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
-        return web.json_response({"id": stored, "status": "recorded"}, status=201)
+async def record_deployment(
+    catalog: Catalog, db: Database, clock: Clock, token: str | None, request: web.Request
+) -> web.StreamResponse:
+    if not token:
+        return _error(503, "the API is disabled: set FORGEBOT_API_TOKEN")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _error(401, "missing or wrong bearer token")
+    try:
+        report = DeploymentReport.model_validate_json(await request.read())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _error(422, problems)
+    service = catalog.service(report.service)
+    if service is None:
+        return _error(422, f"unknown service {report.service}")
+    if catalog.environment(report.environment) is None:
+        return _error(422, f"unknown environment {report.environment}")
+    now = clock.now()
+    finished = report.finished_at or now
+    record = DeploymentRecord(
+        service=service.name,
+        team=service.team,
+        environment=report.environment,
+        kind=DeployKind(report.kind),
+        version=report.version,
+        actor=report.actor,
+        source="api",
+        started_at=report.started_at or finished,
+        finished_at=finished,
+        outcome=DeployOutcome(report.outcome),
+        failure_reason=report.failure_reason,
+        commit_sha=report.commit_sha,
+        commit_time=report.commit_time,
+    )
+    key = request.headers.get("Idempotency-Key", "").strip()[:200]
 
-    return handle
+    def store(session: Session) -> int | None:
+        if key and not idempotency.claim(session, f"api:deployments:{key}", now):
+            return None
+        return repo.record_finished(session, record).id
+
+    try:
+        stored = await db.run(store)
+    except DatabaseUnavailable:
+        return _error(503, "database unavailable; retry with the same Idempotency-Key")
+    if stored is None:
+        return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
+    return web.json_response({"id": stored, "status": "recorded"}, status=201)

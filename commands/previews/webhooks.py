@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
-from core.routes import Handler
 
 from commands.previews.service import Receipt
 from core.ack_priority import PENDING_ACKS
@@ -67,71 +67,78 @@ def _delivery(value: str) -> str | None:
 
 
 def github_route(receive: Receive, secret: str | None) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
-            return await answer(request)
+    return partial(answer_github, receive, secret)
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if not secret:
-            log.warning("a GitHub webhook arrived but FORGEBOT_GITHUB_WEBHOOK_SECRET is not set")
-            return _answer(404, error="GitHub webhooks are not configured")
-        body = await request.read()
-        if not verify_github(secret, request.headers, body):
-            log.warning("rejected a GitHub webhook: missing or wrong X-Hub-Signature-256")
-            return _answer(401, error="invalid signature")
-        kind = request.headers.get(GITHUB_EVENT, "")
-        if kind == "ping":
-            return _answer(200, outcome="pong")
-        if kind != "pull_request":
-            return _answer(
-                202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used"
-            )
-        delivery = _delivery(request.headers.get(GITHUB_DELIVERY, ""))
-        if delivery is None:
-            return _answer(400, error=f"{GITHUB_DELIVERY} is missing or invalid")
-        try:
-            event = parse_github(body)
-        except MalformedWebhook as exc:
-            log.warning("rejected a malformed GitHub webhook: %s", exc)
-            return _answer(400, error=str(exc))
-        if event is None:
-            return _answer(202, outcome="ignored", detail="this action changes no preview")
-        return await _receive(receive, event, delivery)
 
-    return handle
+async def answer_github(
+    receive: Receive, secret: str | None, request: web.Request
+) -> web.StreamResponse:
+    with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
+        return await _answer_github(receive, secret, request)
+
+
+async def _answer_github(
+    receive: Receive, secret: str | None, request: web.Request
+) -> web.StreamResponse:
+    if not secret:
+        log.warning("a GitHub webhook arrived but FORGEBOT_GITHUB_WEBHOOK_SECRET is not set")
+        return _answer(404, error="GitHub webhooks are not configured")
+    body = await request.read()
+    if not verify_github(secret, request.headers, body):
+        log.warning("rejected a GitHub webhook: missing or wrong X-Hub-Signature-256")
+        return _answer(401, error="invalid signature")
+    kind = request.headers.get(GITHUB_EVENT, "")
+    if kind == "ping":
+        return _answer(200, outcome="pong")
+    if kind != "pull_request":
+        return _answer(202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used")
+    delivery = _delivery(request.headers.get(GITHUB_DELIVERY, ""))
+    if delivery is None:
+        return _answer(400, error=f"{GITHUB_DELIVERY} is missing or invalid")
+    try:
+        event = parse_github(body)
+    except MalformedWebhook as exc:
+        log.warning("rejected a malformed GitHub webhook: %s", exc)
+        return _answer(400, error=str(exc))
+    if event is None:
+        return _answer(202, outcome="ignored", detail="this action changes no preview")
+    return await _receive(receive, event, delivery)
 
 
 def gitlab_route(receive: Receive, token: str | None) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        with PENDING_ACKS.answering():
-            return await answer(request)
+    return partial(answer_gitlab, receive, token)
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if not token:
-            log.warning("a GitLab webhook arrived but FORGEBOT_GITLAB_WEBHOOK_TOKEN is not set")
-            return _answer(404, error="GitLab webhooks are not configured")
-        body = await request.read()
-        if not verify_gitlab(token, request.headers):
-            log.warning("rejected a GitLab webhook: missing or wrong X-Gitlab-Token")
-            return _answer(401, error="invalid token")
-        kind = request.headers.get(GITLAB_EVENT, "")
-        if kind != GITLAB_MERGE_REQUEST_HOOK:
-            return _answer(
-                202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used"
-            )
-        delivery = _delivery(
-            request.headers.get(GITLAB_EVENT_UUID, "")
-            or request.headers.get(GITLAB_IDEMPOTENCY, "")
-        )
-        if delivery is None:
-            return _answer(400, error=f"{GITLAB_EVENT_UUID} is missing or invalid")
-        try:
-            event = parse_gitlab(body)
-        except MalformedWebhook as exc:
-            log.warning("rejected a malformed GitLab webhook: %s", exc)
-            return _answer(400, error=str(exc))
-        if event is None:
-            return _answer(202, outcome="ignored", detail="this action changes no preview")
-        return await _receive(receive, event, delivery)
 
-    return handle
+async def answer_gitlab(
+    receive: Receive, token: str | None, request: web.Request
+) -> web.StreamResponse:
+    with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
+        return await _answer_gitlab(receive, token, request)
+
+
+async def _answer_gitlab(
+    receive: Receive, token: str | None, request: web.Request
+) -> web.StreamResponse:
+    if not token:
+        log.warning("a GitLab webhook arrived but FORGEBOT_GITLAB_WEBHOOK_TOKEN is not set")
+        return _answer(404, error="GitLab webhooks are not configured")
+    body = await request.read()
+    if not verify_gitlab(token, request.headers):
+        log.warning("rejected a GitLab webhook: missing or wrong X-Gitlab-Token")
+        return _answer(401, error="invalid token")
+    kind = request.headers.get(GITLAB_EVENT, "")
+    if kind != GITLAB_MERGE_REQUEST_HOOK:
+        return _answer(202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used")
+    delivery = _delivery(
+        request.headers.get(GITLAB_EVENT_UUID, "") or request.headers.get(GITLAB_IDEMPOTENCY, "")
+    )
+    if delivery is None:
+        return _answer(400, error=f"{GITLAB_EVENT_UUID} is missing or invalid")
+    try:
+        event = parse_gitlab(body)
+    except MalformedWebhook as exc:
+        log.warning("rejected a malformed GitLab webhook: %s", exc)
+        return _answer(400, error=str(exc))
+    if event is None:
+        return _answer(202, outcome="ignored", detail="this action changes no preview")
+    return await _receive(receive, event, delivery)

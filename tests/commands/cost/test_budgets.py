@@ -13,7 +13,6 @@ from sqlmodel import Session
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
-from commands.cost.service import cost_query
 from commands.cost.service import cost_query, team_budgets_query
 from core.catalog import Catalog
 from core.config import Settings
