@@ -309,8 +309,9 @@ class CostService:
                 cached.value, cost_query(budget.scope, Period.THIS_MONTH, today, self.catalog)
             )
             mine = dataclasses.replace(cached, value=part)
+            previews = await self._previews(budget.scope, today)  # one local query per team
             found[budget.key] = summarize(
-                budget.scope, Period.THIS_MONTH, today, mine, budget, None
+                budget.scope, Period.THIS_MONTH, today, mine, budget, None, previews
             )
         return found
 

@@ -107,7 +107,8 @@ class FluxSuspend:
     async def owners(self, cluster: str, namespace: str) -> list[FluxObject]:
         """The Flux objects that own a workload in `namespace` or deploy into it."""
         named: set[tuple[str, str, str]] = set()
-        for workload in await self.kube.list_workloads(cluster, namespace):
+        # On a server without a kind (CronJobs before 1.21) no Flux object can own one.
+        for workload in await self.kube.list_workloads(cluster, namespace, served_only=True):
             labels = workload.labels
             for kind, prefix in (
                 ("kustomize", "kustomize.toolkit.fluxcd.io"),

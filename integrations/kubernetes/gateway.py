@@ -393,9 +393,16 @@ class KubeGateway:
 
     # --- workloads -------------------------------------------------------------------------
     async def list_workloads(
-        self, cluster: str, namespace: str, identity: KubernetesIdentity | None = None
+        self,
+        cluster: str,
+        namespace: str,
+        identity: KubernetesIdentity | None = None,
+        *,
+        served_only: bool = False,
     ) -> list[Workload]:
-        """Deployments, StatefulSets and CronJobs in a namespace, as the identity if given."""
+        """Deployments, StatefulSets and CronJobs in a namespace, as the identity if given.
+        A kind the server does not serve raises `ApiNotServed` (naming the release that
+        serves it), unless `served_only`: then that kind is simply absent."""
 
         def read(api: client.ApiClient) -> list[Workload]:
             apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
@@ -411,6 +418,8 @@ class KubeGateway:
                     ),
                 )
             except ApiNotServed:
+                if not served_only:
+                    raise
                 cronjobs = []  # a server without batch/v1 CronJobs has none forgebot manages
             return (
                 [

@@ -502,7 +502,8 @@ async def test_running_previews_count_in_the_forecast_from_the_environment_prici
     assert "*team search*: $1,499.85 of $2,000.00 (75% used)" in shown
     assert "running pull request" not in shown.split("*team search*")[1], "payments' only"
 
-    # The forecast alert says so too.
+    # The forecast alert says so too (the check asks one query for every team).
+    seed_check(moto_aws, catalog, NOW.date())
     await bot.command(PLATFORM, "/forge", "budget set payments 6000")
     assert bot.runtime.ctx is not None
     alerts = BudgetAlerts(
