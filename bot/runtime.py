@@ -258,6 +258,10 @@ class Runtime:
 
         if self._state is not None:
             self._state.draining = True
+        if self.scheduler is not None:
+            # A stopping replica starts no new scheduled run while it drains: one started
+            # now could outlast the shutdown budget and be cut short.
+            self.scheduler.hold()
         if self.socket_mode is not None:
             # No new envelopes; those being acknowledged get a moment (acks are quick).
             await self.socket_mode.close(grace=min(left(), 3.0))

@@ -103,6 +103,11 @@ class Scheduler:
         scheduler.start()
         self._scheduler = scheduler
 
+    def hold(self) -> None:
+        """Start no new run (a replica that is stopping); runs in progress go on, and the
+        fire times not started are the next leader's."""
+        self._firing = False
+
     def shutdown(self) -> None:
         # A fire already on its way to the loop is dropped: the next leader runs that slot.
         self._firing = False
