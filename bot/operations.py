@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+from bot import faults
 from bot.clock import Clock
 from bot.errors import ForgebotError
 from storage import operations as repo
@@ -255,6 +256,7 @@ class OperationRunner:
         assert current is not None
         self._running[operation_id] = current  # type: ignore[assignment]
         self._renewed[operation_id] = time.monotonic()
+        faults.point(f"operation.claimed:{operation.kind}")
         try:
             await self._run(operation, resuming=resuming)
         except asyncio.CancelledError:
@@ -312,6 +314,7 @@ class OperationRunner:
                     announce=True,
                 )
             else:
+                faults.point(f"operation.handled:{operation.kind}")
                 done = self._clock.now()
                 await self._db.run(
                     lambda s: repo.finish(
@@ -323,6 +326,7 @@ class OperationRunner:
                         result=result or {},
                     )
                 )
+                faults.point(f"operation.finished:{operation.kind}")
 
     async def _fail(self, operation: Operation, reason: str, *, announce: bool) -> None:
         now = self._clock.now()

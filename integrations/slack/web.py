@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot import faults
 from integrations.slack.blockkit import MESSAGE_BLOCKS, paginate_blocks
 from integrations.slack.retry import MAX_RETRY_AFTER_SECONDS, ExponentialBackoff, retry_handlers
 
@@ -225,6 +226,7 @@ class SlackOutbox:
                     ),
                 )
             first_ts = first_ts or str(response.get("ts", ""))
+            faults.point("slack.post")
         return first_ts
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
@@ -303,6 +305,7 @@ class SlackOutbox:
 
     async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
         channel = await self.dm_channel(user)
+        faults.point("slack.dm")  # the fault suite kills here: before a DM is posted
         return channel, await self.post(channel, text, blocks)
 
     async def upload_file(
