@@ -1,5 +1,6 @@
 """Idempotency keys live in the database, so retries and double clicks act once across
-restarts and replicas. `claim` is the only entry point: True the first time, False after."""
+restarts and replicas. `claim` is the only way to take a key: True the first time, False after;
+`held` only asks (a re-run checking whether an earlier run already did something)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def claim(session: Session, key: str, now: datetime) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def held(session: Session, key: str) -> bool:
+    return session.get(IdempotencyKey, key) is not None
 
 
 def forget_older_than(session: Session, cutoff: datetime) -> int:

@@ -246,6 +246,10 @@ class EnvironmentService:
             )
         )
         record = await self._get(env_id)
+        if record.state == EnvState.ACTIVE:
+            # A re-run: the first run wrote `active` and died, maybe before telling the owner.
+            await self._tell_owner_once(record, "ready")
+            return {"name": record.name, "resumed": "active"}
         if record.state != EnvState.PROVISIONING:
             return {"skipped": record.state}
         await self.provision_namespace(record)
@@ -261,7 +265,7 @@ class EnvironmentService:
             )
         )
         record = await self._get(env_id)
-        await self.notify.to_owner(record, "ready")
+        await self._tell_owner_once(record, "ready")
         return {
             "name": record.name,
             "expires_at": record.expires_at.isoformat() if record.expires_at else "",
@@ -545,6 +549,11 @@ class EnvironmentService:
 
     async def perform_delete(self, operation: Operation) -> dict[str, Any]:
         record = await self._get(int(operation.payload["env_id"]))
+        reason = str(operation.payload.get("reason", ""))
+        if record.state == EnvState.DELETED:
+            # A re-run: the first run wrote `deleted` and died, maybe before telling the owner.
+            await self._tell_owner_once(record, "deleted", reason)
+            return {"deleted": record.name, "resumed": "deleted"}
         if record.state != EnvState.DELETING:
             return {"skipped": record.state}
         note = ""
@@ -558,12 +567,21 @@ class EnvironmentService:
                 s, _id(record), expected=[EnvState.DELETING], to=EnvState.DELETED, now=now
             )
         )
-        await self.notify.to_owner(
-            await self._get(_id(record)),
-            "deleted",
-            str(operation.payload.get("reason", "")) + (f" ({note})" if note else ""),
+        await self._tell_owner_once(
+            await self._get(_id(record)), "deleted", reason + (f" ({note})" if note else "")
         )
         return {"deleted": record.name, "note": note}
+
+    async def _tell_owner_once(self, record: EnvironmentRecord, event: str, detail: str = "") -> None:
+        """Tell the owner an operation's outcome unless an earlier run of it already did (the
+        key is written once the message is sent: a crash in between tells twice, never zero
+        times)."""
+        key = f"env.told:{event}:{_id(record)}"
+        if await self.db.run(lambda s: idempotency.held(s, key)):
+            return
+        await self.notify.to_owner(record, event, detail)
+        now = self.clock.now()
+        await self.db.run(lambda s: idempotency.claim(s, key, now))
 
     # --- TTL (a scheduled job) -----------------------------------------------------------------
     async def sweep_expiry(self, slot: datetime) -> None:

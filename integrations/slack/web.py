@@ -91,6 +91,10 @@ class SlackGateway(Protocol):
         """Replace a message's content (eventually; bursts coalesce into the latest)."""
         ...
 
+    async def delivered(self, channel: str, ts: str) -> None:
+        """Wait until what `update` queued for this message has been sent."""
+        ...
+
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: Blocks | None = None
     ) -> None: ...
@@ -266,6 +270,14 @@ class SlackOutbox:
         finally:
             if self._flushers.get(key) is asyncio.current_task():
                 del self._flushers[key]
+
+    async def delivered(self, channel: str, ts: str) -> None:
+        """Wait until the updates queued for one message have been sent: an operation's outcome
+        must reach Slack before the operation is recorded finished, or a crash in between
+        loses it (nothing re-runs a finished operation)."""
+        key = (channel, ts)
+        while (flusher := self._flushers.get(key)) is not None and not flusher.done():
+            await asyncio.wait({flusher})  # never cancels the flusher itself
 
     @property
     def busy(self) -> bool:

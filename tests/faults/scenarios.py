@@ -5,12 +5,14 @@ that tells the person the outcome (expected at least once, and once only)."""
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.sandbox.kube_api import KINDS, Change
+from integrations.sandbox.slack_api import RecordedCall
 from tests.faults.fleet import (
     DEVELOPER,
     IMAGE,
@@ -92,7 +94,7 @@ class Scenario:
         raise NotImplementedError
 
     def outcome(self) -> str:
-        """Text of the message that tells the person the outcome."""
+        """A regular expression matching the message that tells the person the outcome."""
         raise NotImplementedError
 
     def mine(self, row: Row) -> bool:
@@ -105,29 +107,31 @@ def counted(ledger: Ledger, mark: Mark) -> Counter[Change]:
     return Counter(c for c in changes if c.verb != "same")
 
 
-def told(ledger: Ledger, mark: Mark, text: str) -> int:
-    """How many messages carrying `text` were sent since `mark` (posts, ephemerals, response
-    URLs; updates of one message count once)."""
+def told(ledger: Ledger, mark: Mark, pattern: str) -> int:
+    """How many messages matching `pattern` (a regular expression) were sent since `mark`
+    (posts, ephemerals, response URLs; updates of one message count once)."""
     with ledger.slack.state.lock:
         calls = list(ledger.slack.state.calls[mark.slack :])
     seen: set[str] = set()
     count = 0
     for call in calls:
-        if call.fault is not None or text not in (
-            str(call.args.get("text", "")) + str(call.args.get("blocks", ""))
-        ):
+        if call.fault is not None or not re.search(pattern, _text(call)):
             continue
         if call.method == "chat.update":
             key = f"{call.args.get('channel')}/{call.args.get('ts')}"
             if key in seen:
                 continue
             seen.add(key)
-            if any(c.method == "chat.postMessage" and text in str(c.args) for c in calls):
+            if any(c.method == "chat.postMessage" and re.search(pattern, _text(c)) for c in calls):
                 continue  # posted with it already
         elif call.method not in ("chat.postMessage", "chat.postEphemeral", "response_url"):
             continue
         count += 1
     return count
+
+
+def _text(call: RecordedCall) -> str:
+    return str(call.args.get("text", "")) + " " + str(call.args.get("blocks", ""))
 
 
 @dataclass
@@ -204,7 +208,7 @@ class Provision(Scenario):
         ]
 
     def outcome(self) -> str:
-        return f"*{self.namespace}* is ready"
+        return re.escape(f"*{self.namespace}* is ready")
 
     def mine(self, row: Row) -> bool:
         return row.kind == self.kind and row.payload.get("env_id") == self.env_id
@@ -225,7 +229,9 @@ class Delete(Scenario):
         before = Mark.now(stage.ledger)
         await stage.flows.request_environment(DEVELOPER, self.env)
         await until(
-            lambda: told(stage.ledger, before, f"*{self.namespace}* is ready"), 60, "provisioned"
+            lambda: told(stage.ledger, before, re.escape(f"*{self.namespace}* is ready")),
+            60,
+            "provisioned",
         )
 
     async def act(self, stage: Stage) -> None:
@@ -237,7 +243,7 @@ class Delete(Scenario):
         return [Change("delete", "namespaces", "", self.namespace)]
 
     def outcome(self) -> str:
-        return f"*{self.namespace}* was deleted"
+        return re.escape(f"*{self.namespace}* was deleted")
 
     def mine(self, row: Row) -> bool:
         assert self.ledger is not None
@@ -258,7 +264,7 @@ class Deploy(Scenario):
         return [Change("change", "deployments", "checkout-staging", "checkout")]
 
     def outcome(self) -> str:
-        return f"Deployed *checkout* `{self.version}` to *staging*"
+        return f"checkout staging: deploy of {re.escape(self.version)} succeeded"
 
     def mine(self, row: Row) -> bool:
         return row.kind in (self.kind, "deploy.request") and self.version in str(row.payload)
@@ -298,7 +304,7 @@ class Rollback(Scenario):
         return [Change("change", "deployments", "checkout", "checkout")]
 
     def outcome(self) -> str:
-        return "Rolled back *checkout*"
+        return r"checkout prod: rollback of \S+ succeeded"
 
     def mine(self, row: Row) -> bool:
         return row.kind == self.kind and self.version in str(row.payload)
@@ -316,7 +322,10 @@ def steps(scenario: Scenario) -> list[str]:
     """Every named step of the kind where a process can die (the fault hook's names)."""
     kill = [f"operation.claimed:{scenario.kind}"]
     kill += [f"kube.write#{n}" for n in range(1, scenario.writes + 1)]
-    kill += ["slack.dm#1"] if isinstance(scenario, Provision | Delete) else []
+    if isinstance(scenario, Provision):
+        kill.append("slack.dm#2")  # state written `active`; the "ready" message not yet sent
+    if isinstance(scenario, Delete):
+        kill.append("slack.dm#1")  # state written `deleted`; the "deleted" message not yet sent
     kill += [f"operation.handled:{scenario.kind}", f"operation.finished:{scenario.kind}"]
     return kill
 
