@@ -10,6 +10,7 @@ without the variable and check that the operation still ends once, and that the 
 
 The named steps:
 
+- `operation.accepted:KIND`: an acked request's row is written, before its work starts;
 - `operation.claimed:KIND`: a process claimed the operation row, before its handler runs;
 - `operation.handled:KIND`: the handler returned, before its outcome is written;
 - `operation.finished:KIND`: the outcome is written;

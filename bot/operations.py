@@ -139,6 +139,30 @@ class OperationRunner:
     ) -> Submission:
         """Write the row (the request is durable from here on), then run it in the background.
         A second submission with the same key returns the first row (`created` False)."""
+        submission = await self._write(
+            kind,
+            payload,
+            idempotency_key=idempotency_key,
+            actor_user_id=actor_user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            running=running,
+        )
+        if submission.created and start:
+            self.start(submission.operation.id)
+        return submission
+
+    async def _write(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str,
+        actor_user_id: str,
+        channel_id: str,
+        message_ts: str,
+        running: bool,
+    ) -> Submission:
         entry = self._kinds.get(kind)
         if entry is None:
             raise ValueError(f"no handler for operation kind {kind}")
@@ -160,8 +184,6 @@ class OperationRunner:
         if running:
             row.state, row.attempts = OperationState.RUNNING, 1
         operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
-        if created and start:
-            self.start(operation.id)
         return Submission(operation, created)
 
     async def accept(
@@ -180,13 +202,13 @@ class OperationRunner:
         not lose the request: the row's lease runs out and recovery runs the kind's registered
         handler, which does the same work and tells the person. A retry of the same request
         finds the row and gets `duplicate=True` before anything else runs."""
-        submission = await self.submit(
+        submission = await self._write(
             kind,
             payload,
             idempotency_key=idempotency_key,
             actor_user_id=actor_user_id,
             channel_id=channel_id,
-            start=False,
+            message_ts="",
             running=True,  # claimed by this process as it is written: one round trip
         )
         operation = submission.operation
@@ -197,6 +219,7 @@ class OperationRunner:
         if current is not None:
             self._running[operation.id] = current  # type: ignore[assignment]
             self._renewed[operation.id] = time.monotonic()
+        faults.point(f"operation.accepted:{kind}")
         outcome: OperationState | None = None
         error = ""
         try:

@@ -152,7 +152,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             await i.ack(response_action="errors", errors=errors)
             return
         await i.ack()
-        await service.request(i.actor, form)
+        await service.accept_request(i.actor, form, key=i.trigger_id)
 
     on_view(app, boundary, views.REQUEST_CALLBACK, "env.request", submitted)
 

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PROVISION = "env.provision"
 DELETE = "env.delete"
+REQUEST = "env.request"
+"""An acked request from the dialog, written before anything else (see `accept_request`)."""
 LABEL = "forgebot.io"
 
 
@@ -80,6 +82,10 @@ class EnvironmentNotifier(Protocol):
 
     async def to_owner(self, record: EnvironmentRecord, event: str, detail: str = "") -> None: ...
 
+    async def to_person(self, user: str, text: str) -> None:
+        """A direct message about a request that has no environment yet (`text` is escaped)."""
+        ...
+
     async def progress(
         self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
     ) -> tuple[str, str]: ...
@@ -115,6 +121,7 @@ class EnvironmentService:
 
     def register_operations(self) -> None:
         self.operations.register(PROVISION, self.provision, self._operation_failed)
+        self.operations.register(REQUEST, self.resume_request)
         self.operations.register(DELETE, self.perform_delete, self._operation_failed)
 
     # --- requesting --------------------------------------------------------------------------
@@ -166,16 +173,78 @@ class EnvironmentService:
         if template.approval == "auto":
             await self._approve(_id(record), decided_by="auto-approved golden path", reason="")
         else:
-            platform = self.catalog.team(self.catalog.platform_team)
-            assert platform is not None
-            channel, ts = await self.notify.request_card(record, platform.channel)
-            await self.db.run(
-                lambda s: repo.set_fields(
-                    s, _id(record), self.clock.now(), card_channel=channel, card_ts=ts
-                )
-            )
-            await self.notify.to_owner(record, "requested")
+            await self._ask_platform(record)
         return await self._get(_id(record))
+
+    async def _ask_platform(self, record: EnvironmentRecord) -> None:
+        platform = self.catalog.team(self.catalog.platform_team)
+        assert platform is not None
+        channel, ts = await self.notify.request_card(record, platform.channel)
+        await self.db.run(
+            lambda s: repo.set_fields(
+                s, _id(record), self.clock.now(), card_channel=channel, card_ts=ts
+            )
+        )
+        await self.notify.to_owner(record, "requested")
+
+    async def accept_request(self, actor: Actor, form: RequestForm, *, key: str) -> None:
+        """An acked request from the dialog, made durable first: its operation row is written
+        before the environment's, so a crash after the ack loses nothing (recovery runs
+        `resume_request`), and a Slack retry of the same submission acts once."""
+        await self.operations.accept(
+            REQUEST,
+            {
+                "actor": actor.user_id,
+                "slack_team_id": actor.slack_team_id,
+                "enterprise_id": actor.enterprise_id,
+                "template": form.template,
+                "name": form.name,
+                "size": form.size,
+                "ttl_seconds": int(form.ttl.total_seconds()),
+                "purpose": form.purpose,
+            },
+            lambda: self.request(actor, form),
+            idempotency_key=f"{REQUEST}:{key}",
+            actor_user_id=actor.user_id,
+        )
+
+    async def resume_request(self, operation: Operation) -> dict[str, Any]:
+        """Recovery of an accepted request a crash interrupted: finish it where it stopped
+        (nothing written yet, written but not approved, or not yet shown to the platform team);
+        a refusal is told to the person by DM."""
+        p = operation.payload
+        actor = Actor(str(p["actor"]), str(p.get("slack_team_id", "")), str(p["enterprise_id"]))
+        form = RequestForm(
+            template=str(p["template"]),
+            name=str(p["name"]),
+            size=p["size"],
+            ttl=timedelta(seconds=int(p["ttl_seconds"])),
+            purpose=str(p["purpose"]),
+        )
+        try:
+            record = await self.db.run(lambda s: repo.live_by_name(s, form.name))
+            if record is None:
+                record = await self.request(actor, form)
+            elif record.owner_user_id != actor.user_id:
+                raise UserInputError(
+                    f"An environment called {form.name} already exists; pick another name."
+                )
+            elif record.state == EnvState.PENDING:
+                template = self.catalog.template(record.template)
+                if template is not None and template.approval == "auto":
+                    await self._approve(
+                        _id(record), decided_by="auto-approved golden path", reason=""
+                    )
+                elif not record.card_ts:
+                    await self._ask_platform(record)
+        except ForgebotError as exc:
+            await self.notify.to_person(
+                actor.user_id,
+                ":arrows_counterclockwise: forgebot restarted while handling your request for "
+                f"{form.name}: {exc}",
+            )
+            raise
+        return {"name": form.name}
 
     # --- approval ----------------------------------------------------------------------------
     async def decide(
@@ -572,7 +641,9 @@ class EnvironmentService:
         )
         return {"deleted": record.name, "note": note}
 
-    async def _tell_owner_once(self, record: EnvironmentRecord, event: str, detail: str = "") -> None:
+    async def _tell_owner_once(
+        self, record: EnvironmentRecord, event: str, detail: str = ""
+    ) -> None:
         """Tell the owner an operation's outcome unless an earlier run of it already did (the
         key is written once the message is sent: a crash in between tells twice, never zero
         times)."""

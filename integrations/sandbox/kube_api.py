@@ -401,11 +401,6 @@ class FakeKube:
         if hook is not None:
             hook(change)
 
-    def effective(self) -> list[Change]:
-        """The client writes that changed something (not the ones that re-applied the same)."""
-        with self.lock:
-            return [c for c in self.changes if c.verb != "same"]
-
     # --- a small deployment controller ------------------------------------------------------
     def _reconcile_deployment(self, deployment: dict[str, Any]) -> None:
         meta, spec = deployment["metadata"], deployment.get("spec", {})

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from integrations.sandbox.kube_api import Change, FakeKube
+from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
     SignedSlackClient,
@@ -263,45 +262,6 @@ class Ledger:
             ).fetchone()
         return int(found[0]) if found else None
 
-    def unfinished(self) -> list[Row]:
-        return [r for r in self.rows() if r.state not in TERMINAL]
-
-    def kube_writes(self) -> Counter[Change]:
-        """Effective writes per object and verb (re-applying the same content is not one)."""
-        return Counter(self.kube.effective())
-
-    def duplicated_kube_writes(self) -> list[Change]:
-        """An object created, or deleted, more than once; or a spec changed more than once
-        where the flow changes it once (`changed_once`)."""
-        counts = self.kube_writes()
-        return [c for c, n in counts.items() if n > 1 and c.verb in ("create", "delete")]
-
-    def slack_texts(self, user: str | None = None) -> list[str]:
-        """Every message text sent: posts, ephemerals, response_url answers and updates."""
-        texts: list[str] = []
-        for call in self.slack.state.find():
-            if call.method not in (
-                "chat.postMessage",
-                "chat.postEphemeral",
-                "chat.update",
-                "response_url",
-            ):
-                continue
-            if user is not None and call.method == "chat.postEphemeral":
-                if call.args.get("user") != user:
-                    continue
-            texts.append(_all_text(call))
-        return texts
-
-    def posts(self) -> list[RecordedCall]:
-        return self.slack.state.find("chat.postMessage")
-
-
-def _all_text(call: RecordedCall) -> str:
-    import json
-
-    return str(call.args.get("text", "")) + " " + json.dumps(call.args.get("blocks") or [])
-
 
 # --- the flows, as Slack sends them ------------------------------------------------------------
 class Flows:
@@ -346,9 +306,9 @@ class Flows:
         seen = len(self.slack.state.find("views.open"))
         await self.command(who, "/env", "request")
         opened: list[RecordedCall] = await self.slack.state.until(
-            lambda calls: [
-                c for c in calls if c.method == "views.open" and c.response is not None
-            ][seen:],
+            lambda calls: [c for c in calls if c.method == "views.open" and c.response is not None][
+                seen:
+            ],
             timeout=15,
         )
         view = dict(opened[0].response["view"])  # type: ignore[index]

@@ -216,6 +216,8 @@ class Provision(Scenario):
         return re.escape(f"*{self.namespace}* is ready")
 
     def mine(self, row: Row) -> bool:
+        if row.kind == "env.request":
+            return row.payload.get("name") == self.namespace
         return row.kind == self.kind and row.payload.get("env_id") == self.env_id
 
     @property
@@ -325,7 +327,8 @@ SCENARIOS: dict[str, type[Scenario]] = {
 
 def steps(scenario: Scenario) -> list[str]:
     """Every named step of the kind where a process can die (the fault hook's names)."""
-    kill = [f"operation.claimed:{scenario.kind}"]
+    kill = ["operation.accepted:env.request"] if isinstance(scenario, Provision) else []
+    kill += [f"operation.claimed:{scenario.kind}"]
     kill += [f"kube.write#{n}" for n in range(1, scenario.writes + 1)]
     if isinstance(scenario, Provision):
         kill.append("slack.dm#2")  # state written `active`; the "ready" message not yet sent
