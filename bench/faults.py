@@ -11,7 +11,8 @@ then injects one random fault while they run:
 - a replica restart: SIGTERM to a replica and a new one started (a rolling update).
 
 After each round it waits for the round's operations to be terminal and the people told, then
-counts. Printed: operations started, terminal, stuck (not terminal within the bound), side
+counts. Printed: operations started, terminal, stuck (not terminal within the bound, or a
+request whose operation never started), side
 effects made twice (effective Kubernetes writes per object, counted at the fake API server),
 people not told the outcome (no message at the fake Slack), and outcomes told twice (the one
 at-least-once window of the contract, docs/durability.md). Goal: stuck 0, duplicated 0, not
@@ -173,7 +174,7 @@ async def run(faults: int, outage_scale: float, seed: int, time_limit: float) ->
                     tally["started"] += len(verdict.rows)
                     tally["terminal"] += sum(r.state in TERMINAL for r in verdict.rows)
                     tally["succeeded"] += sum(r.state == "succeeded" for r in verdict.rows)
-                    tally["stuck"] += len(verdict.stuck)
+                    tally["stuck"] += len(verdict.stuck) + len(verdict.never)
                     tally["duplicated"] += len(verdict.duplicated)
                     tally["not told"] += verdict.told == 0
                     tally["told twice"] += verdict.told > 1

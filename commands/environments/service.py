@@ -237,6 +237,8 @@ class EnvironmentService:
                     )
                 elif not record.card_ts:
                     await self._ask_platform(record)
+            elif record.state == EnvState.APPROVED:
+                await self._submit_provisioning(_id(record), record.decided_by or "")
         except ForgebotError as exc:
             await self.notify.to_person(
                 actor.user_id,
@@ -289,6 +291,10 @@ class EnvironmentService:
         record = await self._decide(env_id, EnvState.APPROVED, decided_by=decided_by, reason=reason)
         if record.card_ts:
             await self.notify.card_decided(record)
+        await self._submit_provisioning(env_id, decided_by)
+
+    async def _submit_provisioning(self, env_id: int, decided_by: str) -> None:
+        """Idempotent: an approval's provisioning is submitted once, whoever submits it."""
         await self.operations.submit(
             PROVISION,
             {"env_id": env_id},

@@ -140,6 +140,8 @@ def _text(call: RecordedCall) -> str:
 class Verdict:
     rows: list[Row]
     stuck: list[Row]
+    never: list[str]
+    """Operation kinds the request should have started and did not (a lost request)."""
     duplicated: list[str]
     missing: list[str]
     told: int
@@ -149,6 +151,7 @@ class Verdict:
         to the outcome message and its record (the contract's one at-least-once window), where
         the person may be told twice, never more and never zero times."""
         found = [f"stuck: {r.kind} {r.state} {r.error}" for r in self.stuck]
+        found += [f"never started: {kind}" for kind in self.never]
         found += [f"side effect more than once: {d}" for d in self.duplicated]
         found += [f"side effect missing: {m}" for m in self.missing]
         if self.told == 0:
@@ -169,7 +172,7 @@ async def settle(stage: Stage, scenario: Scenario, mark: Mark, *, within: float)
 
     def done() -> bool:
         rows = mine()
-        return bool(rows) and all(r.state in TERMINAL for r in rows)
+        return {scenario.kind} <= {r.kind for r in rows} and all(r.state in TERMINAL for r in rows)
 
     left = max(within - (time.monotonic() - mark.started), 1.0)
     try:
@@ -183,9 +186,11 @@ async def settle(stage: Stage, scenario: Scenario, mark: Mark, *, within: float)
     expected = scenario.effects()
     duplicated = [f"{c} x{n}" for c, n in changes.items() if n > 1]
     missing = [str(c) for c in expected if changes[c] == 0]
+    never = [] if any(r.kind == scenario.kind for r in rows) else [scenario.kind]
     return Verdict(
         rows,
         [r for r in rows if r.state not in TERMINAL],
+        never,
         duplicated,
         missing,
         told(stage.ledger, mark, scenario.outcome()),
