@@ -96,8 +96,11 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
             await respond(**ephemeral(text, blocks))
         elif cmd.verb == "extend":
             assert cmd.extend_by is not None
-            extension = await service.extend(invocation.actor, cmd.name, cmd.extend_by)
-            await respond(**ephemeral(_extension_text(extension, now)))
+            extension = await service.accept_extend(
+                invocation.actor, cmd.name, cmd.extend_by, key=invocation.trigger_id
+            )
+            if extension is not None:  # a retry of the same request is answered once
+                await respond(**ephemeral(_extension_text(extension, now)))
         elif cmd.verb == "delete":
             record = await service.deletable(invocation.actor, cmd.name)
             text, blocks = views.confirm_delete(record)

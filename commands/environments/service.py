@@ -38,6 +38,8 @@ PROVISION = "env.provision"
 DELETE = "env.delete"
 REQUEST = "env.request"
 """An acked request from the dialog, written before anything else (see `accept_request`)."""
+EXTEND = "env.extend"
+"""An acked `/env extend`, written before anything else (see `accept_extend`)."""
 LABEL = "forgebot.io"
 
 
@@ -122,6 +124,7 @@ class EnvironmentService:
     def register_operations(self) -> None:
         self.operations.register(PROVISION, self.provision, self._operation_failed)
         self.operations.register(REQUEST, self.resume_request)
+        self.operations.register(EXTEND, self.resume_extend)
         self.operations.register(DELETE, self.perform_delete, self._operation_failed)
 
     # --- requesting --------------------------------------------------------------------------
@@ -514,9 +517,57 @@ class EnvironmentService:
             return await self.db.run(lambda s: repo.live(s, teams=teams))
         return await self.db.run(lambda s: repo.live(s))
 
-    async def extend(self, actor: Actor, name: str, by: timedelta) -> Extension:
+    async def accept_extend(
+        self, actor: Actor, name: str, by: timedelta, *, key: str
+    ) -> Extension | None:
+        """An acked `/env extend`, made durable first: its row carries the expiry it extends
+        from, so a re-run after a crash sets the same new expiry (never extends twice) and
+        tells the person. None for a retry of the same request (answered once)."""
+        base = (await self.find(name)).expires_at
+        accepted = await self.operations.accept(
+            EXTEND,
+            {
+                "actor": actor.user_id,
+                "slack_team_id": actor.slack_team_id,
+                "enterprise_id": actor.enterprise_id,
+                "name": name,
+                "by_seconds": int(by.total_seconds()),
+                "base": base.isoformat() if base else "",
+            },
+            lambda: self.extend(actor, name, by, base=base),
+            idempotency_key=f"{EXTEND}:{key}",
+            actor_user_id=actor.user_id,
+        )
+        return accepted.value
+
+    async def resume_extend(self, operation: Operation) -> dict[str, Any]:
+        """Recovery of an accepted extension a crash interrupted: do it, and tell the person."""
+        p = operation.payload
+        actor = Actor(str(p["actor"]), str(p.get("slack_team_id", "")), str(p["enterprise_id"]))
+        name = str(p["name"])
+        base = datetime.fromisoformat(str(p["base"])) if p.get("base") else None
+        prefix = f":arrows_counterclockwise: forgebot restarted while extending {name}: "
+        try:
+            extension = await self.extend(
+                actor, name, timedelta(seconds=int(p["by_seconds"])), base=base
+            )
+        except ForgebotError as exc:
+            await self.notify.to_person(actor.user_id, prefix + str(exc))
+            raise
+        outcome = (
+            f"the platform team has been asked to keep it until {shown(extension.until)}."
+            if extension.pending
+            else f"it now expires {shown(extension.until)}."
+        )
+        await self.notify.to_person(actor.user_id, prefix + outcome)
+        return {"name": name, "until": extension.until.isoformat()}
+
+    async def extend(
+        self, actor: Actor, name: str, by: timedelta, *, base: datetime | None = None
+    ) -> Extension:
         """Extend within the template's max TTL at once; beyond it, ask the platform team
-        (whose own extensions need no approval)."""
+        (whose own extensions need no approval). `base`: the expiry the request saw (a re-run
+        extends from it, not from what the first run already set)."""
         record = await self.find(name)
         decision = self.auth.authorize(actor, Action.ENV_EXTEND, self._target(record))
         if not decision.allowed:
@@ -524,7 +575,7 @@ class EnvironmentService:
         if record.state != EnvState.ACTIVE or record.expires_at is None:
             raise Conflict(f"{name} is {record.state}; only active environments can be extended.")
         template = self.catalog.template(record.template)
-        new_expiry = record.expires_at + by
+        new_expiry = (base or record.expires_at) + by
         limit = self.clock.now() + (template.max_ttl if template else timedelta(0))
         if (
             new_expiry > limit

@@ -264,6 +264,29 @@ class Delete(Scenario):
         )
 
 
+class Extend(Scenario):
+    def __init__(self) -> None:
+        super().__init__(name="extend", kind="env.extend", writes=1)
+        self.env = f"e{self.tag}"
+        self.namespace = f"pv-{self.env}"
+
+    async def prepare(self, stage: Stage) -> None:
+        await Delete.prepare(self, stage)  # type: ignore[arg-type]
+
+    async def act(self, stage: Stage) -> None:
+        await stage.flows.command(DEVELOPER, "/env", f"extend {self.namespace} 1d")
+
+    def effects(self) -> list[Change]:
+        return [Change("change", "namespaces", "", self.namespace)]
+
+    def outcome(self) -> str:
+        name = re.escape(self.namespace)
+        return f"{name} now expires|restarted while extending {name}: it now expires"
+
+    def mine(self, row: Row) -> bool:
+        return row.kind == self.kind and row.payload.get("name") == self.namespace
+
+
 class Deploy(Scenario):
     def __init__(self) -> None:
         super().__init__(name="deploy", kind="deploy.rollout", writes=1)
@@ -325,6 +348,7 @@ class Rollback(Scenario):
 SCENARIOS: dict[str, type[Scenario]] = {
     "provision": Provision,
     "delete": Delete,
+    "extend": Extend,
     "deploy": Deploy,
     "rollback": Rollback,
 }
@@ -332,6 +356,8 @@ SCENARIOS: dict[str, type[Scenario]] = {
 
 def steps(scenario: Scenario) -> list[str]:
     """Every named step of the kind where a process can die (the fault hook's names)."""
+    if isinstance(scenario, Extend):  # answered in place: no claim, no handler of its own
+        return ["operation.accepted:env.extend", "kube.write#1"]
     kill = ["operation.accepted:env.request"] if isinstance(scenario, Provision) else []
     kill += [f"operation.claimed:{scenario.kind}"]
     kill += [f"kube.write#{n}" for n in range(1, scenario.writes + 1)]
@@ -381,7 +407,7 @@ class Outage:
 
     def at_message(self, pattern: str) -> None:
         def listener(call: RecordedCall) -> None:
-            if call.method != "chat.update" and call.method != "chat.postMessage":
+            if call.method not in ("chat.update", "chat.postMessage", "response_url"):
                 return
             if re.search(pattern, _text(call)):
                 self._cut_now()
