@@ -365,6 +365,8 @@ def steps(scenario: Scenario) -> list[str]:
         kill.append("slack.dm#2")  # state written `active`; the "ready" message not yet sent
     if isinstance(scenario, Delete):
         kill.append("slack.dm#1")  # state written `deleted`; the "deleted" message not yet sent
+    if isinstance(scenario, Deploy):
+        kill.insert(0, "slack.post#1")  # the rollout recorded and announced, its row not written
     kill += [f"operation.handled:{scenario.kind}", f"operation.finished:{scenario.kind}"]
     return kill
 
