@@ -118,7 +118,9 @@ class RolloutRunner:
             try:
                 record = await self.db.run(lambda s: repo.start(s, record))
             except repo.RolloutInProgress as exc:
-                if exc.existing is None or not await self._orphaned(exc.existing, operation_kind):
+                if exc.existing is None or not await self.forget_orphan(
+                    exc.existing, operation_kind
+                ):
                     raise
                 record = await self.db.run(lambda s: repo.start(s, record))
         except repo.RolloutInProgress as exc:
@@ -162,7 +164,9 @@ class RolloutRunner:
             await self.db.run(lambda s: repo.discard(s, deployment_id))
         return submission.created
 
-    async def _orphaned(self, running: repo.RunningRollout, operation_kind: str) -> bool:
+    async def forget_orphan(
+        self, running: repo.RunningRollout, operation_kind: str = ROLLOUT_KINDS[0]
+    ) -> bool:
         """An in-progress record that no operation runs nor ever will: the process that wrote
         it died before submitting its operation (it had a whole lease to). It is forgotten,
         so the service is not held "in progress" for ever; True if it was."""

@@ -145,6 +145,8 @@ class Verdict:
     duplicated: list[str]
     missing: list[str]
     told: int
+    said: list[str] = field(default_factory=list)
+    """What the bot sent to Slack meanwhile (shown when a case fails)."""
 
     def problems(self, *, retold: bool = False) -> list[str]:
         """What breaks the contract. `retold`: the fault hit the instant between Slack's answer
@@ -187,6 +189,12 @@ async def settle(stage: Stage, scenario: Scenario, mark: Mark, *, within: float)
     duplicated = [f"{c} x{n}" for c, n in changes.items() if n > 1]
     missing = [str(c) for c in expected if changes[c] == 0]
     never = [] if any(r.kind == scenario.kind for r in rows) else [scenario.kind]
+    with stage.ledger.slack.state.lock:
+        said = [
+            f"{c.method}: {str(c.args.get('text', ''))[:160]}"
+            for c in stage.ledger.slack.state.calls[mark.slack :]
+            if c.method in ("chat.postMessage", "chat.postEphemeral", "chat.update", "response_url")
+        ]
     return Verdict(
         rows,
         [r for r in rows if r.state not in TERMINAL],
@@ -194,6 +202,7 @@ async def settle(stage: Stage, scenario: Scenario, mark: Mark, *, within: float)
         duplicated,
         missing,
         told(stage.ledger, mark, scenario.outcome()),
+        said,
     )
 
 
@@ -375,6 +384,7 @@ def describe(verdict: Verdict, *, retold: bool = False) -> dict[str, Any]:
     return {
         "rows": [(r.kind, r.state, r.attempts, r.error) for r in verdict.rows],
         "problems": verdict.problems(retold=retold),
+        "said": verdict.said[-8:],
     }
 
 
