@@ -195,13 +195,16 @@ class OperationRunner:
         idempotency_key: str,
         actor_user_id: str = "",
         channel_id: str = "",
+        written: Callable[[], Awaitable[object]] | None = None,
     ) -> Accepted[T]:
         """Handle an acked Slack request durably: write its row first, then run `act` here.
 
         The row is written before any slow work (gates included), so a crash in between does
         not lose the request: the row's lease runs out and recovery runs the kind's registered
         handler, which does the same work and tells the person. A retry of the same request
-        finds the row and gets `duplicate=True` before anything else runs."""
+        finds the row and gets `duplicate=True` before anything else runs. `written` runs as
+        soon as the row is (both times): acking there leaves no moment when an acked request
+        exists nowhere."""
         submission = await self._write(
             kind,
             payload,
@@ -212,6 +215,8 @@ class OperationRunner:
             running=True,  # claimed by this process as it is written: one round trip
         )
         operation = submission.operation
+        if written is not None:
+            await written()  # e.g. Slack's ack, once the request is durable
         if not submission.created:
             log.info("request %s (%s) already accepted: a retry", idempotency_key, kind)
             return Accepted(None, duplicate=True)

@@ -154,8 +154,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         if errors or form is None:
             await i.ack(response_action="errors", errors=errors)
             return
-        await i.ack()
-        await service.accept_request(i.actor, form, key=i.trigger_id)
+        await service.accept_request(i.actor, form, key=i.trigger_id, ack=i.ack)
 
     on_view(app, boundary, views.REQUEST_CALLBACK, "env.request", submitted)
 

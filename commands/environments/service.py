@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -190,7 +190,14 @@ class EnvironmentService:
         )
         await self.notify.to_owner(record, "requested")
 
-    async def accept_request(self, actor: Actor, form: RequestForm, *, key: str) -> None:
+    async def accept_request(
+        self,
+        actor: Actor,
+        form: RequestForm,
+        *,
+        key: str,
+        ack: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """An acked request from the dialog, made durable first: its operation row is written
         before the environment's, so a crash after the ack loses nothing (recovery runs
         `resume_request`), and a Slack retry of the same submission acts once."""
@@ -209,6 +216,7 @@ class EnvironmentService:
             lambda: self.request(actor, form),
             idempotency_key=f"{REQUEST}:{key}",
             actor_user_id=actor.user_id,
+            written=ack,  # acked once durable: no moment when the request exists nowhere
         )
 
     async def resume_request(self, operation: Operation) -> dict[str, Any]:
