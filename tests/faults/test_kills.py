@@ -5,6 +5,7 @@ the bot started to recover is the next case's bot."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from tests.faults.fleet import until
@@ -33,7 +34,12 @@ async def test_kill_at_each_step_and_restart(
     victim = stage.current
     mark = Mark.now(stage.ledger)
     stage.fleet.arm(victim, step)
-    await scenario.act(stage)
+    try:
+        await scenario.act(stage)
+    except (aiohttp.ClientError, AssertionError):
+        # Killed before it answered (a request acked only once durable): Slack shows the
+        # person an error, and the request, already written, is still carried out.
+        await stage.fleet.exited(victim, 10)
     await stage.fleet.exited(victim, 30)
     assert victim.process.returncode == -9, "killed by its fault hook at " + step
     await stage.boot()  # the restarted pod
