@@ -6,7 +6,6 @@ to recover becomes the next case's, so every case costs one process start."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -66,7 +65,3 @@ def logs_on_failure(stage: Stage) -> Iterator[None]:
     yield
     for bot in stage.fleet.bots[-3:]:
         print(f"--- {bot.name} (exit {bot.process.returncode})\n{bot.tail()}")
-
-
-def tmp_file(tmp: Path, name: str) -> Path:
-    return tmp / name

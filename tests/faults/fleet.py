@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,6 +352,3 @@ class Flows:
                 if element.get("action_id") == action_id:
                     return dict(element)
         raise AssertionError(f"no {action_id} button in {answer.args}")
-
-
-Step = Callable[[], Awaitable[None]]
