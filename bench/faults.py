@@ -93,7 +93,13 @@ class Replicas:
         task.add_done_callback(self.starting.discard)
 
     async def _replacement(self) -> None:
-        await self.start()
+        # A pod that cannot reach the database at start-up exits; Kubernetes starts it again.
+        for _ in range(10):
+            try:
+                await self.start()
+                return
+            except AssertionError as exc:
+                print(f"  (a replica exited at start-up, started again: {str(exc)[:80]})")
 
     async def any_ready(self) -> Bot:
         while True:
