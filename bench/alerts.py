@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from pydantic import SecretStr  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from bot.catalog import Catalog  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import Catalog  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.sandbox.alertmanager_server import (  # noqa: E402
     alertmanager_config,
     start_alertmanager,

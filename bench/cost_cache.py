@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.processes import bot_environment, free_port, start_forgebot  # noqa: E402
 from bench.provenance import print_header  # noqa: E402
-from bot.catalog import parse_catalog  # noqa: E402
 from commands.cost.parse import Scope, ScopeKind  # noqa: E402
 from commands.cost.periods import Period  # noqa: E402
 from commands.cost.service import cost_query  # noqa: E402
+from core.catalog import parse_catalog  # noqa: E402
 from integrations.sandbox.aws_seed import (  # noqa: E402
     EC2_COMPUTE,
     RDS,

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.catalog import load_catalog  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import load_catalog  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import FakeUser, start_fake_slack  # noqa: E402
 from integrations.sandbox.slack_payloads import (  # noqa: E402

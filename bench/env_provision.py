@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.provenance import print_header  # noqa: E402
 from bench.real_kube import RealKube, add_option, backends, load_average  # noqa: E402
-from bot.auth import Actor  # noqa: E402
-from bot.catalog import parse_catalog  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from commands.environments.parse import RequestForm  # noqa: E402
+from core.auth import Actor  # noqa: E402
+from core.catalog import parse_catalog  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.sandbox.kube_api import start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from storage import environments as env_repo  # noqa: E402
@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         runtime = Runtime(settings, catalog, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
-        service = runtime.ctx.extras["environments"]
+        service = runtime.ctx.environments
         if fake is not None:
             fake.state.faults.latency = args.latency
         try:

@@ -33,9 +33,9 @@ from typing import Any, cast
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.catalog_gitops import GitOpsController, GitOpsTarget  # noqa: E402
-from bot.clock import SystemClock  # noqa: E402
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery, operation_tag  # noqa: E402
+from core.catalog_gitops import GitOpsController, GitOpsTarget  # noqa: E402
+from core.clock import SystemClock  # noqa: E402
 from integrations.git.repository import (  # noqa: E402
     DesiredStateRepo,
     FieldChange,

@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.provenance import print_header  # noqa: E402
 from bench.real_kube import RealKube, add_option, backends, deployment, load_average  # noqa: E402
-from bot.catalog import parse_catalog  # noqa: E402
-from bot.clock import ManualClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import parse_catalog  # noqa: E402
+from core.clock import ManualClock  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.sandbox.kube_api import KINDS, FakeKube, start_fake_kube  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402
 from storage import environments as env_repo  # noqa: E402
@@ -211,7 +211,7 @@ async def run(args: argparse.Namespace, backend: str) -> None:
         runtime = Runtime(settings, catalog, clock=clock, run_scheduler=False)
         await runtime.start()
         assert runtime.ctx is not None and runtime.db is not None
-        service = runtime.ctx.extras["offhours"]
+        service = runtime.ctx.offhours
         if real is not None:
             service.retry_delays = ()  # the missing 1.20 APIs fail every attempt alike
             # One line per environment about those APIs would bury the figures: summarised below.

@@ -29,9 +29,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.catalog import parse_catalog  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import parse_catalog  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.codehost.webhooks import github_signature  # noqa: E402
 from integrations.sandbox.codehost_api import (  # noqa: E402
     github_pull_request,

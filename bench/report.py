@@ -127,7 +127,7 @@ NOTES = """\
   a broken catalog still exits with status 2 and its problems listed). Until the app is
   attached, `/readyz` and `/slack/events` answer 503 with `Retry-After: 1`.
 - **Heavy stacks on first use.** The AWS SDK, the Kubernetes client and Alembic (with Mako
-  and Pygments) are imported when first used (`bot/lazy_import.py`), not at start-up; the
+  and Pygments) are imported when first used (`core/lazy_import.py`), not at start-up; the
   import profile above shows that none of them is loaded before `/readyz`. Migrations run only
   when the schema is behind: the database's revision is one `SELECT`, and the head is read
   from the revision files without importing Alembic (`storage/migrate.py`).
@@ -139,7 +139,7 @@ NOTES = """\
   its ack (plan the deploy, read the cluster, write the operation row) used to compete with
   the requests still waiting for theirs. The server now counts the Slack requests it has not
   answered, and a listener's work after its ack waits until that count is zero (at most 1 s
-  under sustained load; `bot/ack_priority.py`). This replaces a fixed 30 ms pause.
+  under sustained load; `core/ack_priority.py`). This replaces a fixed 30 ms pause.
 - **Batched audit writes.** Every request's audit entry is committed, but concurrent requests
   share one multi-row INSERT that gathers for up to 50 ms. SQLite runs in WAL mode with
   `synchronous=NORMAL`. The TTL sweep handles the due environments at once, so their audit

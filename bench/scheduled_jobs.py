@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import print_header  # noqa: E402
-from bot.catalog import Catalog, parse_catalog  # noqa: E402
-from bot.clock import ManualClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import Catalog, parse_catalog  # noqa: E402
+from core.clock import ManualClock  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.aws.cost_types import (  # noqa: E402
     CostQuery,
     CostReport,
@@ -139,7 +139,7 @@ async def ttl_sweep(count: int, latency: float, workdir: Path) -> None:
         await runtime.ctx.kube.warm()
         kube.state.faults.latency = latency
         slack.state.reset()
-        service = runtime.ctx.extras["environments"]
+        service = runtime.ctx.environments
         started = time.perf_counter()
         await service.sweep_expiry(NOW)
         elapsed = time.perf_counter() - started
@@ -223,7 +223,7 @@ async def budget_check(teams: int, latency: float, workdir: Path) -> None:
     await runtime.start()
     assert runtime.ctx is not None
     try:
-        alerts = runtime.ctx.extras["budget_alerts"]
+        alerts = runtime.ctx.budget_alerts
         started = time.perf_counter()
         posted = await alerts.check()
         elapsed = time.perf_counter() - started
@@ -263,7 +263,7 @@ async def slo_alert_check(slos: int, workdir: Path) -> None:
     try:
         await runtime.start()
         assert runtime.ctx is not None
-        alerts = runtime.ctx.extras["slo_alerts"]
+        alerts = runtime.ctx.slo_alerts
         prometheus_client = runtime.ctx.prometheus
         assert prometheus_client is not None
         # The first run opens the alert episodes; the next is the steady state.

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import print_header  # noqa: E402
-from bot.catalog import Catalog  # noqa: E402
-from bot.clock import ManualClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from core.catalog import Catalog  # noqa: E402
+from core.clock import ManualClock  # noqa: E402
+from core.config import Settings  # noqa: E402
 from integrations.prometheus import PrometheusClient  # noqa: E402
 from integrations.sandbox.prometheus_server import start_prometheus  # noqa: E402
 from integrations.sandbox.slack_api import start_fake_slack  # noqa: E402

@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 
-from bot.context import AppContext
+from bot.context import AppContext, HomeSection
 from commands.alerts import handlers as alert_handlers
 from commands.changes import handlers as changes_handlers
 from commands.cost import handlers as cost_handlers
@@ -28,7 +28,6 @@ from commands.environments import handlers as environment_handlers
 from commands.help import handlers as help_handlers
 from commands.home import handlers as home_handlers
 from commands.home import platform as platform_home
-from commands.home.handlers import HomeSection
 from commands.incidents import handlers as incident_handlers
 from commands.offhours import handlers as offhours_handlers
 from commands.previews import handlers as preview_handlers
@@ -125,10 +124,10 @@ def build_bolt_app(
     incident_handlers.register(app, ctx, incidents)
     alert_handlers.register(app, ctx, alert_handlers.build_service(ctx, changes, slos), incidents)
     api_token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
-    ctx.extras.setdefault("routes", []).append(
+    ctx.routes.append(
         ("POST", "deployments", deployments_route(ctx.catalog, ctx.db, ctx.clock, api_token))
     )
     platform_home.register(ctx)
-    home_sections: list[HomeSection] = ctx.extras.setdefault("home_sections", [])
+    home_sections: list[HomeSection] = ctx.home_sections
     home_handlers.register(app, ctx, home_sections)
     return app

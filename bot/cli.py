@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.clock import SystemClock
-from bot.config import Settings
-from bot.logs import configure_logging
-from bot.text import plural
+from core.clock import SystemClock
+from core.config import Settings
+from core.logs import configure_logging
+from core.text import plural
 
 if TYPE_CHECKING:
-    from bot.catalog import Catalog, CatalogError
+    from core.catalog import Catalog, CatalogError
 
 
 class CliError(Exception):
@@ -39,14 +39,14 @@ def _settings() -> Settings:
 
 def _first_line(exc: BaseException) -> str:
     """An exception as one line, without secrets (drivers quote URLs and passwords)."""
-    from bot.logs import redact
+    from core.logs import redact
 
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return redact(lines[0] if lines else type(exc).__name__)
 
 
 def _catalog_or_exit(path: Path) -> Catalog:
-    from bot.catalog import CatalogError, load_catalog
+    from core.catalog import CatalogError, load_catalog
 
     try:
         return load_catalog(path)
@@ -75,8 +75,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 async def _check_slo_queries(settings: Settings, catalog: Catalog) -> int:
+    from bot.gateways import prometheus_from
     from commands.slo.check import PrometheusUnavailable, check_slo_queries
-    from commands.slo.handlers import prometheus_from
 
     prometheus = prometheus_from(settings)
     assert prometheus is not None
@@ -157,7 +157,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     state = ServingState()
     listener = await listen(build_web_app(state, clock), host, port)
     # The catalog (pydantic models, YAML) loads behind the listening socket too.
-    catalog_module = await asyncio.to_thread(importlib.import_module, "bot.catalog")
+    catalog_module = await asyncio.to_thread(importlib.import_module, "core.catalog")
     try:
         catalog = await asyncio.to_thread(catalog_module.load_catalog, settings.catalog_path)
     except catalog_module.CatalogError as exc:

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.audit import AuditLog
-from bot.auth import Authorizer, MembershipCache
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.config import Settings
-from bot.operations import OperationRunner, process_owner
-from bot.router import Boundary, CommandRouter
-from commands.deploy.gates import BudgetGate
+from core.audit import AuditLog
+from core.auth import Authorizer, MembershipCache
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.clock import Clock
+from core.config import Settings
+from core.deploy_gate import BudgetGate
+from core.operations import OperationRunner, process_owner
+from core.router import Boundary, CommandRouter
 from integrations.aws.cost_explorer import CostSource
 from integrations.codehost.host import CodeHost
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.prometheus import PrometheusGateway
-from integrations.slack.blockkit import escape
 from integrations.slack.web import SlackOutbox
 from storage.db import Database
 from storage.models import Operation

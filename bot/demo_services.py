@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.clock import SystemClock
 from bot.runtime import Runtime
+from core.clock import SystemClock
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.sandbox.prometheus_server import (
     HOW_TO_INSTALL,
@@ -112,10 +112,10 @@ class DemoServices:
                 start_moto, int(self.moto_url.rsplit(":", 1)[1])
             )
             assert runtime.ctx is not None
-            await seed_and_warm(runtime.ctx.extras["cost"], self.moto_url, runtime.ctx.catalog)
+            await seed_and_warm(runtime.ctx.cost, self.moto_url, runtime.ctx.catalog)
             # The daily budget check, once now: a team forecast over its budget is announced in
             # its channel, as the bot would at the alert time.
-            alerts = runtime.ctx.extras.get("budget_alerts")
+            alerts = runtime.ctx.budget_alerts
             if alerts is not None:
                 await alerts.check()
         except Exception as exc:  # the demo goes on without cost data

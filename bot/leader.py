@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot import metrics
-from bot.config import Settings
+from core import metrics
+from core.config import Settings
 
 log = logging.getLogger(__name__)
 

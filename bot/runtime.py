@@ -19,16 +19,17 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot import app as bolt_app
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
-from bot.catalog import Catalog
-from bot.clock import Clock, SystemClock
-from bot.config import Settings
-from bot.context import AppContext, build_context
+from bot.composition import build_context
+from bot.context import AppContext
 from bot.leader import Leadership, build_elector
-from bot.logs import register_secret
-from bot.scheduler import Scheduler
 from bot.server import ServingState, build_web_app, listen
+from core import metrics
+from core.ack_priority import PENDING_ACKS
+from core.catalog import Catalog
+from core.clock import Clock, SystemClock
+from core.config import Settings
+from core.logs import register_secret
+from core.scheduler import Scheduler
 from integrations.aws.cost_explorer import CostExplorerGateway, CostSource
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.gateway import KubeGateway
@@ -119,7 +120,7 @@ class Runtime:
         )
         self.ctx = ctx
         self.scheduler = Scheduler(db, self.clock, replica=settings.replica or socket.gethostname())
-        ctx.extras["scheduler"] = self.scheduler
+        ctx.scheduler = self.scheduler
         self.bolt = bolt_app.build_bolt_app(ctx)
         return ctx
 
@@ -148,7 +149,7 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self._state = state
-        state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.extras.get("routes", []))
+        state.attach(self.bolt, self.db, secret.get_secret_value(), ctx.routes)
         self.start_warmups()
 
     async def start_background(self) -> None:
@@ -203,7 +204,7 @@ class Runtime:
             if ran:
                 log.info("ran %d scheduled job(s) a previous leader missed or left", ran)
             # Capabilities' work on becoming leader (off-hours reconciles at once after downtime).
-            for hook in ctx.extras.get("startup_hooks", []):
+            for hook in ctx.startup_hooks:
                 self._background.append(asyncio.create_task(hook()))
 
         async def deposed() -> None:

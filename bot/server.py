@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
-from bot.clock import Clock
+from core import metrics
+from core.ack_priority import PENDING_ACKS
+from core.clock import Clock
 from integrations.slack.body import malformed
 from integrations.slack.signing import verify_request
 

@@ -20,15 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.catalog import Catalog, load_catalog
-from bot.clock import OffsetClock
-from bot.config import Settings
 from bot.render import Buttons, plain, render_blocks, render_message
 from bot.runtime import Runtime, StartupError
 from bot.shell_input import INTERRUPT, Input, LineSource
 from bot.shell_log import NoticeHandler, logging_to_file
 from commands.offhours import demo as offhours_demo
 from commands.offhours.demo import clock_jump
+from core.catalog import Catalog, load_catalog
+from core.clock import OffsetClock
+from core.config import Settings
 from integrations.aws.cost_explorer import CostSource
 from integrations.sandbox.kube_api import FakeKube, start_fake_kube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack, start_fake_slack

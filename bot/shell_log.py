@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.logs import RedactingFilter, configure_logging
+from core.logs import RedactingFilter, configure_logging
 
 
 class NoticeHandler(logging.Handler):

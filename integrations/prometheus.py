@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.errors import DependencyUnavailable, ForgebotError
-from bot.metrics import observe_call
+from core.errors import DependencyUnavailable, ForgebotError
+from core.metrics import observe_call
 
 log = logging.getLogger(__name__)
 

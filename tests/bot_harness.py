@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient

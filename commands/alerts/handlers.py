@@ -7,14 +7,11 @@ import logging
 from datetime import timedelta
 
 from aiohttp import web
+from core.routes import Handler
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from bot.errors import Conflict, DependencyUnavailable
-from bot.interactions import Interaction, on_action
-from bot.router import ephemeral
-from bot.server import Handler
 from commands.alerts import views
 from commands.alerts.service import AlertService
 from commands.changes.service import ChangesService
@@ -24,6 +21,9 @@ from commands.deploy.rollback import RollbackService
 from commands.incidents.parse import OpenRequest
 from commands.incidents.service import IncidentService
 from commands.slo.service import SloService
+from core.errors import Conflict, DependencyUnavailable
+from core.interactions import Interaction, on_action
+from core.router import ephemeral
 from integrations.alertmanager.silences import AlertmanagerClient
 from integrations.alertmanager.webhook import WebhookMessage
 from storage.db import DatabaseUnavailable
@@ -89,9 +89,7 @@ def register(
         if ctx.settings.alertmanager_token
         else None
     )
-    ctx.extras.setdefault("routes", []).append(
-        ("POST", "alertmanager", webhook_route(alerts, token))
-    )
+    ctx.routes.append(("POST", "alertmanager", webhook_route(alerts, token)))
 
     async def tell(
         i: Interaction, text: str, blocks: list[dict[str, object]] | None = None
@@ -118,7 +116,7 @@ def register(
     async def roll_back_last(i: Interaction) -> None:
         await i.ack()
         service, _, environment = i.value.partition("|")
-        rollbacks = ctx.extras.get("rollbacks")
+        rollbacks = ctx.rollbacks
         if not isinstance(rollbacks, RollbackService):
             raise DependencyUnavailable("rollbacks are not available in this deployment")
         # The plan checks the clicker's rights; the confirm button checks them again.

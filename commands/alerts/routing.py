@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.catalog import Catalog
+from core.catalog import Catalog
 
 ENVIRONMENT_LABELS = ("environment", "env")
 

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.errors import Conflict, DependencyUnavailable, NotAuthorized, UserInputError
-from bot.operations import OperationRunner
 from commands.alerts import views
 from commands.alerts.routing import route
 from commands.changes.service import ChangesService
 from commands.changes.timeline import ChangeEvent
 from commands.slo.budget import worst_first
 from commands.slo.service import SloService
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog
+from core.clock import Clock
+from core.errors import Conflict, DependencyUnavailable, NotAuthorized, UserInputError
+from core.operations import OperationRunner
 from integrations.alertmanager.silences import AlertmanagerClient
 from integrations.alertmanager.webhook import WebhookMessage
 from integrations.slack.web import SlackOutbox

@@ -9,7 +9,7 @@ from typing import Any
 
 from commands.changes.timeline import ChangeEvent
 from commands.changes.views import summary_lines
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
 from integrations.slack.blocks import (
     Block,
     actions,

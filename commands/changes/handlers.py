@@ -6,13 +6,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import DependencyUnavailable, UserInputError
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.changes import views
 from commands.changes.service import ChangesService
 from commands.deploy import views as deploy_views
 from commands.deploy.rollback import RollbackService
+from core.errors import DependencyUnavailable, UserInputError
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(app: AsyncApp, ctx: AppContext) -> ChangesService:
@@ -40,7 +40,7 @@ def register(app: AsyncApp, ctx: AppContext) -> ChangesService:
             deployment_id = int(i.value)
         except ValueError:
             raise UserInputError("That button no longer points at a deploy.") from None
-        rollbacks = ctx.extras.get("rollbacks")
+        rollbacks = ctx.rollbacks
         if not isinstance(rollbacks, RollbackService):
             raise DependencyUnavailable("rollbacks are not available in this deployment")
         request = await service.rollback_of(deployment_id)

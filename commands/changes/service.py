@@ -7,15 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.auth import Actor, Authorizer
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.durations import DurationError, parse_duration
-from bot.errors import NotFound, UserInputError
-from bot.scopes import service_or_team
 from commands.changes.timeline import ChangeEvent, build
 from commands.deploy.history import HistoryService
 from commands.deploy.parse import RollbackRequest
+from core.auth import Actor, Authorizer
+from core.catalog import Catalog
+from core.clock import Clock
+from core.durations import DurationError, parse_duration
+from core.errors import NotFound, UserInputError
+from core.scopes import service_or_team
 from integrations.kubernetes.gateway import KubeGateway
 from storage import changes as repo
 from storage import deployments

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bot.durations import format_duration
+from core.durations import format_duration
 from storage.changes import ChangeRecords
 from storage.models import DeployKind, DeployOutcome, EnvState
 

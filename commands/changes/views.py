@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.durations import format_duration
 from commands.changes.service import Timeline
 from commands.changes.timeline import ChangeEvent, ChangeKind
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.durations import format_duration
 from integrations.slack.blocks import Block, button, confirm_dialog, context, header, section
 
 ROLLBACK_THIS = "changes_rollback_this"

@@ -23,13 +23,13 @@ from functools import partial
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.errors import ForgebotError
 from commands.cost import chart, views
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostService, CostSummary
 from commands.cost.untagged import UntaggedCost
+from core.catalog import Catalog
+from core.clock import Clock
+from core.errors import ForgebotError
 from storage import cost as repo
 from storage import idempotency
 from storage.db import Database

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from bot.clock import Clock
+from core.clock import Clock
 from storage import cost as repo
 from storage.db import Database
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from bot.catalog import Catalog
 from commands.cost import chart
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import CostService, cost_query
 from commands.cost.untagged import UntaggedCost, untagged_query
+from core.catalog import Catalog
 from integrations.sandbox.aws_seed import (
     DEMO_DAILY_SPEND,
     EC2_COMPUTE,

@@ -10,11 +10,7 @@ from datetime import datetime, timedelta
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.auth import Action
 from bot.context import AppContext
-from bot.errors import ForgebotError, NotAuthorized
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
 from commands.cost import chart, parse, views
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.cache import CostCache
@@ -22,6 +18,10 @@ from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import BudgetLine, CostNotConfigured, CostService, CostSummary
 from commands.cost.untagged import UntaggedCost, UntaggedSpend
+from core.auth import Action
+from core.errors import ForgebotError, NotAuthorized
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,8 @@ def register(ctx: AppContext) -> CostService | None:
         channel=ctx.slack,
         untagged=untagged_cost,
     )
-    ctx.extras["budget_alerts"] = alerts
-    scheduler = ctx.extras.get("scheduler")
+    ctx.budget_alerts = alerts
+    scheduler = ctx.scheduler
     if scheduler is not None:
         scheduler.add(JobSpec("budget-alerts", BUDGET_JOB_EVERY, alerts.scheduled))
 
@@ -177,7 +177,7 @@ def register(ctx: AppContext) -> CostService | None:
             return views.environment_cost_line(None, str(exc))
         return views.environment_cost_line(summary, None)
 
-    ctx.extras["cost"] = service
-    ctx.extras["budget_alerts"] = alerts
-    ctx.extras["environment_cost"] = environment_cost
+    ctx.cost = service
+    ctx.budget_alerts = alerts
+    ctx.environment_cost = environment_cost
     return service

@@ -7,10 +7,10 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Literal
 
-from bot.catalog import DNS_LABEL, Catalog
-from bot.errors import UserInputError
 from commands.cost.periods import Period
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.catalog import DNS_LABEL, Catalog
+from core.errors import UserInputError
 
 COST_USAGE = "\n".join(
     f"`/forge cost {line}`"

@@ -33,12 +33,12 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.errors import ForgebotError, NotFound, UserInputError
 from commands.cost.cache import Cached, Codec, CostCache
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import FORECAST_BASIS_DAYS, Period, Window, day_range, window
+from core.catalog import Catalog
+from core.clock import Clock
+from core.errors import ForgebotError, NotFound, UserInputError
 from integrations.aws.cost_explorer import CostSource
 from integrations.aws.cost_types import (
     SERVICE,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from bot.catalog import Catalog
 from commands.cost.cache import Cached, CostCache
 from commands.cost.service import (
     PASSING_FAILURES,
@@ -24,6 +23,7 @@ from commands.cost.service import (
     CostNotConfigured,
     cost_metric,
 )
+from core.catalog import Catalog
 from integrations.aws.cost_explorer import CostSource
 from integrations.aws.cost_types import CostMetric, CostQuery, CostReport, DateRange, Granularity
 from integrations.aws.errors import AwsCredentialsMissing

@@ -7,15 +7,15 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from bot.text import plural
 from commands.cost.parse import ScopeKind
 from commands.cost.periods import day_range
 from commands.cost.service import BudgetLine, CostSummary, DailyCost
 from commands.cost.untagged import UntaggedSpend
-from commands.environments.pricing import money
+from core.block_limits import escape
+from core.pricing import money
+from core.text import plural
 from integrations.aws.cost_types import DateRange
 from integrations.aws.resource_types import ENVIRONMENT_TAG
-from integrations.slack.blockkit import escape
 from integrations.slack.blocks import context, divider, header, section
 
 Blocks = list[dict[str, Any]]

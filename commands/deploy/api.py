@@ -16,13 +16,13 @@ import hmac
 from typing import Literal
 
 from aiohttp import web
+from core.routes import Handler
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session
 
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.server import Handler
 from commands.deploy.parse import DIGEST, TAG
+from core.catalog import Catalog
+from core.clock import Clock
 from storage import deployments as repo
 from storage import idempotency
 from storage.db import Database, DatabaseUnavailable

@@ -9,17 +9,17 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.auth import Actor
 from bot.context import AppContext
-from bot.errors import ForgebotError, UserInputError
-from bot.interactions import Interaction, on_action, on_block_action, on_view
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.history import version_of
 from commands.deploy.notifications import SlackApprovalNotifier
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
 from commands.deploy.service import DeployService, Started, StartKind
+from core.auth import Actor
+from core.errors import ForgebotError, UserInputError
+from core.interactions import Interaction, on_action, on_block_action, on_view
+from core.router import Ack, Invocation, Subcommand, ephemeral
 from integrations.slack.blocks import state_value
 from storage.models import Operation
 
@@ -80,7 +80,7 @@ def register(
         gitops=ctx.gitops,
     )
     deploys.register_operations()
-    ctx.extras["deploys"] = deploys
+    ctx.deploys = deploys
     catalog, boundary, client = ctx.catalog, ctx.boundary, ctx.slack_client
 
     async def review_in_modal(

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.auth import Action, Actor, Authorizer
-from bot.catalog import Catalog, FreezeWindow
-from bot.clock import Clock
-from bot.errors import NotAuthorized, NotFound
 from commands.deploy.parse import FreezeRequest
+from core.auth import Action, Actor, Authorizer
+from core.catalog import Catalog, FreezeWindow
+from core.clock import Clock
+from core.errors import NotAuthorized, NotFound
 from storage import deployments as repo
 from storage.db import Database
 from storage.models import Freeze

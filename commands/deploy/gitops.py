@@ -26,16 +26,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.catalog import Catalog, Workload
-from bot.catalog_gitops import GitOpsTarget
-from bot.clock import Clock
-from bot.errors import DependencyUnavailable, ForgebotError
-from bot.logs import register_secret
 from commands.deploy.history import version_of
-from commands.deploy.rollout import Change, RolloutNotifier
+from commands.deploy.runner import Change, RolloutNotifier
+from core.catalog import Catalog, Workload
+from core.catalog_gitops import GitOpsTarget
+from core.clock import Clock
+from core.errors import DependencyUnavailable, ForgebotError
+from core.logs import register_secret
+from core.yaml_field import FieldError
 from integrations.codehost.pull_requests import pull_requests
 from integrations.git.repository import CommitInfo, DesiredStateRepo, FieldChange, Identity, Pushed
-from integrations.git.yaml_field import FieldError
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.gitops import ControllerStatus, controller_status, sync_windows
 from integrations.kubernetes.rollout import RolloutStatus

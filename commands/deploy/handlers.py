@@ -6,22 +6,22 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import UserInputError
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy import deploy_handlers, parse, views
 from commands.deploy.freeze import FreezeService
 from commands.deploy.gitops import GitOpsDelivery
 from commands.deploy.history import HistoryService
 from commands.deploy.notifications import SlackRolloutNotifier
 from commands.deploy.rollback import RollbackService
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
+from core.errors import UserInputError
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
     freezes = FreezeService(ctx.catalog, ctx.db, ctx.clock, ctx.auth)
     ctx.gitops = gitops = GitOpsDelivery(ctx.catalog, ctx.db, ctx.clock, ctx.kube)
-    ctx.extras["freezes"] = freezes
+    ctx.freezes = freezes
 
     async def freeze(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         if not invocation.args:
@@ -58,12 +58,12 @@ def register(app: AsyncApp, ctx: AppContext) -> FreezeService:
         ctx.kube,
         SlackRolloutNotifier(ctx.slack),
     )
-    ctx.extras["rollouts"] = rollouts
+    ctx.rollouts = rollouts
     rollbacks = RollbackService(
         ctx.catalog, ctx.db, ctx.clock, ctx.auth, ctx.operations, ctx.kube, rollouts, gitops
     )
     rollbacks.register_operations()
-    ctx.extras["rollbacks"] = rollbacks
+    ctx.rollbacks = rollbacks
     deploy_handlers.register(app, ctx, freezes, rollouts)
 
     async def rollback(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:

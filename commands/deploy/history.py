@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.catalog import Catalog
-from bot.errors import NotFound, UserInputError
 from commands.deploy.parse import NAME
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.errors import NotFound, UserInputError
 from integrations.kubernetes.gateway import KubeGateway
-from integrations.slack.blockkit import escape
 from storage import deployments as repo
 from storage.db import Database
 
 if TYPE_CHECKING:  # the GitOps delivery imports this module's `version_of`
-    from bot.catalog_gitops import GitOpsTarget
     from commands.deploy.gitops import GitOpsDelivery
+    from core.catalog_gitops import GitOpsTarget
     from integrations.git.repository import CommitInfo
 
 USAGE = "`/forge history SERVICE ENV`"

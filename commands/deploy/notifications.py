@@ -4,7 +4,7 @@ and the result announced in the owning team's channel."""
 from __future__ import annotations
 
 from commands.deploy import views
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.deploy.service import DeployPlan
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack.web import SlackGateway

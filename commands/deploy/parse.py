@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.durations import DurationError, parse_duration
-from bot.errors import UserInputError
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.durations import DurationError, parse_duration
+from core.errors import UserInputError
 
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}")

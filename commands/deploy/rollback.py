@@ -11,17 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Workload
-from bot.clock import Clock
-from bot.errors import ForgebotError, NotAuthorized, UserInputError
-from bot.operations import OperationRunner
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import RollbackRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner, workload_of
+from commands.deploy.runner import Change, RolloutRunner, workload_of
+from core.auth import Action, Actor, Authorizer, Target
+from core.block_limits import escape
+from core.catalog import Catalog, Workload
+from core.clock import Clock
+from core.errors import ForgebotError, NotAuthorized, UserInputError
+from core.operations import OperationRunner
 from integrations.kubernetes.gateway import KubeGateway
-from integrations.slack.blockkit import escape
 from storage import deployments as repo
 from storage.db import Database
 from storage.models import DeployKind, DeploymentRecord, Operation

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot.catalog import Catalog, Workload
-from bot.clock import Clock
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
-from bot.operations import OperationRunner
+from core.catalog import Catalog, Workload
+from core.clock import Clock
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.operations import OperationRunner
 from integrations.kubernetes.rollout import RolloutStatus
 from storage import deployments as repo
 from storage import operations as operations_repo

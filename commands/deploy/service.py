@@ -17,20 +17,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.audit import AuditLog, AuditRecord
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Environment, Service, Tier, Workload
-from bot.clock import Clock
-from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
-from bot.operations import OperationRunner
 from commands.deploy.freeze import FreezeService
-from commands.deploy.gates import BudgetGate
 from commands.deploy.gitops import CommitRequest, GitOpsDelivery
 from commands.deploy.history import version_of
 from commands.deploy.parse import DEPLOY_USAGE, DeployRequest, parse_version
-from commands.deploy.rollout import Change, RolloutRunner
+from commands.deploy.runner import Change, RolloutRunner
+from core.audit import AuditLog, AuditRecord
+from core.auth import Action, Actor, Authorizer, Target
+from core.block_limits import escape
+from core.catalog import Catalog, Environment, Service, Tier, Workload
+from core.clock import Clock
+from core.deploy_gate import BudgetGate
+from core.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from core.operations import OperationRunner
 from integrations.kubernetes.gateway import DeploymentFacts
-from integrations.slack.blockkit import escape
 from storage import deploy_approvals as approvals_repo
 from storage import deployments as repo
 from storage.db import Database

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.catalog import Catalog
-from bot.catalog_gitops import GitOpsTarget
-from bot.times import DATE_TIME, shown
 from commands.deploy.freeze import FreezeState
 from commands.deploy.history import HistoryLine
 from commands.deploy.rollback import RollbackPlan
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.deploy.service import DeployPlan, GateState, Need
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.catalog_gitops import GitOpsTarget
+from core.times import DATE_TIME, shown
 from integrations.git.repository import CommitInfo
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack import blocks as bk
-from integrations.slack.blockkit import escape
 from storage.models import ApprovalState, DeployApproval
 
 

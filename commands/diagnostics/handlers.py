@@ -6,12 +6,12 @@ from __future__ import annotations
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.durations import format_duration
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.deploy.freeze import FreezeService
 from commands.diagnostics import parse, views
 from commands.diagnostics.service import DiagnosticsService
 from commands.slo.service import SloService
+from core.durations import format_duration
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(ctx: AppContext, slos: SloService) -> DiagnosticsService:

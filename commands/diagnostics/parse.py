@@ -6,10 +6,10 @@ import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.catalog import Catalog, Workload
-from bot.durations import DurationError, parse_duration
-from bot.errors import NotFound, UserInputError
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.catalog import Catalog, Workload
+from core.durations import DurationError, parse_duration
+from core.errors import NotFound, UserInputError
 
 USAGE = "\n".join(
     [

@@ -1,7 +1,7 @@
 """Logs shown in Slack never carry secrets: known token shapes, `key=value` credentials,
 private keys and long random-looking strings are replaced by `[redacted]`.
 
-The log filter's own patterns (`bot.logs.redact`: Slack tokens, bearer tokens, passwords,
+The log filter's own patterns (`core.logs.redact`: Slack tokens, bearer tokens, passwords,
 database URLs, registered secrets) run first; these add what application logs tend to leak.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.logs import redact as redact_known
+from core.logs import redact as redact_known
 
 REDACTED = "[redacted]"
 _PATTERNS = [

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, KubernetesIdentity
-from bot.clock import Clock
-from bot.errors import ForgebotError, NotAuthorized
 from commands.deploy.freeze import FreezeService, FreezeState
 from commands.deploy.history import version_of
 from commands.diagnostics.parse import Target as Asked
 from commands.diagnostics.redact import redact
 from commands.slo.budget import SloFigures, worst_first
 from commands.slo.service import SloService
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog, KubernetesIdentity
+from core.clock import Clock
+from core.errors import ForgebotError, NotAuthorized
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.rollout import RolloutStatus, status_of
 from storage import deployments

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.durations import format_duration
 from commands.diagnostics.service import EventLine, PodLine, StatusReport
 from commands.slo.views import percent
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.durations import format_duration
 from integrations.slack.blocks import Block, context, divider, header, section, sections
 
 MAX_LINES = 40

@@ -5,9 +5,9 @@ from __future__ import annotations
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.dora import views
 from commands.dora.service import DoraService
+from core.router import Ack, Invocation, Subcommand, ephemeral
 
 
 def register(ctx: AppContext) -> DoraService:

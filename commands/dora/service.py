@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bot.auth import Actor, Authorizer
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.durations import DurationError, parse_duration
-from bot.errors import NotFound, UserInputError
-from bot.scopes import service_or_team
 from commands.dora.metrics import DoraReport, report
-from integrations.slack.blockkit import escape
+from core.auth import Actor, Authorizer
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.clock import Clock
+from core.durations import DurationError, parse_duration
+from core.errors import NotFound, UserInputError
+from core.scopes import service_or_team
 from storage import deployments as repo
 from storage import incidents
 from storage.db import Database

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.text import plural
 from commands.dora.metrics import BANDS_REPORT, Band, DoraReport
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.text import plural
 
 BAND_ICON = {
     Band.ELITE: ":trophy:",

@@ -9,14 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.auth import Action
 from bot.context import AppContext
-from bot.durations import DurationError, format_duration, parse_duration
-from bot.errors import NotAuthorized, UserInputError
-from bot.interactions import Interaction, on_action, on_block_action, on_view
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
-from bot.times import shown
 from commands.environments import parse, views
 from commands.environments.notifications import SlackEnvironmentNotifier
 from commands.environments.service import (
@@ -25,6 +18,13 @@ from commands.environments.service import (
     Extension,
     NamespaceProvisioner,
 )
+from core.auth import Action
+from core.durations import DurationError, format_duration, parse_duration
+from core.errors import NotAuthorized, UserInputError
+from core.interactions import Interaction, on_action, on_block_action, on_view
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
+from core.times import shown
 from storage import environments as env_repo
 from storage import offhours as offhours_repo
 from storage.models import EnvState
@@ -68,7 +68,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
 
     async def command(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
         # Verbs other capabilities add to `/env` (e.g. off-hours' `wake`).
-        extra = ctx.extras.get("env_verbs", {}).get(invocation.args.partition(" ")[0].lower())
+        extra = ctx.env_verbs.get(invocation.args.partition(" ")[0].lower())
         if extra is not None:
             await extra(invocation, ack, respond)
             return
@@ -257,7 +257,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
     on_action(app, boundary, views.CANCEL_DELETE, "env.delete.cancel", keep)
 
     # --- schedule and App Home -----------------------------------------------------------------
-    scheduler = ctx.extras.get("scheduler")
+    scheduler = ctx.scheduler
     if scheduler is not None:
         scheduler.add(
             JobSpec("env-ttl", catalog.schedules.ttl_sweep_interval, service.sweep_expiry)
@@ -270,7 +270,7 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
 
     async def _actual_cost(name: str) -> str:
         # The cost capability (when AWS is configured) registers this; it never raises.
-        cost_line = ctx.extras.get("environment_cost")
+        cost_line = ctx.environment_cost
         return str(await cost_line(name)) if cost_line is not None else ""
 
     async def home(user_id: str) -> list[dict[str, Any]]:
@@ -279,8 +279,8 @@ def register(app: AsyncApp, ctx: AppContext, kube: NamespaceProvisioner) -> Envi
         costs = {name: await _actual_cost(name) for name in active}
         return views.home_section(records, ctx.clock.now(), costs)
 
-    ctx.extras.setdefault("home_sections", []).append(home)
-    ctx.extras["environments"] = service
+    ctx.home_sections.append(home)
+    ctx.environments = service
     return service
 
 

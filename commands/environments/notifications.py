@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.clock import Clock
 from commands.environments import views
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.clock import Clock
 from integrations.slack.web import SlackGateway
 from storage.models import EnvironmentRecord
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from bot.catalog import DNS_LABEL, Catalog, Template
-from bot.durations import DurationError, format_duration, parse_duration
-from bot.errors import UserInputError
-from integrations.slack.blockkit import escape, quoted
+from core.block_limits import escape, quoted
+from core.catalog import DNS_LABEL, Catalog, Template
+from core.durations import DurationError, format_duration, parse_duration
+from core.errors import UserInputError
 from integrations.slack.blocks import state_value
 
 USAGE = "\n".join(

@@ -17,16 +17,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.audit import AuditLog, AuditRecord
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Team, Template
-from bot.clock import Clock
-from bot.durations import format_duration
-from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
-from bot.operations import OperationRunner
-from bot.times import shown
 from commands.environments.parse import RequestForm
-from commands.environments.pricing import PriceTag, price_tag
+from core.audit import AuditLog, AuditRecord
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog, Team, Template
+from core.clock import Clock
+from core.durations import format_duration
+from core.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from core.operations import OperationRunner
+from core.pricing import PriceTag, price_tag
+from core.times import shown
 from storage import environments as repo
 from storage import idempotency
 from storage.db import Database

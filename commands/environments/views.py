@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.catalog import Catalog, Template
-from bot.durations import format_duration, format_for_people
-from bot.times import DATE_TIME, shown
 from commands.environments import parse
-from commands.environments.pricing import PriceTag, money
-from integrations.slack.blockkit import escape, truncate
+from core.block_limits import escape, truncate
+from core.catalog import Catalog, Template
+from core.durations import format_duration, format_for_people
+from core.pricing import PriceTag, money
+from core.times import DATE_TIME, shown
 from storage.models import EnvironmentRecord, EnvState
 
 REQUEST_CALLBACK = "env_request"
@@ -182,7 +182,7 @@ def request_modal(
 
 
 def _ttl_or_default(ttl_text: str, template: Template) -> timedelta:
-    from bot.durations import DurationError, parse_duration
+    from core.durations import DurationError, parse_duration
 
     try:
         return parse_duration(ttl_text)

@@ -8,9 +8,9 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.errors import UserInputError
-from bot.router import Ack, Invocation, Subcommand
 from commands.help import views
+from core.errors import UserInputError
+from core.router import Ack, Invocation, Subcommand
 
 
 def register(ctx: AppContext) -> None:

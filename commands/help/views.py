@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.router import TOP_COMMAND, Subcommand
-from integrations.slack.blockkit import truncate
+from core.block_limits import truncate
+from core.router import TOP_COMMAND, Subcommand
 
 
 def overview(subcommands: list[Subcommand]) -> list[dict[str, Any]]:

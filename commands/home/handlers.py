@@ -7,10 +7,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.auth import Actor
 from bot.context import AppContext
-from bot.router import Ack
 from commands.home import views
+from core.auth import Actor
+from core.router import Ack
 from storage import idempotency
 
 HomeSection = Callable[[str], Awaitable[list[dict[str, Any]]]]

@@ -16,13 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from bot.context import AppContext
-from bot.errors import ForgebotError
 from commands.cost.periods import Period
 from commands.deploy.freeze import FreezeState
 from commands.deploy.views import DEPLOY_APPROVE, DEPLOY_DENY
-from commands.environments.pricing import money
 from commands.environments.views import APPROVE, DENY
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.errors import ForgebotError
+from core.pricing import money
 from storage import deploy_approvals, deployments, operations
 from storage import environments as env_repo
 from storage.models import DeployApproval, DeploymentRecord, EnvironmentRecord, Operation
@@ -60,7 +60,7 @@ async def gather(ctx: AppContext) -> PlatformDesk:
     deploys = await ctx.db.run(deploy_approvals.pending)
     failed_deploys = await ctx.db.run(lambda s: deployments.failed_since(s, since))
     failed_operations = await ctx.db.run(lambda s: operations.failed_since(s, since))
-    freezes_service = ctx.extras.get("freezes")
+    freezes_service = ctx.freezes
     freezes = await freezes_service.status() if freezes_service is not None else []
     budgets, notes = await _budget_alarms(ctx)
     return PlatformDesk(
@@ -69,7 +69,7 @@ async def gather(ctx: AppContext) -> PlatformDesk:
 
 
 async def _budget_alarms(ctx: AppContext) -> tuple[list[BudgetAlarm], list[str]]:
-    service = ctx.extras.get("cost")
+    service = ctx.cost
     if service is None:
         return [], []
     alarms: list[BudgetAlarm] = []
@@ -116,7 +116,7 @@ def _buttons(block_id: str, approve: str, deny: str, value: str) -> dict[str, An
 
 
 def _ago(then: datetime, now: datetime) -> str:
-    from bot.durations import format_for_people
+    from core.durations import format_for_people
 
     return f"{format_for_people(now - then)} ago"
 
@@ -217,4 +217,4 @@ def register(ctx: AppContext) -> None:
         return desk_blocks(await gather(ctx), ctx.clock.now())
 
     # First: the platform team's work comes before their own environments.
-    ctx.extras.setdefault("home_sections", []).insert(0, home)
+    ctx.home_sections.insert(0, home)

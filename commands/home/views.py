@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.router import TOP_COMMAND
+from core.router import TOP_COMMAND
 
 
 def home_view(

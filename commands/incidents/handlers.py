@@ -8,14 +8,14 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.auth import Actor
 from bot.context import AppContext
-from bot.errors import UserInputError
-from bot.interactions import Interaction, on_action, on_view
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from commands.changes.service import ChangesService
 from commands.incidents import parse, views
 from commands.incidents.service import IncidentService, PagingUrls
+from core.auth import Actor
+from core.errors import UserInputError
+from core.interactions import Interaction, on_action, on_view
+from core.router import Ack, Invocation, Subcommand, ephemeral
 from integrations.slack.blocks import state_value
 from storage import idempotency
 

@@ -7,8 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog import Catalog
-from bot.errors import UserInputError
+from core.catalog import Catalog
+from core.errors import UserInputError
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
 DEFAULT_SEVERITY = "SEV3"

@@ -16,15 +16,15 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Paging
-from bot.clock import Clock
-from bot.errors import Conflict, DependencyUnavailable, NotAuthorized, UserInputError
-from bot.operations import OperationRunner
 from commands.changes.service import ChangesService
 from commands.changes.timeline import ChangeEvent
 from commands.incidents import views
 from commands.incidents.parse import OpenRequest, channel_name
+from core.auth import Action, Actor, Authorizer, Target
+from core.catalog import Catalog, Paging
+from core.clock import Clock
+from core.errors import Conflict, DependencyUnavailable, NotAuthorized, UserInputError
+from core.operations import OperationRunner
 from integrations.paging.clients import Page, PagingError, pager_for, should_page
 from integrations.slack import conversations
 from integrations.slack.web import SlackOutbox

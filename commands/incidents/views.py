@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.durations import format_duration
 from commands.changes.timeline import ChangeEvent
 from commands.changes.views import summary_lines
 from commands.incidents.parse import DEFAULT_SEVERITY, SEVERITIES, TEXT_MAX, TITLE_MAX
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.durations import format_duration
 from integrations.slack.blocks import (
     Block,
     actions,

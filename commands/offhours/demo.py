@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.durations import DurationError, parse_duration
-from commands.offhours.schedule import DAYS
+from core.durations import DurationError, parse_duration
+from core.schedule import DAYS
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from storage import environments as env_repo
 from storage.db import Database

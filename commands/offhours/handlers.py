@@ -11,12 +11,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.context import AppContext
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
-from bot.scheduler import JobSpec
 from commands.offhours import parse, views
 from commands.offhours.notifications import SlackOffhoursNotifier
 from commands.offhours.service import OffhoursService
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral, usage_lines
+from core.scheduler import JobSpec
 from integrations.aws.resources import AwsResourceGateway, ResourceControl
 from integrations.aws.session import AwsClients, AwsConfig
 from integrations.kubernetes.argocd_autosync import ArgoAutoSync
@@ -125,7 +125,7 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
             await respond(**ephemeral(f"{cmd.environment} is awake ({outcome.changed} restored)."))
 
     # `/forge env wake` belongs to the env command; the env router dispatches extra verbs here.
-    ctx.extras.setdefault("env_verbs", {})["wake"] = wake
+    ctx.env_verbs["wake"] = wake
 
     async def choice(i: Interaction) -> None:
         await i.ack()
@@ -141,7 +141,7 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
     for action_id in views.CHOICES:
         on_action(app, boundary, action_id, f"offhours.{views.CHOICES[action_id]}", choice)
 
-    scheduler = ctx.extras.get("scheduler")
+    scheduler = ctx.scheduler
     if scheduler is not None:
         scheduler.add(
             JobSpec(RECONCILE_JOB, ctx.catalog.schedules.offhours_interval, service.reconcile_job)
@@ -152,12 +152,12 @@ def register(app: AsyncApp, ctx: AppContext) -> OffhoursService:
             # Level-triggered: after any downtime, put everything where the schedule says now.
             await scheduler.run_now(RECONCILE_JOB)
 
-        ctx.extras.setdefault("startup_hooks", []).append(on_start)
+        ctx.startup_hooks.append(on_start)
 
     async def home(user_id: str) -> list[dict[str, Any]]:
         states = await service.states_of(user_id)
         return views.home_section(states)
 
-    ctx.extras.setdefault("home_sections", []).append(home)
-    ctx.extras["offhours"] = service
+    ctx.home_sections.append(home)
+    ctx.offhours = service
     return service

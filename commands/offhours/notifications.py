@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.catalog import Catalog
 from commands.offhours import views
 from commands.offhours.report import SavingsLine
 from commands.offhours.service import EnvOutcome, OffhoursTarget, Reminder
+from core.catalog import Catalog
 from integrations.slack.blocks import Block
 from integrations.slack.web import SlackGateway
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from bot.catalog import DNS_LABEL
-from bot.durations import DurationError, parse_duration
-from bot.errors import UserInputError
-from commands.offhours.schedule import ScheduleError, parse_schedule
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.catalog import DNS_LABEL
+from core.durations import DurationError, parse_duration
+from core.errors import UserInputError
+from core.schedule import ScheduleError, parse_schedule
 
 USAGE = "\n".join(
     f"`/forge offhours {line}`"

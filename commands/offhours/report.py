@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from bot.clock import utc
+from core.clock import utc
 from storage.offhours import OffhoursSleep
 
 

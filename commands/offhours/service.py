@@ -21,14 +21,15 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from bot.audit import AuditLog, AuditRecord
-from bot.auth import Action, Actor, Authorizer, Target
-from bot.catalog import Catalog, Tier
-from bot.clock import Clock, utc
-from bot.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
 from commands.offhours import sweep
 from commands.offhours.report import SavingsLine, savings
-from commands.offhours.schedule import (
+from core.audit import AuditLog, AuditRecord
+from core.auth import Action, Actor, Authorizer, Target
+from core.block_limits import quoted
+from core.catalog import Catalog, Tier
+from core.clock import Clock, utc
+from core.errors import Conflict, ForgebotError, NotAuthorized, NotFound, UserInputError
+from core.schedule import (
     Schedule,
     ScheduleError,
     Transition,
@@ -40,7 +41,6 @@ from integrations.aws.resource_types import ENVIRONMENT_TAG, AwsResource, GroupS
 from integrations.aws.resources import ResourceControl
 from integrations.kubernetes.api_support import ApiNotServed
 from integrations.kubernetes.scaling import ClusterSnapshot, Scalable, ScalingGateway
-from integrations.slack.blockkit import quoted
 from storage import environments as env_repo
 from storage import idempotency
 from storage import offhours as repo

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.errors import Conflict, ForgebotError, NotFound
+from core.errors import Conflict, ForgebotError, NotFound
 from integrations.kubernetes.api_support import ApiNotServed
 from integrations.kubernetes.scaling import (
     CRON_JOB,

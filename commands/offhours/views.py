@@ -9,11 +9,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.clock import utc
-from bot.text import plural
-from commands.environments.pricing import money
 from commands.offhours.report import SavingsLine
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.clock import utc
+from core.pricing import money
+from core.text import plural
 from integrations.slack.blocks import Block, actions, button, context, section
 from storage.offhours import OffhoursSetting
 

@@ -9,12 +9,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.config import Settings
 from bot.context import AppContext
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
-from bot.scheduler import JobSpec
-from commands.deploy.rollout import RolloutRunner
+from commands.deploy.runner import RolloutRunner
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
 from commands.previews import views
@@ -25,6 +21,10 @@ from commands.previews.notifications import (
 )
 from commands.previews.service import PreviewService
 from commands.previews.webhooks import github_route, gitlab_route
+from core.config import Settings
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
+from core.scheduler import JobSpec
 from integrations.codehost.github import GitHubClient
 from integrations.codehost.gitlab import GitLabClient
 from integrations.codehost.host import CodeHost
@@ -86,7 +86,7 @@ def register(
 
     secret = settings.github_webhook_secret
     token = settings.gitlab_webhook_token
-    routes = ctx.extras.setdefault("routes", [])
+    routes = ctx.routes
     routes.append(("POST", "webhooks/github", github_route(service.receive, _plain(secret))))
     routes.append(("POST", "webhooks/gitlab", gitlab_route(service.receive, _plain(token))))
 
@@ -140,9 +140,9 @@ def register(
         teams = [t.name for t in ctx.auth.teams_of(user_id)]
         return views.home_section(await service.list(teams)) if teams else []
 
-    ctx.extras.setdefault("home_sections", []).append(home)
+    ctx.home_sections.append(home)
 
-    scheduler = ctx.extras.get("scheduler")
+    scheduler = ctx.scheduler
     if scheduler is not None and ctx.catalog.previews:
         scheduler.add(
             JobSpec("preview-resync", ctx.catalog.schedules.ttl_sweep_interval, service.resync_job)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from bot.catalog import PreviewSpec
+from core.catalog import PreviewSpec
 
 MAX_LABEL = 63
 

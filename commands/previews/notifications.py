@@ -21,9 +21,9 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.clock import Clock
-from commands.deploy.rollout import Change
+from commands.deploy.runner import Change
 from commands.environments.service import EnvironmentNotifier
+from core.clock import Clock
 from integrations.kubernetes.rollout import RolloutStatus
 from integrations.slack.web import Blocks, SlackGateway
 from storage import previews as repo

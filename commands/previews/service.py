@@ -25,19 +25,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.audit import AuditLog, AuditRecord
-from bot.auth import Actor, Authorizer
-from bot.catalog import Catalog, PreviewSpec, Template, Workload
-from bot.clock import Clock
-from bot.errors import Conflict, ForgebotError, NotFound, UserInputError
-from bot.operations import OperationRunner
-from commands.deploy.rollout import Change, RolloutRunner
-from commands.environments.pricing import price_tag
+from commands.deploy.runner import Change, RolloutRunner
 from commands.environments.service import EnvironmentService
 from commands.offhours.service import OffhoursService
 from commands.previews import views
 from commands.previews.naming import host_for, image_for, namespace_for
 from commands.previews.notifications import PreviewAnnouncer
+from core.audit import AuditLog, AuditRecord
+from core.auth import Actor, Authorizer
+from core.catalog import Catalog, PreviewSpec, Template, Workload
+from core.clock import Clock
+from core.errors import Conflict, ForgebotError, NotFound, UserInputError
+from core.operations import OperationRunner
+from core.pricing import price_tag
 from integrations.codehost.host import CodeHost, DeploymentState
 from integrations.codehost.rest import CodeHostError
 from integrations.codehost.webhooks import Change as Direction

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from bot.durations import format_duration
-from commands.environments.pricing import PriceTag, money
 from commands.environments.views import expires_text
+from core.block_limits import escape
+from core.durations import format_duration
+from core.pricing import PriceTag, money
 from integrations.kubernetes.rollout import RolloutStatus
-from integrations.slack.blockkit import escape
 from integrations.slack.blocks import Block, actions, button, confirm_dialog, context, section
 from storage.previews import PreviewPhase, PullRequestPreview
 

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from core.routes import Handler
 
-from bot.server import Handler
 from commands.previews.service import Receipt
 from integrations.codehost.webhooks import (
     GITHUB_DELIVERY,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.catalog import Catalog
-from bot.clock import Clock
 from commands.slo.budget import SEVERITY_RANK, Alert, Severity, SloFigures, Status
 from commands.slo.service import SloService
+from core.catalog import Catalog
+from core.clock import Clock
 from integrations.prometheus import PrometheusUnavailable
 from storage import deployments
 from storage import slo_alerts as repo

@@ -19,9 +19,9 @@ from datetime import timedelta
 from enum import StrEnum
 from fractions import Fraction
 
-from bot.catalog import BurnCondition, SloAlerting
-from bot.durations import format_duration
 from commands.slo.queries import Counts, SloRef
+from core.catalog import BurnCondition, SloAlerting
+from core.durations import format_duration
 
 REPORT_WINDOWS = (
     timedelta(hours=1),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from bot.catalog import Catalog
 from commands.slo.queries import SloRef, parts, several_series
+from core.catalog import Catalog
 from integrations.prometheus import PrometheusGateway, PrometheusUnavailable, PromQLError
 
 

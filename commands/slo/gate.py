@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from bot.durations import format_duration
-from commands.deploy.gates import BudgetVerdict
 from commands.slo.budget import SloFigures
 from commands.slo.service import SloService
 from commands.slo.views import percent
+from core.deploy_gate import BudgetVerdict
+from core.durations import format_duration
 from integrations.prometheus import PrometheusUnavailable, PromQLError
 
 log = logging.getLogger(__name__)

@@ -5,12 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.config import Settings
 from bot.context import AppContext
-from bot.errors import DependencyUnavailable
-from bot.interactions import Interaction, on_action
-from bot.router import Ack, Invocation, Subcommand, ephemeral
-from bot.scheduler import JobSpec
 from commands.deploy import parse as deploy_parse
 from commands.deploy import views as deploy_views
 from commands.slo import views
@@ -19,6 +14,11 @@ from commands.slo.budget import worst_first
 from commands.slo.gate import SloBudgetGate
 from commands.slo.notifications import SlackAlertNotifier
 from commands.slo.service import SloService
+from core.config import Settings
+from core.errors import DependencyUnavailable
+from core.interactions import Interaction, on_action
+from core.router import Ack, Invocation, Subcommand, ephemeral
+from core.scheduler import JobSpec
 from integrations.prometheus import PrometheusClient, PrometheusUnavailable
 
 
@@ -42,7 +42,7 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
     if ctx.prometheus is None:
         ctx.prometheus = prometheus_from(ctx.settings)
     service = SloService(ctx.catalog, ctx.clock, ctx.auth, ctx.prometheus)
-    ctx.extras["slos"] = service
+    ctx.slos = service
     ctx.budget_gate = SloBudgetGate(service)
 
     async def handle(invocation: Invocation, ack: Ack, respond: AsyncRespond) -> None:
@@ -74,11 +74,11 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
             return views.home_section(team.name, None)
         return views.home_section(team.name, items)
 
-    ctx.extras.setdefault("home_sections", []).append(home)
+    ctx.home_sections.append(home)
 
     alerts = BurnAlerts(ctx.catalog, ctx.db, ctx.clock, service, SlackAlertNotifier(ctx.slack))
-    ctx.extras["slo_alerts"] = alerts
-    scheduler = ctx.extras.get("scheduler")
+    ctx.slo_alerts = alerts
+    scheduler = ctx.scheduler
     if scheduler is not None:
 
         async def alert_job(slot: object) -> None:
@@ -106,7 +106,7 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
     async def roll_back(i: Interaction) -> None:
         await i.ack()
         name, environment = i.value.split("|")
-        rollbacks = ctx.extras.get("rollbacks")
+        rollbacks = ctx.rollbacks
         if rollbacks is None:
             raise DependencyUnavailable("rollbacks are not available in this deployment")
         plan = await rollbacks.plan(i.actor, deploy_parse.RollbackRequest(name, environment, None))
@@ -116,7 +116,7 @@ def register(app: AsyncApp, ctx: AppContext) -> SloService:
     async def freeze(i: Interaction) -> None:
         await i.ack()
         environment, key = i.value.split("|")
-        freezes = ctx.extras.get("freezes")
+        freezes = ctx.freezes
         if freezes is None:
             raise DependencyUnavailable("freezes are not available in this deployment")
         state = await freezes.freeze(

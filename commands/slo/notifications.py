@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.clock import utc
 from commands.slo import views
 from commands.slo.alerts import LastDeploy
 from commands.slo.budget import Alert, SloFigures
+from core.clock import utc
 from integrations.slack.web import SlackGateway
 from storage.slo_alerts import SloAlertEpisode
 

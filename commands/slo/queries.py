@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.catalog import Slo
+from core.catalog import Slo
 from integrations.prometheus import PrometheusGateway, PromQLError
 
 TAG = "forgebot_q"

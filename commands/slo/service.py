@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.auth import Actor, Authorizer
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.errors import NotFound
-from bot.scopes import service_or_team
 from commands.slo import queries
 from commands.slo.budget import REPORT_WINDOWS, SloFigures, figures, worst_first
 from commands.slo.queries import Counts, SloRef
+from core.auth import Actor, Authorizer
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.clock import Clock
+from core.errors import NotFound
+from core.scopes import service_or_team
 from integrations.prometheus import PrometheusGateway, PrometheusUnavailable, PromQLError
-from integrations.slack.blockkit import escape
 
 USAGE = "`/forge slo [SERVICE|TEAM]`"
 DEADLINE_SECONDS = 2.5

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.durations import format_duration
-from bot.times import DATE_TIME
-from bot.times import shown as shown_time
 from commands.alerts.views import AlertLine, AlertView
 from commands.alerts.views import alert_message as alert_view_message
 from commands.slo.alerts import LastDeploy
 from commands.slo.budget import Alert, Severity, SloFigures, Status
 from commands.slo.service import SloReport
-from integrations.slack.blockkit import escape
+from core.block_limits import escape
+from core.durations import format_duration
+from core.times import DATE_TIME
+from core.times import shown as shown_time
 
 STATUS_ICON = {
     Status.CRITICAL: ":red_circle:",

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.errors import DependencyUnavailable
+from core.errors import DependencyUnavailable
 
 
 class AlertmanagerUnavailable(DependencyUnavailable):

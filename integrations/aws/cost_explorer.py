@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from bot.clock import Clock
+from core.clock import Clock
 from integrations.aws.cost_types import (
     CostMetric,
     CostQuery,

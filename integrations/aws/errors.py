@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.errors import (
+from core.errors import (
     Conflict,
     DependencyUnavailable,
     ForgebotError,
@@ -17,7 +17,7 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
-from bot.lazy_import import lazy_module
+from core.lazy_import import lazy_module
 
 if TYPE_CHECKING:
     from botocore import exceptions as botocore_exceptions

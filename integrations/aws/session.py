@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from bot.lazy_import import lazy_module
-from bot.metrics import observe_call
+from core.lazy_import import lazy_module
+from core.metrics import observe_call
 from integrations.aws.errors import AwsCall, translate
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_rds import RDSClient
 
-    from bot.config import Settings
+    from core.config import Settings
 else:
     # The AWS SDK loads with the first client (after readiness), not at start-up.
     boto3 = lazy_module("boto3")

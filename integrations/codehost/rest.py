@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
-from bot.metrics import observe_call
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.metrics import observe_call
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One desired-state repository over smart HTTP, with dulwich (pure Python, no `git` binary,
 nothing typed by a person ever reaches a shell).
 
-A change is one commit that edits one field of one file (`integrations.git.yaml_field`) on top
+A change is one commit that edits one field of one file (`core.yaml_field`) on top
 of the branch's tip, pushed as a fast-forward. The push names the tip it was built on; if the
 branch moved meanwhile, the server refuses it (or we see it moved first), and the change is
 built again on the new tip: that is the rebase. If the new tip changed *our* field, the change
@@ -38,8 +38,8 @@ from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
-from integrations.git.yaml_field import FieldError, FieldSpec, read_field, set_field
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.yaml_field import FieldError, FieldSpec, read_field, set_field
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.errors import DependencyUnavailable
-from bot.lazy_import import lazy_module
+from core.errors import DependencyUnavailable
+from core.lazy_import import lazy_module
 
 if TYPE_CHECKING:
     from kubernetes.client import exceptions as kube_exceptions

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.lazy_import import lazy_module
+from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
 
 if TYPE_CHECKING:

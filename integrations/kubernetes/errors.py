@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
-from bot.lazy_import import lazy_module
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
+from core.lazy_import import lazy_module
 
 if TYPE_CHECKING:
     from kubernetes.client import exceptions as kube_exceptions

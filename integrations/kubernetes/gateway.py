@@ -24,9 +24,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import faults
-from bot.catalog import KubernetesIdentity
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
-from bot.lazy_import import lazy_module
+from core.catalog import KubernetesIdentity
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
+from core.lazy_import import lazy_module
 
 if TYPE_CHECKING:
     from kubernetes import client, config
@@ -36,7 +36,7 @@ else:
     client = lazy_module("kubernetes.client")
     config = lazy_module("kubernetes.config")
     kube_exceptions = lazy_module("kubernetes.client.exceptions")
-from bot.metrics import observe_call
+from core.metrics import observe_call
 from integrations.kubernetes import manifests
 from integrations.kubernetes.api_support import ApiNotServed, missing_apis, served
 from integrations.kubernetes.errors import translate

@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.catalog_gitops import GitOpsController
-from bot.lazy_import import lazy_module
+from core.catalog_gitops import GitOpsController
+from core.lazy_import import lazy_module
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.lazy_import import lazy_module
+from core.lazy_import import lazy_module
 from integrations.kubernetes.api_support import ApiNotServed, served
 from integrations.kubernetes.gateway import TIMEOUT, KubeGateway
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.catalog import Paging
-from bot.errors import DependencyUnavailable
-from bot.logs import register_secret
+from core.catalog import Paging
+from core.errors import DependencyUnavailable
+from core.logs import register_secret
 
 log = logging.getLogger(__name__)
 

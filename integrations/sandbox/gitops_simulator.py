@@ -26,8 +26,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.catalog import Catalog, Service, Workload
-from bot.catalog_gitops import GitOpsTarget
+from core.catalog import Catalog, Service, Workload
+from core.catalog_gitops import GitOpsTarget
 from integrations.git.repository import DesiredStateRepo, Identity
 from integrations.sandbox.kube_api import KINDS, ApiError, FakeKube, Kind
 

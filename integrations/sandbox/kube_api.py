@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bot.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock
 from integrations.sandbox.server_thread import RunningServer, serve_in_thread
 
 

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from core.block_limits import Violation, check_message, check_view
 from integrations.sandbox.server_thread import RunningServer, serve_in_thread
-from integrations.slack.blockkit import Violation, check_message, check_view
 
 log = logging.getLogger(__name__)
 

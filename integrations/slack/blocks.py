@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from integrations.slack import blockkit as limits
-from integrations.slack.blockkit import split_text, truncate
+from core import block_limits as limits
+from core.block_limits import split_text, truncate
 
 Block = dict[str, Any]
 

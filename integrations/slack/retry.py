@@ -24,7 +24,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.metrics import SLACK_RETRIES
+from core.metrics import SLACK_RETRIES
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import faults
-from integrations.slack.blockkit import MESSAGE_BLOCKS, paginate_blocks
+from core.block_limits import MESSAGE_BLOCKS, paginate_blocks
 from integrations.slack.retry import MAX_RETRY_AFTER_SECONDS, ExponentialBackoff, retry_handlers
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.catalog import load_catalog
-from bot.config import Settings
-from bot.logs import configure_logging
 from bot.runtime import Runtime
-from bot.scheduler import JobSpec
+from core.catalog import load_catalog
+from core.config import Settings
+from core.logs import configure_logging
+from core.scheduler import JobSpec
 
 
 async def main(port: int) -> int:

@@ -1,10 +1,10 @@
-"""Work after an ack waits while Slack requests still await theirs (bot/ack_priority.py)."""
+"""Work after an ack waits while Slack requests still await theirs (core/ack_priority.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.ack_priority import AckQueue
+from core.ack_priority import AckQueue
 
 
 async def _turns(count: int = 5) -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Action, Actor, Authorizer, MembershipCache, Role, Target
-from bot.catalog import load_catalog
+from core.auth import Action, Actor, Authorizer, MembershipCache, Role, Target
+from core.catalog import load_catalog
 
 CATALOG = load_catalog(Path(__file__).parents[2] / "catalog.example.yaml")
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import CatalogError, Tier, load_catalog, parse_catalog
 from bot.cli import main
+from core.catalog import CatalogError, Tier, load_catalog, parse_catalog
 
 EXAMPLE = Path(__file__).parents[2] / "catalog.example.yaml"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.catalog import CatalogError, parse_catalog
+from core.catalog import CatalogError, parse_catalog
 
 EXAMPLE = Path(__file__).parents[2] / "catalog.example.yaml"
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, app_home_opened, slash_command
 from tests.fixtures.slack import DEVELOPER, SIGNING_SECRET

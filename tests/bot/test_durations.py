@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.durations import DurationError, format_duration, format_for_people, parse_duration
+from core.durations import DurationError, format_duration, format_for_people, parse_duration
 
 
 @pytest.mark.parametrize(

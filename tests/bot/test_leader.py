@@ -14,9 +14,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import text
 
-from bot.clock import ManualClock
 from bot.leader import AdvisoryLockElector, Leadership, LeaseElector
-from bot.scheduler import JobSpec, Scheduler
+from core.clock import ManualClock
+from core.scheduler import JobSpec, Scheduler
 from integrations.sandbox.kube_api import FakeKube
 from storage import job_runs
 from storage.db import Database
@@ -261,8 +261,8 @@ async def test_a_new_leader_reruns_an_interrupted_run_and_a_missed_slot(
 def test_the_election_follows_where_the_bot_runs(
     database_url: str, mode: str, in_cluster: bool, context: str | None, expected: str
 ) -> None:
-    from bot.config import Settings
     from bot.leader import build_elector
+    from core.config import Settings
 
     settings = Settings(
         FORGEBOT_DATABASE_URL=database_url,
@@ -282,8 +282,8 @@ def test_the_election_follows_where_the_bot_runs(
 
 
 def test_advisory_lock_on_sqlite_is_refused() -> None:
-    from bot.config import Settings
     from bot.leader import build_elector
+    from core.config import Settings
 
     settings = Settings(
         FORGEBOT_DATABASE_URL="sqlite:///x.db",

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.logs import configure_logging
-from bot.router import Ack, Invocation, Subcommand
+from core.logs import configure_logging
+from core.router import Ack, Invocation, Subcommand
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_payloads import slash_command

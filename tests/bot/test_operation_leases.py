@@ -7,8 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.clock import ManualClock, SystemClock
-from bot.operations import OperationRunner
+from core.clock import ManualClock, SystemClock
+from core.operations import OperationRunner
 from storage import operations as repo
 from storage.db import Database
 from storage.models import Operation, OperationState

@@ -6,9 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.clock import ManualClock
-from bot.errors import Conflict
-from bot.operations import OperationRunner
+from core.clock import ManualClock
+from core.errors import Conflict
+from core.operations import OperationRunner
 from storage import operations as repo
 from storage.db import Database
 from storage.models import Operation, OperationState

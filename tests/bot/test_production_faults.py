@@ -12,11 +12,11 @@ import pytest
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from sqlalchemy import text
 
-from bot import metrics
-from bot.catalog import Catalog
-from bot.config import Settings
-from bot.router import Ack, Invocation, Subcommand, ephemeral
 from bot.runtime import Runtime
+from core import metrics
+from core.catalog import Catalog
+from core.config import Settings
+from core.router import Ack, Invocation, Subcommand, ephemeral
 from integrations.sandbox.slack_api import Fault, RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedResponse, SignedSlackClient, slash_command
 from tests.fixtures.slack import DEVELOPER, SIGNING_SECRET, RunningBot

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from bot.clock import ManualClock
-from bot.scheduler import JobSpec, Scheduler
+from core.clock import ManualClock
+from core.scheduler import JobSpec, Scheduler
 from storage.db import Database
 
 T0 = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)

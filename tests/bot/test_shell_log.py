@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.logs import request_id
 from bot.shell_log import logging_to_file
+from core.logs import request_id
 
 
 def test_warnings_become_notices_and_everything_goes_to_the_file(tmp_path: Path) -> None:

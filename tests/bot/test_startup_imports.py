@@ -1,5 +1,5 @@
 """`forgebot serve` becomes ready without importing the AWS SDK, the Kubernetes client or
-Alembic: they load on first use (bot/lazy_import.py), which keeps the cold start short."""
+Alembic: they load on first use (core/lazy_import.py), which keeps the cold start short."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.lazy_import import lazy_module
+from core.lazy_import import lazy_module
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("boto3", "botocore", "kubernetes", "alembic", "mako")
@@ -65,7 +65,7 @@ def test_serve_with_a_broken_catalog_lists_the_problems_and_exits_2(tmp_path: Pa
 
 def test_a_lazy_module_loads_on_first_use_and_is_then_the_module() -> None:
     loaded = _imported_after(
-        "from bot.lazy_import import lazy_module\n"
+        "from core.lazy_import import lazy_module\n"
         "colorsys = lazy_module('colorsys')\n"
         "import sys\n"
         "assert 'colorsys' not in sys.modules\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.times import shown
 from commands.deploy.freeze import FreezeState
 from commands.deploy.views import frozen_text
+from core.times import shown
 
 
 def test_a_berlin_midnight_is_not_labelled_utc() -> None:

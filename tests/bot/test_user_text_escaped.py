@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import Catalog, load_catalog
-from bot.durations import parse_duration
 from commands.cost import parse as cost_parse
 from commands.deploy import parse as deploy_parse
 from commands.environments import parse as env_parse
 from commands.offhours import parse as offhours_parse
-from commands.offhours.schedule import parse_schedule
+from core.catalog import Catalog, load_catalog
+from core.durations import parse_duration
+from core.schedule import parse_schedule
 from tests.fixtures.slack import EXAMPLE_CATALOG
 
 DANGEROUS = ["<!channel>", "<!here>", "<@U0ADMIN>", "<#C0SECRET>", "&", "<https://x.example|y>"]

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bot import metrics
-from bot.catalog import Catalog, CatalogError, load_catalog, parse_catalog
+from core import metrics
+from core.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from integrations.kubernetes import argocd_autosync, manifests
 from integrations.kubernetes import gitops as kube_gitops
 from integrations.kubernetes.rbac import impersonation, rbac_documents, render
@@ -325,7 +325,7 @@ def test_rules_and_dashboard_query_metrics_the_bot_exports() -> None:
     exported = _exported_names()
     queried = {name for expr in _queries() for name in re.findall(r"\bforgebot_\w+", expr)}
     assert queried, "no forgebot metric queried"
-    assert queried <= exported, f"not exported by bot/metrics.py: {sorted(queried - exported)}"
+    assert queried <= exported, f"not exported by core/metrics.py: {sorted(queried - exported)}"
     families = {n.removesuffix("_total") for n in exported}
     dashboard_text = (DEPLOY / "grafana-dashboard.json").read_text()
     wanted = {

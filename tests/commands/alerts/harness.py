@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.catalog import Catalog
+from core.catalog import Catalog
 from integrations.sandbox.slack_api import RecordedCall
 from tests.bot_harness import BotHarness
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.catalog import Catalog
-from bot.config import Settings
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, block_actions

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.catalog import Catalog
-from bot.config import Settings
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.alertmanager_server import (
     AlertmanagerNotInstalled,
     RunningProcess,

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.cost.service import CostService
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.aws.cost_explorer import CostSource
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, SlackIdentity, slash_command
@@ -35,7 +35,7 @@ class CostBot:
     @property
     def service(self) -> CostService:
         assert self.runtime.ctx is not None
-        service: CostService = self.runtime.ctx.extras["cost"]
+        service: CostService = self.runtime.ctx.cost
         return service
 
     async def command(self, who: SlackIdentity, command: str, text: str) -> dict[str, Any]:

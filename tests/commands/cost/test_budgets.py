@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.cost.alerts import BudgetAlerts
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import cost_query
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from storage import audit
@@ -46,7 +46,7 @@ async def bot(
 
 def alerts_of(bot: CostBot) -> BudgetAlerts:
     assert bot.runtime.ctx is not None
-    alerts: BudgetAlerts = bot.runtime.ctx.extras["budget_alerts"]
+    alerts: BudgetAlerts = bot.runtime.ctx.budget_alerts
     return alerts
 
 
@@ -283,7 +283,7 @@ async def test_a_service_budget_from_the_catalog(
 ) -> None:
     from decimal import Decimal
 
-    from bot.catalog import Budget
+    from core.catalog import Budget
     from integrations.aws.cost_types import DateRange
     from integrations.sandbox.aws_seed import cost_and_usage_response, result_by_time
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import cost_query
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.sandbox.aws_seed import DemoCostModel, seed_demo_costs
 from integrations.sandbox.slack_api import RunningFakeSlack

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.cost_types import DateRange
 from integrations.aws.session import AwsClients, AwsConfig

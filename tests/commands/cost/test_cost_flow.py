@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.cost.parse import Scope, ScopeKind
 from commands.cost.periods import Period
 from commands.cost.service import cost_query
-from commands.environments.pricing import money
+from core.catalog import Catalog
+from core.config import Settings
+from core.pricing import money
 from integrations.sandbox.aws_seed import (
     DEMO_DAILY_SPEND,
     EC2_COMPUTE,

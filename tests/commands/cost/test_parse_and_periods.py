@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from bot.catalog import Catalog, CatalogError, parse_catalog
-from bot.errors import UserInputError
 from commands.cost.parse import ScopeKind, parse_amount, parse_budget, parse_cost
 from commands.cost.periods import Period, window
+from core.catalog import Catalog, CatalogError, parse_catalog
+from core.errors import UserInputError
 
 
 def test_scope_period_and_chart_in_any_order(catalog: Catalog) -> None:

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
-from commands.deploy.gates import BudgetVerdict
 from commands.deploy.parse import DeployRequest, Version
+from core.auth import Actor
+from core.catalog import Catalog
+from core.clock import ManualClock
+from core.config import Settings
+from core.deploy_gate import BudgetVerdict
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
@@ -126,7 +126,7 @@ async def harness(
 ) -> AsyncIterator[DeployHarness]:
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
 
     fake_kube.seed_deployment("checkout-staging", "checkout", f"{IMAGE}:1.4.1", replicas=3)
     fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.1", replicas=3)
@@ -286,7 +286,7 @@ async def test_gitops_owned_workloads_are_refused_and_hpas_are_mentioned(
         },
     )
     assert harness.runtime.ctx is not None
-    plan = await harness.runtime.ctx.extras["deploys"].plan(
+    plan = await harness.runtime.ctx.deploys.plan(
         Actor("U0DEVELOPER"), DeployRequest("checkout", Version("1.4.2"), "staging")
     )
     assert not plan.blocked
@@ -366,7 +366,7 @@ async def test_a_deploy_interrupted_by_a_restart_is_finished_on_start(
     start = ctx.operations.start
     ctx.operations.start = lambda operation_id: None  # type: ignore[method-assign,assignment,return-value]
     try:
-        await ctx.extras["deploys"].submit(
+        await ctx.deploys.submit(
             Actor("U0DEVELOPER"),
             DeployRequest("checkout", Version("1.4.2"), "staging"),
             reason="",
@@ -501,7 +501,7 @@ async def test_an_exhausted_error_budget_blocks_prod_unless_hotfix_or_overridden
     ctx = harness.runtime.ctx
     assert ctx is not None
     ctx.budget_gate = StubBudget(exhausted=True)
-    deploys = ctx.extras["deploys"]
+    deploys = ctx.deploys
     plan = await deploys.plan(
         Actor("U0DEVELOPER"), DeployRequest("checkout", Version("1.4.2"), "prod")
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.config import Settings
 from commands.deploy.parse import DeployRequest, Version
+from core.auth import Actor
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -54,7 +54,7 @@ def _request(service: str, hotfix: bool = False) -> DeployRequest:
 
 async def test_a_burned_budget_blocks_prod_with_its_figures(harness: BotHarness) -> None:
     assert harness.runtime.ctx is not None
-    deploys = harness.runtime.ctx.extras["deploys"]
+    deploys = harness.runtime.ctx.deploys
 
     blocked = await deploys.plan(Actor("U0DEVELOPER"), _request("burned"))
     assert [g.name for g in blocked.blocked] == ["error budget"]

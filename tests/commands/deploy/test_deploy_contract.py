@@ -13,10 +13,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from tests.bot_harness import running_bot_harness
@@ -59,7 +59,7 @@ async def harness(
 ) -> AsyncIterator[DeployHarness]:
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.1
+        runtime.ctx.rollouts.poll_seconds = 0.1
 
     _fresh_checkout(backend)
     await eventually(  # the starting point: 1.4.1 rolled out

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.catalog import FreezeWindow
 from commands.deploy.freeze import window_covers
+from core.catalog import FreezeWindow
 from integrations.sandbox.slack_payloads import slash_command
 from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, RunningBot
 
@@ -34,7 +34,7 @@ async def test_on_call_freezes_and_platform_unfreezes(running_bot: RunningBot) -
     frozen = await _say(running_bot, ONCALL, "freeze staging for 2h incident <!channel> 4411")
     assert "is frozen until" in frozen
     assert "incident &lt;!channel&gt; 4411" in frozen and "<!channel>" not in frozen
-    freezes = running_bot.runtime.ctx.extras["freezes"]  # type: ignore[union-attr]
+    freezes = running_bot.runtime.ctx.freezes  # type: ignore[union-attr]
     state = await freezes.frozen("staging")
     assert state is not None and state.by == "U0ONCALL" and not state.scheduled
     running_bot.slack.state.reset()

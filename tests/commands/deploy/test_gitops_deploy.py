@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -90,7 +90,7 @@ async def harness(
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None and runtime.ctx.gitops is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
         runtime.ctx.gitops.poll_seconds = 0.02
 
     fake_kube.seed_deployment("checkout-staging", "checkout", f"{IMAGE}:1.4.1", replicas=3)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy import views
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.codehost_api import RunningFakeCodeHost, start_fake_codehost
 from integrations.sandbox.gitops_simulator import GitOpsSimulator
 from integrations.sandbox.kube_api import FakeKube
@@ -129,7 +129,7 @@ async def _harness(
 
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None and runtime.ctx.gitops is not None
-        runtime.ctx.extras["rollouts"].poll_seconds = 0.02
+        runtime.ctx.rollouts.poll_seconds = 0.02
         runtime.ctx.gitops.poll_seconds = 0.02
         runtime.ctx.gitops.review_poll_seconds = 0.02
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import UserInputError
 from commands.deploy.parse import (
     RollbackRequest,
     parse_deploy,
@@ -10,6 +9,7 @@ from commands.deploy.parse import (
     parse_rollback,
     parse_version,
 )
+from core.errors import UserInputError
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Actor
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.deploy.parse import RollbackRequest
+from core.auth import Actor
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SignedSlackClient, block_actions, slash_command
@@ -34,7 +34,7 @@ async def bot(
         run_scheduler=False,
     )
     await runtime.start()
-    runtime.ctx.extras["rollouts"].poll_seconds = 0.05  # type: ignore[union-attr]
+    runtime.ctx.rollouts.poll_seconds = 0.05  # type: ignore[union-attr]
     signed = SignedSlackClient(runtime.url, SIGNING_SECRET)
     yield runtime, signed
     await signed.close()
@@ -190,7 +190,7 @@ async def test_a_rollback_interrupted_by_a_restart_is_finished_on_start(
     assert runtime.ctx is not None and runtime.db is not None
     fake_kube.seed_deployment("checkout", "checkout", f"{IMAGE}:1.4.1")
     _release(fake_kube, "1.4.2")
-    rollbacks = runtime.ctx.extras["rollbacks"]
+    rollbacks = runtime.ctx.rollbacks
 
     plan = await rollbacks.plan(Actor("U0ONCALL"), RollbackRequest("checkout", "prod"))
     # Accepted and recorded, then the process died before running it.

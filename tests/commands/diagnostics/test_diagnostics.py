@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import Catalog, KubernetesIdentity
-from bot.config import Settings
 from commands.diagnostics.redact import redact
+from core.catalog import Catalog, KubernetesIdentity
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, slash_command

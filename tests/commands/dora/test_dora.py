@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from bot.config import Settings
 from commands.dora.metrics import Band, failure_band, frequency_band
+from core.config import Settings
 from integrations.sandbox.slack_payloads import slash_command
 from tests.fixtures.slack import DEVELOPER, STRANGER, RunningBot
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from kubernetes import client
 
-from bot.catalog import Catalog
-from bot.config import Settings
-from bot.errors import NotFound
+from core.catalog import Catalog
+from core.config import Settings
+from core.errors import NotFound
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.slack_api import RunningFakeSlack
 from storage.models import EnvState

@@ -13,8 +13,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import (
@@ -321,7 +321,7 @@ async def test_ttl_reminders_and_expiry(harness: Harness) -> None:
     await harness.submit(DEVELOPER, view, template="web-preview", name="short", size="S", ttl="2d")
     await harness.idle()
     assert harness.runtime.ctx is not None
-    service = harness.runtime.ctx.extras["environments"]
+    service = harness.runtime.ctx.environments
     harness.advance(timedelta(days=1, hours=1))  # 23 h left
     await service.sweep_expiry(harness.clock.now())
     await service.sweep_expiry(harness.clock.now())  # a second sweep sends nothing new
@@ -502,7 +502,7 @@ async def test_an_approval_whose_provisioning_was_never_submitted_is_provisioned
     """The process died between the approval (a guarded transition) and submitting the
     provisioning: the next TTL sweep submits it, once."""
     assert harness.runtime.ctx is not None and harness.runtime.db is not None
-    service = harness.runtime.ctx.extras["environments"]
+    service = harness.runtime.ctx.environments
     operations = harness.runtime.ctx.operations
     submit = operations.submit
     operations.submit = _never_submitted  # type: ignore[method-assign]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import load_catalog
-from bot.errors import UserInputError
 from commands.environments.parse import parse_command, parse_form
+from core.catalog import load_catalog
+from core.errors import UserInputError
 
 CATALOG = load_catalog(Path(__file__).parents[3] / "catalog.example.yaml")
 

@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from bot.catalog import Catalog, Paging
-from bot.config import Settings
+from core.catalog import Catalog, Paging
+from core.config import Settings
 from integrations.sandbox.kube_api import FakeKube
 from integrations.sandbox.paging_api import RunningFakePaging, start_fake_paging
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack

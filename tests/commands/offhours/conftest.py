@@ -11,10 +11,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.offhours.service import OffhoursService
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.slack_api import RecordedCall, RunningFakeSlack
 from integrations.sandbox.slack_payloads import SlackIdentity, block_actions
@@ -161,7 +161,7 @@ class Harness(BotHarness):
     @property
     def service(self) -> OffhoursService:
         assert self.runtime.ctx is not None
-        service: OffhoursService = self.runtime.ctx.extras["offhours"]
+        service: OffhoursService = self.runtime.ctx.offhours
         return service
 
     async def add_environment(
@@ -259,7 +259,7 @@ async def h(
 ) -> AsyncIterator[Harness]:
     def prepare(runtime: Runtime) -> None:
         assert runtime.ctx is not None
-        runtime.ctx.extras["offhours"].retry_delays = (0.0,)
+        runtime.ctx.offhours.retry_delays = (0.0,)
 
     async with running_bot_harness(
         Harness,

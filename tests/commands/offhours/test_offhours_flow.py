@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.clock import ManualClock
 from bot.runtime import Runtime
 from commands.offhours import views
+from core.clock import ManualClock
 from integrations.sandbox.kube_api import KINDS
 from integrations.sandbox.slack_payloads import app_home_opened
 from storage import environments as env_repo

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import UserInputError
 from commands.offhours.parse import parse_command, parse_wake
+from core.errors import UserInputError
 
 
 def test_set_takes_a_quoted_or_bare_schedule() -> None:

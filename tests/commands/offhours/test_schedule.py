@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.offhours.schedule import (
+from core.schedule import (
     ScheduleError,
     downtime_hours,
     is_up,
@@ -155,7 +155,7 @@ def test_a_boundary_in_the_repeated_fall_back_hour_is_crossed_once() -> None:
     goes down at the first 02:30 and stays down through the repeat."""
     from datetime import UTC, datetime
 
-    from commands.offhours.schedule import parse_schedule, transitions_between
+    from core.schedule import parse_schedule, transitions_between
 
     schedule = parse_schedule("Sat-Sun 20:00-02:30 Europe/Berlin")
     start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # Sun 00:00 CEST, up
@@ -166,7 +166,7 @@ def test_a_boundary_in_the_repeated_fall_back_hour_is_crossed_once() -> None:
 def test_a_boundary_starting_in_the_repeated_hour_is_crossed_once() -> None:
     from datetime import UTC, datetime
 
-    from commands.offhours.schedule import parse_schedule, transitions_between
+    from core.schedule import parse_schedule, transitions_between
 
     schedule = parse_schedule("Sun 02:30-12:00 Europe/Berlin")
     start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
@@ -175,7 +175,7 @@ def test_a_boundary_starting_in_the_repeated_hour_is_crossed_once() -> None:
 
 
 def test_24_00_ends_the_day_and_zone_folders_are_schedule_errors() -> None:
-    from commands.offhours.schedule import ScheduleError, parse_schedule
+    from core.schedule import ScheduleError, parse_schedule
 
     assert parse_schedule("Mon-Fri 08:00-24:00 UTC") == parse_schedule("Mon-Fri 08:00-00:00 UTC")
     for zone in ("Europe", "Europe/", "America", "../etc/passwd"):

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Settings
+from core.catalog import Catalog
+from core.config import Settings
 from integrations.codehost.webhooks import github_signature
 from integrations.sandbox.codehost_api import (
     FakeCodeHost,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import CatalogError, PreviewSpec, parse_catalog
 from commands.previews.naming import host_for, image_for, namespace_for
+from core.catalog import CatalogError, PreviewSpec, parse_catalog
 from integrations.kubernetes.manifests import preview_ingress
 
 BASE = """\

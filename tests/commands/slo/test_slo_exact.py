@@ -17,13 +17,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.auth import Authorizer, MembershipCache
-from bot.catalog import Catalog, SloAlerting, parse_catalog
 from bot.cli import main
-from bot.clock import ManualClock
 from commands.slo.budget import Severity, Status, alert_for, figures
 from commands.slo.queries import Counts, SloRef
 from commands.slo.service import SloService
+from core.auth import Authorizer, MembershipCache
+from core.catalog import Catalog, SloAlerting, parse_catalog
+from core.clock import ManualClock
 from integrations.prometheus import PrometheusClient
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from tests.fixtures.prometheus import SLO_AT, with_slo_services

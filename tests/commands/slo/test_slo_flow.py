@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import BurnCondition, Catalog, SloAlerting
-from bot.clock import ManualClock
-from bot.config import Settings
 from bot.runtime import Runtime
 from commands.slo.views import percent
+from core.catalog import BurnCondition, Catalog, SloAlerting
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.sandbox.kube_api import KINDS, FakeKube
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from integrations.sandbox.slack_api import RunningFakeSlack
@@ -280,7 +280,7 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
 ) -> None:
     runtime, signed, clock = bot
     assert runtime.ctx is not None and runtime.db is not None
-    alerts = runtime.ctx.extras["slo_alerts"]
+    alerts = runtime.ctx.slo_alerts
 
     # Three hours before the data ends, `recovered` is in its incident (20x for 80 minutes).
     clock.set(DATA_END - timedelta(hours=3) + timedelta(seconds=30))
@@ -394,7 +394,7 @@ async def test_burn_rate_alert_once_per_episode_with_buttons_then_resolved(
     assert "from `2.0.0` to `1.9.0`" in json.dumps(confirm["blocks"]), confirm
     frozen = await press("Freeze deploys")
     assert frozen["response_type"] == "in_channel" and "prod" in frozen["text"], frozen
-    assert await runtime.ctx.extras["freezes"].frozen("prod") is not None
+    assert await runtime.ctx.freezes.frozen("prod") is not None
 
 
 async def test_configured_ticket_escalates_to_page_in_the_same_message(
@@ -418,7 +418,7 @@ async def test_configured_ticket_escalates_to_page_in_the_same_message(
     )
     try:
         assert runtime.ctx is not None and runtime.db is not None
-        alerts = runtime.ctx.extras["slo_alerts"]
+        alerts = runtime.ctx.slo_alerts
         fake_slack.state.reset()
         # 15 minutes into burning's incident: 2h burn 6.25x (ticket), 1h burn 12.9x (no page).
         first = await alerts.run()

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import Authorizer, MembershipCache
-from bot.catalog import Catalog, CatalogError, SloAlerting, load_catalog, parse_catalog
 from bot.cli import main
-from bot.clock import ManualClock
 from commands.slo.budget import Severity, Status, alert_for, figures
 from commands.slo.gate import SloBudgetGate
 from commands.slo.queries import Counts, SloRef, parts
 from commands.slo.service import SloReport, SloService
 from commands.slo.views import slo_report, sparkline
+from core.auth import Authorizer, MembershipCache
+from core.catalog import Catalog, CatalogError, SloAlerting, load_catalog, parse_catalog
+from core.clock import ManualClock
 from integrations.prometheus import PrometheusClient
 from integrations.sandbox.prometheus_server import RunningPrometheus
 from storage import slo_alerts as repo

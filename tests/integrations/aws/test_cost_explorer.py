@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.config import Settings
+from core.clock import ManualClock
+from core.config import Settings
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.cost_types import SERVICE, DateRange, Granularity
 from integrations.aws.errors import AwsCredentialsMissing, AwsServerError

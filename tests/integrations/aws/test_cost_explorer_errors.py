@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.errors import DependencyUnavailable, NotAuthorized, UserInputError
+from core.clock import ManualClock
+from core.errors import DependencyUnavailable, NotAuthorized, UserInputError
 from integrations.aws.cost_explorer import TAG_LOOKUP_RETRY, CostExplorerGateway
 from integrations.aws.cost_types import DateRange, ForecastMethod, Granularity
 from integrations.aws.errors import (

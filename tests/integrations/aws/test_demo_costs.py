@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import ManualClock
+from core.clock import ManualClock
 from integrations.aws.cost_explorer import CostExplorerGateway
 from integrations.aws.cost_types import SERVICE, CostQuery, DateRange, Granularity, TagFilter
 from integrations.aws.resource_types import ENVIRONMENT_TAG, ResourceKind

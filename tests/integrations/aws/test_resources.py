@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.errors import NotFound
+from core.errors import NotFound
 from integrations.aws.errors import AwsResourceNotFound
 from integrations.aws.resource_types import (
     ENVIRONMENT_TAG,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.errors import Conflict, DependencyUnavailable, NotFound
+from core.errors import Conflict, DependencyUnavailable, NotFound
 from integrations.codehost.github import GitHubClient
 from integrations.codehost.gitlab import GitLabClient
 from integrations.codehost.host import DeploymentState

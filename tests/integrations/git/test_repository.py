@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.errors import Conflict, ForgebotError
+from core.errors import Conflict, ForgebotError
+from core.yaml_field import FieldSpec
 from integrations.git.repository import DesiredStateRepo, FieldChange, Identity
-from integrations.git.yaml_field import FieldSpec
 from tests.fixtures.git_server import HELM_LAYOUT, KUSTOMIZE_LAYOUT, TOKEN, GitServer, git
 
 FILE = "apps/checkout/overlays/staging/kustomization.yaml"

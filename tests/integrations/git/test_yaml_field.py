@@ -6,7 +6,7 @@ import difflib
 
 import pytest
 
-from integrations.git.yaml_field import FieldError, FieldSpec, parse_path, read_field, set_field
+from core.yaml_field import FieldError, FieldSpec, parse_path, read_field, set_field
 from tests.fixtures.git_server import HELM_LAYOUT, KUSTOMIZE_LAYOUT
 
 KUSTOMIZATION = KUSTOMIZE_LAYOUT["apps/checkout/overlays/staging/kustomization.yaml"]

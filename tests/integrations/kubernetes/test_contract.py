@@ -20,12 +20,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bot.catalog import KubernetesIdentity
-from bot.clock import ManualClock
-from bot.errors import Conflict, NotFound, UserInputError
 from bot.leader import LeaseElector
 from commands.offhours import sweep
 from commands.offhours.service import _DbOriginals
+from core.catalog import KubernetesIdentity
+from core.clock import ManualClock
+from core.errors import Conflict, NotFound, UserInputError
 from integrations.kubernetes.api_support import ApiNotServed
 from integrations.kubernetes.errors import KubeForbidden
 from integrations.kubernetes.gateway import KubeGateway

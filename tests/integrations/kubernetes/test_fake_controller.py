@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from bot.clock import ManualClock
+from core.clock import ManualClock
 from integrations.sandbox.kube_api import RunningFakeKube, start_fake_kube
 
 

@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 from kubernetes import client
 
-from bot.catalog import KubernetesIdentity
-from bot.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
+from core.catalog import KubernetesIdentity
+from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound, UserInputError
 from integrations.kubernetes import manifests
 from integrations.kubernetes.errors import KubeForbidden
 from integrations.kubernetes.gateway import KubeGateway

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.catalog_gitops import GitOpsController
+from core.catalog_gitops import GitOpsController
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.gitops import argocd_status, controller_status, flux_status
 from integrations.sandbox.kube_api import KINDS, FakeKube

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import Conflict, NotFound, UserInputError
+from core.errors import Conflict, NotFound, UserInputError
 from integrations.kubernetes.gateway import KubeGateway
 from integrations.kubernetes.scaling import DEPLOYMENT, HPA, ScalingGateway
 from integrations.sandbox.kube_api import KINDS, FakeKube

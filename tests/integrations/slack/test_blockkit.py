@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.slack import blocks as build
-from integrations.slack.blockkit import (
+from core.block_limits import (
     Violation,
     check_message,
     check_view,
@@ -20,6 +19,7 @@ from integrations.slack.blockkit import (
     split_text,
     truncate,
 )
+from integrations.slack import blocks as build
 
 Payload = Callable[[int], list[Violation]]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.auth import Actor, Authorizer
-from bot.catalog import Catalog
-from bot.errors import NotFound, UserInputError
-from integrations.slack.blockkit import escape
+from core.auth import Actor, Authorizer
+from core.block_limits import escape
+from core.catalog import Catalog
+from core.errors import NotFound, UserInputError
 
 
 @dataclass(frozen=True)

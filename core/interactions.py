@@ -13,8 +13,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.auth import Actor
-from bot.router import Ack, Boundary
+from core.auth import Actor
+from core.router import Ack, Boundary
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Catalog entries for GitOps delivery: which repository, file and field carry a service's
 version in one environment, and which controller (Argo CD or Flux) applies it.
 
-Kept apart from `bot.catalog` so that the catalog's main models stay readable; `Workload` and
+Kept apart from `core.catalog` so that the catalog's main models stay readable; `Workload` and
 `Environment` refer to these.
 """
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from integrations.git.yaml_field import FieldSpec, parse_path
+from core.yaml_field import FieldSpec, parse_path
 
 _BRANCH = re.compile(r"[A-Za-z0-9._/-]+")
 _SECRET_REF = re.compile(r"(env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+)")

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.durations import Duration
+from core.durations import Duration
 
 if TYPE_CHECKING:
-    from bot.catalog import Catalog
+    from core.catalog import Catalog
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -154,6 +154,6 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def catalog(self) -> Catalog:
-        from bot.catalog import load_catalog  # pydantic models and YAML: not before listening
+        from core.catalog import load_catalog  # pydantic models and YAML: not before listening
 
         return load_catalog(self.catalog_path)

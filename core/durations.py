@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-from integrations.slack.blockkit import quoted
+from core.block_limits import quoted
 
 _PART = re.compile(r"(\d+)\s*(w|d|h|m|s)")
 _WHOLE = re.compile(r"(?:\d+\s*[wdhms]\s*)+")

@@ -22,8 +22,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import metrics
-from bot.clock import Clock
+from core import metrics
+from core.clock import Clock
 from storage import job_runs
 from storage.db import Database
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from bot.catalog import Pricing, QuotaSize
-from commands.offhours.schedule import downtime_hours, parse_schedule
+from core.catalog import Pricing, QuotaSize
+from core.schedule import downtime_hours, parse_schedule
 
 HOURS_PER_MONTH = Decimal("730")  # the cloud providers' convention: 8760 h / 12
 _WEEK = timedelta(days=7)

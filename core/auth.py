@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.catalog import Catalog, Team
+from core.catalog import Catalog, Team
 
 log = logging.getLogger(__name__)
 

@@ -120,7 +120,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
 
 
 def _schedule_problem(text: str) -> str | None:
-    from commands.offhours.schedule import ScheduleError, parse_schedule
+    from core.schedule import ScheduleError, parse_schedule
 
     try:
         parse_schedule(text)

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.catalog_gitops import EnvironmentGitOps, GitOpsTarget
-from bot.durations import Duration
+from core.catalog_gitops import EnvironmentGitOps, GitOpsTarget
+from core.durations import Duration
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -446,7 +446,7 @@ class PreviewSpec(_Strict):
     def _offhours(cls, v: str | None) -> str | None:
         if v is not None:
             # The schedule grammar has no dependencies; imported here to keep the catalog light.
-            from commands.offhours.schedule import ScheduleError, parse_schedule
+            from core.schedule import ScheduleError, parse_schedule
 
             try:
                 parse_schedule(v)
@@ -563,7 +563,7 @@ class Catalog(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
-        from bot.catalog_checks import reference_problems
+        from core.catalog_checks import reference_problems
 
         problems = reference_problems(self.model_dump(mode="json"))
         if problems:
@@ -687,7 +687,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         raise CatalogError([f"{source}:{line}: YAML syntax: {exc.problem}"]) from None
     if not isinstance(data, dict) or node is None:
         raise CatalogError([f"{source}:1: the catalog must be a YAML mapping"])
-    from bot.catalog_checks import reference_problems
+    from core.catalog_checks import reference_problems
 
     lines: dict[tuple[Any, ...], int] = {}
     _line_map(node, (), lines)

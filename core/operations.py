@@ -40,8 +40,8 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from bot import faults
-from bot.clock import Clock
-from bot.errors import ForgebotError
+from core.clock import Clock
+from core.errors import ForgebotError
 from storage import operations as repo
 from storage.db import Database, DatabaseUnavailable, retrying_until
 from storage.models import Operation, OperationState

@@ -20,13 +20,13 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import metrics
-from bot.ack_priority import PENDING_ACKS
-from bot.audit import AuditLog, AuditRecord
-from bot.auth import Actor
-from bot.errors import DependencyUnavailable, ForgebotError, NotAuthorized, UserInputError
-from bot.logs import request_id
-from integrations.slack.blockkit import escape
+from core import metrics
+from core.ack_priority import PENDING_ACKS
+from core.audit import AuditLog, AuditRecord
+from core.auth import Actor
+from core.block_limits import escape
+from core.errors import DependencyUnavailable, ForgebotError, NotAuthorized, UserInputError
+from core.logs import request_id
 from storage.db import DatabaseUnavailable
 from storage.models import AuditOutcome
 
@@ -86,7 +86,7 @@ class Ack:
             kwargs["text"] = text
         await self._ack(**kwargs)
         # This listener's slow work waits while Slack requests (its own included) await their
-        # ack: in a burst, acks first (bot/ack_priority.py; bench/deploy_throughput.py).
+        # ack: in a burst, acks first (core/ack_priority.py; bench/deploy_throughput.py).
         await PENDING_ACKS.yield_to_acks()
 
 

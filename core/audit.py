@@ -9,8 +9,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.clock import Clock
-from bot.logs import redact, request_id
+from core.clock import Clock
+from core.logs import redact, request_id
 from storage import audit as audit_repo
 from storage.db import Database, DatabaseUnavailable
 from storage.models import AuditOutcome

@@ -1,0 +1,1 @@
+"""The kernel: what every capability, gateway and the assembly share."""
