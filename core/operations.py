@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+from core import faults
 from core.clock import Clock
 from core.errors import ForgebotError
 from storage import operations as repo
@@ -138,20 +139,18 @@ class OperationRunner:
     ) -> Submission:
         """Write the row (the request is durable from here on), then run it in the background.
         A second submission with the same key returns the first row (`created` False)."""
-        row = self.prepare(
+        submission = await self._write(
             kind,
             payload,
             idempotency_key=idempotency_key,
             actor_user_id=actor_user_id,
             channel_id=channel_id,
             message_ts=message_ts,
+            running=running,
         )
-        if running:
-            row.state, row.attempts = OperationState.RUNNING, 1
-        operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
-        if created and start:
-            self.start(operation.id)
-        return Submission(operation, created)
+        if submission.created and start:
+            self.start(submission.operation.id)
+        return submission
 
     def prepare(
         self,
@@ -184,6 +183,30 @@ class OperationRunner:
             deadline_at=now + entry.deadline,
         )
 
+    async def _write(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str,
+        actor_user_id: str,
+        channel_id: str,
+        message_ts: str,
+        running: bool,
+    ) -> Submission:
+        row = self.prepare(
+            kind,
+            payload,
+            idempotency_key=idempotency_key,
+            actor_user_id=actor_user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+        )
+        if running:
+            row.state, row.attempts = OperationState.RUNNING, 1
+        operation, created = await self._db.run(lambda s: repo.insert_or_get(s, row))
+        return Submission(operation, created)
+
     async def accept(
         self,
         kind: str,
@@ -193,23 +216,28 @@ class OperationRunner:
         idempotency_key: str,
         actor_user_id: str = "",
         channel_id: str = "",
+        written: Callable[[], Awaitable[object]] | None = None,
     ) -> Accepted[T]:
         """Handle an acked Slack request durably: write its row first, then run `act` here.
 
         The row is written before any slow work (gates included), so a crash in between does
         not lose the request: the row's lease runs out and recovery runs the kind's registered
         handler, which does the same work and tells the person. A retry of the same request
-        finds the row and gets `duplicate=True` before anything else runs."""
-        submission = await self.submit(
+        finds the row and gets `duplicate=True` before anything else runs. `written` runs as
+        soon as the row is (both times): acking there leaves no moment when an acked request
+        exists nowhere."""
+        submission = await self._write(
             kind,
             payload,
             idempotency_key=idempotency_key,
             actor_user_id=actor_user_id,
             channel_id=channel_id,
-            start=False,
+            message_ts="",
             running=True,  # claimed by this process as it is written: one round trip
         )
         operation = submission.operation
+        if written is not None:
+            await written()  # e.g. Slack's ack, once the request is durable
         if not submission.created:
             log.info("request %s (%s) already accepted: a retry", idempotency_key, kind)
             return Accepted(None, duplicate=True)
@@ -217,6 +245,7 @@ class OperationRunner:
         if current is not None:
             self._running[operation.id] = current  # type: ignore[assignment]
             self._renewed[operation.id] = time.monotonic()
+        faults.point(f"operation.accepted:{kind}")
         outcome: OperationState | None = None
         error = ""
         try:
@@ -286,6 +315,7 @@ class OperationRunner:
         assert current is not None
         self._running[operation_id] = current  # type: ignore[assignment]
         self._renewed[operation_id] = time.monotonic()
+        faults.point(f"operation.claimed:{operation.kind}")
         try:
             await self._run(operation, resuming=resuming)
         except asyncio.CancelledError:
@@ -343,6 +373,7 @@ class OperationRunner:
                     announce=True,
                 )
             else:
+                faults.point(f"operation.handled:{operation.kind}")
                 done = self._clock.now()
                 await self._db.run(
                     lambda s: repo.finish(
@@ -354,6 +385,7 @@ class OperationRunner:
                         result=result or {},
                     )
                 )
+                faults.point(f"operation.finished:{operation.kind}")
 
     async def _fail(self, operation: Operation, reason: str, *, announce: bool) -> None:
         now = self._clock.now()

@@ -1,5 +1,6 @@
 """Idempotency keys live in the database, so retries and double clicks act once across
-restarts and replicas. `claim` is the only entry point: True the first time, False after."""
+restarts and replicas. `claim` is the only way to take a key: True the first time, False after;
+`held` only asks (a re-run checking whether an earlier run already did something)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def claim_many(session: Session, keys: Sequence[tuple[str, datetime]]) -> set[st
     statement: Any = insert(table).values([{"key": k, "created_at": at} for k, at in unique])
     rows = session.execute(statement.on_conflict_do_nothing().returning(table.c.key)).all()
     return {str(row[0]) for row in rows}
+
+
+def held(session: Session, key: str) -> bool:
+    return session.get(IdempotencyKey, key) is not None
 
 
 def forget_older_than(session: Session, cutoff: datetime) -> int:

@@ -196,3 +196,16 @@ def failed_since(session: Session, since: datetime, limit: int = 10) -> Sequence
         .limit(limit)
     )
     return session.exec(query).all()
+
+
+def referencing(
+    session: Session, kinds: Sequence[str], field: str, value: object, since: datetime
+) -> bool:
+    """Whether an operation of `kinds` created since `since` carries `field == value` in its
+    payload (a record some operation runs, or will)."""
+    rows = session.exec(
+        select(Operation)
+        .where(col(Operation.kind).in_(kinds))
+        .where(col(Operation.created_at) >= since)
+    ).all()
+    return any(row.payload.get(field) == value for row in rows)

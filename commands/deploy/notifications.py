@@ -28,6 +28,7 @@ class SlackRolloutNotifier:
         # Updates coalesce in the outbox: at most about one per second reaches Slack.
         text, blocks = views.rollout_message(change, status, elapsed)
         await self.slack.update(channel, ts, text, blocks)
+        await self.slack.delivered(channel, ts)  # told before the operation is finished
 
     async def finished(
         self,
@@ -40,6 +41,7 @@ class SlackRolloutNotifier:
     ) -> None:
         text, blocks = views.rollout_message(change, status, elapsed)
         await self.slack.update(channel, ts, text, blocks)
+        await self.slack.delivered(channel, ts)  # told before the operation is finished
         if team_channel != channel:
             summary, summary_blocks = views.rollout_announcement(change, status, elapsed)
             await self.slack.post(team_channel, summary, summary_blocks)

@@ -11,8 +11,10 @@ template again starts no new rollout) and the record's outcome is a guarded tran
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -93,6 +95,10 @@ class RolloutOrder(BaseModel):
         return cls.model_validate(operation.payload)
 
 
+ROLLOUT_KINDS = ("deploy.rollout", "deploy.rollback")
+"""The operation kinds that run a rollout record (`commands/deploy/service.py`, `rollback.py`)."""
+log = logging.getLogger(__name__)
+
 UNREACHABLE = "cluster unreachable, still trying"
 
 
@@ -125,7 +131,14 @@ class RolloutRunner:
         if await self.db.run(lambda s: operations_repo.by_key(s, key)) is not None:
             return False
         try:
-            record = await self.db.run(lambda s: repo.start(s, record))
+            try:
+                record = await self.db.run(lambda s: repo.start(s, record))
+            except repo.RolloutInProgress as exc:
+                if exc.existing is None or not await self.forget_orphan(
+                    exc.existing, operation_kind
+                ):
+                    raise
+                record = await self.db.run(lambda s: repo.start(s, record))
         except repo.RolloutInProgress as exc:
             running = exc.existing
             detail = f" ({running.version} by <@{running.actor}>)" if running else ""
@@ -170,6 +183,30 @@ class RolloutRunner:
             deployment_id = record.id or 0
             await self.db.run(lambda s: repo.discard(s, deployment_id))
         return submission.created
+
+    async def forget_orphan(
+        self, running: repo.RunningRollout, operation_kind: str = ROLLOUT_KINDS[0]
+    ) -> bool:
+        """An in-progress record that no operation runs nor ever will: the process that wrote
+        it died before submitting its operation (it had a whole lease to). It is forgotten,
+        so the service is not held "in progress" for ever; True if it was."""
+        now = self.clock.now()
+        if (now - running.started_at).total_seconds() < self.operations.lease_seconds:
+            return False  # its process may still be on its way to submitting it
+        since = running.started_at - timedelta(minutes=1)
+        if await self.db.run(
+            lambda s: operations_repo.referencing(
+                s, [operation_kind, *ROLLOUT_KINDS], "deployment_id", running.id, since
+            )
+        ):
+            return False
+        log.warning(
+            "forgetting rollout record %s (%s): its process died before starting it",
+            running.id,
+            running.version,
+        )
+        await self.db.run(lambda s: repo.discard(s, running.id))
+        return True
 
     async def failed(self, operation: Operation, reason: str) -> None:
         """The operation failed (a crash, its deadline, given up after restarts): close the

@@ -264,6 +264,8 @@ class DeployService:
             )
 
         running = await self.db.run(lambda s: repo.running(s, service.name, environment.name))
+        if running is not None and await self.rollouts.forget_orphan(running):
+            running = None  # its process died before starting it: nothing is rolling out
         if running is not None:
             gates.append(
                 Gate(

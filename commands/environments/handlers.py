@@ -95,8 +95,11 @@ async def env(
         await respond(**ephemeral(*views.environment_detail(record, now, cost)))
     elif cmd.verb == "extend":
         assert cmd.extend_by is not None
-        extension = await service.extend(invocation.actor, cmd.name, cmd.extend_by)
-        await respond(**ephemeral(_extension_text(extension, now)))
+        extension = await service.accept_extend(
+            invocation.actor, cmd.name, cmd.extend_by, key=invocation.trigger_id
+        )
+        if extension is not None:  # a retry of the same request is answered once
+            await respond(**ephemeral(_extension_text(extension, now)))
     elif cmd.verb == "delete":
         record = await service.deletable(invocation.actor, cmd.name)
         await respond(**ephemeral(*views.confirm_delete(record)))
@@ -130,8 +133,7 @@ async def submitted(service: EnvironmentService, i: Interaction) -> None:
     if errors or form is None:
         await i.ack(response_action="errors", errors=errors)
         return
-    await i.ack()
-    await service.request(i.actor, form)
+    await service.accept_request(i.actor, form, key=i.trigger_id, ack=i.ack)
 
 
 async def open_from_home(

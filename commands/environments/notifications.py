@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from commands.environments import views
+from core.block_limits import escape
 from core.clock import Clock
 from integrations.slack.web import SlackGateway
 from storage.models import EnvironmentRecord
@@ -33,6 +34,9 @@ class SlackEnvironmentNotifier:
         await self.slack.dm(
             record.owner_user_id, views.owner_message(record, event, detail, self.clock.now())
         )
+
+    async def to_person(self, user: str, text: str) -> None:
+        await self.slack.dm(user, escape(text))
 
     async def progress(
         self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None

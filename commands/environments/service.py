@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,7 +28,7 @@ from core.operations import OperationRunner
 from core.pricing import PriceTag, price_tag
 from core.times import shown
 from storage import environments as repo
-from storage import extensions
+from storage import extensions, idempotency
 from storage.db import Database
 from storage.extensions import ExtensionRequest
 from storage.models import AuditOutcome, EnvironmentRecord, EnvState, Operation
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 PROVISION = "env.provision"
 DELETE = "env.delete"
+REQUEST = "env.request"
+"""An acked request from the dialog, written before anything else (see `accept_request`)."""
+EXTEND = "env.extend"
+"""An acked `/env extend`, written before anything else (see `accept_extend`)."""
 LABEL = "forgebot.io"
 
 
@@ -81,6 +85,10 @@ class EnvironmentNotifier(Protocol):
 
     async def to_owner(self, record: EnvironmentRecord, event: str, detail: str = "") -> None: ...
 
+    async def to_person(self, user: str, text: str) -> None:
+        """A direct message about a request that has no environment yet (`text` is escaped)."""
+        ...
+
     async def progress(
         self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
     ) -> tuple[str, str]: ...
@@ -116,6 +124,8 @@ class EnvironmentService:
 
     def register_operations(self) -> None:
         self.operations.register(PROVISION, self.provision, self._operation_failed)
+        self.operations.register(REQUEST, self.resume_request)
+        self.operations.register(EXTEND, self.resume_extend)
         self.operations.register(DELETE, self.perform_delete, self._operation_failed)
 
     # --- requesting --------------------------------------------------------------------------
@@ -167,16 +177,88 @@ class EnvironmentService:
         if template.approval == "auto":
             await self._approve(_id(record), decided_by="auto-approved golden path", reason="")
         else:
-            platform = self.catalog.team(self.catalog.platform_team)
-            assert platform is not None
-            channel, ts = await self.notify.request_card(record, platform.channel)
-            await self.db.run(
-                lambda s: repo.set_fields(
-                    s, _id(record), self.clock.now(), card_channel=channel, card_ts=ts
-                )
-            )
-            await self.notify.to_owner(record, "requested")
+            await self._ask_platform(record)
         return await self._get(_id(record))
+
+    async def _ask_platform(self, record: EnvironmentRecord) -> None:
+        platform = self.catalog.team(self.catalog.platform_team)
+        assert platform is not None
+        channel, ts = await self.notify.request_card(record, platform.channel)
+        await self.db.run(
+            lambda s: repo.set_fields(
+                s, _id(record), self.clock.now(), card_channel=channel, card_ts=ts
+            )
+        )
+        await self.notify.to_owner(record, "requested")
+
+    async def accept_request(
+        self,
+        actor: Actor,
+        form: RequestForm,
+        *,
+        key: str,
+        ack: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """An acked request from the dialog, made durable first: its operation row is written
+        before the environment's, so a crash after the ack loses nothing (recovery runs
+        `resume_request`), and a Slack retry of the same submission acts once."""
+        await self.operations.accept(
+            REQUEST,
+            {
+                "actor": actor.user_id,
+                "slack_team_id": actor.slack_team_id,
+                "enterprise_id": actor.enterprise_id,
+                "template": form.template,
+                "name": form.name,
+                "size": form.size,
+                "ttl_seconds": int(form.ttl.total_seconds()),
+                "purpose": form.purpose,
+            },
+            lambda: self.request(actor, form),
+            idempotency_key=f"{REQUEST}:{key}",
+            actor_user_id=actor.user_id,
+            written=ack,  # acked once durable: no moment when the request exists nowhere
+        )
+
+    async def resume_request(self, operation: Operation) -> dict[str, Any]:
+        """Recovery of an accepted request a crash interrupted: finish it where it stopped
+        (nothing written yet, written but not approved, or not yet shown to the platform team);
+        a refusal is told to the person by DM."""
+        p = operation.payload
+        actor = Actor(str(p["actor"]), str(p.get("slack_team_id", "")), str(p["enterprise_id"]))
+        form = RequestForm(
+            template=str(p["template"]),
+            name=str(p["name"]),
+            size=p["size"],
+            ttl=timedelta(seconds=int(p["ttl_seconds"])),
+            purpose=str(p["purpose"]),
+        )
+        try:
+            record = await self.db.run(lambda s: repo.live_by_name(s, form.name))
+            if record is None:
+                record = await self.request(actor, form)
+            elif record.owner_user_id != actor.user_id:
+                raise UserInputError(
+                    f"An environment called {form.name} already exists; pick another name."
+                )
+            elif record.state == EnvState.PENDING:
+                template = self.catalog.template(record.template)
+                if template is not None and template.approval == "auto":
+                    await self._approve(
+                        _id(record), decided_by="auto-approved golden path", reason=""
+                    )
+                elif not record.card_ts:
+                    await self._ask_platform(record)
+            elif record.state == EnvState.APPROVED:
+                await self._submit_provisioning(_id(record), record.decided_by or "")
+        except ForgebotError as exc:
+            await self.notify.to_person(
+                actor.user_id,
+                ":arrows_counterclockwise: forgebot restarted while handling your request for "
+                f"{form.name}: {exc}",
+            )
+            raise
+        return {"name": form.name}
 
     # --- approval ----------------------------------------------------------------------------
     async def decide(
@@ -221,6 +303,10 @@ class EnvironmentService:
         record = await self._decide(env_id, EnvState.APPROVED, decided_by=decided_by, reason=reason)
         if record.card_ts:
             await self.notify.card_decided(record)
+        await self._submit_provisioning(env_id, decided_by)
+
+    async def _submit_provisioning(self, env_id: int, decided_by: str) -> None:
+        """Idempotent: an approval's provisioning is submitted once, whoever submits it."""
         await self.operations.submit(
             PROVISION,
             {"env_id": env_id},
@@ -262,6 +348,10 @@ class EnvironmentService:
             )
         )
         record = await self._get(env_id)
+        if record.state == EnvState.ACTIVE:
+            # A re-run: the first run wrote `active` and died, maybe before telling the owner.
+            await self._tell_owner_once(record, "ready")
+            return {"name": record.name, "resumed": "active"}
         if record.state != EnvState.PROVISIONING:
             return {"skipped": record.state}
         await self.provision_namespace(record)
@@ -277,7 +367,7 @@ class EnvironmentService:
             )
         )
         record = await self._get(env_id)
-        await self.notify.to_owner(record, "ready")
+        await self._tell_owner_once(record, "ready")
         return {
             "name": record.name,
             "expires_at": record.expires_at.isoformat() if record.expires_at else "",
@@ -451,9 +541,57 @@ class EnvironmentService:
             return await self.db.run(lambda s: repo.live(s, teams=teams))
         return await self.db.run(lambda s: repo.live(s))
 
-    async def extend(self, actor: Actor, name: str, by: timedelta) -> Extension:
+    async def accept_extend(
+        self, actor: Actor, name: str, by: timedelta, *, key: str
+    ) -> Extension | None:
+        """An acked `/env extend`, made durable first: its row carries the expiry it extends
+        from, so a re-run after a crash sets the same new expiry (never extends twice) and
+        tells the person. None for a retry of the same request (answered once)."""
+        base = (await self.find(name)).expires_at
+        accepted = await self.operations.accept(
+            EXTEND,
+            {
+                "actor": actor.user_id,
+                "slack_team_id": actor.slack_team_id,
+                "enterprise_id": actor.enterprise_id,
+                "name": name,
+                "by_seconds": int(by.total_seconds()),
+                "base": base.isoformat() if base else "",
+            },
+            lambda: self.extend(actor, name, by, base=base),
+            idempotency_key=f"{EXTEND}:{key}",
+            actor_user_id=actor.user_id,
+        )
+        return accepted.value
+
+    async def resume_extend(self, operation: Operation) -> dict[str, Any]:
+        """Recovery of an accepted extension a crash interrupted: do it, and tell the person."""
+        p = operation.payload
+        actor = Actor(str(p["actor"]), str(p.get("slack_team_id", "")), str(p["enterprise_id"]))
+        name = str(p["name"])
+        base = datetime.fromisoformat(str(p["base"])) if p.get("base") else None
+        prefix = f":arrows_counterclockwise: forgebot restarted while extending {name}: "
+        try:
+            extension = await self.extend(
+                actor, name, timedelta(seconds=int(p["by_seconds"])), base=base
+            )
+        except ForgebotError as exc:
+            await self.notify.to_person(actor.user_id, prefix + str(exc))
+            raise
+        outcome = (
+            f"the platform team has been asked to keep it until {shown(extension.until)}."
+            if extension.pending
+            else f"it now expires {shown(extension.until)}."
+        )
+        await self.notify.to_person(actor.user_id, prefix + outcome)
+        return {"name": name, "until": extension.until.isoformat()}
+
+    async def extend(
+        self, actor: Actor, name: str, by: timedelta, *, base: datetime | None = None
+    ) -> Extension:
         """Extend within the template's max TTL at once; beyond it, ask the platform team
-        (whose own extensions need no approval)."""
+        (whose own extensions need no approval). `base`: the expiry the request saw (a re-run
+        extends from it, not from what the first run already set)."""
         record = await self.find(name)
         decision = self.auth.authorize(actor, Action.ENV_EXTEND, self._target(record))
         if not decision.allowed:
@@ -461,7 +599,7 @@ class EnvironmentService:
         if record.state != EnvState.ACTIVE or record.expires_at is None:
             raise Conflict(f"{name} is {record.state}; only active environments can be extended.")
         template = self.catalog.template(record.template)
-        new_expiry = record.expires_at + by
+        new_expiry = (base or record.expires_at) + by
         limit = self.clock.now() + (template.max_ttl if template else timedelta(0))
         if (
             new_expiry > limit
@@ -598,6 +736,11 @@ class EnvironmentService:
 
     async def perform_delete(self, operation: Operation) -> dict[str, Any]:
         record = await self._get(int(operation.payload["env_id"]))
+        reason = str(operation.payload.get("reason", ""))
+        if record.state == EnvState.DELETED:
+            # A re-run: the first run wrote `deleted` and died, maybe before telling the owner.
+            await self._tell_owner_once(record, "deleted", reason)
+            return {"deleted": record.name, "resumed": "deleted"}
         if record.state != EnvState.DELETING:
             return {"skipped": record.state}
         note = ""
@@ -611,12 +754,23 @@ class EnvironmentService:
                 s, _id(record), expected=[EnvState.DELETING], to=EnvState.DELETED, now=now
             )
         )
-        await self.notify.to_owner(
-            await self._get(_id(record)),
-            "deleted",
-            str(operation.payload.get("reason", "")) + (f" ({note})" if note else ""),
+        await self._tell_owner_once(
+            await self._get(_id(record)), "deleted", reason + (f" ({note})" if note else "")
         )
         return {"deleted": record.name, "note": note}
+
+    async def _tell_owner_once(
+        self, record: EnvironmentRecord, event: str, detail: str = ""
+    ) -> None:
+        """Tell the owner an operation's outcome unless an earlier run of it already did (the
+        key is written once the message is sent: a crash in between tells twice, never zero
+        times)."""
+        key = f"env.told:{event}:{_id(record)}"
+        if await self.db.run(lambda s: idempotency.held(s, key)):
+            return
+        await self.notify.to_owner(record, event, detail)
+        now = self.clock.now()
+        await self.db.run(lambda s: idempotency.claim(s, key, now))
 
     # --- TTL (a scheduled job) -----------------------------------------------------------------
     async def sweep_expiry(self, slot: datetime) -> None:

@@ -138,6 +138,9 @@ class PreviewAwareNotifier:
         elif event == "deleted":
             await self._gone(record, detail)
 
+    async def to_person(self, user: str, text: str) -> None:
+        await self.inner.to_person(user, text)
+
     async def progress(
         self, record: EnvironmentRecord, done: list[str], current: str | None, failed: str | None
     ) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core import faults
 from core.catalog import KubernetesIdentity
 from core.errors import Conflict, DependencyUnavailable, ForgebotError, NotFound
 from core.lazy_import import lazy_module
@@ -43,6 +44,8 @@ from integrations.kubernetes.rollout import RolloutStatus, rollback_template, st
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_READS = frozenset({"get", "list", "dry-run", "read"})
+"""Verbs that change nothing (the fault hook's `kube.write` step skips them)."""
 TIMEOUT = (3.0, 15.0)  # connect, read
 DIAGNOSTICS_TIMEOUT = (2.0, 8.0)
 """A person waits for `/forge status|pods|events|logs`: fail within seconds, not minutes."""
@@ -197,7 +200,10 @@ class KubeGateway:
             with observe_call("kubernetes", verb):
                 try:
                     call = functools.partial(contextvars.copy_context().run, fn, api)
-                    return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+                    result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
+                    if verb not in _READS:
+                        faults.point("kube.write")
+                    return result
                 except ForgebotError:
                     raise
                 except Exception as exc:

@@ -177,6 +177,11 @@ class FakeKube:
         self.faults = Faults()
         self._rv = itertools.count(1000)
         self.requests: list[tuple[str, str, dict[str, str], str]] = []
+        self.changes: list[Change] = []
+        """Every client write that changed something (the fault suite counts side effects)."""
+        self.after_write: Callable[[Change], None] | None = None
+        """Called on the server's thread after each successful client write, before the
+        answer is sent (a test cuts the database there: a fault at a precise step)."""
         self.in_flight = 0
         self.max_in_flight = 0
         self.rollout_seconds = 0.0
@@ -197,6 +202,8 @@ class FakeKube:
             self._settled = set()
             self.faults = Faults()
             self.requests = []
+            self.changes = []
+            self.after_write = None
             self.logs = {}
             self.rollouts.reset()
             self.max_in_flight = 0
@@ -404,6 +411,13 @@ class FakeKube:
                 for key in [k for k in self.objects if k[2] == name]:
                     del self.objects[key]
             return obj
+
+    def wrote(self, change: Change) -> None:
+        with self.lock:
+            self.changes.append(change)
+            hook = self.after_write
+        if hook is not None:
+            hook(change)
 
     # --- a small deployment controller ------------------------------------------------------
     def _reconcile_deployment(self, deployment: dict[str, Any]) -> None:
@@ -1216,7 +1230,10 @@ def build_app(fake: FakeKube) -> web.Application:
             )
         check_forbidden(request, "create", kind, namespace)
         body = await request.json()
-        created = fake.create(kind, namespace, body, dry_run=request.query.get("dryRun") == "All")
+        dry = request.query.get("dryRun") == "All"
+        created = fake.create(kind, namespace, body, dry_run=dry)
+        if not dry:
+            fake.wrote(Change("create", kind.plural, namespace, created["metadata"]["name"]))
         return web.json_response(created, status=201)
 
     async def item(request: web.Request) -> web.Response:
@@ -1244,8 +1261,25 @@ def build_app(fake: FakeKube) -> web.Application:
             return web.json_response(obj)
         if request.method == "DELETE":
             deleted = fake.delete(kind, namespace, name)
+            fake.wrote(Change("delete", kind.plural, namespace, name))
             return web.json_response(deleted)
         body = await request.json()
+        before = _content(fake.get(kind, namespace, name))
+        response = _write(request, kind, namespace, name, sub, body, dry)
+        if not dry:
+            changed = _content(fake.get(kind, namespace, name)) != before
+            fake.wrote(Change("change" if changed else "same", kind.plural, namespace, name))
+        return response
+
+    def _write(
+        request: web.Request,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        sub: str,
+        body: Any,
+        dry: bool,
+    ) -> web.Response:
         if kind.plural in STATUS_SUBRESOURCE and isinstance(body, dict):
             # As the API server does for a CRD with the status subresource: `/status` writes
             # only the status, the object itself everything but the status.
@@ -1293,6 +1327,26 @@ def build_app(fake: FakeKube) -> web.Application:
         app.router.add_route("*", prefix + "/{plural}/{name}", item)
         app.router.add_route("*", prefix + "/{plural}/{name}/{sub}", item)
     return app
+
+
+@dataclass(frozen=True)
+class Change:
+    """One client write: `create`, `change` (its content changed), `same` (re-applied as it
+    was) or `delete`, of one object."""
+
+    verb: str
+    plural: str
+    namespace: str
+    name: str
+
+
+def _content(obj: dict[str, Any]) -> Any:
+    """What a write can change: all but the status and the server's bookkeeping."""
+    meta = obj.get("metadata", {})
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return json.dumps(
+        [rest, meta.get("labels"), meta.get("annotations")], sort_keys=True, default=str
+    )
 
 
 def _scale(obj: dict[str, Any]) -> dict[str, Any]:

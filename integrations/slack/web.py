@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from core import faults
 from core.block_limits import MESSAGE_BLOCKS, paginate_blocks
 from integrations.slack.retry import MAX_RETRY_AFTER_SECONDS, ExponentialBackoff, retry_handlers
 
@@ -96,6 +97,10 @@ class SlackGateway(Protocol):
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
         """Replace a message's content (eventually; bursts coalesce into the latest)."""
+        ...
+
+    async def delivered(self, channel: str, ts: str) -> None:
+        """Wait until what `update` queued for this message has been sent."""
         ...
 
     async def post_ephemeral(
@@ -233,6 +238,7 @@ class SlackOutbox:
                     ),
                 )
             first_ts = first_ts or str(response.get("ts", ""))
+            faults.point("slack.post")
         return first_ts
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
@@ -273,6 +279,14 @@ class SlackOutbox:
             if self._flushers.get(key) is asyncio.current_task():
                 del self._flushers[key]
 
+    async def delivered(self, channel: str, ts: str) -> None:
+        """Wait until the updates queued for one message have been sent: an operation's outcome
+        must reach Slack before the operation is recorded finished, or a crash in between
+        loses it (nothing re-runs a finished operation)."""
+        key = (channel, ts)
+        while (flusher := self._flushers.get(key)) is not None and not flusher.done():
+            await asyncio.wait({flusher})  # never cancels the flusher itself
+
     @property
     def busy(self) -> bool:
         """Updates are queued or being sent."""
@@ -311,6 +325,7 @@ class SlackOutbox:
 
     async def dm(self, user: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
         channel = await self.dm_channel(user)
+        faults.point("slack.dm")  # the fault suite kills here: before a DM is posted
         return channel, await self.post(channel, text, blocks)
 
     async def upload_file(
