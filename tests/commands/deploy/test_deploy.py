@@ -42,6 +42,17 @@ HPAS = next(k for k in KINDS if k.plural == "horizontalpodautoscalers")
 ELSEWHERE = dataclasses.replace(DEVELOPER, channel_id="C0RANDOM")
 
 
+def _button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    """The button `action_id` of a posted message (the approval card's Approve or Deny)."""
+    return next(
+        e
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    )
+
+
 def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -449,13 +460,7 @@ async def test_break_glass_in_a_freeze_needs_a_reason_and_a_second_approver(
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
     assert "payments are failing" in _text(card.args)
     assert harness.image() == f"{IMAGE}:1.4.1", "nothing happens before the approval"
-    approve = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_APPROVE
-    )
+    approve = _button(card.args, views.DEPLOY_APPROVE)
 
     harness.slack.state.reset()
     await harness.press_button(DEVELOPER, approve)  # the requester
@@ -494,20 +499,8 @@ async def test_prod_confirms_in_a_dialog_and_needs_a_second_person(harness: Depl
 
     await harness.submit_view(DEVELOPER, view, {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_APPROVE
-    )
-    deny = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_DENY
-    )
+    approve = _button(card.args, views.DEPLOY_APPROVE)
+    deny = _button(card.args, views.DEPLOY_DENY)
     await harness.press_button(ONCALL, approve)
     await harness.finished("prod")
     assert harness.image("checkout") == f"{IMAGE}:1.4.2"
@@ -696,13 +689,7 @@ async def test_denying_a_prod_deploy_asks_why_and_tells_the_requester(
     view = await harness.latest_view()
     await harness.submit_view(DEVELOPER, view, {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    deny = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_DENY
-    )
+    deny = _button(card.args, views.DEPLOY_DENY)
     harness.slack.state.reset()
     await harness.press_button(ONCALL, deny)
     await harness.idle()
@@ -796,13 +783,7 @@ async def test_an_approval_cut_short_by_a_restart_is_finished_and_told(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_APPROVE
-    )
+    approve = _button(card.args, views.DEPLOY_APPROVE)
     harness.kube.faults.latency = 1.0
     await harness.press_button(ONCALL, approve)
     await stop_inside_kubernetes_call(harness.runtime, harness.kube)
@@ -839,13 +820,7 @@ async def test_a_retried_approval_is_recognised_before_it_is_checked(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_APPROVE
-    )
+    approve = _button(card.args, views.DEPLOY_APPROVE)
     harness.slack.state.reset()
     await asyncio.gather(
         harness.press_button(ONCALL, approve), harness.press_button(ONCALL, approve)
@@ -866,13 +841,7 @@ async def test_a_deny_submitted_twice_is_decided_once_and_answered_once(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    deny = next(
-        e
-        for b in card.args["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == views.DEPLOY_DENY
-    )
+    deny = _button(card.args, views.DEPLOY_DENY)
     await harness.press_button(ONCALL, deny)
     await harness.idle()
     dialog = harness.slack.state.find("views.open")[-1].response["view"]
