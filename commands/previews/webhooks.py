@@ -12,7 +12,8 @@ answer, so a flood is answered first and provisioned after.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from aiohttp import web
@@ -66,78 +67,90 @@ def _delivery(value: str) -> str | None:
     return value if 0 < len(value) <= MAX_DELIVERY_ID and value.isprintable() else None
 
 
+@dataclass(frozen=True)
+class HookSpec:
+    """What differs between the GitHub and the GitLab webhook; the handling is one."""
+
+    host: str
+    setting: str
+    proof: str
+    refusal: str
+    event_header: str
+    events: tuple[str, ...]
+    delivery_headers: tuple[str, ...]
+    verify: Callable[[str, Mapping[str, str], bytes], bool]
+    parse: Callable[[bytes], PullRequestEvent | None]
+    ping: str = ""
+
+
+def _verify_gitlab(token: str, headers: Mapping[str, str], body: bytes) -> bool:
+    return verify_gitlab(token, headers)  # GitLab sends the token itself, not a signature
+
+
+GITHUB = HookSpec(
+    host="GitHub",
+    setting="FORGEBOT_GITHUB_WEBHOOK_SECRET",
+    proof="X-Hub-Signature-256",
+    refusal="invalid signature",
+    event_header=GITHUB_EVENT,
+    events=("pull_request",),
+    delivery_headers=(GITHUB_DELIVERY,),
+    verify=verify_github,
+    parse=parse_github,
+    ping="ping",
+)
+GITLAB = HookSpec(
+    host="GitLab",
+    setting="FORGEBOT_GITLAB_WEBHOOK_TOKEN",
+    proof="X-Gitlab-Token",
+    refusal="invalid token",
+    event_header=GITLAB_EVENT,
+    events=(GITLAB_MERGE_REQUEST_HOOK,),
+    delivery_headers=(GITLAB_EVENT_UUID, GITLAB_IDEMPOTENCY),
+    verify=_verify_gitlab,
+    parse=parse_gitlab,
+)
+
+
 def github_route(receive: Receive, secret: str | None) -> Handler:
-    return partial(answer_github, receive, secret)
-
-
-async def answer_github(
-    receive: Receive, secret: str | None, request: web.Request
-) -> web.StreamResponse:
-    with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
-        return await _answer_github(receive, secret, request)
-
-
-async def _answer_github(
-    receive: Receive, secret: str | None, request: web.Request
-) -> web.StreamResponse:
-    if not secret:
-        log.warning("a GitHub webhook arrived but FORGEBOT_GITHUB_WEBHOOK_SECRET is not set")
-        return _answer(404, error="GitHub webhooks are not configured")
-    body = await request.read()
-    if not verify_github(secret, request.headers, body):
-        log.warning("rejected a GitHub webhook: missing or wrong X-Hub-Signature-256")
-        return _answer(401, error="invalid signature")
-    kind = request.headers.get(GITHUB_EVENT, "")
-    if kind == "ping":
-        return _answer(200, outcome="pong")
-    if kind != "pull_request":
-        return _answer(202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used")
-    delivery = _delivery(request.headers.get(GITHUB_DELIVERY, ""))
-    if delivery is None:
-        return _answer(400, error=f"{GITHUB_DELIVERY} is missing or invalid")
-    try:
-        event = parse_github(body)
-    except MalformedWebhook as exc:
-        log.warning("rejected a malformed GitHub webhook: %s", exc)
-        return _answer(400, error=str(exc))
-    if event is None:
-        return _answer(202, outcome="ignored", detail="this action changes no preview")
-    return await _receive(receive, event, delivery)
+    return partial(answer_hook, GITHUB, receive, secret)
 
 
 def gitlab_route(receive: Receive, token: str | None) -> Handler:
-    return partial(answer_gitlab, receive, token)
+    return partial(answer_hook, GITLAB, receive, token)
 
 
-async def answer_gitlab(
-    receive: Receive, token: str | None, request: web.Request
+async def answer_hook(
+    spec: HookSpec, receive: Receive, secret: str | None, request: web.Request
 ) -> web.StreamResponse:
     with PENDING_ACKS.answering():  # work started by earlier deliveries waits for this one
-        return await _answer_gitlab(receive, token, request)
+        return await _answer_hook(spec, receive, secret, request)
 
 
-async def _answer_gitlab(
-    receive: Receive, token: str | None, request: web.Request
+async def _answer_hook(
+    spec: HookSpec, receive: Receive, secret: str | None, request: web.Request
 ) -> web.StreamResponse:
-    if not token:
-        log.warning("a GitLab webhook arrived but FORGEBOT_GITLAB_WEBHOOK_TOKEN is not set")
-        return _answer(404, error="GitLab webhooks are not configured")
+    if not secret:
+        log.warning("a %s webhook arrived but %s is not set", spec.host, spec.setting)
+        return _answer(404, error=f"{spec.host} webhooks are not configured")
     body = await request.read()
-    if not verify_gitlab(token, request.headers):
-        log.warning("rejected a GitLab webhook: missing or wrong X-Gitlab-Token")
-        return _answer(401, error="invalid token")
-    kind = request.headers.get(GITLAB_EVENT, "")
-    if kind != GITLAB_MERGE_REQUEST_HOOK:
+    if not spec.verify(secret, request.headers, body):
+        log.warning("rejected a %s webhook: missing or wrong %s", spec.host, spec.proof)
+        return _answer(401, error=spec.refusal)
+    kind = request.headers.get(spec.event_header, "")
+    if spec.ping and kind == spec.ping:
+        return _answer(200, outcome="pong")
+    if kind not in spec.events:
         return _answer(202, outcome="ignored", detail=f"{kind or 'unnamed'} events are not used")
     delivery = _delivery(
-        request.headers.get(GITLAB_EVENT_UUID, "") or request.headers.get(GITLAB_IDEMPOTENCY, "")
+        next((v for h in spec.delivery_headers if (v := request.headers.get(h, ""))), "")
     )
     if delivery is None:
-        return _answer(400, error=f"{GITLAB_EVENT_UUID} is missing or invalid")
+        return _answer(400, error=f"{spec.delivery_headers[0]} is missing or invalid")
     try:
-        event = parse_gitlab(body)
+        event = spec.parse(body)
     except MalformedWebhook as exc:
-        log.warning("rejected a malformed GitLab webhook: %s", exc)
+        log.warning("rejected a malformed %s webhook: %s", spec.host, exc)
         return _answer(400, error=str(exc))
     if event is None:
         return _answer(202, outcome="ignored", detail="this action changes no preview")
