@@ -65,6 +65,24 @@ def posts(slack: RunningFakeSlack, channel: str) -> list[RecordedCall]:
     return slack.state.find("chat.postMessage", channel=channel)
 
 
+def _forecast_only_alerts(bot: CostBot, catalog: Catalog) -> BudgetAlerts:
+    """The bot's budget check with forecast thresholds of 60% only (no actual thresholds)."""
+    assert bot.runtime.ctx is not None
+    return BudgetAlerts(
+        service=alerts_of(bot).service,
+        catalog=catalog.model_copy(
+            update={
+                "schedules": catalog.schedules.model_copy(
+                    update={"budget_forecast_thresholds": [60]}
+                )
+            }
+        ),
+        db=bot.runtime.ctx.db,
+        clock=bot.clock,
+        channel=bot.runtime.ctx.slack,
+    )
+
+
 async def test_budget_list_shows_actual_forecast_and_use(
     bot: CostBot, moto_aws: MotoServer, catalog: Catalog
 ) -> None:
@@ -243,20 +261,7 @@ async def test_a_forecast_alone_is_announced_as_a_forecast(
     assert posts(fake_slack, "C0PAYMENTS") == []
     # Forecast thresholds of 60% only: the forecast is announced on its own.
     assert bot.runtime.ctx is not None
-    alerts = BudgetAlerts(
-        service=alerts_of(bot).service,
-        catalog=catalog.model_copy(
-            update={
-                "schedules": catalog.schedules.model_copy(
-                    update={"budget_forecast_thresholds": [60]}
-                )
-            }
-        ),
-        db=bot.runtime.ctx.db,
-        clock=bot.clock,
-        channel=bot.runtime.ctx.slack,
-    )
-    await alerts.check()
+    await _forecast_only_alerts(bot, catalog).check()
     [latest] = posts(fake_slack, "C0PAYMENTS")
     assert latest.args["text"] == (
         ":crystal_ball: team payments is forecast to spend $3,874.20 in November, "
@@ -506,20 +511,7 @@ async def test_running_previews_count_in_the_forecast_from_the_environment_prici
     seed_check(moto_aws, catalog, NOW.date())
     await bot.command(PLATFORM, "/forge", "budget set payments 6000")
     assert bot.runtime.ctx is not None
-    alerts = BudgetAlerts(
-        service=alerts_of(bot).service,
-        catalog=catalog.model_copy(
-            update={
-                "schedules": catalog.schedules.model_copy(
-                    update={"budget_forecast_thresholds": [60]}
-                )
-            }
-        ),
-        db=bot.runtime.ctx.db,
-        clock=bot.clock,
-        channel=bot.runtime.ctx.slack,
-    )
-    await alerts.check()
+    await _forecast_only_alerts(bot, catalog).check()
     latest = posts(fake_slack, "C0PAYMENTS")[-1]
     assert latest.args["text"].startswith(
         ":crystal_ball: team payments is forecast to spend $3,879.60 in November"
