@@ -31,7 +31,7 @@ from tests.bot_harness import running_bot_harness
 from tests.commands.deploy.test_deploy import ELSEWHERE, DeployHarness
 from tests.commands.deploy.test_gitops_deploy import gitops_catalog
 from tests.fixtures.git_server import HELM_LAYOUT, KUSTOMIZE_LAYOUT, TOKEN, GitServer
-from tests.fixtures.slack import DEVELOPER, ONCALL, STRANGER
+from tests.fixtures.slack import DEVELOPER, ONCALL, STRANGER, button
 
 EXAMPLE = Path(__file__).parents[3] / "catalog.example.yaml"
 IMAGE = "registry.example.com/payments/checkout"
@@ -89,25 +89,16 @@ class CanaryHarness(DeployHarness):
         result: dict[str, Any] = await self.slack.state.until(found, timeout=20)
         return result
 
-    def button(self, message: dict[str, Any], action_id: str) -> dict[str, Any]:
-        return next(
-            e
-            for b in message["blocks"]
-            if b["type"] == "actions"
-            for e in b["elements"]
-            if e["action_id"] == action_id
-        )
-
     async def press(
         self, who: SlackIdentity, message: dict[str, Any], action_id: str
     ) -> dict[str, Any]:
         """Press a button of the progress message; the ephemeral answer the presser sees."""
-        button = self.button(message, action_id)
+        pressed = button(message, action_id)
         url = self.slack.new_response_url()
         response = await self.client.send(
             block_actions(
                 who,
-                {"action_id": action_id, "block_id": "b", "value": button["value"]},
+                {"action_id": action_id, "block_id": "b", "value": pressed["value"]},
                 response_url=url,
                 message={"ts": message["ts"]},
                 channel_id=ELSEWHERE.channel_id,
@@ -228,7 +219,7 @@ async def test_abort_then_retry_then_promote_full(harness: CanaryHarness) -> Non
     message = harness.message()
     text = _text(message)
     assert "RolloutAborted" in text and "failed" in text, text
-    assert harness.button(message, views.ROLLBACK_CONFIRM)["text"]["text"] == "Roll back now"
+    assert button(message, views.ROLLBACK_CONFIRM)["text"]["text"] == "Roll back now"
     assert harness.rollout()["status"]["canary"]["weights"]["canary"]["weight"] == 0
 
     assert "Retrying" in (await harness.press(DEVELOPER, message, canary_views.RETRY))["text"]
@@ -265,9 +256,7 @@ async def test_a_failed_analysis_aborts_with_its_reason_and_rolls_back(
 
     message = harness.message()
     harness.slack.state.reset()
-    await harness.press_button(
-        ONCALL, harness.button(message, views.ROLLBACK_CONFIRM), ts=message["ts"]
-    )
+    await harness.press_button(ONCALL, button(message, views.ROLLBACK_CONFIRM), ts=message["ts"])
     await harness.idle()
     image = harness.rollout()["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"{IMAGE}:1.4.3", "rolled back to the revision that ran before"

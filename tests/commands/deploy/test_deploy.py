@@ -35,22 +35,12 @@ from storage import deployments as repo
 from tests.bot_harness import BotHarness, running_bot_harness
 from tests.commands.deploy.restart import next_replica, stop_inside_kubernetes_call
 from tests.fixtures.slack import DEVELOPER, ONCALL, PLATFORM, STRANGER
+from tests.fixtures.slack import button as card_button
 
 IMAGE = "registry.example.com/payments/checkout"
 DEPLOYMENTS = next(k for k in KINDS if k.plural == "deployments")
 HPAS = next(k for k in KINDS if k.plural == "horizontalpodautoscalers")
 ELSEWHERE = dataclasses.replace(DEVELOPER, channel_id="C0RANDOM")
-
-
-def _button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
-    """The button `action_id` of a posted message (the approval card's Approve or Deny)."""
-    return next(
-        e
-        for b in message["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == action_id
-    )
 
 
 def _text(value: Any) -> str:
@@ -460,7 +450,7 @@ async def test_break_glass_in_a_freeze_needs_a_reason_and_a_second_approver(
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
     assert "payments are failing" in _text(card.args)
     assert harness.image() == f"{IMAGE}:1.4.1", "nothing happens before the approval"
-    approve = _button(card.args, views.DEPLOY_APPROVE)
+    approve = card_button(card.args, views.DEPLOY_APPROVE)
 
     harness.slack.state.reset()
     await harness.press_button(DEVELOPER, approve)  # the requester
@@ -499,8 +489,8 @@ async def test_prod_confirms_in_a_dialog_and_needs_a_second_person(harness: Depl
 
     await harness.submit_view(DEVELOPER, view, {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = _button(card.args, views.DEPLOY_APPROVE)
-    deny = _button(card.args, views.DEPLOY_DENY)
+    approve = card_button(card.args, views.DEPLOY_APPROVE)
+    deny = card_button(card.args, views.DEPLOY_DENY)
     await harness.press_button(ONCALL, approve)
     await harness.finished("prod")
     assert harness.image("checkout") == f"{IMAGE}:1.4.2"
@@ -689,7 +679,7 @@ async def test_denying_a_prod_deploy_asks_why_and_tells_the_requester(
     view = await harness.latest_view()
     await harness.submit_view(DEVELOPER, view, {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    deny = _button(card.args, views.DEPLOY_DENY)
+    deny = card_button(card.args, views.DEPLOY_DENY)
     harness.slack.state.reset()
     await harness.press_button(ONCALL, deny)
     await harness.idle()
@@ -783,7 +773,7 @@ async def test_an_approval_cut_short_by_a_restart_is_finished_and_told(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = _button(card.args, views.DEPLOY_APPROVE)
+    approve = card_button(card.args, views.DEPLOY_APPROVE)
     harness.kube.faults.latency = 1.0
     await harness.press_button(ONCALL, approve)
     await stop_inside_kubernetes_call(harness.runtime, harness.kube)
@@ -820,7 +810,7 @@ async def test_a_retried_approval_is_recognised_before_it_is_checked(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    approve = _button(card.args, views.DEPLOY_APPROVE)
+    approve = card_button(card.args, views.DEPLOY_APPROVE)
     harness.slack.state.reset()
     await asyncio.gather(
         harness.press_button(ONCALL, approve), harness.press_button(ONCALL, approve)
@@ -841,7 +831,7 @@ async def test_a_deny_submitted_twice_is_decided_once_and_answered_once(
     await harness.deploy(DEVELOPER, "checkout 1.4.2 to prod", reply=False)
     await harness.submit_view(DEVELOPER, await harness.latest_view(), {})
     card = await harness.until("chat.postMessage", channel="C0PAYMENTS")
-    deny = _button(card.args, views.DEPLOY_DENY)
+    deny = card_button(card.args, views.DEPLOY_DENY)
     await harness.press_button(ONCALL, deny)
     await harness.idle()
     dialog = harness.slack.state.find("views.open")[-1].response["view"]
